@@ -1,0 +1,763 @@
+//! The column index: a compact, in-memory copy of the few columns every
+//! dashboard query filters on, scanned instead of asking the database.
+//!
+//! Why: the dashboard asks for an exact count, a histogram and the first page
+//! of any filter shape at once, including "not equal" filters over all time.
+//! B-tree indexes answer the first page well but counts and `ne` filters
+//! poorly (they visit every matching row through the table). Here each event
+//! is 22 bytes — time (`i64`), event (`u16` catalog id, which also gives the
+//! category and level), actor, IP and workflow (`u32` dictionary ids) — and
+//! a filter becomes one table look-up per column per row. Text comparison
+//! happens once per distinct value (the dictionaries), never per row.
+//!
+//! The index is derived data: the store rebuilds it from the durable log at
+//! start-up, and appends to it after each commit and before acknowledging,
+//! so a query sees every acknowledged event (read your writes).
+//!
+//! Concurrency: rows live in chunks of [`CHUNK_ROWS`]. Full chunks are
+//! immutable and shared (`Arc`); the tail chunk is copied on write only when
+//! a reader still holds it. Readers take the lock just long enough to clone
+//! the chunk list and build their look-up tables, then scan without it, so a
+//! long scan never holds up the writer.
+//!
+//! Description filters are not indexed (descriptions are mostly unique and
+//! large); the caller passes a closure that checks them for rows that the
+//! indexed columns cannot decide.
+
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use crate::catalog::{Catalog, EventId, Level};
+use crate::query::{Column, Filter, Join, op_matches};
+
+/// Rows per chunk: large enough that the chunk list stays short, small
+/// enough that copying the tail (at most ~1.4 MB) is cheap.
+pub const CHUNK_ROWS: usize = 1 << 16;
+
+/// Dictionary id meaning "absent" for optional columns.
+const ABSENT: u32 = 0;
+
+/// What the index keeps of one event.
+#[derive(Clone, Copy, Debug)]
+pub struct IndexRow<'a> {
+    pub occurred_at_us: i64,
+    pub event: EventId,
+    pub actor_id: &'a str,
+    pub actor_name: Option<&'a str>,
+    pub ip_address: Option<&'a str>,
+    pub workflow_id: Option<&'a str>,
+}
+
+#[derive(Clone, Default)]
+struct Chunk {
+    time: Vec<i64>,
+    event: Vec<u16>,
+    actor: Vec<u32>,
+    ip: Vec<u32>,
+    workflow: Vec<u32>,
+    min_time: i64,
+    max_time: i64,
+}
+
+impl Chunk {
+    fn len(&self) -> usize {
+        self.time.len()
+    }
+}
+
+/// Distinct strings of one column, each with its normalized form.
+#[derive(Default)]
+struct Dict {
+    ids: HashMap<Box<str>, u32>,
+    /// Index 0 is the absent value.
+    values: Vec<Box<str>>,
+    normalized: Vec<Box<str>>,
+}
+
+impl Dict {
+    fn new() -> Dict {
+        Dict {
+            ids: HashMap::new(),
+            values: vec!["".into()],
+            normalized: vec!["".into()],
+        }
+    }
+
+    fn intern(&mut self, s: Option<&str>) -> u32 {
+        let Some(s) = s else { return ABSENT };
+        if let Some(&id) = self.ids.get(s) {
+            return id;
+        }
+        let id = u32::try_from(self.values.len()).expect("fewer than 2^32 distinct values");
+        self.values.push(s.into());
+        self.normalized.push(crate::query::normalize(s).into());
+        self.ids.insert(s.into(), id);
+        id
+    }
+
+    /// `table[id]` = does the filter hold for value `id`.
+    fn table(&self, filter: &Filter, needle: &str) -> Vec<bool> {
+        self.normalized
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let field = (i as u32 != ABSENT).then_some(&**v);
+                op_matches(filter.op, field, needle)
+            })
+            .collect()
+    }
+}
+
+/// Actors are interned as (id, name) pairs; the pair id is the row's value.
+#[derive(Default)]
+struct Actors {
+    ids: HashMap<(u32, u32), u32>,
+    /// Per actor: (user id in `user_ids`, display name in `names`).
+    pairs: Vec<(u32, u32)>,
+}
+
+struct Inner {
+    chunks: Vec<Arc<Chunk>>,
+    len: u64,
+    min_time: i64,
+    max_time: i64,
+    actors: Actors,
+    user_ids: Dict,
+    names: Dict,
+    ips: Dict,
+    workflows: Dict,
+}
+
+/// The column index of one account's log; rows are appended in `seq` order,
+/// so a row's position is its `seq`.
+pub struct LogIndex {
+    inner: RwLock<Inner>,
+}
+
+impl Default for LogIndex {
+    fn default() -> Self {
+        LogIndex::new()
+    }
+}
+
+impl std::fmt::Debug for LogIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogIndex").field("len", &self.len()).finish()
+    }
+}
+
+/// Which part of the log a query looks at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope<'a> {
+    /// The whole account log.
+    Account,
+    /// One workflow's own view: its workflow-level events.
+    Workflow(&'a str),
+}
+
+/// Half-open time bounds in Unix microseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeBounds {
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+}
+
+impl TimeBounds {
+    pub const ALL: TimeBounds = TimeBounds {
+        start: None,
+        end: None,
+    };
+
+    fn contains(&self, t: i64) -> bool {
+        self.start.is_none_or(|s| t >= s) && self.end.is_none_or(|e| t < e)
+    }
+
+    fn overlaps(&self, min: i64, max: i64) -> bool {
+        self.start.is_none_or(|s| max >= s) && self.end.is_none_or(|e| min < e)
+    }
+}
+
+/// A query compiled against one snapshot of the index.
+pub struct Plan {
+    chunks: Vec<Arc<Chunk>>,
+    len: u64,
+    min_time: i64,
+    /// `None` means the query has no indexed filter and matches every row in
+    /// scope, which lets counts skip the look-ups.
+    tables: Option<Tables>,
+    scope_event: Option<Vec<bool>>,
+    scope_workflow: Option<u32>,
+    join: Join,
+    description: Vec<(Filter, String)>,
+}
+
+struct Tables {
+    event: Vec<bool>,
+    actor: Vec<bool>,
+    ip: Vec<bool>,
+    workflow: Vec<bool>,
+    /// Which tables any filter touched (an OR ignores untouched ones).
+    touched: [bool; 4],
+}
+
+/// One result row: where it sorts and which record it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RowKey {
+    pub occurred_at_us: i64,
+    pub seq: u64,
+}
+
+impl LogIndex {
+    pub fn new() -> LogIndex {
+        LogIndex {
+            inner: RwLock::new(Inner {
+                chunks: Vec::new(),
+                len: 0,
+                min_time: i64::MAX,
+                max_time: i64::MIN,
+                actors: Actors::default(),
+                user_ids: Dict::new(),
+                names: Dict::new(),
+                ips: Dict::new(),
+                workflows: Dict::new(),
+            }),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the index half-written
+        // in a way readers would misread (lengths are updated last), so a
+        // poisoned lock is still usable.
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Number of rows: the log size the index reflects.
+    pub fn len(&self) -> u64 {
+        self.read().len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Earliest `occurred_at` in the log, if any.
+    pub fn min_time(&self) -> Option<i64> {
+        let g = self.read();
+        (g.len > 0).then_some(g.min_time)
+    }
+
+    /// Appends rows; the first gets `seq == self.len()`.
+    pub fn append<'a>(&self, rows: impl IntoIterator<Item = IndexRow<'a>>) {
+        let mut g = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        let inner = &mut *g;
+        for row in rows {
+            let user = inner.user_ids.intern(Some(row.actor_id));
+            let name = inner.names.intern(Some(row.actor_name.unwrap_or(row.actor_id)));
+            let next = u32::try_from(inner.actors.pairs.len()).expect("fewer than 2^32 actors");
+            let actor = *inner.actors.ids.entry((user, name)).or_insert(next);
+            if actor == next {
+                inner.actors.pairs.push((user, name));
+            }
+            let ip = inner.ips.intern(row.ip_address);
+            let workflow = inner.workflows.intern(row.workflow_id);
+            if inner.chunks.last().is_none_or(|c| c.len() >= CHUNK_ROWS) {
+                inner.chunks.push(Arc::new(Chunk {
+                    min_time: i64::MAX,
+                    max_time: i64::MIN,
+                    ..Chunk::default()
+                }));
+            }
+            let tail = Arc::make_mut(inner.chunks.last_mut().expect("pushed above"));
+            let t = row.occurred_at_us;
+            tail.time.push(t);
+            tail.event.push(row.event.0);
+            tail.actor.push(actor);
+            tail.ip.push(ip);
+            tail.workflow.push(workflow);
+            tail.min_time = tail.min_time.min(t);
+            tail.max_time = tail.max_time.max(t);
+            inner.min_time = inner.min_time.min(t);
+            inner.max_time = inner.max_time.max(t);
+            inner.len += 1;
+        }
+    }
+
+    /// Distinct user names seen in the log whose normalized form contains
+    /// `needle` (normalized), sorted, at most `limit`: suggestions for the
+    /// filter dialog.
+    pub fn user_names(&self, needle: &str, limit: usize) -> Vec<String> {
+        let g = self.read();
+        let needle = crate::query::normalize(needle);
+        let mut out: Vec<String> = g
+            .names
+            .values
+            .iter()
+            .zip(&g.names.normalized)
+            .skip(1)
+            .filter(|(_, n)| n.contains(&needle))
+            .map(|(v, _)| v.to_string())
+            .collect();
+        out.sort_by_key(|s| s.to_lowercase());
+        out.truncate(limit);
+        out
+    }
+
+    /// Compiles filters for a scan over the current snapshot.
+    pub fn plan(&self, filters: &[Filter], join: Join, scope: Scope<'_>) -> Plan {
+        let catalog = Catalog::get();
+        let g = self.read();
+        let n_events = catalog.len();
+        let mut description = Vec::new();
+        let indexed: Vec<&Filter> = filters
+            .iter()
+            .filter(|f| {
+                if f.column == Column::Description {
+                    description.push(((*f).clone(), f.needle()));
+                    false
+                } else {
+                    true
+                }
+            })
+            .collect();
+        let tables = (!indexed.is_empty()).then(|| {
+            // AND starts from "everything passes" and narrows; OR starts from
+            // "nothing passes" and widens. Untouched columns are ignored by OR.
+            let init = join == Join::And;
+            let mut t = Tables {
+                event: vec![init; n_events],
+                actor: vec![init; g.actors.pairs.len()],
+                ip: vec![init; g.ips.values.len()],
+                workflow: vec![init; g.workflows.values.len()],
+                touched: [false; 4],
+            };
+            for f in indexed {
+                let needle = f.needle();
+                let (slot, table): (usize, Vec<bool>) = match f.column {
+                    Column::Event | Column::Category | Column::Level => {
+                        let table = catalog
+                            .entries()
+                            .map(|e| {
+                                let v = match f.column {
+                                    Column::Event => e.event.name.as_str(),
+                                    Column::Category => e.category,
+                                    _ => e.level.as_str(),
+                                };
+                                op_matches(f.op, Some(&crate::query::normalize(v)), &needle)
+                            })
+                            .collect();
+                        (0, table)
+                    }
+                    Column::User | Column::UserId => {
+                        let (dict, pick): (&Dict, fn(&(u32, u32)) -> u32) =
+                            if f.column == Column::User {
+                                (&g.names, |p| p.1)
+                            } else {
+                                (&g.user_ids, |p| p.0)
+                            };
+                        let by_value = dict.table(f, &needle);
+                        let table = g
+                            .actors
+                            .pairs
+                            .iter()
+                            .map(|p| by_value[pick(p) as usize])
+                            .collect();
+                        (1, table)
+                    }
+                    Column::IpAddress => (2, g.ips.table(f, &needle)),
+                    Column::WorkflowId => (3, g.workflows.table(f, &needle)),
+                    Column::Description => unreachable!("filtered out above"),
+                };
+                t.touched[slot] = true;
+                let dst = match slot {
+                    0 => &mut t.event,
+                    1 => &mut t.actor,
+                    2 => &mut t.ip,
+                    _ => &mut t.workflow,
+                };
+                for (d, s) in dst.iter_mut().zip(table) {
+                    *d = if init { *d && s } else { *d || s };
+                }
+            }
+            t
+        });
+        let (scope_event, scope_workflow) = match scope {
+            Scope::Account => (None, None),
+            Scope::Workflow(wf) => {
+                let table = catalog
+                    .entries()
+                    .map(|e| e.level == Level::Workflow)
+                    .collect();
+                // An unknown workflow id matches nothing: u32::MAX is never
+                // assigned.
+                let id = g.workflows.ids.get(wf).copied().unwrap_or(u32::MAX);
+                (Some(table), Some(id))
+            }
+        };
+        Plan {
+            chunks: g.chunks.clone(),
+            len: g.len,
+            min_time: g.min_time,
+            tables,
+            scope_event,
+            scope_workflow,
+            join,
+            description,
+        }
+    }
+}
+
+impl Plan {
+    /// The log size this plan's snapshot reflects.
+    pub fn log_size(&self) -> u64 {
+        self.len
+    }
+
+    /// Earliest event time in the snapshot (for all-time histograms).
+    pub fn min_time(&self) -> Option<i64> {
+        (self.len > 0).then_some(self.min_time)
+    }
+
+    /// Description filters with their needles; the caller's closure must
+    /// evaluate them with [`Plan::join`].
+    pub fn description_filters(&self) -> &[(Filter, String)] {
+        &self.description
+    }
+
+    pub fn join(&self) -> Join {
+        self.join
+    }
+
+    /// Visits every matching row in the time bounds, in `seq` order.
+    /// `description` decides the description filters of one `seq` (called
+    /// only when the indexed columns cannot decide the row alone).
+    pub fn for_each_match(
+        &self,
+        bounds: TimeBounds,
+        description: &mut dyn FnMut(u64) -> bool,
+        mut visit: impl FnMut(RowKey),
+    ) {
+        let has_desc = !self.description.is_empty();
+        let mut base = 0u64;
+        for chunk in &self.chunks {
+            let n = chunk.len();
+            if !bounds.overlaps(chunk.min_time, chunk.max_time) {
+                base += n as u64;
+                continue;
+            }
+            for i in 0..n {
+                let t = chunk.time[i];
+                if !bounds.contains(t) {
+                    continue;
+                }
+                if let Some(scope) = &self.scope_event
+                    && (!scope[chunk.event[i] as usize]
+                        || Some(chunk.workflow[i]) != self.scope_workflow)
+                {
+                    continue;
+                }
+                let seq = base + i as u64;
+                let indexed = match &self.tables {
+                    None => None,
+                    Some(t) => Some(match self.join {
+                        Join::And => {
+                            t.event[chunk.event[i] as usize]
+                                && t.actor[chunk.actor[i] as usize]
+                                && t.ip[chunk.ip[i] as usize]
+                                && t.workflow[chunk.workflow[i] as usize]
+                        }
+                        Join::Or => {
+                            (t.touched[0] && t.event[chunk.event[i] as usize])
+                                || (t.touched[1] && t.actor[chunk.actor[i] as usize])
+                                || (t.touched[2] && t.ip[chunk.ip[i] as usize])
+                                || (t.touched[3] && t.workflow[chunk.workflow[i] as usize])
+                        }
+                    }),
+                };
+                let keep = match (indexed, has_desc, self.join) {
+                    (None, false, _) => true,
+                    (None, true, _) => description(seq),
+                    (Some(ok), false, _) => ok,
+                    (Some(false), true, Join::And) => false,
+                    (Some(true), true, Join::Or) => true,
+                    (Some(_), true, _) => description(seq),
+                };
+                if keep {
+                    visit(RowKey {
+                        occurred_at_us: t,
+                        seq,
+                    });
+                }
+            }
+            base += n as u64;
+        }
+    }
+
+    /// Exact number of matching rows.
+    pub fn count(&self, bounds: TimeBounds, description: &mut dyn FnMut(u64) -> bool) -> u64 {
+        let mut n = 0;
+        self.for_each_match(bounds, description, |_| n += 1);
+        n
+    }
+
+    /// Counts per bucket; `edges` are ascending bucket starts followed by the
+    /// final end (`edges.len() - 1` buckets). Rows outside are ignored.
+    pub fn histogram(
+        &self,
+        edges: &[i64],
+        description: &mut dyn FnMut(u64) -> bool,
+    ) -> Vec<u64> {
+        let mut counts = vec![0u64; edges.len().saturating_sub(1)];
+        let (Some(&first), Some(&last)) = (edges.first(), edges.last()) else {
+            return counts;
+        };
+        let bounds = TimeBounds {
+            start: Some(first),
+            end: Some(last),
+        };
+        self.for_each_match(bounds, description, |row| {
+            let i = edges.partition_point(|&e| e <= row.occurred_at_us) - 1;
+            counts[i] += 1;
+        });
+        counts
+    }
+
+    /// The newest `limit` matching rows strictly before `after` in
+    /// (occurred_at, seq) descending order, newest first, and whether more
+    /// follow.
+    pub fn page(
+        &self,
+        bounds: TimeBounds,
+        after: Option<RowKey>,
+        limit: usize,
+        description: &mut dyn FnMut(u64) -> bool,
+    ) -> (Vec<RowKey>, bool) {
+        // A min-heap of the best `limit + 1` keys seen so far: the extra one
+        // tells whether another page exists.
+        let keep = limit + 1;
+        let mut heap: BinaryHeap<std::cmp::Reverse<RowKey>> = BinaryHeap::with_capacity(keep + 1);
+        let bounds = match after {
+            // Rows later than the cursor's time cannot qualify: tighten the
+            // bounds so whole chunks are skipped.
+            Some(a) => TimeBounds {
+                start: bounds.start,
+                end: Some(bounds.end.map_or(a.occurred_at_us + 1, |e| e.min(a.occurred_at_us + 1))),
+            },
+            None => bounds,
+        };
+        self.for_each_match(bounds, description, |row| {
+            if after.is_some_and(|a| row >= a) {
+                return;
+            }
+            if heap.len() < keep {
+                heap.push(std::cmp::Reverse(row));
+            } else if let Some(min) = heap.peek()
+                && row > min.0
+            {
+                heap.pop();
+                heap.push(std::cmp::Reverse(row));
+            }
+        });
+        let mut rows: Vec<RowKey> = heap.into_iter().map(|r| r.0).collect();
+        rows.sort_unstable_by(|a, b| b.cmp(a));
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        (rows, more)
+    }
+
+    /// Every matching row, newest first: the order of an export.
+    pub fn collect_sorted(
+        &self,
+        bounds: TimeBounds,
+        description: &mut dyn FnMut(u64) -> bool,
+    ) -> Vec<RowKey> {
+        let mut rows = Vec::new();
+        self.for_each_match(bounds, description, |r| rows.push(r));
+        rows.sort_unstable_by(|a, b| b.cmp(a));
+        rows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::Op;
+
+    fn ev(level: Level, cat: &str, name: &str) -> EventId {
+        Catalog::get().find(level, cat, name).expect("in catalog")
+    }
+
+    fn filter(column: Column, op: Op, value: &str) -> Filter {
+        Filter::parse(&format!(
+            "{}:{}:{value}",
+            match column {
+                Column::Event => "event",
+                Column::Category => "category",
+                Column::User => "user",
+                Column::UserId => "user_id",
+                Column::IpAddress => "ip_address",
+                Column::WorkflowId => "workflow_id",
+                Column::Level => "level",
+                Column::Description => "description",
+            },
+            match op {
+                Op::Eq => "eq",
+                Op::Ne => "ne",
+                Op::Contains => "contains",
+                Op::NotContains => "not_contains",
+            }
+        ))
+        .unwrap()
+    }
+
+    /// A small log: (time, event, user id, user name, ip, workflow).
+    fn sample() -> LogIndex {
+        let idx = LogIndex::new();
+        let login = ev(Level::Account, "Login/Logout", "Login");
+        let role = ev(Level::Account, "Roles", "Role created");
+        let wf = ev(Level::Workflow, "Workflow Management", "Workflow deployed");
+        let rows = [
+            (10, login, "u1", Some("Jane Doe"), Some("10.0.0.1"), None),
+            (20, role, "u2", Some("Bob"), None, None),
+            (30, login, "u2", Some("Bob"), Some("10.0.0.2"), None),
+            (30, wf, "u1", Some("Jane Doe"), None, Some("wf_1")),
+            (5, wf, "u3", None, None, Some("wf_2")),
+        ];
+        idx.append(rows.iter().map(|&(t, e, id, name, ip, wf)| IndexRow {
+            occurred_at_us: t,
+            event: e,
+            actor_id: id,
+            actor_name: name,
+            ip_address: ip,
+            workflow_id: wf,
+        }));
+        idx
+    }
+
+    fn seqs(idx: &LogIndex, filters: &[Filter], join: Join, scope: Scope<'_>) -> Vec<u64> {
+        let plan = idx.plan(filters, join, scope);
+        let mut out = Vec::new();
+        plan.for_each_match(TimeBounds::ALL, &mut |_| unreachable!(), |r| out.push(r.seq));
+        out
+    }
+
+    #[test]
+    fn filters_and_joins() {
+        let idx = sample();
+        let and = Join::And;
+        assert_eq!(seqs(&idx, &[], and, Scope::Account), [0, 1, 2, 3, 4]);
+        let f = filter(Column::Event, Op::Eq, " LOGIN ");
+        assert_eq!(seqs(&idx, &[f], and, Scope::Account), [0, 2]);
+        let f = filter(Column::Category, Op::Ne, "login/logout");
+        assert_eq!(seqs(&idx, &[f], and, Scope::Account), [1, 3, 4]);
+        // `user` is the display name: the name, else the id.
+        let f = filter(Column::User, Op::Eq, "u3");
+        assert_eq!(seqs(&idx, &[f], and, Scope::Account), [4]);
+        // ne keeps events where the field is absent.
+        let f = filter(Column::IpAddress, Op::Ne, "10.0.0.1");
+        assert_eq!(seqs(&idx, &[f], and, Scope::Account), [1, 2, 3, 4]);
+        let f = filter(Column::WorkflowId, Op::Contains, "wf");
+        assert_eq!(seqs(&idx, &[f], and, Scope::Account), [3, 4]);
+        let f = filter(Column::WorkflowId, Op::NotContains, "_1");
+        assert_eq!(seqs(&idx, &[f], and, Scope::Account), [0, 1, 2, 4]);
+        let both = [
+            filter(Column::Event, Op::Eq, "Role created"),
+            filter(Column::User, Op::Eq, "jane doe"),
+        ];
+        assert_eq!(seqs(&idx, &both, Join::Or, Scope::Account), [0, 1, 3]);
+        assert_eq!(seqs(&idx, &both, Join::And, Scope::Account), Vec::<u64>::new());
+        let f = filter(Column::Level, Op::Eq, "workflow");
+        assert_eq!(seqs(&idx, &[f], and, Scope::Account), [3, 4]);
+        assert_eq!(seqs(&idx, &[], and, Scope::Workflow("wf_1")), [3]);
+        assert_eq!(seqs(&idx, &[], and, Scope::Workflow("nope")), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn description_filters_are_asked_only_when_needed() {
+        let idx = sample();
+        let filters = [
+            filter(Column::Event, Op::Eq, "Login"),
+            filter(Column::Description, Op::Contains, "x"),
+        ];
+        let plan = idx.plan(&filters, Join::And, Scope::Account);
+        let mut asked = Vec::new();
+        let n = plan.count(TimeBounds::ALL, &mut |seq| {
+            asked.push(seq);
+            seq == 2
+        });
+        assert_eq!((n, asked), (1, vec![0, 2]));
+        let plan = idx.plan(&filters, Join::Or, Scope::Account);
+        let mut asked = Vec::new();
+        let n = plan.count(TimeBounds::ALL, &mut |seq| {
+            asked.push(seq);
+            false
+        });
+        assert_eq!((n, asked), (2, vec![1, 3, 4]));
+    }
+
+    #[test]
+    fn pages_walk_every_row_once_newest_first() {
+        let idx = sample();
+        let plan = idx.plan(&[], Join::And, Scope::Account);
+        let mut after = None;
+        let mut seen = Vec::new();
+        loop {
+            let (rows, more) = plan.page(TimeBounds::ALL, after, 2, &mut |_| true);
+            seen.extend(rows.iter().map(|r| (r.occurred_at_us, r.seq)));
+            if !more {
+                break;
+            }
+            after = rows.last().copied();
+        }
+        assert_eq!(seen, [(30, 3), (30, 2), (20, 1), (10, 0), (5, 4)]);
+    }
+
+    #[test]
+    fn histogram_and_bounds() {
+        let idx = sample();
+        let plan = idx.plan(&[], Join::And, Scope::Account);
+        assert_eq!(plan.histogram(&[0, 10, 20, 40], &mut |_| true), [1, 1, 3]);
+        let b = TimeBounds {
+            start: Some(10),
+            end: Some(30),
+        };
+        assert_eq!(plan.count(b, &mut |_| true), 2);
+        assert_eq!(idx.user_names("o", 10), ["Bob", "Jane Doe"]);
+    }
+
+    #[test]
+    fn readers_keep_their_snapshot_while_the_writer_appends() {
+        let idx = sample();
+        let plan = idx.plan(&[], Join::And, Scope::Account);
+        idx.append([IndexRow {
+            occurred_at_us: 50,
+            event: ev(Level::Account, "Login/Logout", "Logout"),
+            actor_id: "u9",
+            actor_name: None,
+            ip_address: None,
+            workflow_id: None,
+        }]);
+        assert_eq!(plan.count(TimeBounds::ALL, &mut |_| true), 5);
+        let plan = idx.plan(&[], Join::And, Scope::Account);
+        assert_eq!(plan.count(TimeBounds::ALL, &mut |_| true), 6);
+    }
+
+    #[test]
+    fn many_chunks() {
+        let idx = LogIndex::new();
+        let login = ev(Level::Account, "Login/Logout", "Login");
+        let n = CHUNK_ROWS * 2 + 17;
+        idx.append((0..n).map(|i| IndexRow {
+            occurred_at_us: i as i64,
+            event: login,
+            actor_id: if i % 2 == 0 { "a" } else { "b" },
+            actor_name: None,
+            ip_address: None,
+            workflow_id: None,
+        }));
+        let plan = idx.plan(&[filter(Column::UserId, Op::Eq, "a")], Join::And, Scope::Account);
+        assert_eq!(plan.count(TimeBounds::ALL, &mut |_| true), (n as u64).div_ceil(2));
+        let (rows, more) = plan.page(TimeBounds::ALL, None, 3, &mut |_| true);
+        assert!(more);
+        assert_eq!(rows[0].seq, (n - 1) as u64);
+    }
+}

@@ -1,0 +1,371 @@
+//! The event record, its validated building blocks and its canonical form.
+//!
+//! A record is stored, returned and exported as JSON. Its **canonical form**
+//! is what the Merkle log commits to: the leaf of record `r` is
+//! `canonical_bytes(r)` and its leaf hash is `SHA-256(0x00 ‖ leaf)`
+//! (RFC 9162 §2.1.1). The canonical form is defined byte for byte:
+//!
+//! - one compact JSON object (no white space anywhere outside strings), UTF-8;
+//! - keys in exactly this order: `id`, `seq`, `account_id`, `level`,
+//!   `category`, `event`, `occurred_at`, `recorded_at`, `actor`, `ip_address`,
+//!   `workflow_id`, `description`, `metadata`;
+//! - `actor` is an object with keys in the order `kind`, `id`, `name`,
+//!   `email`; absent optional values are written as `null`, never omitted;
+//! - `metadata` is an object whose keys are sorted by their UTF-8 bytes;
+//!   values are strings, numbers, booleans or `null`;
+//! - strings are escaped as `serde_json` does: `"` and `\` get a backslash,
+//!   control characters below U+0020 are `\b \f \n \r \t` or `\u00XX`
+//!   (lowercase hex), everything else (including non-ASCII) is written as
+//!   raw UTF-8;
+//! - integers are written in decimal without a sign for non-negative values
+//!   or leading zeros; other numbers are written in the shortest form that
+//!   round-trips an IEEE-754 double (Ryū), always with a `.` or exponent;
+//! - timestamps are RFC 3339 in UTC with exactly three fractional digits and
+//!   a `Z` suffix: `2026-11-25T10:00:00.123Z` (the log keeps millisecond
+//!   precision; finer input is truncated at ingest).
+//!
+//! A record as returned by the API and as a JSONL export line is the
+//! canonical JSON with `,"leaf_hash":"<64 lowercase hex>"` inserted before the
+//! closing brace, so a verifier can hash the line's bytes without parsing.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::{Digest, Sha256};
+
+pub use crate::catalog::Level;
+/// A SHA-256 digest.
+pub type Hash = [u8; 32];
+
+/// A tenant id, validated: `^[a-z0-9][a-z0-9_-]{0,62}$`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AccountId(String);
+
+/// Why a string is not an account id.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid account id `{0}`: expected 1 to 63 characters of a-z, 0-9, `_` or `-`, starting with a letter or digit")]
+pub struct ParseAccountIdError(pub String);
+
+impl AccountId {
+    /// Validates `s` as an account id.
+    pub fn parse(s: &str) -> Result<AccountId, ParseAccountIdError> {
+        let b = s.as_bytes();
+        let first_ok = b
+            .first()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        let rest_ok = b.iter().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-'
+        });
+        if first_ok && rest_ok && b.len() <= 63 {
+            Ok(AccountId(s.to_owned()))
+        } else {
+            Err(ParseAccountIdError(s.chars().take(80).collect()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AccountId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for AccountId {
+    type Err = ParseAccountIdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        AccountId::parse(s)
+    }
+}
+
+/// Who performed the action: the export's "User/App Name" column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActorKind {
+    User,
+    App,
+    System,
+}
+
+impl ActorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorKind::User => "user",
+            ActorKind::App => "app",
+            ActorKind::System => "system",
+        }
+    }
+}
+
+/// The actor of an event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Actor {
+    pub kind: ActorKind,
+    pub id: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+}
+
+impl Actor {
+    /// The name shown in the dashboard and the export: the name, else the id.
+    pub fn display_name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.id)
+    }
+}
+
+/// An instant with millisecond precision, stored as Unix microseconds.
+///
+/// Microseconds (always a multiple of 1,000) are what the stores keep in an
+/// `i64`; milliseconds are what the log shows and commits to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Micros(pub i64);
+
+impl Micros {
+    /// Truncates `ts` to whole milliseconds (toward the past).
+    pub fn from_timestamp(ts: jiff::Timestamp) -> Micros {
+        let us = ts.as_microsecond();
+        Micros(us.div_euclid(1000) * 1000)
+    }
+
+    pub fn to_timestamp(self) -> jiff::Timestamp {
+        // In range by construction: every Micros comes from a jiff Timestamp.
+        jiff::Timestamp::from_microsecond(self.0).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+    }
+
+    /// `2026-11-25T10:00:00.123Z`.
+    pub fn to_rfc3339(self) -> String {
+        let mut s = String::with_capacity(24);
+        self.write_rfc3339(&mut s);
+        s
+    }
+
+    /// Appends the canonical rendering to `out` without allocating.
+    pub fn write_rfc3339(self, out: &mut String) {
+        use std::fmt::Write;
+        let ts = self.to_timestamp();
+        let dt = ts.to_zoned(jiff::tz::TimeZone::UTC).datetime();
+        let ms = self.0.rem_euclid(1_000_000) / 1000;
+        let _ = write!(
+            out,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            dt.year(),
+            dt.month(),
+            dt.day(),
+            dt.hour(),
+            dt.minute(),
+            dt.second(),
+            ms
+        );
+    }
+
+    /// Parses any RFC 3339 instant (any offset), truncating to milliseconds.
+    pub fn parse_rfc3339(s: &str) -> Result<Micros, jiff::Error> {
+        Ok(Micros::from_timestamp(s.parse::<jiff::Timestamp>()?))
+    }
+}
+
+impl Serialize for Micros {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_rfc3339())
+    }
+}
+
+impl<'de> Deserialize<'de> for Micros {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Micros::parse_rfc3339(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A metadata value: string, number, boolean or null (never an array or object).
+pub type MetaValue = serde_json::Value;
+
+/// Everything the log commits to: the record without its leaf hash.
+///
+/// Field order here is the canonical key order; do not reorder.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecordBody {
+    pub id: String,
+    pub seq: u64,
+    pub account_id: String,
+    pub level: Level,
+    pub category: String,
+    pub event: String,
+    pub occurred_at: Micros,
+    pub recorded_at: Micros,
+    pub actor: Actor,
+    pub ip_address: Option<String>,
+    pub workflow_id: Option<String>,
+    pub description: String,
+    pub metadata: BTreeMap<String, MetaValue>,
+}
+
+impl RecordBody {
+    /// The canonical leaf bytes (see the module docs).
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        // serde_json writes struct fields in declaration order, compactly,
+        // and a BTreeMap in key order: exactly the canonical form.
+        serde_json::to_vec(self).expect("a record always serializes")
+    }
+
+    /// `SHA-256(0x00 ‖ canonical_bytes)`.
+    pub fn compute_leaf_hash(&self) -> Hash {
+        leaf_hash_of(&self.canonical_bytes())
+    }
+}
+
+/// `SHA-256(0x00 ‖ leaf)`, the RFC 9162 leaf hash.
+pub fn leaf_hash_of(canonical: &[u8]) -> Hash {
+    let mut h = Sha256::new();
+    h.update([0u8]);
+    h.update(canonical);
+    h.finalize().into()
+}
+
+/// A stored record: the committed body and its leaf hash.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    #[serde(flatten)]
+    pub body: RecordBody,
+    #[serde(with = "hex_hash")]
+    pub leaf_hash: Hash,
+}
+
+impl Record {
+    /// Seals a body: computes its leaf hash.
+    pub fn seal(body: RecordBody) -> Record {
+        let leaf_hash = body.compute_leaf_hash();
+        Record { body, leaf_hash }
+    }
+
+    /// The record's JSON as the API returns it and as one export line,
+    /// built from the canonical bytes without re-serializing.
+    pub fn json_from_canonical(canonical: &[u8], leaf_hash: &Hash, out: &mut Vec<u8>) {
+        debug_assert_eq!(canonical.last(), Some(&b'}'));
+        out.extend_from_slice(&canonical[..canonical.len() - 1]);
+        out.extend_from_slice(b",\"leaf_hash\":\"");
+        let mut hex_buf = [0u8; 64];
+        // Infallible: the buffer is exactly twice the hash length.
+        let _ = hex::encode_to_slice(leaf_hash, &mut hex_buf);
+        out.extend_from_slice(&hex_buf);
+        out.extend_from_slice(b"\"}");
+    }
+
+    /// This record as API JSON bytes (canonical body plus leaf hash).
+    pub fn to_json_bytes(&self) -> Vec<u8> {
+        let canonical = self.body.canonical_bytes();
+        let mut out = Vec::with_capacity(canonical.len() + 80);
+        Record::json_from_canonical(&canonical, &self.leaf_hash, &mut out);
+        out
+    }
+}
+
+/// Serde for a hash as 64 lowercase hex characters.
+pub mod hex_hash {
+    use super::Hash;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(h: &Hash, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(h))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Hash, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(s.as_bytes(), &mut out)
+            .map_err(|_| serde::de::Error::custom("expected 64 hex characters"))?;
+        if s.bytes().any(|c| c.is_ascii_uppercase()) {
+            return Err(serde::de::Error::custom("expected lowercase hex"));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> RecordBody {
+        RecordBody {
+            id: "01JDX3Q6Z0M3A5V4S2R1N0P9QK".into(),
+            seq: 42,
+            account_id: "acme".into(),
+            level: Level::Account,
+            category: "Roles".into(),
+            event: "Role created".into(),
+            occurred_at: Micros::parse_rfc3339("2026-11-25T10:00:00.123456Z").unwrap(),
+            recorded_at: Micros::parse_rfc3339("2026-11-25T11:00:00.130+01:00").unwrap(),
+            actor: Actor {
+                kind: ActorKind::User,
+                id: "u_17".into(),
+                name: Some("Jane \"JD\" Doe".into()),
+                email: None,
+            },
+            ip_address: Some("203.0.113.7".into()),
+            workflow_id: None,
+            description: "Jane created the role Auditor\n".into(),
+            metadata: BTreeMap::from([
+                ("role_type".into(), serde_json::json!("custom")),
+                ("role_id".into(), serde_json::json!("r_9")),
+                ("n".into(), serde_json::json!(1.5)),
+            ]),
+        }
+    }
+
+    #[test]
+    fn canonical_form_is_byte_exact() {
+        let got = String::from_utf8(sample().canonical_bytes()).unwrap();
+        let want = concat!(
+            r#"{"id":"01JDX3Q6Z0M3A5V4S2R1N0P9QK","seq":42,"account_id":"acme","level":"account","#,
+            r#""category":"Roles","event":"Role created","occurred_at":"2026-11-25T10:00:00.123Z","#,
+            r#""recorded_at":"2026-11-25T10:00:00.130Z","actor":{"kind":"user","id":"u_17","#,
+            r#""name":"Jane \"JD\" Doe","email":null},"ip_address":"203.0.113.7","workflow_id":null,"#,
+            r#""description":"Jane created the role Auditor\n","metadata":{"n":1.5,"role_id":"r_9","role_type":"custom"}}"#
+        );
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn api_json_round_trips_and_keeps_the_leaf_hash() {
+        let rec = Record::seal(sample());
+        let bytes = rec.to_json_bytes();
+        let back: Record = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(back, rec);
+        assert_eq!(back.body.compute_leaf_hash(), rec.leaf_hash);
+        // Re-serializing the parsed body gives the very same canonical bytes.
+        assert_eq!(back.body.canonical_bytes(), rec.body.canonical_bytes());
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(text.ends_with(&format!(",\"leaf_hash\":\"{}\"}}", hex::encode(rec.leaf_hash))));
+    }
+
+    #[test]
+    fn leaf_hash_uses_the_rfc9162_prefix() {
+        // SHA-256(0x00) — the leaf hash of an empty leaf.
+        assert_eq!(
+            hex::encode(leaf_hash_of(b"")),
+            "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"
+        );
+    }
+
+    #[test]
+    fn micros_truncate_to_milliseconds_before_the_epoch_too() {
+        let m = Micros::parse_rfc3339("1969-12-31T23:59:59.9999Z").unwrap();
+        assert_eq!(m.to_rfc3339(), "1969-12-31T23:59:59.999Z");
+        assert_eq!(m.0 % 1000, 0);
+    }
+
+    #[test]
+    fn account_ids() {
+        for ok in ["acme", "a", "0-a_b", &"a".repeat(63)] {
+            assert!(AccountId::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-a", "_a", "Acme", "a.b", "a b", &"a".repeat(64), "é"] {
+            assert!(AccountId::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

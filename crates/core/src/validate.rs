@@ -1,0 +1,624 @@
+//! Ingest validation: a JSON event body checked against the catalog and the
+//! field limits, turned into a [`ValidEvent`] or a list of every problem.
+//!
+//! Validation is exhaustive on purpose: a client fixing its integration
+//! should see all that is wrong with an event at once, each problem with a
+//! path (`events[3].metadata.role_type`) and a message saying what is
+//! accepted.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde_json::Value;
+
+use crate::catalog::{Catalog, EventId, FieldType, Level};
+use crate::record::{Actor, ActorKind, MetaValue, Micros};
+
+/// Limits of spec §3.
+pub const MAX_DESCRIPTION_CHARS: usize = 4096;
+pub const MAX_METADATA_KEYS: usize = 64;
+pub const MAX_METADATA_KEY_CHARS: usize = 64;
+pub const MAX_STRING_CHARS: usize = 1024;
+pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 128;
+pub const MAX_BATCH_EVENTS: usize = 10_000;
+/// How far in the future `occurred_at` may be (clock skew allowance).
+pub const MAX_FUTURE_MICROS: i64 = 5 * 60 * 1_000_000;
+/// The category clients may not write to: the product's own audit of reads.
+pub const RESERVED_CATEGORY: &str = "Audit Logs";
+
+const ALLOWED_KEYS: &[&str] = &[
+    "level",
+    "category",
+    "event",
+    "occurred_at",
+    "actor",
+    "ip_address",
+    "workflow_id",
+    "description",
+    "metadata",
+    "idempotency_key",
+];
+const SERVER_KEYS: &[&str] = &["id", "seq", "recorded_at", "leaf_hash", "account_id"];
+
+/// One problem with one item of the input.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct FieldError {
+    pub path: String,
+    pub message: String,
+}
+
+/// An event that passed validation: everything the store needs except what
+/// the store itself assigns (`id`, `seq`, `recorded_at`, `account_id`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValidEvent {
+    pub event_id: EventId,
+    pub level: Level,
+    pub category: String,
+    pub event: String,
+    pub occurred_at: Micros,
+    pub actor: Actor,
+    pub ip_address: Option<String>,
+    pub workflow_id: Option<String>,
+    pub description: String,
+    pub metadata: BTreeMap<String, MetaValue>,
+    pub idempotency_key: Option<String>,
+}
+
+/// What validation needs from the request: the time and the caller's address.
+#[derive(Clone, Copy, Debug)]
+pub struct IngestContext {
+    pub now: Micros,
+    /// The client address (after trusted-proxy resolution), the default
+    /// `ip_address`.
+    pub client_ip: Option<IpAddr>,
+}
+
+struct Errors<'a> {
+    prefix: &'a str,
+    list: &'a mut Vec<FieldError>,
+}
+
+impl Errors<'_> {
+    fn push(&mut self, field: &str, message: impl Into<String>) {
+        let path = match (self.prefix.is_empty(), field.is_empty()) {
+            (true, _) => field.to_owned(),
+            (false, true) => self.prefix.to_owned(),
+            (false, false) => format!("{}.{field}", self.prefix),
+        };
+        self.list.push(FieldError {
+            path,
+            message: message.into(),
+        });
+    }
+}
+
+/// Validates one event body. `prefix` is the path of the item (`""` for a
+/// single event, `events[3]` in a batch). Problems are appended to `errors`;
+/// `None` is returned when there was at least one.
+pub fn validate_event(
+    catalog: &Catalog,
+    body: &Value,
+    prefix: &str,
+    ctx: &IngestContext,
+    errors: &mut Vec<FieldError>,
+) -> Option<ValidEvent> {
+    let before = errors.len();
+    let mut errs = Errors {
+        prefix,
+        list: errors,
+    };
+    let Some(obj) = body.as_object() else {
+        errs.push("", "an event must be a JSON object");
+        return None;
+    };
+    for key in obj.keys() {
+        if SERVER_KEYS.contains(&key.as_str()) {
+            errs.push(key, "is assigned by the server and must not be sent");
+        } else if !ALLOWED_KEYS.contains(&key.as_str()) {
+            errs.push(
+                key,
+                format!("unknown field; accepted: {}", ALLOWED_KEYS.join(", ")),
+            );
+        }
+    }
+
+    let level = match obj.get("level") {
+        None | Some(Value::Null) => {
+            errs.push("level", "is required; accepted: account, workflow");
+            None
+        }
+        Some(Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
+            "account" => Some(Level::Account),
+            "workflow" => Some(Level::Workflow),
+            _ => {
+                errs.push("level", format!("unknown level `{s}`; accepted: account, workflow"));
+                None
+            }
+        },
+        Some(_) => {
+            errs.push("level", "must be a string: account or workflow");
+            None
+        }
+    };
+    let category = required_string(obj, "category", &mut errs);
+    let event_name = required_string(obj, "event", &mut errs);
+
+    let mut entry = None;
+    if let (Some(level), Some(category), Some(event_name)) = (level, &category, &event_name) {
+        if category.trim().eq_ignore_ascii_case(RESERVED_CATEGORY) {
+            errs.push(
+                "category",
+                format!("`{RESERVED_CATEGORY}` events are recorded by the server itself and cannot be ingested"),
+            );
+        } else if let Some(id) = find_ci(catalog, level, category, event_name) {
+            entry = Some(catalog.entry(id));
+        } else if let Some(cat) = canonical_category(catalog, level, category) {
+            let hint = catalog
+                .suggest_event(level, &cat, event_name)
+                .map(|s| format!("; did you mean `{s}`?"))
+                .unwrap_or_default();
+            errs.push(
+                "event",
+                format!(
+                    "unknown event `{event_name}` in {} category `{cat}`{hint} (GET /v1/catalog lists every event)",
+                    level.as_str()
+                ),
+            );
+        } else {
+            let hint = catalog
+                .suggest_category(level, category)
+                .map(|s| format!("; did you mean `{s}`?"))
+                .unwrap_or_default();
+            errs.push(
+                "category",
+                format!(
+                    "unknown {} category `{category}`{hint} (GET /v1/catalog lists every category)",
+                    level.as_str()
+                ),
+            );
+        }
+    }
+
+    let occurred_at = match obj.get("occurred_at") {
+        None | Some(Value::Null) => Some(ctx.now),
+        Some(Value::String(s)) => match Micros::parse_rfc3339(s) {
+            Ok(t) if t.0 > ctx.now.0 + MAX_FUTURE_MICROS => {
+                errs.push("occurred_at", "is more than 5 minutes in the future");
+                None
+            }
+            Ok(t) => Some(t),
+            Err(_) => {
+                errs.push(
+                    "occurred_at",
+                    format!("`{s}` is not an RFC 3339 instant such as 2026-11-25T10:00:00.123Z"),
+                );
+                None
+            }
+        },
+        Some(_) => {
+            errs.push("occurred_at", "must be an RFC 3339 string");
+            None
+        }
+    };
+
+    let actor = validate_actor(obj.get("actor"), &mut errs);
+    if let (Some(e), Some(a)) = (&entry, &actor)
+        && e.category == "Login/Logout"
+        && a.email.is_none()
+    {
+        errs.push("actor.email", "is required for Login/Logout events");
+    }
+
+    let ip_address = match obj.get("ip_address") {
+        None | Some(Value::Null) => ctx.client_ip.map(|ip| ip.to_string()),
+        Some(Value::String(s)) => match s.trim().parse::<IpAddr>() {
+            Ok(ip) => Some(ip.to_string()),
+            Err(_) => {
+                errs.push("ip_address", format!("`{s}` is not an IPv4 or IPv6 address"));
+                None
+            }
+        },
+        Some(_) => {
+            errs.push("ip_address", "must be a string");
+            None
+        }
+    };
+
+    let workflow_id = optional_string(obj, "workflow_id", MAX_STRING_CHARS, &mut errs);
+    if let Some(e) = &entry {
+        let needs_workflow = e.level == Level::Workflow || e.category == "Workflows";
+        if needs_workflow && workflow_id.is_none() {
+            let why = if e.level == Level::Workflow {
+                "workflow-level events"
+            } else {
+                "account-level events of the Workflows category"
+            };
+            errs.push("workflow_id", format!("is required for {why}"));
+        }
+    }
+
+    let description = optional_string(obj, "description", MAX_DESCRIPTION_CHARS, &mut errs);
+    let metadata = validate_metadata(obj.get("metadata"), entry.as_ref(), &mut errs);
+    let idempotency_key =
+        optional_string(obj, "idempotency_key", MAX_IDEMPOTENCY_KEY_CHARS, &mut errs);
+
+    if errs.list.len() > before {
+        return None;
+    }
+    let (entry, occurred_at, actor, metadata) = (entry?, occurred_at?, actor?, metadata?);
+    let description = description.unwrap_or_else(|| {
+        render_description(entry.event.name.as_str(), &actor, entry.event, &metadata)
+    });
+    Some(ValidEvent {
+        event_id: entry.id,
+        level: entry.level,
+        category: entry.category.to_owned(),
+        event: entry.event.name.clone(),
+        occurred_at,
+        actor,
+        ip_address,
+        workflow_id,
+        description,
+        metadata,
+        idempotency_key,
+    })
+}
+
+/// Exact match first, then a case- and space-insensitive one, so that
+/// "role Created" is stored under its catalog spelling "Role created".
+fn find_ci(catalog: &Catalog, level: Level, category: &str, event: &str) -> Option<EventId> {
+    catalog.find(level, category, event).or_else(|| {
+        let cat = category.trim().to_lowercase();
+        let ev = event.trim().to_lowercase();
+        catalog.entries().find_map(|e| {
+            (e.level == level
+                && e.category.to_lowercase() == cat
+                && e.event.name.to_lowercase() == ev)
+                .then_some(e.id)
+        })
+    })
+}
+
+fn canonical_category(catalog: &Catalog, level: Level, category: &str) -> Option<String> {
+    let cat = category.trim().to_lowercase();
+    catalog
+        .entries()
+        .find(|e| e.level == level && e.category.to_lowercase() == cat)
+        .map(|e| e.category.to_owned())
+}
+
+fn check_text(s: &str, max_chars: usize, field: &str, errs: &mut Errors<'_>) -> bool {
+    if s.contains('\0') {
+        errs.push(field, "must not contain NUL characters");
+        return false;
+    }
+    let n = s.chars().count();
+    if n > max_chars {
+        errs.push(
+            field,
+            format!("is {n} characters long; at most {max_chars} are accepted"),
+        );
+        return false;
+    }
+    true
+}
+
+fn required_string(
+    obj: &serde_json::Map<String, Value>,
+    key: &str,
+    errs: &mut Errors<'_>,
+) -> Option<String> {
+    match obj.get(key) {
+        None | Some(Value::Null) => {
+            errs.push(key, "is required");
+            None
+        }
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            errs.push(key, "must not be empty");
+            None
+        }
+        Some(Value::String(s)) => check_text(s, MAX_STRING_CHARS, key, errs).then(|| s.clone()),
+        Some(_) => {
+            errs.push(key, "must be a string");
+            None
+        }
+    }
+}
+
+fn optional_string(
+    obj: &serde_json::Map<String, Value>,
+    key: &str,
+    max_chars: usize,
+    errs: &mut Errors<'_>,
+) -> Option<String> {
+    match obj.get(key) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            errs.push(key, "must not be empty (omit it or send null instead)");
+            None
+        }
+        Some(Value::String(s)) => check_text(s, max_chars, key, errs).then(|| s.clone()),
+        Some(_) => {
+            errs.push(key, "must be a string");
+            None
+        }
+    }
+}
+
+fn validate_actor(v: Option<&Value>, errs: &mut Errors<'_>) -> Option<Actor> {
+    let obj = match v {
+        None | Some(Value::Null) => {
+            errs.push("actor", "is required: {\"kind\": \"user\"|\"app\"|\"system\", \"id\": …, \"name\": …, \"email\": …}");
+            return None;
+        }
+        Some(Value::Object(o)) => o,
+        Some(_) => {
+            errs.push("actor", "must be an object");
+            return None;
+        }
+    };
+    let before = errs.list.len();
+    let prefix = nested(errs.prefix, "actor");
+    let mut errs = Errors {
+        prefix: &prefix,
+        list: &mut *errs.list,
+    };
+    for key in obj.keys() {
+        if !["kind", "id", "name", "email"].contains(&key.as_str()) {
+            errs.push(key, "unknown field; accepted: kind, id, name, email");
+        }
+    }
+    let kind = match obj.get("kind") {
+        None | Some(Value::Null) => Some(ActorKind::User),
+        Some(Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
+            "user" => Some(ActorKind::User),
+            "app" => Some(ActorKind::App),
+            "system" => Some(ActorKind::System),
+            _ => {
+                errs.push("kind", format!("unknown kind `{s}`; accepted: user, app, system"));
+                None
+            }
+        },
+        Some(_) => {
+            errs.push("kind", "must be a string: user, app or system");
+            None
+        }
+    };
+    let id = required_string(obj, "id", &mut errs);
+    let name = optional_string(obj, "name", MAX_STRING_CHARS, &mut errs);
+    let email = optional_string(obj, "email", MAX_STRING_CHARS, &mut errs);
+    if errs.list.len() > before {
+        return None;
+    }
+    Some(Actor {
+        kind: kind?,
+        id: id?,
+        name,
+        email,
+    })
+}
+
+fn nested(prefix: &str, field: &str) -> String {
+    if prefix.is_empty() {
+        field.to_owned()
+    } else {
+        format!("{prefix}.{field}")
+    }
+}
+
+fn validate_metadata(
+    v: Option<&Value>,
+    entry: Option<&crate::catalog::EventEntry<'_>>,
+    errs: &mut Errors<'_>,
+) -> Option<BTreeMap<String, MetaValue>> {
+    let empty = serde_json::Map::new();
+    let obj = match v {
+        None | Some(Value::Null) => &empty,
+        Some(Value::Object(o)) => o,
+        Some(_) => {
+            errs.push("metadata", "must be an object of string, number, boolean or null values");
+            return None;
+        }
+    };
+    let before = errs.list.len();
+    if obj.len() > MAX_METADATA_KEYS {
+        errs.push(
+            "metadata",
+            format!("has {} keys; at most {MAX_METADATA_KEYS} are accepted", obj.len()),
+        );
+    }
+    let mut out = BTreeMap::new();
+    for (key, value) in obj {
+        let path = format!("metadata.{key}");
+        if key.is_empty() || key.chars().count() > MAX_METADATA_KEY_CHARS || key.contains('\0') {
+            errs.push(
+                &path,
+                format!("metadata keys must be 1 to {MAX_METADATA_KEY_CHARS} characters without NUL"),
+            );
+            continue;
+        }
+        match value {
+            Value::String(s) => {
+                check_text(s, MAX_STRING_CHARS, &path, errs);
+            }
+            Value::Number(_) | Value::Bool(_) | Value::Null => {}
+            Value::Array(_) | Value::Object(_) => {
+                errs.push(&path, "must be a string, number, boolean or null");
+                continue;
+            }
+        }
+        if let Some(field) = entry.and_then(|e| e.event.fields.iter().find(|f| f.key == *key)) {
+            let ok = match (field.ty, value) {
+                (_, Value::Null) => true,
+                (FieldType::String, Value::String(_)) => true,
+                (FieldType::Number, Value::Number(_)) => true,
+                (FieldType::Boolean, Value::Bool(_)) => true,
+                _ => false,
+            };
+            if !ok {
+                let ty = match field.ty {
+                    FieldType::String => "a string",
+                    FieldType::Number => "a number",
+                    FieldType::Boolean => "a boolean",
+                };
+                errs.push(&path, format!("{} must be {ty}", field.label));
+            }
+        }
+        out.insert(key.clone(), value.clone());
+    }
+    if let Some(e) = entry {
+        for field in e.event.fields.iter().filter(|f| f.required) {
+            if obj.get(&field.key).is_none_or(Value::is_null) {
+                errs.push(
+                    &format!("metadata.{}", field.key),
+                    format!("{} is required for `{}` events", field.label, e.event.name),
+                );
+            }
+        }
+    }
+    (errs.list.len() == before).then_some(out)
+}
+
+/// The default description: "Role created by Jane Doe — Role ID: r_9, Role
+/// Type: custom". It names the event, the actor and the event's catalog
+/// fields in catalog order, so it reads well in a CSV without the metadata.
+pub fn render_description(
+    event: &str,
+    actor: &Actor,
+    def: &crate::catalog::EventDef,
+    metadata: &BTreeMap<String, MetaValue>,
+) -> String {
+    let mut s = format!("{event} by {}", actor.display_name());
+    let mut first = true;
+    for field in &def.fields {
+        let Some(v) = metadata.get(&field.key) else {
+            continue;
+        };
+        let text = match v {
+            Value::Null => continue,
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        s.push_str(if first { " — " } else { ", " });
+        first = false;
+        s.push_str(&field.label);
+        s.push_str(": ");
+        s.push_str(&text);
+    }
+    if s.chars().count() > MAX_DESCRIPTION_CHARS {
+        s = s.chars().take(MAX_DESCRIPTION_CHARS - 1).collect();
+        s.push('…');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ctx() -> IngestContext {
+        IngestContext {
+            now: Micros::parse_rfc3339("2026-11-25T10:00:00Z").unwrap(),
+            client_ip: Some("198.51.100.4".parse().unwrap()),
+        }
+    }
+
+    fn check(v: Value) -> Result<ValidEvent, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        match validate_event(Catalog::get(), &v, "", &ctx(), &mut errors) {
+            Some(e) => Ok(e),
+            None => Err(errors),
+        }
+    }
+
+    fn paths(errs: &[FieldError]) -> Vec<&str> {
+        errs.iter().map(|e| e.path.as_str()).collect()
+    }
+
+    #[test]
+    fn a_good_event_gets_defaults() {
+        let e = check(json!({
+            "level": "account", "category": "Roles", "event": "role CREATED",
+            "actor": {"kind": "user", "id": "u_1", "name": "Jane Doe"},
+            "metadata": {"role_id": "r_9", "role_type": "custom"}
+        }))
+        .unwrap();
+        assert_eq!(e.event, "Role created");
+        assert_eq!(e.ip_address.as_deref(), Some("198.51.100.4"));
+        assert_eq!(e.occurred_at, ctx().now);
+        assert_eq!(
+            e.description,
+            "Role created by Jane Doe — Role ID: r_9, Role Type: custom"
+        );
+    }
+
+    #[test]
+    fn every_problem_is_named() {
+        let errs = check(json!({
+            "level": "account", "category": "Roles", "event": "Role craeted",
+            "actor": {"kind": "robot"}, "ip_address": "999.1.1.1", "seq": 4,
+            "occurred_at": "2026-11-25T10:06:00Z", "bogus": 1
+        }))
+        .unwrap_err();
+        let p = paths(&errs);
+        for want in ["seq", "bogus", "event", "occurred_at", "actor.kind", "actor.id", "ip_address"] {
+            assert!(p.contains(&want), "{want} missing from {errs:?}");
+        }
+        let ev = errs.iter().find(|e| e.path == "event").unwrap();
+        assert!(ev.message.contains("did you mean `Role created`"), "{}", ev.message);
+    }
+
+    #[test]
+    fn required_metadata_and_types() {
+        let errs = check(json!({
+            "level": "account", "category": "Roles", "event": "Role created",
+            "actor": {"id": "u_1"}, "metadata": {"role_id": 5}
+        }))
+        .unwrap_err();
+        assert_eq!(paths(&errs), ["metadata.role_id", "metadata.role_type"]);
+    }
+
+    #[test]
+    fn workflow_pairing_and_login_email() {
+        let errs = check(json!({
+            "level": "workflow", "category": "Workflow Management", "event": "Workflow deployed",
+            "actor": {"id": "u_1"}
+        }))
+        .unwrap_err();
+        assert!(paths(&errs).contains(&"workflow_id"), "{errs:?}");
+        let errs = check(json!({
+            "level": "account", "category": "Login/Logout", "event": "Logout",
+            "actor": {"id": "u_1"}
+        }))
+        .unwrap_err();
+        assert_eq!(paths(&errs), ["actor.email"]);
+    }
+
+    #[test]
+    fn reserved_category_and_limits() {
+        let errs = check(json!({
+            "level": "account", "category": "Audit Logs", "event": "Audit logs exported",
+            "actor": {"id": "u_1"}
+        }))
+        .unwrap_err();
+        assert_eq!(paths(&errs), ["category"]);
+        let errs = check(json!({
+            "level": "account", "category": "Login/Logout", "event": "Logout",
+            "actor": {"id": "u_1", "email": "a@b"}, "description": "x".repeat(4097),
+            "metadata": {"k": "y".repeat(1025), "nul": "a\u{0}b"}
+        }))
+        .unwrap_err();
+        assert_eq!(paths(&errs), ["description", "metadata.k", "metadata.nul"]);
+    }
+
+    #[test]
+    fn batch_prefix_goes_into_paths() {
+        let mut errors = Vec::new();
+        let r = validate_event(Catalog::get(), &json!({"actor": {}}), "events[3]", &ctx(), &mut errors);
+        assert!(r.is_none());
+        let p = paths(&errors);
+        assert!(p.contains(&"events[3].level"));
+        assert!(p.contains(&"events[3].actor.id"), "{p:?}");
+    }
+}

@@ -1,1 +1,284 @@
-fn main() {}
+//! `auditlog`: the binary. Serves the API and dashboard, runs the demo,
+//! issues tokens, moves JSONL in and out, verifies exports offline, and
+//! benchmarks itself.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ipnet::IpNet;
+
+use auditlog_core::checkpoint::NoteSigner;
+use auditlog_core::record::{AccountId, Micros};
+use auditlog_server::AppState;
+use auditlog_store::sqlite::{SqliteOptions, SqliteStore};
+use auditlog_store::{DynStore, Role, TokenScope};
+
+mod bench;
+mod demo;
+mod datagen;
+mod transfer;
+mod verify_cmd;
+
+#[derive(Parser, Debug)]
+#[command(name = "auditlog", version, about = "A tamper-evident audit log service")]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text", env = "AUDITLOG_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve the API and the dashboard.
+    Serve(ServeArgs),
+    /// Serve a demo account filled with realistic events; prints the URL and a token.
+    Demo(demo::DemoArgs),
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Print the event catalog as JSON.
+    Catalog,
+    /// Download an account's events as JSONL from a running server.
+    Export(transfer::ExportArgs),
+    /// Upload JSONL events to a running server.
+    Import(transfer::ImportArgs),
+    /// Verify an export, a consistency proof or a proof bundle offline.
+    Verify(verify_cmd::VerifyArgs),
+    /// Benchmark auditlog against a plain SQLite baseline.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum TokenCommand {
+    /// Create a token and print it on stdout (works while the server runs).
+    Create {
+        /// Account id, or `*` for a platform service acting for every account.
+        #[arg(long, env = "AUDITLOG_ACCOUNT")]
+        account: String,
+        #[arg(long, value_enum, env = "AUDITLOG_ROLE")]
+        role: RoleArg,
+        #[arg(long, default_value = "./data", env = "AUDITLOG_DATA_DIR")]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum RoleArg {
+    Ingest,
+    Read,
+    Admin,
+}
+
+impl From<RoleArg> for Role {
+    fn from(r: RoleArg) -> Role {
+        match r {
+            RoleArg::Ingest => Role::Ingest,
+            RoleArg::Read => Role::Read,
+            RoleArg::Admin => Role::Admin,
+        }
+    }
+}
+
+/// Options shared by `serve` and `demo`.
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8080", env = "AUDITLOG_LISTEN")]
+    pub listen: SocketAddr,
+    /// Directory of the embedded store.
+    #[arg(long, default_value = "./data", env = "AUDITLOG_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// PostgreSQL URL (postgres://…) instead of the embedded store.
+    #[arg(long, env = "AUDITLOG_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// A proxy whose X-Forwarded-For is believed (repeatable, CIDR).
+    #[arg(long = "trusted-proxy", env = "AUDITLOG_TRUSTED_PROXY", value_delimiter = ',')]
+    pub trusted_proxy: Vec<IpNet>,
+    /// Checkpoint origin prefix: an account's log is `<origin>/<account>`.
+    #[arg(long, default_value = "auditlog.local", env = "AUDITLOG_ORIGIN")]
+    pub origin: String,
+    /// Signing key file (PRIVATE+KEY+… text). Default: created on first
+    /// start in the data directory with mode 0600.
+    #[arg(long, env = "AUDITLOG_SIGNING_KEY")]
+    pub signing_key: Option<PathBuf>,
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AUDITLOG_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    match cli.command {
+        Command::Serve(args) => runtime()?.block_on(serve(args, None)),
+        Command::Demo(args) => runtime()?.block_on(demo::run(args)),
+        Command::Token {
+            command:
+                TokenCommand::Create {
+                    account,
+                    role,
+                    data_dir,
+                },
+        } => {
+            let scope = parse_scope(&account)?;
+            let now = Micros::from_timestamp(jiff::Timestamp::now()).0;
+            let (secret, record) = auditlog_server::auth::new_token(scope, role.into(), now);
+            auditlog_store::sqlite::create_token_offline(&data_dir, &record)
+                .with_context(|| format!("storing the token in {}", data_dir.display()))?;
+            println!("{secret}");
+            Ok(())
+        }
+        Command::Catalog => {
+            let c = auditlog_core::catalog::Catalog::get();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({"levels": c.levels}))?
+            );
+            Ok(())
+        }
+        Command::Export(args) => runtime()?.block_on(transfer::export(args)),
+        Command::Import(args) => runtime()?.block_on(transfer::import(args)),
+        Command::Verify(args) => verify_cmd::run(args),
+        Command::Bench(args) => runtime()?.block_on(bench::run(args)),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+pub fn parse_scope(account: &str) -> Result<TokenScope> {
+    if account == "*" {
+        Ok(TokenScope::All)
+    } else {
+        Ok(TokenScope::Account(AccountId::parse(account)?))
+    }
+}
+
+/// Loads the signing key, creating it (mode 0600) on first start.
+fn load_signing_key(args: &ServeArgs) -> Result<NoteSigner> {
+    let path = args
+        .signing_key
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("signing.key"));
+    if path.exists() {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading signing key {}", path.display()))?;
+        return NoteSigner::from_private_key_text(text.trim())
+            .with_context(|| format!("parsing signing key {}", path.display()));
+    }
+    if args.signing_key.is_some() {
+        bail!("signing key {} does not exist", path.display());
+    }
+    let seed: [u8; 32] = rand::random();
+    let signer = NoteSigner::from_seed(&args.origin, &seed)?;
+    write_private(&path, signer.to_private_key_text().as_bytes())?;
+    tracing::info!(path = %path.display(), "created a new signing key");
+    Ok(signer)
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    opts.mode(0o600);
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Opens the store named by the options.
+fn open_store(args: &ServeArgs) -> Result<DynStore> {
+    if let Some(url) = &args.database_url {
+        bail!(
+            "--database-url {}: the PostgreSQL backend is not built yet; use the embedded store (--data-dir)",
+            url.split('@').next_back().unwrap_or("")
+        );
+    }
+    let store = SqliteStore::open(&args.data_dir, SqliteOptions::default())
+        .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
+    Ok(Arc::new(store))
+}
+
+/// Runs the server until SIGTERM or Ctrl-C. `on_ready` is told the bound
+/// address (the demo prints its link there).
+pub async fn serve(args: ServeArgs, store: Option<DynStore>) -> Result<()> {
+    let started = std::time::Instant::now();
+    let store = match store {
+        Some(s) => s,
+        None => open_store(&args)?,
+    };
+    let signer = load_signing_key(&args)?;
+    let state = AppState {
+        store,
+        clock: auditlog_server::system_clock(),
+        signer: Arc::new(signer),
+        origin: args.origin.clone().into(),
+        trusted_proxies: args.trusted_proxy.clone().into(),
+        metrics: auditlog_server::install_metrics(),
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(auditlog_server::run_checkpointer(state.clone()));
+    tracing::info!(%addr, data_dir = %args.data_dir.display(), startup_ms = started.elapsed().as_millis() as u64, "serving");
+    println!("listening on http://{addr}");
+    auditlog_server::serve(listener, auditlog_server::app(state), shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received");
+}

@@ -499,10 +499,12 @@ impl Plan {
         n
     }
 
-    /// Counts per bucket; `edges` are ascending bucket starts followed by the
-    /// final end (`edges.len() - 1` buckets). Rows outside are ignored.
+    /// Counts per bucket of the rows within `bounds`; `edges` are ascending
+    /// bucket starts followed by the final end (`edges.len() - 1` buckets).
+    /// Rows outside the edges or the bounds are ignored.
     pub fn histogram(
         &self,
+        bounds: TimeBounds,
         edges: &[i64],
         description: &mut dyn FnMut(u64) -> bool,
     ) -> Vec<u64> {
@@ -511,8 +513,8 @@ impl Plan {
             return counts;
         };
         let bounds = TimeBounds {
-            start: Some(first),
-            end: Some(last),
+            start: Some(bounds.start.map_or(first, |s| s.max(first))),
+            end: Some(bounds.end.map_or(last, |e| e.min(last))),
         };
         self.for_each_match(bounds, description, |row| {
             let i = edges.partition_point(|&e| e <= row.occurred_at_us) - 1;
@@ -715,7 +717,9 @@ mod tests {
     fn histogram_and_bounds() {
         let idx = sample();
         let plan = idx.plan(&[], Join::And, Scope::Account);
-        assert_eq!(plan.histogram(&[0, 10, 20, 40], &mut |_| true), [1, 1, 3]);
+        assert_eq!(plan.histogram(TimeBounds::ALL, &[0, 10, 20, 40], &mut |_| true), [1, 1, 3]);
+        let b = TimeBounds { start: Some(11), end: None };
+        assert_eq!(plan.histogram(b, &[0, 10, 20, 40], &mut |_| true), [0, 1, 3]);
         let b = TimeBounds {
             start: Some(10),
             end: Some(30),

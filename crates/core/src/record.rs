@@ -148,7 +148,7 @@ impl Micros {
     pub fn write_rfc3339(self, out: &mut String) {
         use std::fmt::Write;
         let ts = self.to_timestamp();
-        let dt = ts.to_zoned(jiff::tz::TimeZone::UTC).datetime();
+        let dt = jiff::tz::TimeZone::UTC.to_datetime(ts);
         let ms = self.0.rem_euclid(1_000_000) / 1000;
         let _ = write!(
             out,

@@ -1,1 +1,286 @@
-//! auditlog-store
+//! Durable storage for auditlog: the [`Store`] trait and its backends.
+//!
+//! Only this crate knows SQL. A store keeps, per account, the append-only
+//! log of records (with `seq` and `leaf_hash`), the Merkle tiles over it, the
+//! signed checkpoints and the API tokens. Queries run on the column index of
+//! `auditlog_core::index`, which each backend keeps in step with its log.
+//!
+//! The embedded backend is [`sqlite::SqliteStore`]. Every backend must pass
+//! the conformance suite in `tests/` (one suite, stamped out per backend).
+
+use std::sync::Arc;
+
+use auditlog_core::index::{RowKey, TimeBounds};
+use auditlog_core::merkle::Hash;
+use auditlog_core::query::{Filter, Join};
+use auditlog_core::record::{AccountId, Record};
+use auditlog_core::validate::ValidEvent;
+
+pub mod sqlite;
+
+/// What kind of failure a store operation met; callers match on this.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreErrorKind {
+    /// The store cannot take writes or answer now (disk full, database
+    /// unreachable, shutting down). Retry later; nothing was half-written.
+    Unavailable,
+    /// The request names something impossible (a proof for a size the log
+    /// has not reached, …).
+    Invalid,
+    /// A bug or corrupted data.
+    Internal,
+}
+
+/// A store failure: a kind to match on and the cause to log.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct StoreError {
+    pub kind: StoreErrorKind,
+    pub message: String,
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl StoreError {
+    pub fn new(kind: StoreErrorKind, message: impl Into<String>) -> StoreError {
+        StoreError {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    pub fn with_source(
+        kind: StoreErrorKind,
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> StoreError {
+        StoreError {
+            kind,
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> StoreError {
+        StoreError::new(StoreErrorKind::Invalid, message)
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// An event handed to [`Store::append`].
+#[derive(Clone, Debug)]
+pub struct NewEvent {
+    pub event: ValidEvent,
+}
+
+/// The outcome of appending one event.
+#[derive(Clone, Debug)]
+pub struct Appended {
+    pub record: Record,
+    /// `false` when an earlier event with the same idempotency key was
+    /// returned instead of writing a new one.
+    pub created: bool,
+}
+
+/// Which part of an account's log a query covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    Account,
+    /// A workflow's own view: its workflow-level events.
+    Workflow(String),
+}
+
+/// A query's selection: scope, time bounds, filters and their join.
+#[derive(Clone, Debug)]
+pub struct Selection {
+    pub scope: Scope,
+    pub bounds: TimeBounds,
+    pub filters: Vec<Filter>,
+    pub join: Join,
+}
+
+/// One page of records, newest first.
+#[derive(Clone, Debug)]
+pub struct Page {
+    pub records: Vec<Record>,
+    /// The key of the last record when another page follows.
+    pub next: Option<RowKey>,
+}
+
+/// A stored record as raw canonical bytes, for streaming exports without
+/// re-serializing: the API JSON is `canonical` with the leaf hash spliced in.
+#[derive(Clone, Debug)]
+pub struct RawRecord {
+    pub seq: u64,
+    pub canonical: String,
+    pub leaf_hash: Hash,
+}
+
+/// The tree head of one account, as committed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TreeHead {
+    pub size: u64,
+    pub root: Hash,
+}
+
+/// A token's role (spec §7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    Ingest,
+    Read,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Ingest => "ingest",
+            Role::Read => "read",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "ingest" => Some(Role::Ingest),
+            "read" => Some(Role::Read),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// Which accounts a token may touch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenScope {
+    Account(AccountId),
+    /// `*`: a platform service that ingests (or reads) for every account.
+    All,
+}
+
+impl TokenScope {
+    pub fn as_str(&self) -> &str {
+        match self {
+            TokenScope::Account(a) => a.as_str(),
+            TokenScope::All => "*",
+        }
+    }
+
+    pub fn allows(&self, account: &AccountId) -> bool {
+        match self {
+            TokenScope::Account(a) => a == account,
+            TokenScope::All => true,
+        }
+    }
+}
+
+/// A token as stored: never the secret, only its SHA-256.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub id: String,
+    pub secret_hash: Hash,
+    pub scope: TokenScope,
+    pub role: Role,
+    pub created_at_us: i64,
+}
+
+/// A byte sink for streamed exports; returning an error stops the stream.
+pub type RawSink<'a> = dyn FnMut(&[RawRecord]) -> Result<(), StoreError> + Send + 'a;
+
+/// The storage boundary. Used as `Arc<dyn Store>`.
+///
+/// Contract for every method:
+/// - Tenant isolation: every method takes the account and never returns,
+///   counts or proves anything of another account.
+/// - Errors of kind `Unavailable` leave nothing half-written: a failed
+///   append wrote none of its events.
+/// - No method updates or deletes an event: the log is append-only.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Appends `events` to the account's log, all or nothing, and returns
+    /// when they are durable (committed and synced). Each new event gets the
+    /// next `seq`, a fresh ULID `id`, `recorded_at` = commit time, and its
+    /// leaf hash. An event whose idempotency key the account has used before
+    /// (or earlier in the same call) is not written again; the first record is
+    /// returned with `created: false`. Results are in input order. Once this
+    /// returns, every query sees the events.
+    async fn append(&self, account: &AccountId, events: Vec<ValidEvent>) -> Result<Vec<Appended>>;
+
+    /// One record by id.
+    async fn get(&self, account: &AccountId, id: &str) -> Result<Option<Record>>;
+
+    /// The newest `limit` records of the selection strictly after `after`
+    /// in (occurred_at, seq) descending order.
+    async fn list(
+        &self,
+        account: &AccountId,
+        sel: &Selection,
+        after: Option<RowKey>,
+        limit: usize,
+    ) -> Result<Page>;
+
+    /// Exact number of records in the selection.
+    async fn count(&self, account: &AccountId, sel: &Selection) -> Result<u64>;
+
+    /// Records per bucket: `edges` are bucket starts then the final end.
+    async fn histogram(&self, account: &AccountId, sel: &Selection, edges: Vec<i64>)
+    -> Result<Vec<u64>>;
+
+    /// Earliest `occurred_at` of the account, if it has events.
+    async fn first_event_time(&self, account: &AccountId) -> Result<Option<i64>>;
+
+    /// Streams every record of the selection, newest first, in batches, to
+    /// `sink` (called from a blocking thread). Memory stays bounded by the
+    /// batch size plus the ordered key list.
+    async fn export(
+        &self,
+        account: &AccountId,
+        sel: &Selection,
+        sink: Box<RawSink<'static>>,
+    ) -> Result<u64>;
+
+    /// User names seen in the account's log containing `needle`.
+    async fn user_names(&self, account: &AccountId, needle: &str, limit: usize)
+    -> Result<Vec<String>>;
+
+    /// The committed tree head of the account (size 0 if it has no events).
+    async fn tree_head(&self, account: &AccountId) -> Result<TreeHead>;
+
+    /// Accounts whose committed size is larger than their latest stored
+    /// checkpoint: the ones to sign next.
+    async fn unsigned_heads(&self) -> Result<Vec<(AccountId, TreeHead)>>;
+
+    /// Stores a signed checkpoint note for `size` (idempotent per size).
+    async fn put_checkpoint(&self, account: &AccountId, size: u64, note: String) -> Result<()>;
+
+    /// The latest signed checkpoint note of the account.
+    async fn latest_checkpoint(&self, account: &AccountId) -> Result<Option<String>>;
+
+    /// Inclusion proof of leaf `seq` in the tree of `size` leaves.
+    async fn inclusion_proof(&self, account: &AccountId, seq: u64, size: u64)
+    -> Result<Vec<Hash>>;
+
+    /// Consistency proof between the trees of `from` and `to` leaves.
+    async fn consistency_proof(&self, account: &AccountId, from: u64, to: u64)
+    -> Result<Vec<Hash>>;
+
+    /// Stores a new token (the id must be unique).
+    async fn create_token(&self, token: TokenRecord) -> Result<()>;
+
+    /// The live (not revoked) token with this secret hash.
+    async fn find_token(&self, secret_hash: &Hash) -> Result<Option<TokenRecord>>;
+
+    /// Revokes a token of `account`; `false` if there was none.
+    async fn revoke_token(&self, account: &AccountId, id: &str) -> Result<bool>;
+
+    /// Store is reachable and accepting work.
+    async fn ready(&self) -> Result<()>;
+
+    /// Bytes the store uses on disk, for metrics.
+    async fn size_bytes(&self) -> Result<u64>;
+}
+
+/// Shared handle to a store.
+pub type DynStore = Arc<dyn Store>;

@@ -1,0 +1,96 @@
+//! `auditlog demo`: a demo account with realistic events of every catalog
+//! entry over the last 400 days, then the server, with a sign-in link.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use auditlog_core::catalog::Catalog;
+use auditlog_core::record::{AccountId, Micros};
+use auditlog_core::validate::{IngestContext, validate_event};
+use auditlog_store::sqlite::{SqliteOptions, SqliteStore};
+use auditlog_store::{DynStore, Role, TokenScope};
+
+use crate::ServeArgs;
+use crate::datagen::Generator;
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// Demo account id.
+    #[arg(long, default_value = "demo", env = "AUDITLOG_DEMO_ACCOUNT")]
+    pub account: String,
+    /// Number of events to generate (when the account is empty).
+    #[arg(long, default_value_t = 120_000, env = "AUDITLOG_DEMO_EVENTS")]
+    pub events: usize,
+}
+
+const DAYS: i64 = 400;
+
+pub async fn run(args: DemoArgs) -> Result<()> {
+    let account = AccountId::parse(&args.account)?;
+    let store = SqliteStore::open(&args.serve.data_dir, SqliteOptions::default())
+        .with_context(|| format!("opening the store in {}", args.serve.data_dir.display()))?;
+    let store: DynStore = Arc::new(store);
+    if store.tree_head(&account).await?.size == 0 {
+        fill(&store, &account, args.events).await?;
+    } else {
+        eprintln!("account `{account}` already has events; serving them");
+    }
+    let now = Micros::from_timestamp(jiff::Timestamp::now()).0;
+    let (secret, record) = auditlog_server::auth::new_token(TokenScope::Account(account.clone()), Role::Admin, now);
+    store.create_token(record).await?;
+    let (ingest_secret, ingest) =
+        auditlog_server::auth::new_token(TokenScope::Account(account.clone()), Role::Ingest, now);
+    store.create_token(ingest).await?;
+    let listen = args.serve.listen;
+    // The fragment is never sent to the server, so the token stays out of
+    // every access log.
+    let host = if listen.ip().is_unspecified() { "127.0.0.1".to_owned() } else { listen.ip().to_string() };
+    let port_note = if listen.port() == 0 { " (see the port on the listening line)" } else { "" };
+    println!("demo account: {account}");
+    println!("dashboard:    http://{host}:{}/#token={secret}{port_note}", listen.port());
+    println!("admin token:  {secret}");
+    println!("ingest token: {ingest_secret}");
+    crate::serve(args.serve, Some(store)).await
+}
+
+/// Generates `n` events over the last 400 days, plus one of every catalog
+/// entry in the last day, oldest first, validated like any ingest.
+async fn fill(store: &DynStore, account: &AccountId, n: usize) -> Result<()> {
+    let now = Micros::from_timestamp(jiff::Timestamp::now());
+    let start = now.0 - DAYS * 86_400_000_000;
+    let mut g = Generator::new(2026, 2000);
+    let mut times: Vec<i64> = (0..n).map(|_| g.instant(start, now.0 - 3_600_000_000)).collect();
+    times.sort_unstable();
+    let catalog = Catalog::get();
+    let ctx = IngestContext { now, client_ip: None };
+    let progress = indicatif::ProgressBar::new(n as u64 + catalog.len() as u64);
+    progress.set_style(
+        indicatif::ProgressStyle::with_template("generating demo events {bar:40} {pos}/{len} ({per_sec})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut bodies: Vec<serde_json::Value> = times.iter().map(|t| g.event(&Micros(*t).to_rfc3339())).collect();
+    for (i, e) in catalog.entries().enumerate() {
+        if e.category == auditlog_core::validate::RESERVED_CATEGORY {
+            continue;
+        }
+        let t = Micros(now.0 - 3_500_000_000 + i as i64 * 30_000_000);
+        bodies.push(g.event_of(&e, &t.to_rfc3339()));
+    }
+    for chunk in bodies.chunks(5000) {
+        let mut errors = Vec::new();
+        let events: Vec<_> = chunk
+            .iter()
+            .filter_map(|b| validate_event(catalog, b, "", &ctx, &mut errors))
+            .collect();
+        anyhow::ensure!(errors.is_empty(), "generated an invalid event: {errors:?}");
+        store.append(account, events).await?;
+        progress.inc(chunk.len() as u64);
+    }
+    progress.finish_and_clear();
+    eprintln!("generated {} demo events", bodies.len());
+    Ok(())
+}

@@ -1,0 +1,159 @@
+//! The one error type of the HTTP layer, rendered as RFC 9457 problem
+//! details. User errors say what was wrong and what is accepted; internal
+//! errors say "internal error" and the cause is logged, never sent.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use auditlog_core::query::ParseQueryError;
+use auditlog_core::validate::FieldError;
+use auditlog_store::{StoreError, StoreErrorKind};
+
+/// Seconds a client should wait before retrying a `503`.
+const RETRY_AFTER_SECS: &str = "2";
+
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400: malformed JSON, bad query parameter.
+    BadRequest(String),
+    /// 401: missing or unknown token.
+    Unauthorized,
+    /// 403: the token lacks the role.
+    Forbidden(String),
+    /// 404: not found, or another account's data.
+    NotFound(String),
+    /// 413: body over the size limit.
+    TooLarge(String),
+    /// 415: a content type the endpoint does not take.
+    UnsupportedMediaType(String),
+    /// 422: well-formed but breaks a catalog rule or a limit.
+    Invalid {
+        detail: String,
+        errors: Vec<FieldError>,
+    },
+    /// 503: the store cannot take work now.
+    Unavailable(String),
+    /// 500: a bug; the cause is logged.
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a [FieldError]>,
+}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn slug(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "bad-request",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not-found",
+            ApiError::TooLarge(_) => "too-large",
+            ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
+            ApiError::Invalid { .. } => "invalid-event",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    /// The account does not exist for this token: the same answer whether
+    /// the account exists for someone else or not at all.
+    pub fn no_account() -> ApiError {
+        ApiError::NotFound("no such account".into())
+    }
+}
+
+impl From<ParseQueryError> for ApiError {
+    fn from(e: ParseQueryError) -> Self {
+        ApiError::BadRequest(e.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e.kind {
+            StoreErrorKind::Unavailable => {
+                tracing::warn!(error = %e, source = ?e.source, "store unavailable");
+                ApiError::Unavailable(format!("the store is unavailable ({}); retry shortly", e.message))
+            }
+            StoreErrorKind::Invalid => ApiError::BadRequest(e.message),
+            StoreErrorKind::Internal => {
+                tracing::error!(error = %e, source = ?e.source, "store failure");
+                ApiError::Internal(e.message)
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let slug = self.slug();
+        let title = status.canonical_reason().unwrap_or("Error");
+        let (detail, errors): (String, Option<&[FieldError]>) = match &self {
+            ApiError::Unauthorized => (
+                "missing or unknown token: send `Authorization: Bearer <token>`".into(),
+                None,
+            ),
+            ApiError::Internal(cause) => {
+                tracing::error!(cause, "internal error");
+                ("internal error".into(), None)
+            }
+            ApiError::Invalid { detail, errors } => (detail.clone(), Some(errors)),
+            ApiError::BadRequest(d)
+            | ApiError::Forbidden(d)
+            | ApiError::NotFound(d)
+            | ApiError::TooLarge(d)
+            | ApiError::UnsupportedMediaType(d)
+            | ApiError::Unavailable(d) => (d.clone(), None),
+        };
+        let body = serde_json::to_vec(&Problem {
+            kind: &format!("https://auditlog.dev/problems/{slug}"),
+            title,
+            status: status.as_u16(),
+            detail: &detail,
+            errors,
+        })
+        .unwrap_or_default();
+        let mut res = (status, body).into_response();
+        let h = res.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        match self {
+            ApiError::Unavailable(_) => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+            }
+            ApiError::Unauthorized => {
+                h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
+        }
+        res
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

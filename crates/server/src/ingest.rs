@@ -1,0 +1,181 @@
+//! Ingest: one event or a batch (JSON or NDJSON), validated against the
+//! catalog, all or nothing, acknowledged once durable.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use auditlog_core::catalog::Catalog;
+use auditlog_core::record::Micros;
+use auditlog_core::validate::{IngestContext, MAX_BATCH_EVENTS, ValidEvent, validate_event};
+
+use crate::auth::{Caller, Needed};
+use crate::error::{ApiError, ApiResult};
+use crate::{AppState, MAX_BODY_BYTES, Peer, client_ip};
+
+fn context(state: &AppState, headers: &HeaderMap, peer: Option<Peer>) -> IngestContext {
+    let forwarded = headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    IngestContext {
+        now: Micros::from_timestamp(state.now()),
+        client_ip: client_ip(peer.map(|p| p.0.ip()), forwarded, &state.trusted_proxies),
+    }
+}
+
+/// The body, or a problem document when it is over the limit or unreadable.
+fn read_body(body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
+    body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge(format!(
+                "the body is over the limit: at most {MAX_BODY_BYTES} bytes (10 MiB) are accepted"
+            ))
+        } else {
+            ApiError::BadRequest(format!("the body could not be read: {e}"))
+        }
+    })
+}
+
+fn parse_json(bytes: &[u8], what: &str) -> ApiResult<Value> {
+    serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest(format!("{what} is not valid JSON: {e}")))
+}
+
+fn invalid(errors: Vec<auditlog_core::validate::FieldError>) -> ApiError {
+    let n = errors.len();
+    ApiError::Invalid {
+        detail: format!(
+            "{n} problem{} with the event data; see `errors`",
+            if n == 1 { "" } else { "s" }
+        ),
+        errors,
+    }
+}
+
+/// `POST /v1/accounts/{account}/events`
+pub async fn ingest_one(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(account): Path<String>,
+    peer: Option<axum::Extension<Peer>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let account = caller.authorize(&account, Needed::Ingest)?;
+    let body = read_body(body)?;
+    let value = parse_json(&body, "the body")?;
+    let ctx = context(&state, &headers, peer.map(|p| p.0));
+    let mut errors = Vec::new();
+    let Some(event) = validate_event(Catalog::get(), &value, "", &ctx, &mut errors) else {
+        return Err(invalid(errors));
+    };
+    let mut appended = state.store.append(&account, vec![event]).await?;
+    let a = appended.pop().ok_or_else(|| ApiError::Internal("append returned nothing".into()))?;
+    metrics::counter!("auditlog_events_ingested_total").increment(u64::from(a.created));
+    let status = if a.created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        a.record.to_json_bytes(),
+    )
+        .into_response())
+}
+
+/// `POST /v1/accounts/{account}/events/batch`
+pub async fn ingest_batch(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(account): Path<String>,
+    peer: Option<axum::Extension<Peer>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let account = caller.authorize(&account, Needed::Ingest)?;
+    let body = read_body(body)?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let items: Vec<Value> = match mime.as_str() {
+        "application/x-ndjson" | "application/jsonl" | "application/json-seq" => {
+            let mut items = Vec::new();
+            for (i, line) in body.split(|b| *b == b'\n').enumerate() {
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                if items.len() == MAX_BATCH_EVENTS {
+                    return Err(too_many());
+                }
+                items.push(parse_json(line, &format!("line {}", i + 1))?);
+            }
+            items
+        }
+        "application/json" | "" => {
+            let mut value = parse_json(&body, "the body")?;
+            let Some(obj) = value.as_object_mut() else {
+                return Err(ApiError::BadRequest(
+                    "the body must be an object {\"events\": [...]}".into(),
+                ));
+            };
+            if let Some(k) = obj.keys().find(|k| *k != "events") {
+                return Err(ApiError::BadRequest(format!(
+                    "unknown field `{k}` in the batch; the body is {{\"events\": [...]}}"
+                )));
+            }
+            match obj.remove("events") {
+                Some(Value::Array(items)) => items,
+                _ => {
+                    return Err(ApiError::BadRequest(
+                        "`events` must be an array of events".into(),
+                    ));
+                }
+            }
+        }
+        other => {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "content type `{other}` is not accepted; send application/json ({{\"events\": [...]}}) or application/x-ndjson (one event per line)"
+            )));
+        }
+    };
+    if items.is_empty() {
+        return Err(invalid(vec![auditlog_core::validate::FieldError {
+            path: "events".into(),
+            message: "a batch needs at least one event".into(),
+        }]));
+    }
+    if items.len() > MAX_BATCH_EVENTS {
+        return Err(too_many());
+    }
+    let ctx = context(&state, &headers, peer.map(|p| p.0));
+    let catalog = Catalog::get();
+    let mut errors = Vec::new();
+    let mut events: Vec<ValidEvent> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        if let Some(e) = validate_event(catalog, item, &format!("events[{i}]"), &ctx, &mut errors) {
+            events.push(e);
+        }
+    }
+    if !errors.is_empty() {
+        // All or nothing: one bad event rejects the batch.
+        return Err(invalid(errors));
+    }
+    let appended = state.store.append(&account, events).await?;
+    let created = appended.iter().filter(|a| a.created).count() as u64;
+    metrics::counter!("auditlog_events_ingested_total").increment(created);
+    let records: Vec<Value> = appended
+        .iter()
+        .map(|a| serde_json::json!({"id": a.record.body.id, "seq": a.record.body.seq}))
+        .collect();
+    Ok((StatusCode::CREATED, Json(serde_json::json!({ "records": records }))).into_response())
+}
+
+fn too_many() -> ApiError {
+    ApiError::TooLarge(format!(
+        "a batch holds at most {MAX_BATCH_EVENTS} events; split it"
+    ))
+}

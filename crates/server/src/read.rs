@@ -1,0 +1,433 @@
+//! Reading the log: catalog, list, count, histogram, one record, export and
+//! value suggestions, for an account and for a workflow's own view.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use auditlog_core::catalog::{Catalog, Level};
+use auditlog_core::export::{ACCOUNT_CSV_FILE, CsvEncoder, WORKFLOW_CSV_FILE, push_jsonl};
+use auditlog_core::index::{RowKey, TimeBounds};
+use auditlog_core::query::{
+    Bucket, Cursor, ExportFormat, Query, ResolvedRange, bucket_bounds, parse_query,
+};
+use auditlog_core::record::{AccountId, Actor, ActorKind, Micros, Record, RecordBody};
+use auditlog_core::validate::ValidEvent;
+use auditlog_store::{RawRecord, Scope, Selection, StoreError, StoreErrorKind};
+
+use crate::AppState;
+use crate::auth::{Caller, Needed};
+use crate::error::{ApiError, ApiResult};
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// `GET /v1/catalog`: the catalog, serialized once.
+pub async fn catalog(_caller: Caller) -> Response {
+    static JSON: OnceLock<Vec<u8>> = OnceLock::new();
+    let body = JSON.get_or_init(|| {
+        let c = Catalog::get();
+        serde_json::to_vec(&json!({ "levels": c.levels })).unwrap_or_default()
+    });
+    json_response(StatusCode::OK, body.clone())
+}
+
+/// A parsed, resolved request: what every read endpoint needs.
+struct Prepared {
+    account: AccountId,
+    query: Query,
+    range: ResolvedRange,
+    sel: Selection,
+    scope_key: String,
+}
+
+fn prepare(
+    state: &AppState,
+    caller: &Caller,
+    account: &str,
+    workflow: Option<String>,
+    raw: Option<String>,
+) -> ApiResult<Prepared> {
+    let account = caller.authorize(account, Needed::Read)?;
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect();
+    let query = parse_query(&pairs)?;
+    let range = query.range.resolve(state.now())?;
+    let bounds = TimeBounds {
+        start: range.start.map(|t| Micros::from_timestamp(t).0),
+        end: range.end.map(|t| Micros::from_timestamp(t).0),
+    };
+    let (scope, scope_key) = match workflow {
+        Some(w) => (Scope::Workflow(w.clone()), format!("workflow:{w}")),
+        None => (Scope::Account, String::new()),
+    };
+    let sel = Selection {
+        scope,
+        bounds,
+        filters: query.filters.clone(),
+        join: query.join,
+    };
+    Ok(Prepared {
+        account,
+        query,
+        range,
+        sel,
+        scope_key,
+    })
+}
+
+async fn do_list(state: AppState, p: Prepared) -> ApiResult<Response> {
+    let after = p
+        .query
+        .decode_cursor(p.account.as_str(), &p.scope_key)?
+        .map(|c| RowKey {
+            occurred_at_us: c.occurred_at_us,
+            seq: c.seq,
+        });
+    let page = state
+        .store
+        .list(&p.account, &p.sel, after, p.query.limit as usize)
+        .await?;
+    let next_cursor = page.next.map(|k| {
+        p.query.encode_cursor(
+            Cursor {
+                occurred_at_us: k.occurred_at_us,
+                seq: k.seq,
+            },
+            p.account.as_str(),
+            &p.scope_key,
+        )
+    });
+    // Records are spliced in as their stored JSON, not re-serialized.
+    let mut out = Vec::with_capacity(page.records.len() * 600 + 200);
+    out.extend_from_slice(b"{\"events\":[");
+    for (i, r) in page.records.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&r.to_json_bytes());
+    }
+    out.extend_from_slice(b"],\"next_cursor\":");
+    serde_json::to_writer(&mut out, &next_cursor).map_err(|e| ApiError::Internal(e.to_string()))?;
+    out.extend_from_slice(b",\"range\":");
+    serde_json::to_writer(&mut out, &p.range.to_json_echo(&p.query.range))
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    out.push(b'}');
+    Ok(json_response(StatusCode::OK, out))
+}
+
+async fn do_count(state: AppState, p: Prepared) -> ApiResult<Response> {
+    let count = state.store.count(&p.account, &p.sel).await?;
+    Ok(axum::Json(json!({ "count": count })).into_response())
+}
+
+async fn do_histogram(state: AppState, p: Prepared) -> ApiResult<Response> {
+    // All time starts at the account's first event; an empty log has no
+    // buckets.
+    let start = match p.range.start {
+        Some(s) => Some(s),
+        None => state
+            .store
+            .first_event_time(&p.account)
+            .await?
+            .map(|us| Micros(us).to_timestamp()),
+    };
+    let end = p.range.end.unwrap_or_else(|| state.now());
+    let bucket = p.query.bucket.resolve(&ResolvedRange {
+        start,
+        end: Some(end),
+    });
+    let (edges, counts) = match start {
+        Some(start) if start < end => {
+            let edges = bucket_bounds(start, end, bucket, &p.query.range.tz)?;
+            let us: Vec<i64> = edges.iter().map(|t| Micros::from_timestamp(*t).0).collect();
+            let counts = state.store.histogram(&p.account, &p.sel, us).await?;
+            (edges, counts)
+        }
+        _ => (Vec::new(), Vec::new()),
+    };
+    let buckets: Vec<Value> = edges
+        .iter()
+        .zip(&counts)
+        .map(|(start, count)| {
+            let offset = p.query.range.tz.to_offset(*start);
+            json!({"start": start.display_with_offset(offset).to_string(), "count": count})
+        })
+        .collect();
+    let name = match bucket {
+        Bucket::Hour => "hour",
+        _ => "day",
+    };
+    Ok(axum::Json(json!({ "bucket": name, "buckets": buckets })).into_response())
+}
+
+/// Streams the export, then records an "Audit logs exported" event.
+async fn do_export(state: AppState, caller: Caller, p: Prepared, workflow: bool) -> ApiResult<Response> {
+    let format = p.query.format;
+    let tz = p.query.range.tz.clone();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let header_tx = tx.clone();
+    let sink_tx = tx.clone();
+    let mut csv = matches!(format, ExportFormat::Csv).then(|| CsvEncoder::new(tz));
+    if let Some(enc) = csv.as_mut() {
+        let head = enc.take();
+        let _ = header_tx.send(Ok(Bytes::from(head))).await;
+    }
+    let sink = Box::new(move |batch: &[RawRecord]| -> Result<(), StoreError> {
+        let mut buf = Vec::with_capacity(batch.len() * 400);
+        match csv.as_mut() {
+            Some(enc) => {
+                for r in batch {
+                    let body: RecordBody = serde_json::from_str(&r.canonical).map_err(|e| {
+                        StoreError::new(StoreErrorKind::Internal, format!("stored record does not parse: {e}"))
+                    })?;
+                    enc.push(&body);
+                }
+                buf = enc.take();
+            }
+            None => {
+                for r in batch {
+                    push_jsonl(r.canonical.as_bytes(), &r.leaf_hash, &mut buf);
+                }
+            }
+        }
+        // The bounded channel is the backpressure: a slow client slows the
+        // reader instead of growing memory.
+        sink_tx
+            .blocking_send(Ok(Bytes::from(buf)))
+            .map_err(|_| StoreError::new(StoreErrorKind::Unavailable, "export client went away"))
+    });
+    let account = p.account.clone();
+    let sel = p.sel.clone();
+    let filters_wire: Vec<String> = p.query.filters.iter().map(|f| f.to_wire()).collect();
+    let range_echo = p.range.to_json_echo(&p.query.range).to_string();
+    let join = match p.query.join {
+        auditlog_core::query::Join::And => "and",
+        auditlog_core::query::Join::Or => "or",
+    };
+    let format_name = match format {
+        ExportFormat::Csv => "csv",
+        ExportFormat::Jsonl => "jsonl",
+    };
+    let st = state.clone();
+    tokio::spawn(async move {
+        match st.store.export(&account, &sel, sink).await {
+            Ok(rows) => {
+                metrics::counter!("auditlog_export_rows_total").increment(rows);
+                let event = export_event(&st, &caller, format_name, &range_echo, &filters_wire, join, rows);
+                if let Err(e) = st.store.append(&account, vec![event]).await {
+                    tracing::error!(account = %account, error = %e, "could not record the export");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(account = %account, error = %e, "export stopped");
+                let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let (ctype, file) = match (format, workflow) {
+        (ExportFormat::Csv, false) => ("text/csv; charset=utf-8", ACCOUNT_CSV_FILE.to_owned()),
+        (ExportFormat::Csv, true) => ("text/csv; charset=utf-8", WORKFLOW_CSV_FILE.to_owned()),
+        (ExportFormat::Jsonl, false) => ("application/x-ndjson", "Account_Audit_Logs.jsonl".to_owned()),
+        (ExportFormat::Jsonl, true) => ("application/x-ndjson", "Workflow_Audit_Logs.jsonl".to_owned()),
+    };
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, ctype.to_owned()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file}\"")),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+fn export_event(
+    state: &AppState,
+    caller: &Caller,
+    format: &str,
+    range: &str,
+    filters: &[String],
+    join: &str,
+    rows: u64,
+) -> ValidEvent {
+    let catalog = Catalog::get();
+    let id = catalog
+        .find(Level::Account, "Audit Logs", "Audit logs exported")
+        .expect("the catalog has the export event");
+    let filters = if filters.is_empty() {
+        String::new()
+    } else {
+        filters.join(&format!(" {} ", join.to_uppercase()))
+    };
+    let metadata: BTreeMap<String, Value> = BTreeMap::from([
+        ("token_id".to_owned(), json!(caller.token.id)),
+        ("format".to_owned(), json!(format)),
+        ("range".to_owned(), json!(range)),
+        ("filters".to_owned(), json!(filters)),
+        ("row_count".to_owned(), json!(rows)),
+    ]);
+    let description = format!(
+        "Exported {rows} audit log entr{} as {} with token {}",
+        if rows == 1 { "y" } else { "ies" },
+        format.to_uppercase(),
+        caller.token.id
+    );
+    ValidEvent {
+        event_id: id,
+        level: Level::Account,
+        category: "Audit Logs".into(),
+        event: "Audit logs exported".into(),
+        occurred_at: Micros::from_timestamp(state.now()),
+        actor: Actor {
+            kind: ActorKind::App,
+            id: caller.token.id.clone(),
+            name: None,
+            email: None,
+        },
+        ip_address: None,
+        workflow_id: None,
+        description,
+        metadata,
+        idempotency_key: None,
+    }
+}
+
+pub async fn list(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(account): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let p = prepare(&st, &caller, &account, None, q)?;
+    do_list(st, p).await
+}
+
+pub async fn count(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(account): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let p = prepare(&st, &caller, &account, None, q)?;
+    do_count(st, p).await
+}
+
+pub async fn histogram(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(account): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let p = prepare(&st, &caller, &account, None, q)?;
+    do_histogram(st, p).await
+}
+
+pub async fn export(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(account): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let p = prepare(&st, &caller, &account, None, q)?;
+    do_export(st, caller, p, false).await
+}
+
+pub async fn wf_list(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path((account, wf)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let p = prepare(&st, &caller, &account, Some(wf), q)?;
+    do_list(st, p).await
+}
+
+pub async fn wf_count(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path((account, wf)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let p = prepare(&st, &caller, &account, Some(wf), q)?;
+    do_count(st, p).await
+}
+
+pub async fn wf_histogram(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path((account, wf)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let p = prepare(&st, &caller, &account, Some(wf), q)?;
+    do_histogram(st, p).await
+}
+
+pub async fn wf_export(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path((account, wf)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let p = prepare(&st, &caller, &account, Some(wf), q)?;
+    do_export(st, caller, p, true).await
+}
+
+/// `GET /v1/accounts/{account}/events/{id}`
+pub async fn get_one(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path((account, id)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let account = caller.authorize(&account, Needed::Read)?;
+    match st.store.get(&account, &id).await? {
+        Some(r) => Ok(json_response(StatusCode::OK, Record::to_json_bytes(&r))),
+        None => Err(ApiError::NotFound(format!("no event with id `{id}` in this account"))),
+    }
+}
+
+/// `GET /v1/accounts/{account}/suggestions?column=user&q=…`: values seen in
+/// the log, for the filter dialog.
+pub async fn suggestions(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(account): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let account = caller.authorize(&account, Needed::Read)?;
+    let mut column = None;
+    let mut needle = String::new();
+    for (k, v) in form_urlencoded::parse(q.unwrap_or_default().as_bytes()) {
+        match &*k {
+            "column" => column = Some(v.into_owned()),
+            "q" => needle = v.into_owned(),
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "unknown parameter `{other}`; accepted: column, q"
+                )));
+            }
+        }
+    }
+    let values = match column.as_deref() {
+        Some("user") => st.store.user_names(&account, &needle, 20).await?,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "invalid `column`: `{other}`; accepted: user (event and category names come from /v1/catalog)"
+            )));
+        }
+        None => return Err(ApiError::BadRequest("`column` is required; accepted: user".into())),
+    };
+    Ok(axum::Json(json!({ "values": values })).into_response())
+}

@@ -1,0 +1,130 @@
+//! Tamper evidence over HTTP: signed checkpoints, inclusion and consistency
+//! proofs, the verifier key, and the background task that signs tree heads.
+
+use std::time::Duration;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use auditlog_core::checkpoint::Checkpoint;
+
+use crate::AppState;
+use crate::auth::{Caller, Needed};
+use crate::error::{ApiError, ApiResult};
+
+/// How often tree heads are looked at: twice a second, so an account that
+/// receives events gets a checkpoint at least once a second.
+const SIGN_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Signs and stores a checkpoint for every account whose log grew.
+pub async fn sign_pending(state: &AppState) -> Result<usize, ApiError> {
+    let heads = state.store.unsigned_heads().await?;
+    let n = heads.len();
+    for (account, head) in heads {
+        let checkpoint = Checkpoint::new(state.origin_of(account.as_str()), head.size, head.root)
+            .map_err(|e| ApiError::Internal(format!("checkpoint for {account}: {e}")))?;
+        let note = state
+            .signer
+            .sign_checkpoint(&checkpoint)
+            .map_err(|e| ApiError::Internal(format!("sign checkpoint: {e}")))?;
+        state.store.put_checkpoint(&account, head.size, note).await?;
+    }
+    Ok(n)
+}
+
+/// Runs [`sign_pending`] forever. The heads come from committed state only,
+/// so a checkpoint never covers an event that is not durable.
+pub async fn run_checkpointer(state: AppState) {
+    let mut tick = tokio::time::interval(SIGN_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match sign_pending(&state).await {
+            Ok(n) if n > 0 => metrics::counter!("auditlog_checkpoints_signed_total").increment(n as u64),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = ?e, "checkpoint signing failed; retrying"),
+        }
+    }
+}
+
+/// `GET /v1/public-key`: the verifier key in signed-note format.
+pub async fn public_key(State(st): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{}\n", st.signer.verifier_key()),
+    )
+        .into_response()
+}
+
+/// `GET /v1/accounts/{account}/checkpoint`: the latest signed checkpoint.
+///
+/// Signs one now if the log grew since the last, so a client that just
+/// ingested gets a checkpoint covering its events.
+pub async fn checkpoint(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(account): Path<String>,
+) -> ApiResult<Response> {
+    let account = caller.authorize(&account, Needed::Read)?;
+    sign_pending(&st).await?;
+    match st.store.latest_checkpoint(&account).await? {
+        Some(note) => Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response()),
+        None => Err(ApiError::NotFound(
+            "this account has no checkpoint yet: it has no events".into(),
+        )),
+    }
+}
+
+fn params(raw: Option<String>, names: [&str; 2]) -> ApiResult<[u64; 2]> {
+    let mut out = [None, None];
+    for (k, v) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        let Some(i) = names.iter().position(|n| *n == k) else {
+            return Err(ApiError::BadRequest(format!(
+                "unknown parameter `{k}`; accepted: {}, {}",
+                names[0], names[1]
+            )));
+        };
+        let n = v.parse::<u64>().map_err(|_| {
+            ApiError::BadRequest(format!("invalid `{k}`: `{v}` is not a non-negative integer"))
+        })?;
+        out[i] = Some(n);
+    }
+    match out {
+        [Some(a), Some(b)] => Ok([a, b]),
+        _ => Err(ApiError::BadRequest(format!(
+            "`{}` and `{}` are both required",
+            names[0], names[1]
+        ))),
+    }
+}
+
+fn hashes_json(hashes: &[auditlog_core::merkle::Hash]) -> Response {
+    let hex: Vec<String> = hashes.iter().map(hex::encode).collect();
+    axum::Json(json!({ "hashes": hex })).into_response()
+}
+
+/// `GET …/proof/inclusion?seq=N&size=S`
+pub async fn inclusion(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(account): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let account = caller.authorize(&account, Needed::Read)?;
+    let [seq, size] = params(q, ["seq", "size"])?;
+    Ok(hashes_json(&st.store.inclusion_proof(&account, seq, size).await?))
+}
+
+/// `GET …/proof/consistency?from=S1&to=S2`
+pub async fn consistency(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(account): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let account = caller.authorize(&account, Needed::Read)?;
+    let [from, to] = params(q, ["from", "to"])?;
+    Ok(hashes_json(&st.store.consistency_proof(&account, from, to).await?))
+}

@@ -1,0 +1,1257 @@
+//! The embedded backend: one SQLite file in WAL mode, one writer thread with
+//! group commit, a small pool of read connections, and the in-memory column
+//! index per account.
+//!
+//! Durability: every append is acknowledged only after the transaction that
+//! holds it has committed with `synchronous=FULL` (the WAL is fsynced).
+//! Concurrent appends queue on one channel; the writer takes everything
+//! queued (up to a cap) into one transaction, so they share one fsync.
+//!
+//! Atomicity: events, their Merkle tiles and the account's size change in
+//! the same transaction, so after a crash the log, the tree and the sequence
+//! agree without repair. The column index and the tree's in-memory state are
+//! rebuilt from the file at start-up.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use auditlog_core::catalog::{Catalog, EventId};
+use auditlog_core::index::{IndexRow, LogIndex, RowKey, Scope as IndexScope};
+use auditlog_core::merkle::{self, Hash, TileReader, TreeState};
+use auditlog_core::query::{Join, op_matches};
+use auditlog_core::record::{AccountId, Micros, Record, RecordBody};
+use auditlog_core::validate::ValidEvent;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use tokio::sync::oneshot;
+
+use crate::{
+    Appended, Page, RawRecord, RawSink, Result, Role, Scope, Selection, Store, StoreError,
+    StoreErrorKind, TokenRecord, TokenScope, TreeHead,
+};
+
+/// The database file inside the data directory.
+pub const DB_FILE: &str = "auditlog.db";
+
+/// Most operations one group commit takes; bounded so one commit's latency
+/// stays predictable under a flood.
+const MAX_GROUP_OPS: usize = 256;
+/// Most events one group commit takes (a batch larger than this still goes
+/// through alone: batches are never split).
+const MAX_GROUP_EVENTS: usize = 20_000;
+/// Rows fetched per export batch.
+const EXPORT_BATCH: usize = 1000;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS accounts (
+    id    INTEGER PRIMARY KEY,
+    name  TEXT NOT NULL UNIQUE,
+    size  INTEGER NOT NULL DEFAULT 0
+);
+-- Stable small ids for (level, category, event); the catalog's own order may
+-- change between versions, these ids never do.
+CREATE TABLE IF NOT EXISTS event_types (
+    id        INTEGER PRIMARY KEY,
+    level     TEXT NOT NULL,
+    category  TEXT NOT NULL,
+    event     TEXT NOT NULL,
+    UNIQUE (level, category, event)
+);
+-- The log. Clustered by (account, seq): a record is found by its position,
+-- which is what the column index yields. `body` is the canonical JSON the
+-- Merkle leaf commits to; the other columns are what the index is rebuilt
+-- from at start-up.
+CREATE TABLE IF NOT EXISTS events (
+    account          INTEGER NOT NULL,
+    seq              INTEGER NOT NULL,
+    id               TEXT NOT NULL,
+    occurred_at      INTEGER NOT NULL,
+    event_type       INTEGER NOT NULL,
+    actor_id         TEXT NOT NULL,
+    actor_name       TEXT,
+    ip_address       TEXT,
+    workflow_id      TEXT,
+    idempotency_key  TEXT,
+    body             TEXT NOT NULL,
+    leaf_hash        BLOB NOT NULL,
+    PRIMARY KEY (account, seq)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS events_by_id ON events (account, id);
+CREATE UNIQUE INDEX IF NOT EXISTS events_by_idempotency_key
+    ON events (account, idempotency_key) WHERE idempotency_key IS NOT NULL;
+-- Merkle tiles (C2SP tlog-tiles layout): level L holds tree level 8L,
+-- tile N its nodes [256N, 256N+256). Partial tiles grow in place.
+CREATE TABLE IF NOT EXISTS tiles (
+    account  INTEGER NOT NULL,
+    level    INTEGER NOT NULL,
+    idx      INTEGER NOT NULL,
+    hashes   BLOB NOT NULL,
+    PRIMARY KEY (account, level, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS checkpoints (
+    account     INTEGER NOT NULL,
+    size        INTEGER NOT NULL,
+    note        TEXT NOT NULL,
+    PRIMARY KEY (account, size)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tokens (
+    id           TEXT PRIMARY KEY,
+    secret_hash  BLOB NOT NULL UNIQUE,
+    scope        TEXT NOT NULL,
+    role         TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    revoked_at   INTEGER
+);
+"#;
+
+fn sql_err(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    move |e| {
+        // A full disk or a locked/unreadable file is a condition to wait
+        // out, not a bug: callers answer 503 with Retry-After.
+        let kind = match e.sqlite_error_code() {
+            Some(
+                rusqlite::ErrorCode::DiskFull
+                | rusqlite::ErrorCode::DatabaseBusy
+                | rusqlite::ErrorCode::DatabaseLocked
+                | rusqlite::ErrorCode::SystemIoFailure
+                | rusqlite::ErrorCode::CannotOpen
+                | rusqlite::ErrorCode::ReadOnly,
+            ) => StoreErrorKind::Unavailable,
+            _ => StoreErrorKind::Internal,
+        };
+        StoreError::with_source(kind, context, e)
+    }
+}
+
+fn internal(msg: impl Into<String>) -> StoreError {
+    StoreError::new(StoreErrorKind::Internal, msg)
+}
+
+/// Tuning knobs, chosen by measurement (see ARCHITECTURE.md).
+#[derive(Clone, Debug)]
+pub struct SqliteOptions {
+    /// Page cache per connection, in KiB.
+    pub cache_kib: i64,
+    /// Memory-mapped I/O size per connection, in bytes.
+    pub mmap_bytes: i64,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            cache_kib: 32 * 1024,
+            mmap_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+fn open_conn(path: &Path, opts: &SqliteOptions, read_only: bool) -> Result<Connection> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags).map_err(sql_err("open database"))?;
+    conn.busy_timeout(Duration::from_secs(5))
+        .map_err(sql_err("set busy timeout"))?;
+    let pragmas = format!(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF; \
+         PRAGMA cache_size=-{}; PRAGMA mmap_size={}; PRAGMA temp_store=MEMORY;",
+        opts.cache_kib, opts.mmap_bytes
+    );
+    conn.execute_batch(&pragmas)
+        .map_err(sql_err("configure database"))?;
+    Ok(conn)
+}
+
+/// Creates a token directly in the database of `data_dir`: the bootstrap of
+/// `auditlog token create`, which works whether or not a server is running
+/// (SQLite serializes the two writers; the server reads tokens from the file
+/// on every request).
+pub fn create_token_offline(data_dir: &Path, token: &TokenRecord) -> Result<()> {
+    std::fs::create_dir_all(data_dir).map_err(|e| {
+        StoreError::with_source(StoreErrorKind::Unavailable, "create data directory", e)
+    })?;
+    let conn = open_conn(&data_dir.join(DB_FILE), &SqliteOptions::default(), false)?;
+    conn.execute_batch(SCHEMA).map_err(sql_err("create schema"))?;
+    insert_token(&conn, token)
+}
+
+fn insert_token(conn: &Connection, t: &TokenRecord) -> Result<()> {
+    conn.execute(
+        "INSERT INTO tokens (id, secret_hash, scope, role, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![t.id, &t.secret_hash[..], t.scope.as_str(), t.role.as_str(), t.created_at_us],
+    )
+    .map_err(sql_err("insert token"))?;
+    Ok(())
+}
+
+/// Per-account state shared by the writer and the readers.
+struct AccountState {
+    db_id: i64,
+    index: LogIndex,
+    /// The committed tree head: what checkpoints may sign.
+    head: Mutex<TreeHead>,
+    /// Size of the latest stored checkpoint.
+    signed: Mutex<u64>,
+}
+
+struct Shared {
+    path: PathBuf,
+    opts: SqliteOptions,
+    readers: Mutex<Vec<Connection>>,
+    accounts: RwLock<HashMap<AccountId, Arc<AccountState>>>,
+    event_types: HashMap<EventId, i64>,
+}
+
+impl Shared {
+    fn account(&self, account: &AccountId) -> Option<Arc<AccountState>> {
+        self.accounts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(account)
+            .cloned()
+    }
+
+    /// Runs `f` with a pooled read connection.
+    fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => open_conn(&self.path, &self.opts, true)?,
+        };
+        let out = f(&conn);
+        self.readers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(conn);
+        out
+    }
+}
+
+enum WriteOp {
+    Append {
+        account: AccountId,
+        events: Vec<ValidEvent>,
+        reply: oneshot::Sender<Result<Vec<Appended>>>,
+    },
+    Checkpoint {
+        account: AccountId,
+        size: u64,
+        note: String,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    CreateToken {
+        token: TokenRecord,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    RevokeToken {
+        account: AccountId,
+        id: String,
+        reply: oneshot::Sender<Result<bool>>,
+    },
+}
+
+/// The embedded SQLite store.
+pub struct SqliteStore {
+    shared: Arc<Shared>,
+    writer: mpsc::SyncSender<WriteOp>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.shared.path)
+            .finish()
+    }
+}
+
+/// Writer-thread state of one account.
+struct WriterAccount {
+    state: Arc<AccountState>,
+    tree: TreeState,
+}
+
+struct Writer {
+    conn: Connection,
+    shared: Arc<Shared>,
+    accounts: HashMap<AccountId, WriterAccount>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in `data_dir`, rebuilding the
+    /// column index and tree state of every account from the file.
+    pub fn open(data_dir: &Path, opts: SqliteOptions) -> Result<SqliteStore> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            StoreError::with_source(StoreErrorKind::Unavailable, "create data directory", e)
+        })?;
+        let path = data_dir.join(DB_FILE);
+        let conn = open_conn(&path, &opts, false)?;
+        conn.execute_batch(SCHEMA).map_err(sql_err("create schema"))?;
+
+        let event_types = sync_event_types(&conn)?;
+        let by_type: HashMap<i64, EventId> = event_types.iter().map(|(e, t)| (*t, *e)).collect();
+
+        let mut shared_accounts = HashMap::new();
+        let mut writer_accounts = HashMap::new();
+        let rows: Vec<(i64, String, i64)> = {
+            let mut stmt = conn
+                .prepare("SELECT id, name, size FROM accounts ORDER BY id")
+                .map_err(sql_err("list accounts"))?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(sql_err("list accounts"))?
+                .collect::<Result<_, _>>()
+                .map_err(sql_err("list accounts"))?
+        };
+        for (db_id, name, size) in rows {
+            let account = AccountId::parse(&name)
+                .map_err(|e| internal(format!("stored account name is invalid: {e}")))?;
+            let size = size as u64;
+            let index = rebuild_index(&conn, db_id, size, &by_type)?;
+            let tree = TreeState::restore(size, &SqlTiles { conn: &conn, account: db_id })
+                .map_err(|e| internal(format!("restore tree of {account}: {e}")))?;
+            let signed: i64 = conn
+                .query_row(
+                    "SELECT COALESCE(MAX(size), 0) FROM checkpoints WHERE account = ?1",
+                    [db_id],
+                    |r| r.get(0),
+                )
+                .map_err(sql_err("read checkpoints"))?;
+            let state = Arc::new(AccountState {
+                db_id,
+                index,
+                head: Mutex::new(TreeHead {
+                    size,
+                    root: tree.root(),
+                }),
+                signed: Mutex::new(signed as u64),
+            });
+            shared_accounts.insert(account.clone(), state.clone());
+            writer_accounts.insert(account, WriterAccount { state, tree });
+        }
+
+        let shared = Arc::new(Shared {
+            path,
+            opts,
+            readers: Mutex::new(Vec::new()),
+            accounts: RwLock::new(shared_accounts),
+            event_types,
+        });
+        // A bounded queue: when the writer falls behind, producers wait
+        // rather than pile up memory.
+        let (tx, rx) = mpsc::sync_channel(4096);
+        let mut writer = Writer {
+            conn,
+            shared: shared.clone(),
+            accounts: writer_accounts,
+        };
+        std::thread::Builder::new()
+            .name("auditlog-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| StoreError::with_source(StoreErrorKind::Internal, "spawn writer", e))?;
+        Ok(SqliteStore { shared, writer: tx })
+    }
+
+    async fn send<T>(&self, op: impl FnOnce(oneshot::Sender<Result<T>>) -> WriteOp) -> Result<T> {
+        let (tx, rx) = oneshot::channel();
+        let writer = self.writer.clone();
+        let op = op(tx);
+        // `send` blocks only while the queue is full.
+        tokio::task::spawn_blocking(move || writer.send(op))
+            .await
+            .map_err(|e| internal(format!("writer queue task failed: {e}")))?
+            .map_err(|_| StoreError::new(StoreErrorKind::Unavailable, "store is shutting down"))?;
+        rx.await
+            .map_err(|_| StoreError::new(StoreErrorKind::Unavailable, "store writer stopped"))?
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Shared) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || f(&shared))
+            .await
+            .map_err(|e| internal(format!("blocking task failed: {e}")))?
+    }
+}
+
+/// Makes sure every catalog event has a stable type id; returns the map.
+fn sync_event_types(conn: &Connection) -> Result<HashMap<EventId, i64>> {
+    let catalog = Catalog::get();
+    let mut out = HashMap::new();
+    for e in catalog.entries() {
+        conn.execute(
+            "INSERT OR IGNORE INTO event_types (level, category, event) VALUES (?1, ?2, ?3)",
+            params![e.level.as_str(), e.category, e.event.name],
+        )
+        .map_err(sql_err("register event types"))?;
+        let id: i64 = conn
+            .query_row(
+                "SELECT id FROM event_types WHERE level = ?1 AND category = ?2 AND event = ?3",
+                params![e.level.as_str(), e.category, e.event.name],
+                |r| r.get(0),
+            )
+            .map_err(sql_err("read event types"))?;
+        out.insert(e.id, id);
+    }
+    Ok(out)
+}
+
+fn rebuild_index(
+    conn: &Connection,
+    account: i64,
+    size: u64,
+    by_type: &HashMap<i64, EventId>,
+) -> Result<LogIndex> {
+    let index = LogIndex::new();
+    let mut stmt = conn
+        .prepare(
+            "SELECT seq, occurred_at, event_type, actor_id, actor_name, ip_address, workflow_id \
+             FROM events WHERE account = ?1 ORDER BY seq",
+        )
+        .map_err(sql_err("rebuild index"))?;
+    let mut rows = stmt.query([account]).map_err(sql_err("rebuild index"))?;
+    let mut expected = 0u64;
+    while let Some(r) = rows.next().map_err(sql_err("rebuild index"))? {
+        let seq: i64 = r.get(0).map_err(sql_err("rebuild index"))?;
+        if seq as u64 != expected {
+            return Err(internal(format!(
+                "log of account {account} has a gap: expected seq {expected}, found {seq}"
+            )));
+        }
+        expected += 1;
+        let ty: i64 = r.get(2).map_err(sql_err("rebuild index"))?;
+        let event = *by_type
+            .get(&ty)
+            .ok_or_else(|| internal(format!("stored event type {ty} is not in the catalog")))?;
+        let actor_id: String = r.get(3).map_err(sql_err("rebuild index"))?;
+        let actor_name: Option<String> = r.get(4).map_err(sql_err("rebuild index"))?;
+        let ip: Option<String> = r.get(5).map_err(sql_err("rebuild index"))?;
+        let wf: Option<String> = r.get(6).map_err(sql_err("rebuild index"))?;
+        index.append([IndexRow {
+            occurred_at_us: r.get(1).map_err(sql_err("rebuild index"))?,
+            event,
+            actor_id: &actor_id,
+            actor_name: actor_name.as_deref(),
+            ip_address: ip.as_deref(),
+            workflow_id: wf.as_deref(),
+        }]);
+    }
+    if expected != size {
+        return Err(internal(format!(
+            "account {account} records size {size} but holds {expected} events"
+        )));
+    }
+    Ok(index)
+}
+
+/// Reads tiles from SQLite for proofs and tree restoration.
+struct SqlTiles<'a> {
+    conn: &'a Connection,
+    account: i64,
+}
+
+impl TileReader for SqlTiles<'_> {
+    type Error = StoreError;
+
+    fn read_tile(&self, level: u8, index: u64, width: u16) -> Result<Vec<Hash>> {
+        let blob: Option<Vec<u8>> = self
+            .conn
+            .prepare_cached(
+                "SELECT hashes FROM tiles WHERE account = ?1 AND level = ?2 AND idx = ?3",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![self.account, level, index as i64], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(sql_err("read tile"))?;
+        let blob = blob.ok_or_else(|| internal(format!("tile {level}/{index} is missing")))?;
+        let want = width as usize * 32;
+        if blob.len() < want || blob.len() % 32 != 0 {
+            return Err(internal(format!(
+                "tile {level}/{index} holds {} bytes, {want} needed",
+                blob.len()
+            )));
+        }
+        Ok(blob[..want]
+            .chunks_exact(32)
+            .map(|c| c.try_into().expect("chunks of 32"))
+            .collect())
+    }
+}
+
+impl Writer {
+    fn run(&mut self, rx: mpsc::Receiver<WriteOp>) {
+        while let Ok(first) = rx.recv() {
+            let mut ops = vec![first];
+            let mut events = op_events(&ops[0]);
+            while ops.len() < MAX_GROUP_OPS && events < MAX_GROUP_EVENTS {
+                match rx.try_recv() {
+                    Ok(op) => {
+                        events += op_events(&op);
+                        ops.push(op);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit_group(ops);
+        }
+        tracing::debug!("store writer stopped");
+    }
+
+    /// One transaction for the whole group; every op's reply is sent only
+    /// after it commits (or with the error if it did not).
+    fn commit_group(&mut self, ops: Vec<WriteOp>) {
+        let n_ops = ops.len();
+        let now = Micros::from_timestamp(jiff::Timestamp::now());
+        // Tree states are cloned before the group so a failed commit leaves
+        // the in-memory tree exactly as the file is.
+        let mut snapshots: HashMap<AccountId, TreeState> = HashMap::new();
+        let mut outcomes: Vec<Outcome> = Vec::with_capacity(ops.len());
+        let mut pending_index: HashMap<AccountId, Vec<Record>> = HashMap::new();
+        let mut touched: Vec<AccountId> = Vec::new();
+
+        let result = (|| -> Result<()> {
+            self.conn
+                .execute_batch("BEGIN IMMEDIATE")
+                .map_err(sql_err("begin transaction"))?;
+            let mut group_keys: HashMap<(AccountId, String), Record> = HashMap::new();
+            for op in &ops {
+                let outcome = match op {
+                    WriteOp::Append {
+                        account, events, ..
+                    } => {
+                        if !snapshots.contains_key(account) {
+                            let acc = self.account_mut(account)?;
+                            let tree = acc.tree.clone();
+                            snapshots.insert(account.clone(), tree);
+                            touched.push(account.clone());
+                        }
+                        self.conn
+                            .execute_batch("SAVEPOINT op")
+                            .map_err(sql_err("savepoint"))?;
+                        let before = self.account_mut(account)?.tree.size();
+                        match self.append_events(account, events, now, &mut group_keys) {
+                            Ok(appended) => {
+                                self.conn
+                                    .execute_batch("RELEASE op")
+                                    .map_err(sql_err("release savepoint"))?;
+                                pending_index
+                                    .entry(account.clone())
+                                    .or_default()
+                                    .extend(appended.iter().filter(|a| a.created).map(|a| a.record.clone()));
+                                Outcome::Appended(appended)
+                            }
+                            Err(e) if e.kind != StoreErrorKind::Unavailable => {
+                                // This op alone fails; the group goes on.
+                                self.conn
+                                    .execute_batch("ROLLBACK TO op; RELEASE op")
+                                    .map_err(sql_err("rollback savepoint"))?;
+                                let acc = self.account_mut(account)?;
+                                if acc.tree.size() != before {
+                                    acc.tree = restore_prefix(&snapshots[account], &pending_index, account, before)?;
+                                }
+                                Outcome::Failed(e)
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    WriteOp::Checkpoint {
+                        account, size, note, ..
+                    } => {
+                        let acc = self.account_mut(account)?;
+                        let db_id = acc.state.db_id;
+                        self.conn
+                            .execute(
+                                "INSERT OR IGNORE INTO checkpoints (account, size, note) VALUES (?1, ?2, ?3)",
+                                params![db_id, *size as i64, note],
+                            )
+                            .map_err(sql_err("store checkpoint"))?;
+                        Outcome::Done
+                    }
+                    WriteOp::CreateToken { token, .. } => match insert_token(&self.conn, token) {
+                        Ok(()) => Outcome::Done,
+                        Err(e) => Outcome::Failed(e),
+                    },
+                    WriteOp::RevokeToken { account, id, .. } => {
+                        let n = self
+                            .conn
+                            .execute(
+                                "UPDATE tokens SET revoked_at = ?1 WHERE id = ?2 AND scope = ?3 AND revoked_at IS NULL",
+                                params![now.0, id, account.as_str()],
+                            )
+                            .map_err(sql_err("revoke token"))?;
+                        Outcome::Revoked(n > 0)
+                    }
+                };
+                outcomes.push(outcome);
+            }
+            // Tiles and sizes of every account this group appended to.
+            for account in &touched {
+                let acc = self.accounts.get_mut(account).expect("touched accounts exist");
+                let db_id = acc.state.db_id;
+                for (tile, bytes) in acc.tree.take_dirty_tiles() {
+                    self.conn
+                        .prepare_cached(
+                            "INSERT INTO tiles (account, level, idx, hashes) VALUES (?1, ?2, ?3, ?4) \
+                             ON CONFLICT (account, level, idx) DO UPDATE SET hashes = excluded.hashes",
+                        )
+                        .and_then(|mut s| {
+                            s.execute(params![db_id, tile.level, tile.index as i64, bytes])
+                        })
+                        .map_err(sql_err("write tile"))?;
+                }
+                self.conn
+                    .prepare_cached("UPDATE accounts SET size = ?1 WHERE id = ?2")
+                    .and_then(|mut s| s.execute(params![acc.tree.size() as i64, db_id]))
+                    .map_err(sql_err("update account size"))?;
+            }
+            self.conn
+                .execute_batch("COMMIT")
+                .map_err(sql_err("commit"))?;
+            Ok(())
+        })();
+
+        if let Err(e) = result {
+            tracing::error!(error = %e, source = ?e.source, n_ops, "group commit failed");
+            let _ = self.conn.execute_batch("ROLLBACK");
+            for (account, tree) in snapshots {
+                if let Some(acc) = self.accounts.get_mut(&account) {
+                    // Dirty tiles of the failed group are dropped with it.
+                    acc.tree = tree;
+                }
+            }
+            for op in ops {
+                let err = || StoreError::new(e.kind, e.message.clone());
+                match op {
+                    WriteOp::Append { reply, .. } => drop(reply.send(Err(err()))),
+                    WriteOp::Checkpoint { reply, .. } => drop(reply.send(Err(err()))),
+                    WriteOp::CreateToken { reply, .. } => drop(reply.send(Err(err()))),
+                    WriteOp::RevokeToken { reply, .. } => drop(reply.send(Err(err()))),
+                }
+            }
+            return;
+        }
+
+        // Committed: make the events visible to queries, then acknowledge.
+        for account in &touched {
+            let acc = &self.accounts[account];
+            if let Some(records) = pending_index.get(account) {
+                let index_of = |r: &Record| self.shared_event_id(r);
+                acc.state.index.append(records.iter().map(|r| IndexRow {
+                    occurred_at_us: r.body.occurred_at.0,
+                    event: index_of(r),
+                    actor_id: &r.body.actor.id,
+                    actor_name: r.body.actor.name.as_deref(),
+                    ip_address: r.body.ip_address.as_deref(),
+                    workflow_id: r.body.workflow_id.as_deref(),
+                }));
+            }
+            *acc.state.head.lock().unwrap_or_else(|e| e.into_inner()) = TreeHead {
+                size: acc.tree.size(),
+                root: acc.tree.root(),
+            };
+        }
+        metrics_group(n_ops);
+        for (op, outcome) in ops.into_iter().zip(outcomes) {
+            match (op, outcome) {
+                (WriteOp::Append { reply, .. }, Outcome::Appended(a)) => drop(reply.send(Ok(a))),
+                (WriteOp::Append { reply, .. }, Outcome::Failed(e)) => drop(reply.send(Err(e))),
+                (WriteOp::Checkpoint { account, size, reply, .. }, _) => {
+                    if let Some(acc) = self.accounts.get(&account) {
+                        let mut s = acc.state.signed.lock().unwrap_or_else(|e| e.into_inner());
+                        *s = (*s).max(size);
+                    }
+                    drop(reply.send(Ok(())))
+                }
+                (WriteOp::CreateToken { reply, .. }, Outcome::Failed(e)) => drop(reply.send(Err(e))),
+                (WriteOp::CreateToken { reply, .. }, _) => drop(reply.send(Ok(()))),
+                (WriteOp::RevokeToken { reply, .. }, Outcome::Revoked(b)) => drop(reply.send(Ok(b))),
+                (WriteOp::RevokeToken { reply, .. }, _) => drop(reply.send(Ok(false))),
+                (WriteOp::Append { reply, .. }, _) => {
+                    drop(reply.send(Err(internal("append produced no outcome"))))
+                }
+            }
+        }
+    }
+
+    fn shared_event_id(&self, r: &Record) -> EventId {
+        Catalog::get()
+            .find(r.body.level, &r.body.category, &r.body.event)
+            .expect("validated events are in the catalog")
+    }
+
+    /// The writer's state of `account`, registering the account on first use.
+    fn account_mut(&mut self, account: &AccountId) -> Result<&mut WriterAccount> {
+        if !self.accounts.contains_key(account) {
+            self.conn
+                .execute(
+                    "INSERT OR IGNORE INTO accounts (name, size) VALUES (?1, 0)",
+                    [account.as_str()],
+                )
+                .map_err(sql_err("register account"))?;
+            let db_id: i64 = self
+                .conn
+                .query_row(
+                    "SELECT id FROM accounts WHERE name = ?1",
+                    [account.as_str()],
+                    |r| r.get(0),
+                )
+                .map_err(sql_err("register account"))?;
+            let state = Arc::new(AccountState {
+                db_id,
+                index: LogIndex::new(),
+                head: Mutex::new(TreeHead {
+                    size: 0,
+                    root: merkle::EMPTY_ROOT,
+                }),
+                signed: Mutex::new(0),
+            });
+            // Visible to readers only once it has committed events would be
+            // tidier, but an empty account answers like an unknown one.
+            self.shared
+                .accounts
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(account.clone(), state.clone());
+            self.accounts.insert(
+                account.clone(),
+                WriterAccount {
+                    state,
+                    tree: TreeState::new(),
+                },
+            );
+        }
+        Ok(self.accounts.get_mut(account).expect("inserted above"))
+    }
+
+    fn append_events(
+        &mut self,
+        account: &AccountId,
+        events: &[ValidEvent],
+        now: Micros,
+        group_keys: &mut HashMap<(AccountId, String), Record>,
+    ) -> Result<Vec<Appended>> {
+        let db_id = self.account_mut(account)?.state.db_id;
+        let mut out = Vec::with_capacity(events.len());
+        for ev in events {
+            if let Some(key) = &ev.idempotency_key {
+                let gk = (account.clone(), key.clone());
+                if let Some(rec) = group_keys.get(&gk) {
+                    out.push(Appended {
+                        record: rec.clone(),
+                        created: false,
+                    });
+                    continue;
+                }
+                let existing: Option<(String, Vec<u8>)> = self
+                    .conn
+                    .prepare_cached(
+                        "SELECT body, leaf_hash FROM events WHERE account = ?1 AND idempotency_key = ?2",
+                    )
+                    .and_then(|mut s| {
+                        s.query_row(params![db_id, key], |r| Ok((r.get(0)?, r.get(1)?)))
+                            .optional()
+                    })
+                    .map_err(sql_err("look up idempotency key"))?;
+                if let Some((body, hash)) = existing {
+                    out.push(Appended {
+                        record: parse_record(&body, &hash)?,
+                        created: false,
+                    });
+                    continue;
+                }
+            }
+            let acc = self.accounts.get_mut(account).expect("registered above");
+            let seq = acc.tree.size();
+            let body = RecordBody {
+                id: ulid::Ulid::from_parts((now.0 / 1000) as u64, rand::random::<u128>()).to_string(),
+                seq,
+                account_id: account.as_str().to_owned(),
+                level: ev.level,
+                category: ev.category.clone(),
+                event: ev.event.clone(),
+                occurred_at: ev.occurred_at,
+                recorded_at: now,
+                actor: ev.actor.clone(),
+                ip_address: ev.ip_address.clone(),
+                workflow_id: ev.workflow_id.clone(),
+                description: ev.description.clone(),
+                metadata: ev.metadata.clone(),
+            };
+            let canonical = body.canonical_bytes();
+            let leaf_hash = auditlog_core::record::leaf_hash_of(&canonical);
+            let canonical =
+                String::from_utf8(canonical).map_err(|_| internal("canonical JSON is UTF-8"))?;
+            let ty = *self
+                .shared
+                .event_types
+                .get(&ev.event_id)
+                .ok_or_else(|| internal("event type not registered"))?;
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO events (account, seq, id, occurred_at, event_type, actor_id, actor_name, \
+                     ip_address, workflow_id, idempotency_key, body, leaf_hash) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        db_id,
+                        seq as i64,
+                        body.id,
+                        body.occurred_at.0,
+                        ty,
+                        body.actor.id,
+                        body.actor.name,
+                        body.ip_address,
+                        body.workflow_id,
+                        ev.idempotency_key,
+                        canonical,
+                        &leaf_hash[..],
+                    ])
+                })
+                .map_err(sql_err("insert event"))?;
+            acc.tree.append(leaf_hash);
+            let record = Record { body, leaf_hash };
+            if let Some(key) = &ev.idempotency_key {
+                group_keys.insert((account.clone(), key.clone()), record.clone());
+            }
+            out.push(Appended {
+                record,
+                created: true,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// After an op fails inside a group, rebuilds the account's tree as it was
+/// before that op: the snapshot from before the group plus the leaves that
+/// earlier ops of the group appended.
+fn restore_prefix(
+    snapshot: &TreeState,
+    pending: &HashMap<AccountId, Vec<Record>>,
+    account: &AccountId,
+    size: u64,
+) -> Result<TreeState> {
+    let mut tree = snapshot.clone();
+    for r in pending.get(account).into_iter().flatten() {
+        tree.append(r.leaf_hash);
+    }
+    if tree.size() != size {
+        return Err(internal("tree state diverged from the log"));
+    }
+    Ok(tree)
+}
+
+enum Outcome {
+    Appended(Vec<Appended>),
+    Failed(StoreError),
+    Revoked(bool),
+    Done,
+}
+
+fn op_events(op: &WriteOp) -> usize {
+    match op {
+        WriteOp::Append { events, .. } => events.len(),
+        _ => 1,
+    }
+}
+
+fn metrics_group(n_ops: usize) {
+    tracing::trace!(n_ops, "group committed");
+}
+
+fn parse_record(body: &str, hash: &[u8]) -> Result<Record> {
+    let body: RecordBody = serde_json::from_str(body)
+        .map_err(|e| internal(format!("stored record does not parse: {e}")))?;
+    let leaf_hash: Hash = hash
+        .try_into()
+        .map_err(|_| internal("stored leaf hash is not 32 bytes"))?;
+    Ok(Record { body, leaf_hash })
+}
+
+fn fetch_raw(conn: &Connection, db_id: i64, seq: u64) -> Result<RawRecord> {
+    conn.prepare_cached("SELECT body, leaf_hash FROM events WHERE account = ?1 AND seq = ?2")
+        .and_then(|mut s| {
+            s.query_row(params![db_id, seq as i64], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })
+        })
+        .map_err(sql_err("read event"))
+        .and_then(|(canonical, hash)| {
+            Ok(RawRecord {
+                seq,
+                canonical,
+                leaf_hash: hash
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| internal("stored leaf hash is not 32 bytes"))?,
+            })
+        })
+}
+
+/// The description closure for plans with description filters.
+fn description_checker<'a>(
+    conn: &'a Connection,
+    db_id: i64,
+    filters: &'a [(auditlog_core::query::Filter, String)],
+    join: Join,
+) -> impl FnMut(u64) -> bool + 'a {
+    move |seq| {
+        let desc: Option<String> = conn
+            .prepare_cached(
+                "SELECT json_extract(body, '$.description') FROM events WHERE account = ?1 AND seq = ?2",
+            )
+            .and_then(|mut s| s.query_row(params![db_id, seq as i64], |r| r.get(0)))
+            .ok();
+        let mut results = filters
+            .iter()
+            .map(|(f, needle)| op_matches(f.op, desc.as_deref(), needle));
+        match join {
+            Join::And => results.all(|b| b),
+            Join::Or => results.any(|b| b),
+        }
+    }
+}
+
+fn index_scope(scope: &Scope) -> IndexScope<'_> {
+    match scope {
+        Scope::Account => IndexScope::Account,
+        Scope::Workflow(w) => IndexScope::Workflow(w),
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn append(&self, account: &AccountId, events: Vec<ValidEvent>) -> Result<Vec<Appended>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let account = account.clone();
+        self.send(|reply| WriteOp::Append {
+            account,
+            events,
+            reply,
+        })
+        .await
+    }
+
+    async fn get(&self, account: &AccountId, id: &str) -> Result<Option<Record>> {
+        let Some(acc) = self.shared.account(account) else {
+            return Ok(None);
+        };
+        let id = id.to_owned();
+        self.blocking(move |sh| {
+            sh.with_reader(|conn| {
+                let row: Option<(String, Vec<u8>)> = conn
+                    .prepare_cached("SELECT body, leaf_hash FROM events WHERE account = ?1 AND id = ?2")
+                    .and_then(|mut s| {
+                        s.query_row(params![acc.db_id, id], |r| Ok((r.get(0)?, r.get(1)?)))
+                            .optional()
+                    })
+                    .map_err(sql_err("read event"))?;
+                row.map(|(b, h)| parse_record(&b, &h)).transpose()
+            })
+        })
+        .await
+    }
+
+    async fn list(
+        &self,
+        account: &AccountId,
+        sel: &Selection,
+        after: Option<RowKey>,
+        limit: usize,
+    ) -> Result<Page> {
+        let Some(acc) = self.shared.account(account) else {
+            return Ok(Page {
+                records: Vec::new(),
+                next: None,
+            });
+        };
+        let sel = sel.clone();
+        self.blocking(move |sh| {
+            sh.with_reader(|conn| {
+                let plan = acc.index.plan(&sel.filters, sel.join, index_scope(&sel.scope));
+                let mut desc = description_checker(conn, acc.db_id, plan.description_filters(), plan.join());
+                let (keys, more) = plan.page(sel.bounds, after, limit, &mut desc);
+                let mut records = Vec::with_capacity(keys.len());
+                for k in &keys {
+                    let raw = fetch_raw(conn, acc.db_id, k.seq)?;
+                    records.push(parse_record(&raw.canonical, &raw.leaf_hash)?);
+                }
+                let next = if more { keys.last().copied() } else { None };
+                Ok(Page { records, next })
+            })
+        })
+        .await
+    }
+
+    async fn count(&self, account: &AccountId, sel: &Selection) -> Result<u64> {
+        let Some(acc) = self.shared.account(account) else {
+            return Ok(0);
+        };
+        let sel = sel.clone();
+        self.blocking(move |sh| {
+            sh.with_reader(|conn| {
+                let plan = acc.index.plan(&sel.filters, sel.join, index_scope(&sel.scope));
+                let mut desc = description_checker(conn, acc.db_id, plan.description_filters(), plan.join());
+                Ok(plan.count(sel.bounds, &mut desc))
+            })
+        })
+        .await
+    }
+
+    async fn histogram(
+        &self,
+        account: &AccountId,
+        sel: &Selection,
+        edges: Vec<i64>,
+    ) -> Result<Vec<u64>> {
+        let Some(acc) = self.shared.account(account) else {
+            return Ok(vec![0; edges.len().saturating_sub(1)]);
+        };
+        let sel = sel.clone();
+        self.blocking(move |sh| {
+            sh.with_reader(|conn| {
+                let plan = acc.index.plan(&sel.filters, sel.join, index_scope(&sel.scope));
+                let mut desc = description_checker(conn, acc.db_id, plan.description_filters(), plan.join());
+                // The edges span exactly the selection's range.
+                Ok(plan.histogram(sel.bounds, &edges, &mut desc))
+            })
+        })
+        .await
+    }
+
+    async fn first_event_time(&self, account: &AccountId) -> Result<Option<i64>> {
+        Ok(self.shared.account(account).and_then(|a| a.index.min_time()))
+    }
+
+    async fn export(
+        &self,
+        account: &AccountId,
+        sel: &Selection,
+        mut sink: Box<RawSink<'static>>,
+    ) -> Result<u64> {
+        let Some(acc) = self.shared.account(account) else {
+            return Ok(0);
+        };
+        let sel = sel.clone();
+        self.blocking(move |sh| {
+            // A dedicated connection: an export may run for minutes and must
+            // not hold a pooled one.
+            let conn = open_conn(&sh.path, &sh.opts, true)?;
+            let plan = acc.index.plan(&sel.filters, sel.join, index_scope(&sel.scope));
+            let keys = {
+                let mut desc = description_checker(&conn, acc.db_id, plan.description_filters(), plan.join());
+                plan.collect_sorted(sel.bounds, &mut desc)
+            };
+            let mut batch = Vec::with_capacity(EXPORT_BATCH);
+            let mut n = 0u64;
+            for chunk in keys.chunks(EXPORT_BATCH) {
+                batch.clear();
+                for k in chunk {
+                    batch.push(fetch_raw(&conn, acc.db_id, k.seq)?);
+                }
+                sink(&batch)?;
+                n += batch.len() as u64;
+            }
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn user_names(
+        &self,
+        account: &AccountId,
+        needle: &str,
+        limit: usize,
+    ) -> Result<Vec<String>> {
+        Ok(self
+            .shared
+            .account(account)
+            .map(|a| a.index.user_names(needle, limit))
+            .unwrap_or_default())
+    }
+
+    async fn tree_head(&self, account: &AccountId) -> Result<TreeHead> {
+        Ok(match self.shared.account(account) {
+            Some(a) => *a.head.lock().unwrap_or_else(|e| e.into_inner()),
+            None => TreeHead {
+                size: 0,
+                root: merkle::EMPTY_ROOT,
+            },
+        })
+    }
+
+    async fn unsigned_heads(&self) -> Result<Vec<(AccountId, TreeHead)>> {
+        let accounts = self.shared.accounts.read().unwrap_or_else(|e| e.into_inner());
+        Ok(accounts
+            .iter()
+            .filter_map(|(id, a)| {
+                let head = *a.head.lock().unwrap_or_else(|e| e.into_inner());
+                let signed = *a.signed.lock().unwrap_or_else(|e| e.into_inner());
+                (head.size > signed).then(|| (id.clone(), head))
+            })
+            .collect())
+    }
+
+    async fn put_checkpoint(&self, account: &AccountId, size: u64, note: String) -> Result<()> {
+        let account = account.clone();
+        self.send(|reply| WriteOp::Checkpoint {
+            account,
+            size,
+            note,
+            reply,
+        })
+        .await
+    }
+
+    async fn latest_checkpoint(&self, account: &AccountId) -> Result<Option<String>> {
+        let Some(acc) = self.shared.account(account) else {
+            return Ok(None);
+        };
+        self.blocking(move |sh| {
+            sh.with_reader(|conn| {
+                conn.prepare_cached(
+                    "SELECT note FROM checkpoints WHERE account = ?1 ORDER BY size DESC LIMIT 1",
+                )
+                .and_then(|mut s| s.query_row([acc.db_id], |r| r.get(0)).optional())
+                .map_err(sql_err("read checkpoint"))
+            })
+        })
+        .await
+    }
+
+    async fn inclusion_proof(
+        &self,
+        account: &AccountId,
+        seq: u64,
+        size: u64,
+    ) -> Result<Vec<Hash>> {
+        let head = self.tree_head(account).await?;
+        if size > head.size || seq >= size {
+            return Err(StoreError::invalid(format!(
+                "no inclusion proof for seq {seq} in a tree of size {size}: the log has {} events and seq must be below size",
+                head.size
+            )));
+        }
+        let acc = self.shared.account(account).ok_or_else(|| internal("account vanished"))?;
+        self.blocking(move |sh| {
+            sh.with_reader(|conn| {
+                merkle::inclusion_proof(seq, size, &SqlTiles { conn, account: acc.db_id })
+                    .map_err(|e| internal(format!("inclusion proof: {e}")))
+            })
+        })
+        .await
+    }
+
+    async fn consistency_proof(
+        &self,
+        account: &AccountId,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<Hash>> {
+        let head = self.tree_head(account).await?;
+        if from > to || to > head.size {
+            return Err(StoreError::invalid(format!(
+                "no consistency proof from size {from} to {to}: need from ≤ to ≤ {} (the log's size)",
+                head.size
+            )));
+        }
+        if from == 0 || from == to {
+            return Ok(Vec::new());
+        }
+        let acc = self.shared.account(account).ok_or_else(|| internal("account vanished"))?;
+        self.blocking(move |sh| {
+            sh.with_reader(|conn| {
+                merkle::consistency_proof(from, to, &SqlTiles { conn, account: acc.db_id })
+                    .map_err(|e| internal(format!("consistency proof: {e}")))
+            })
+        })
+        .await
+    }
+
+    async fn create_token(&self, token: TokenRecord) -> Result<()> {
+        self.send(|reply| WriteOp::CreateToken { token, reply }).await
+    }
+
+    async fn find_token(&self, secret_hash: &Hash) -> Result<Option<TokenRecord>> {
+        let hash = *secret_hash;
+        self.blocking(move |sh| {
+            sh.with_reader(|conn| {
+                let row: Option<(String, Vec<u8>, String, String, i64)> = conn
+                    .prepare_cached(
+                        "SELECT id, secret_hash, scope, role, created_at FROM tokens \
+                         WHERE secret_hash = ?1 AND revoked_at IS NULL",
+                    )
+                    .and_then(|mut s| {
+                        s.query_row([&hash[..]], |r| {
+                            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                        })
+                        .optional()
+                    })
+                    .map_err(sql_err("read token"))?;
+                let Some((id, stored, scope, role, created_at_us)) = row else {
+                    return Ok(None);
+                };
+                let secret_hash: Hash = stored
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| internal("stored token hash is not 32 bytes"))?;
+                let scope = if scope == "*" {
+                    TokenScope::All
+                } else {
+                    TokenScope::Account(
+                        AccountId::parse(&scope).map_err(|e| internal(e.to_string()))?,
+                    )
+                };
+                let role = Role::parse(&role).ok_or_else(|| internal("stored role is unknown"))?;
+                Ok(Some(TokenRecord {
+                    id,
+                    secret_hash,
+                    scope,
+                    role,
+                    created_at_us,
+                }))
+            })
+        })
+        .await
+    }
+
+    async fn revoke_token(&self, account: &AccountId, id: &str) -> Result<bool> {
+        let account = account.clone();
+        let id = id.to_owned();
+        self.send(|reply| WriteOp::RevokeToken { account, id, reply })
+            .await
+    }
+
+    async fn ready(&self) -> Result<()> {
+        self.blocking(|sh| {
+            sh.with_reader(|conn| {
+                conn.query_row("SELECT 1", [], |_| Ok(()))
+                    .map_err(sql_err("ping database"))
+            })
+        })
+        .await
+    }
+
+    async fn size_bytes(&self) -> Result<u64> {
+        let path = self.shared.path.clone();
+        let mut total = 0;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.clone().into_os_string();
+            p.push(suffix);
+            if let Ok(m) = std::fs::metadata(&p) {
+                total += m.len();
+            }
+        }
+        Ok(total)
+    }
+}

@@ -302,6 +302,12 @@ function setupMenuToggle() {
       toggle.focus();
     }
   });
+  document.addEventListener('click', (e) => {
+    if (sidebar.classList.contains('open') && !sidebar.contains(e.target) && !toggle.contains(e.target)) {
+      sidebar.classList.remove('open');
+      toggle.setAttribute('aria-expanded', 'false');
+    }
+  });
   document.getElementById('nav-audit-logs').addEventListener('click', (e) => {
     e.preventDefault();
     sidebar.classList.remove('open');
@@ -597,7 +603,7 @@ function renderView() {
   renderChips();
   const n = v.filters.length;
   ui.filterBadge.hidden = n === 0;
-  ui.filterBadge.textContent = String(n);
+  ui.filterBadge.textContent = n === 0 ? '' : String(n);
   ui.filterButton.classList.toggle('is-active', n > 0);
 }
 
@@ -707,6 +713,7 @@ function renderHistogram() {
   const data = state.histogram;
   const v = state.view;
   ui.histogram.classList.toggle('is-loading', !data);
+  ui.histogram.hidden = Boolean(state.error);
   if (!data) {
     ui.histTitle.textContent = 'Events over time';
     ui.histMax.textContent = '';
@@ -726,7 +733,10 @@ function renderHistogram() {
     return;
   }
   const max = Math.max(1, ...buckets.map((b) => b.count));
-  ui.histMax.textContent = `max ${numberFormat.format(max)}`;
+  const total = buckets.reduce((n, b) => n + b.count, 0);
+  ui.histMax.textContent = total === 0 ? '' : `max ${numberFormat.format(max)}`;
+  ui.histBars.classList.toggle('dense', buckets.length > 60);
+  ui.histBars.classList.toggle('very-dense', buckets.length > 150);
   const clickable = unit !== 'hour';
   const label = (b) => (unit === 'hour'
     ? `${formatDate(dateIn(new Date(b.start), tz))} ${formatHour(b.start, tz)}`
@@ -746,11 +756,12 @@ function renderHistogram() {
     }, h('span', { class: 'bar-fill' }));
     // Heights come from data, so they are set through the CSSOM, which the
     // page's CSP allows, rather than a style attribute, which it forbids.
-    bar.firstChild.style.height = b.count === 0 ? '0' : `${Math.max(4, (b.count / max) * 100)}%`;
+    bar.firstChild.style.height = b.count === 0 ? '0' : `${Math.max(10, (b.count / max) * 100)}%`;
     if (clickable) bar.addEventListener('click', () => narrowToBucket(buckets, i, unit, tz));
     return bar;
   });
-  replace(ui.histBars, bars);
+  replace(ui.histBars, bars,
+    total === 0 ? h('span', { class: 'histogram-overlay', 'aria-hidden': 'true', text: 'No events in this range' }) : null);
   ui.histBars.onkeydown = (e) => {
     const idx = Number(document.activeElement?.dataset?.index);
     if (Number.isNaN(idx)) return;
@@ -821,8 +832,8 @@ function renderTable() {
         h('p', {
           class: 'state-text',
           text: hasFilters
-            ? `Nothing in ${rangeLabel(state.view)} matches the filters. Remove a filter or pick a wider time range.`
-            : `Nothing was recorded in ${rangeLabel(state.view)}. Pick a wider time range.`,
+            ? `No event in the selected time range (${rangeLabel(state.view)}) matches the filters. Remove a filter or pick a wider time range.`
+            : `No events were recorded in the selected time range (${rangeLabel(state.view)}). Pick a wider time range.`,
         }),
         h('div', { class: 'state-actions' },
           hasFilters ? h('button', { type: 'button', class: 'button button-outline', onclick: () => setView({ filters: [], join: 'and' }) }, 'Clear filters') : null,
@@ -850,7 +861,8 @@ function appendRows(records, offset) {
       h('td', { class: 'cell-category', text: r.category }),
       h('td', { class: 'cell-user' }, actorCell(r)),
       h('td', { class: 'cell-date' }, dateTimeCell(r.occurred_at, tz)),
-      h('td', { class: 'cell-description', text: r.description ?? '' }));
+      h('td', { class: 'cell-description' },
+        h('span', { class: 'desc-text', title: r.description ?? '', text: r.description ?? '' })));
     row.addEventListener('click', () => openDetails(index, open));
     frag.append(row);
   });
@@ -874,7 +886,7 @@ function actorCell(r) {
 function renderTableFooter() {
   if (!ui.footerText) return;
   const loaded = state.events.length;
-  ui.tableFooter.hidden = Boolean(state.error) || (state.loading && loaded === 0);
+  ui.tableFooter.hidden = Boolean(state.error) || loaded === 0;
   if (state.loading || state.error) {
     ui.loadMore.hidden = true;
     ui.footerText.textContent = '';

@@ -277,7 +277,7 @@ export async function rowCount(page) {
 
 export async function screenshot(page, name) {
   fs.mkdirSync(SCREENSHOTS, { recursive: true });
-  await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`) });
+  await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), animations: 'disabled' });
 }
 
 /** Minimal RFC 4180 parser: rows of cells (quoted fields may hold CRLF). */

@@ -57,7 +57,9 @@ pub struct Checkpoint {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ParseCheckpointError {
     /// Not three lines each ending in `\n`.
-    #[error("checkpoint must be exactly three lines (origin, size, root), each ending in a newline")]
+    #[error(
+        "checkpoint must be exactly three lines (origin, size, root), each ending in a newline"
+    )]
     WrongLineCount,
     /// The origin line is empty or has white space or control characters.
     #[error("invalid checkpoint origin {0:?}")]
@@ -76,7 +78,11 @@ fn valid_origin(origin: &str) -> bool {
 
 impl Checkpoint {
     /// A checkpoint with a validated origin.
-    pub fn new(origin: impl Into<String>, size: u64, root: Hash) -> Result<Self, ParseCheckpointError> {
+    pub fn new(
+        origin: impl Into<String>,
+        size: u64,
+        root: Hash,
+    ) -> Result<Self, ParseCheckpointError> {
         let origin = origin.into();
         if !valid_origin(&origin) {
             return Err(ParseCheckpointError::BadOrigin(origin));
@@ -93,7 +99,12 @@ impl Checkpoint {
     /// The tlog-checkpoint body: origin, size and base64 root, each line
     /// ending in `\n`.
     pub fn to_body(&self) -> String {
-        format!("{}\n{}\n{}\n", self.origin, self.size, BASE64.encode(self.root))
+        format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            BASE64.encode(self.root)
+        )
     }
 
     /// Parses a body written by [`to_body`](Self::to_body), strictly: exactly
@@ -114,8 +125,10 @@ impl Checkpoint {
         }
         Ok(Self {
             origin: origin.to_owned(),
-            size: parse_canonical_u64(size).ok_or_else(|| ParseCheckpointError::BadSize(size.to_owned()))?,
-            root: decode_root(root).ok_or_else(|| ParseCheckpointError::BadRoot(root.to_owned()))?,
+            size: parse_canonical_u64(size)
+                .ok_or_else(|| ParseCheckpointError::BadSize(size.to_owned()))?,
+            root: decode_root(root)
+                .ok_or_else(|| ParseCheckpointError::BadRoot(root.to_owned()))?,
         })
     }
 }
@@ -190,7 +203,8 @@ fn key_hash(name: &str, public_key: &[u8; 32]) -> u32 {
 /// checking everything but the hash, which depends on the key kind.
 fn split_key_text(text: &str) -> Result<(&str, u32, [u8; 32]), ParseKeyError> {
     let mut parts = text.splitn(3, '+');
-    let (Some(name), Some(hash_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next()) else {
+    let (Some(name), Some(hash_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next())
+    else {
         return Err(ParseKeyError::Malformed("expected <name>+<hash>+<key>"));
     };
     if !valid_key_name(name) {
@@ -201,11 +215,14 @@ fn split_key_text(text: &str) -> Result<(&str, u32, [u8; 32]), ParseKeyError> {
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     if !hash_ok {
-        return Err(ParseKeyError::Malformed("key hash must be 8 lowercase hex digits"));
+        return Err(ParseKeyError::Malformed(
+            "key hash must be 8 lowercase hex digits",
+        ));
     }
     let stated = u32::from_str_radix(hash_hex, 16)
         .map_err(|_| ParseKeyError::Malformed("key hash must be 8 lowercase hex digits"))?;
-    let key = decode_base64_exact(key_b64).ok_or(ParseKeyError::Malformed("key is not canonical base64"))?;
+    let key = decode_base64_exact(key_b64)
+        .ok_or(ParseKeyError::Malformed("key is not canonical base64"))?;
     let Some((&alg, key)) = key.split_first() else {
         return Err(ParseKeyError::Malformed("empty key"));
     };
@@ -241,7 +258,9 @@ impl fmt::Debug for NoteSigner {
 pub enum SignNoteError {
     /// The text is empty, does not end in `\n`, holds a blank line or a
     /// control character other than `\n`, so it would not open again.
-    #[error("note text must be non-empty lines each ending in a newline, without blank lines or control characters")]
+    #[error(
+        "note text must be non-empty lines each ending in a newline, without blank lines or control characters"
+    )]
     BadText,
     /// The checkpoint's origin is not valid.
     #[error(transparent)]
@@ -270,7 +289,9 @@ impl NoteSigner {
     /// newline) is ignored.
     pub fn from_private_key_text(text: &str) -> Result<Self, ParseKeyError> {
         let Some(rest) = text.trim().strip_prefix("PRIVATE+KEY+") else {
-            return Err(ParseKeyError::Malformed("expected PRIVATE+KEY+<name>+<hash>+<key>"));
+            return Err(ParseKeyError::Malformed(
+                "expected PRIVATE+KEY+<name>+<hash>+<key>",
+            ));
         };
         let (name, stated, seed) = split_key_text(rest)?;
         let signer = Self::from_seed(name, &seed)?;
@@ -366,7 +387,9 @@ pub struct NoteVerifier {
 
 impl fmt::Debug for NoteVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("NoteVerifier").field(&self.to_string()).finish()
+        f.debug_tuple("NoteVerifier")
+            .field(&self.to_string())
+            .finish()
     }
 }
 
@@ -375,7 +398,13 @@ impl fmt::Display for NoteVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut key = vec![ALG_ED25519];
         key.extend_from_slice(self.key.as_bytes());
-        write!(f, "{}+{:08x}+{}", self.name, self.key_hash, BASE64.encode(key))
+        write!(
+            f,
+            "{}+{:08x}+{}",
+            self.name,
+            self.key_hash,
+            BASE64.encode(key)
+        )
     }
 }
 
@@ -448,30 +477,44 @@ impl NoteVerifier {
         }
         // As in Go's note.Open: the signatures follow the last blank line.
         let Some(split) = note.rfind("\n\n") else {
-            return Err(OpenNoteError::Malformed("no blank line before the signatures"));
+            return Err(OpenNoteError::Malformed(
+                "no blank line before the signatures",
+            ));
         };
         let (text, sigs) = (&note[..=split], &note[split + 2..]);
         if !valid_note_text(text) {
-            return Err(OpenNoteError::Malformed("text has blank lines or control characters"));
+            return Err(OpenNoteError::Malformed(
+                "text has blank lines or control characters",
+            ));
         }
         let Some(sigs) = sigs.strip_suffix('\n') else {
-            return Err(OpenNoteError::Malformed("signature lines must end in a newline"));
+            return Err(OpenNoteError::Malformed(
+                "signature lines must end in a newline",
+            ));
         };
         let lines: Vec<&str> = sigs.split('\n').collect();
         let [line] = lines[..] else {
             return Err(OpenNoteError::TooManySignatures(lines.len()));
         };
         let Some(line) = line.strip_prefix(SIG_PREFIX) else {
-            return Err(OpenNoteError::Malformed("signature line must start with an em dash and a space"));
+            return Err(OpenNoteError::Malformed(
+                "signature line must start with an em dash and a space",
+            ));
         };
         let Some((name, blob)) = line.split_once(' ') else {
-            return Err(OpenNoteError::Malformed("signature line must be a key name, a space and base64"));
+            return Err(OpenNoteError::Malformed(
+                "signature line must be a key name, a space and base64",
+            ));
         };
         if !valid_key_name(name) {
-            return Err(OpenNoteError::Malformed("invalid key name in signature line"));
+            return Err(OpenNoteError::Malformed(
+                "invalid key name in signature line",
+            ));
         }
         let Some(blob) = decode_base64_exact(blob) else {
-            return Err(OpenNoteError::Malformed("signature is not canonical base64"));
+            return Err(OpenNoteError::Malformed(
+                "signature is not canonical base64",
+            ));
         };
         let Some((hash, sig)) = blob.split_first_chunk::<4>() else {
             return Err(OpenNoteError::Malformed("signature too short"));
@@ -524,8 +567,12 @@ mod tests {
     }
 
     pub(crate) fn test_checkpoint() -> Checkpoint {
-        Checkpoint::new("audit.example.com/acme", 1234, crate::merkle::hash_leaf(b"root"))
-            .expect("valid origin")
+        Checkpoint::new(
+            "audit.example.com/acme",
+            1234,
+            crate::merkle::hash_leaf(b"root"),
+        )
+        .expect("valid origin")
     }
 
     #[test]
@@ -546,7 +593,10 @@ mod tests {
     fn c2sp_spec_example_opens() {
         let verifier = NoteVerifier::parse(SPEC_VKEY).expect("spec vkey");
         assert_eq!(verifier.name(), "example.com/foo");
-        assert_eq!(verifier.open(SPEC_NOTE), Ok("This is an example message.\n"));
+        assert_eq!(
+            verifier.open(SPEC_NOTE),
+            Ok("This is an example message.\n")
+        );
     }
 
     #[test]
@@ -562,19 +612,19 @@ mod tests {
 
         let root = BASE64.encode(cp.root);
         let bad = [
-            format!("o/a\n1234\n{root}"),                  // no final newline
-            format!("o/a\n1234\n{root}\n\n"),              // blank line
-            format!("o/a\n1234\n{root}\nextension\n"),     // extension line
-            format!("o/a\n01234\n{root}\n"),               // leading zero
-            format!("o/a\n+1234\n{root}\n"),               // sign
-            format!("o/a\n 1234\n{root}\n"),               // space
-            format!("o/a\n18446744073709551616\n{root}\n"), // u64 overflow
-            format!("o/a\n\n{root}\n"),                    // empty size
-            format!("o a\n1234\n{root}\n"),                // space in origin
-            format!("\n1234\n{root}\n"),                   // empty origin
-            format!("o/a\r\n1234\n{root}\n"),              // CRLF
-            format!("o/a\n1234\n{root} \n"),               // trailing space
-            format!("o/a\n1234\n{}\n", &root[..root.len() - 1]), // no padding
+            format!("o/a\n1234\n{root}"),                         // no final newline
+            format!("o/a\n1234\n{root}\n\n"),                     // blank line
+            format!("o/a\n1234\n{root}\nextension\n"),            // extension line
+            format!("o/a\n01234\n{root}\n"),                      // leading zero
+            format!("o/a\n+1234\n{root}\n"),                      // sign
+            format!("o/a\n 1234\n{root}\n"),                      // space
+            format!("o/a\n18446744073709551616\n{root}\n"),       // u64 overflow
+            format!("o/a\n\n{root}\n"),                           // empty size
+            format!("o a\n1234\n{root}\n"),                       // space in origin
+            format!("\n1234\n{root}\n"),                          // empty origin
+            format!("o/a\r\n1234\n{root}\n"),                     // CRLF
+            format!("o/a\n1234\n{root} \n"),                      // trailing space
+            format!("o/a\n1234\n{}\n", &root[..root.len() - 1]),  // no padding
             format!("o/a\n1234\n{}\n", BASE64.encode([0u8; 31])), // short root
         ];
         for body in &bad {
@@ -585,7 +635,11 @@ mod tests {
         let i = chars.len() - 2;
         chars[i] = if chars[i] == 'A' { 'B' } else { 'A' };
         let twisted: String = chars.into_iter().collect();
-        if BASE64.decode(&twisted).map(|b| b == cp.root).unwrap_or(false) {
+        if BASE64
+            .decode(&twisted)
+            .map(|b| b == cp.root)
+            .unwrap_or(false)
+        {
             assert!(Checkpoint::parse_body(&format!("o/a\n1\n{twisted}\n")).is_err());
         }
         assert_eq!(
@@ -602,8 +656,9 @@ mod tests {
         let verifier = NoteVerifier::parse(&signer.verifier_key()).expect("vkey");
         assert_eq!(open_note(&note, &verifier), Ok(cp));
 
-        let again = NoteSigner::from_private_key_text(&format!("{}\n", signer.to_private_key_text()))
-            .expect("private key text");
+        let again =
+            NoteSigner::from_private_key_text(&format!("{}\n", signer.to_private_key_text()))
+                .expect("private key text");
         assert_eq!(again.verifier_key(), signer.verifier_key());
         assert!(format!("{signer:?}").contains("audit.example.com"));
         assert!(!format!("{signer:?}").contains(&BASE64.encode([7u8; 32])));
@@ -618,7 +673,10 @@ mod tests {
         let (name_hash, key) = vkey.rsplit_once('+').expect("shape");
         let (name, _) = name_hash.split_once('+').expect("shape");
         let wrong_hash = format!("{name}+00000000+{key}");
-        assert!(matches!(NoteVerifier::parse(&wrong_hash), Err(ParseKeyError::HashMismatch { .. })));
+        assert!(matches!(
+            NoteVerifier::parse(&wrong_hash),
+            Err(ParseKeyError::HashMismatch { .. })
+        ));
         let upper = format!("{name}+{:08X}+{key}", signer.key_hash());
         if upper != vkey {
             assert!(NoteVerifier::parse(&upper).is_err());
@@ -645,7 +703,11 @@ mod tests {
         identity[0] = 1;
         let mut text = vec![ALG_ED25519];
         text.extend_from_slice(&identity);
-        let vk = format!("weak+{:08x}+{}", key_hash("weak", &identity), BASE64.encode(text));
+        let vk = format!(
+            "weak+{:08x}+{}",
+            key_hash("weak", &identity),
+            BASE64.encode(text)
+        );
         assert_eq!(NoteVerifier::parse(&vk), Err(ParseKeyError::BadPublicKey));
     }
 
@@ -664,7 +726,10 @@ mod tests {
         let cases: Vec<(String, &str)> = vec![
             (other_note.clone(), "other key, same name"),
             (renamed.sign(&body).expect("sign"), "same key, other name"),
-            (format!("{note}{}", &other_note[body.len() + 1..]), "second signature"),
+            (
+                format!("{note}{}", &other_note[body.len() + 1..]),
+                "second signature",
+            ),
             (format!("{note}{sig_line}"), "duplicate signature"),
             (format!("{note}\n"), "trailing newline"),
             (format!("{note}junk"), "trailing junk"),

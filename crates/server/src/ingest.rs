@@ -56,6 +56,8 @@ fn invalid(errors: Vec<auditlog_core::validate::FieldError>) -> ApiError {
 }
 
 /// `POST /v1/accounts/{account}/events`
+#[utoipa::path(post, path = "/v1/accounts/{account}/events", params(("account" = String, Path, description = "Account id")), request_body = crate::openapi::IngestEvent,
+    responses((status = 201, description = "Stored durably", body = crate::openapi::EventRecord), (status = 200, description = "Idempotent replay: the first record", body = crate::openapi::EventRecord), (status = 422, description = "Breaks a catalog rule or a limit", body = crate::openapi::Problem)))]
 pub async fn ingest_one(
     State(state): State<AppState>,
     caller: Caller,
@@ -85,6 +87,8 @@ pub async fn ingest_one(
 }
 
 /// `POST /v1/accounts/{account}/events/batch`
+#[utoipa::path(post, path = "/v1/accounts/{account}/events/batch", params(("account" = String, Path, description = "Account id")), request_body(content = crate::openapi::IngestBatch, description = "JSON {events: [...]} or NDJSON (application/x-ndjson)"),
+    responses((status = 201, description = "All stored durably: {records: [{id, seq}]}"), (status = 413, description = "Over 10 MiB or 10,000 events", body = crate::openapi::Problem), (status = 422, description = "Nothing stored", body = crate::openapi::Problem)))]
 pub async fn ingest_batch(
     State(state): State<AppState>,
     caller: Caller,

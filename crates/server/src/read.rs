@@ -30,6 +30,7 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
 }
 
 /// `GET /v1/catalog`: the catalog, serialized once.
+#[utoipa::path(get, path = "/v1/catalog", responses((status = 200, description = "levels → categories → events → fields {key, label, required, type}")))]
 pub async fn catalog(_caller: Caller) -> Response {
     static JSON: OnceLock<Vec<u8>> = OnceLock::new();
     let body = JSON.get_or_init(|| {
@@ -305,6 +306,16 @@ fn export_event(
     }
 }
 
+#[utoipa::path(get, path = "/v1/accounts/{account}/events", params(("account" = String, Path, description = "Account id"),
+        ("range" = Option<String>, Query, description = "all_time, today, yesterday, this_week, this_month, last_month, last_30_days (default), last_90_days, this_year, last_year, custom"),
+        ("from" = Option<String>, Query, description = "YYYY-MM-DD, with range=custom"),
+        ("to" = Option<String>, Query, description = "YYYY-MM-DD, with range=custom (default today)"),
+        ("tz" = Option<String>, Query, description = "IANA time zone of the viewer (default UTC)"),
+        ("filter" = Option<Vec<String>>, Query, description = "COLUMN:OP:VALUE, repeatable; columns event, category, user, user_id, ip_address, workflow_id, level, description; ops eq, ne, contains, not_contains"),
+        ("join" = Option<String>, Query, description = "and (default) or or"),
+        ("limit" = Option<u32>, Query, description = "1–1000, default 50"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, description = "Newest first", body = crate::openapi::EventList), (status = 400, description = "A bad parameter", body = crate::openapi::Problem)))]
 pub async fn list(
     State(st): State<AppState>,
     caller: Caller,
@@ -315,6 +326,13 @@ pub async fn list(
     do_list(st, p).await
 }
 
+#[utoipa::path(get, path = "/v1/accounts/{account}/events/count", params(("account" = String, Path, description = "Account id"),
+        ("range" = Option<String>, Query, description = "all_time, today, yesterday, this_week, this_month, last_month, last_30_days (default), last_90_days, this_year, last_year, custom"),
+        ("from" = Option<String>, Query, description = "YYYY-MM-DD, with range=custom"),
+        ("to" = Option<String>, Query, description = "YYYY-MM-DD, with range=custom (default today)"),
+        ("tz" = Option<String>, Query, description = "IANA time zone of the viewer (default UTC)"),
+        ("filter" = Option<Vec<String>>, Query, description = "COLUMN:OP:VALUE, repeatable; columns event, category, user, user_id, ip_address, workflow_id, level, description; ops eq, ne, contains, not_contains"),
+        ("join" = Option<String>, Query, description = "and (default) or or"),), responses((status = 200, description = "Exact count", body = crate::openapi::Count)))]
 pub async fn count(
     State(st): State<AppState>,
     caller: Caller,
@@ -325,6 +343,15 @@ pub async fn count(
     do_count(st, p).await
 }
 
+#[utoipa::path(get, path = "/v1/accounts/{account}/events/histogram", params(("account" = String, Path, description = "Account id"),
+        ("range" = Option<String>, Query, description = "all_time, today, yesterday, this_week, this_month, last_month, last_30_days (default), last_90_days, this_year, last_year, custom"),
+        ("from" = Option<String>, Query, description = "YYYY-MM-DD, with range=custom"),
+        ("to" = Option<String>, Query, description = "YYYY-MM-DD, with range=custom (default today)"),
+        ("tz" = Option<String>, Query, description = "IANA time zone of the viewer (default UTC)"),
+        ("filter" = Option<Vec<String>>, Query, description = "COLUMN:OP:VALUE, repeatable; columns event, category, user, user_id, ip_address, workflow_id, level, description; ops eq, ne, contains, not_contains"),
+        ("join" = Option<String>, Query, description = "and (default) or or"),
+        ("bucket" = Option<String>, Query, description = "hour, day or auto")),
+    responses((status = 200, description = "Buckets ascending, aligned to the viewer's zone", body = crate::openapi::Histogram)))]
 pub async fn histogram(
     State(st): State<AppState>,
     caller: Caller,
@@ -335,6 +362,15 @@ pub async fn histogram(
     do_histogram(st, p).await
 }
 
+#[utoipa::path(get, path = "/v1/accounts/{account}/events/export", params(("account" = String, Path, description = "Account id"),
+        ("range" = Option<String>, Query, description = "all_time, today, yesterday, this_week, this_month, last_month, last_30_days (default), last_90_days, this_year, last_year, custom"),
+        ("from" = Option<String>, Query, description = "YYYY-MM-DD, with range=custom"),
+        ("to" = Option<String>, Query, description = "YYYY-MM-DD, with range=custom (default today)"),
+        ("tz" = Option<String>, Query, description = "IANA time zone of the viewer (default UTC)"),
+        ("filter" = Option<Vec<String>>, Query, description = "COLUMN:OP:VALUE, repeatable; columns event, category, user, user_id, ip_address, workflow_id, level, description; ops eq, ne, contains, not_contains"),
+        ("join" = Option<String>, Query, description = "and (default) or or"),
+        ("format" = Option<String>, Query, description = "csv (default) or jsonl")),
+    responses((status = 200, description = "Streamed Account_Audit_Logs.csv, or JSONL records")))]
 pub async fn export(
     State(st): State<AppState>,
     caller: Caller,
@@ -345,6 +381,16 @@ pub async fn export(
     do_export(st, caller, p, false).await
 }
 
+#[utoipa::path(get, path = "/v1/accounts/{account}/workflows/{workflow}/events", params(("account" = String, Path, description = "Account id"), ("workflow" = String, Path, description = "Workflow id"),
+        ("range" = Option<String>, Query, description = "all_time, today, yesterday, this_week, this_month, last_month, last_30_days (default), last_90_days, this_year, last_year, custom"),
+        ("from" = Option<String>, Query, description = "YYYY-MM-DD, with range=custom"),
+        ("to" = Option<String>, Query, description = "YYYY-MM-DD, with range=custom (default today)"),
+        ("tz" = Option<String>, Query, description = "IANA time zone of the viewer (default UTC)"),
+        ("filter" = Option<Vec<String>>, Query, description = "COLUMN:OP:VALUE, repeatable; columns event, category, user, user_id, ip_address, workflow_id, level, description; ops eq, ne, contains, not_contains"),
+        ("join" = Option<String>, Query, description = "and (default) or or"),
+        ("limit" = Option<u32>, Query, description = "1–1000, default 50"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, description = "The workflow's workflow-level events; /count, /histogram and /export (Workflow_Audit_Logs.csv) work as for the account", body = crate::openapi::EventList)))]
 pub async fn wf_list(
     State(st): State<AppState>,
     caller: Caller,
@@ -386,6 +432,8 @@ pub async fn wf_export(
 }
 
 /// `GET /v1/accounts/{account}/events/{id}`
+#[utoipa::path(get, path = "/v1/accounts/{account}/events/{id}", params(("account" = String, Path, description = "Account id"), ("id" = String, Path, description = "Event id")),
+    responses((status = 200, description = "One record", body = crate::openapi::EventRecord), (status = 404, description = "No such event", body = crate::openapi::Problem)))]
 pub async fn get_one(
     State(st): State<AppState>,
     caller: Caller,
@@ -400,6 +448,8 @@ pub async fn get_one(
 
 /// `GET /v1/accounts/{account}/suggestions?column=user&q=…`: values seen in
 /// the log, for the filter dialog.
+#[utoipa::path(get, path = "/v1/accounts/{account}/suggestions", params(("account" = String, Path, description = "Account id"), ("column" = String, Query, description = "user"), ("q" = Option<String>, Query, description = "substring")),
+    responses((status = 200, description = "{values: [...]}: user names seen in the log")))]
 pub async fn suggestions(
     State(st): State<AppState>,
     caller: Caller,

@@ -50,6 +50,7 @@ pub async fn run_checkpointer(state: AppState) {
 }
 
 /// `GET /v1/public-key`: the verifier key in signed-note format.
+#[utoipa::path(get, path = "/v1/public-key", security(()), responses((status = 200, description = "Verifier key in signed-note vkey format (text/plain)")))]
 pub async fn public_key(State(st): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -62,6 +63,7 @@ pub async fn public_key(State(st): State<AppState>) -> Response {
 ///
 /// Signs one now if the log grew since the last, so a client that just
 /// ingested gets a checkpoint covering its events.
+#[utoipa::path(get, path = "/v1/accounts/{account}/checkpoint", params(("account" = String, Path, description = "Account id")), responses((status = 200, description = "C2SP tlog-checkpoint signed as a C2SP signed-note (text/plain)")))]
 pub async fn checkpoint(
     State(st): State<AppState>,
     caller: Caller,
@@ -106,6 +108,8 @@ fn hashes_json(hashes: &[auditlog_core::merkle::Hash]) -> Response {
 }
 
 /// `GET …/proof/inclusion?seq=N&size=S`
+#[utoipa::path(get, path = "/v1/accounts/{account}/proof/inclusion", params(("account" = String, Path, description = "Account id"), ("seq" = u64, Query,), ("size" = u64, Query,)),
+    responses((status = 200, description = "RFC 9162 inclusion proof", body = crate::openapi::ProofHashes), (status = 400, description = "Impossible sizes", body = crate::openapi::Problem)))]
 pub async fn inclusion(
     State(st): State<AppState>,
     caller: Caller,
@@ -118,6 +122,8 @@ pub async fn inclusion(
 }
 
 /// `GET …/proof/consistency?from=S1&to=S2`
+#[utoipa::path(get, path = "/v1/accounts/{account}/proof/consistency", params(("account" = String, Path, description = "Account id"), ("from" = u64, Query,), ("to" = u64, Query,)),
+    responses((status = 200, description = "RFC 9162 consistency proof", body = crate::openapi::ProofHashes), (status = 400, description = "Impossible sizes", body = crate::openapi::Problem)))]
 pub async fn consistency(
     State(st): State<AppState>,
     caller: Caller,

@@ -15,6 +15,7 @@ use crate::auth::{Caller, Needed, new_token};
 use crate::error::{ApiError, ApiResult};
 
 /// `GET /v1/whoami`: which account and role the caller's token has.
+#[utoipa::path(get, path = "/v1/whoami", responses((status = 200, description = "{token_id, account, role} of the caller's token")))]
 pub async fn whoami(caller: Caller) -> Response {
     Json(json!({
         "token_id": caller.token.id,
@@ -26,6 +27,8 @@ pub async fn whoami(caller: Caller) -> Response {
 
 /// `POST /v1/accounts/{account}/tokens` with `{"role": "read"}`: a new token
 /// for the account, its secret shown once.
+#[utoipa::path(post, path = "/v1/accounts/{account}/tokens", params(("account" = String, Path, description = "Account id")), request_body(content = Object, description = "{\"role\": \"ingest\" | \"read\" | \"admin\"}"),
+    responses((status = 201, description = "{id, token, account, role}: the secret is shown once")))]
 pub async fn create(
     State(st): State<AppState>,
     caller: Caller,
@@ -53,6 +56,8 @@ pub async fn create(
 }
 
 /// `DELETE /v1/accounts/{account}/tokens/{id}`
+#[utoipa::path(delete, path = "/v1/accounts/{account}/tokens/{id}", params(("account" = String, Path, description = "Account id"), ("id" = String, Path, description = "Token id")),
+    responses((status = 204, description = "Revoked"), (status = 404, description = "No such live token", body = crate::openapi::Problem)))]
 pub async fn revoke(
     State(st): State<AppState>,
     caller: Caller,

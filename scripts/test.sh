@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs every test of auditlog on a fresh machine: installs what the tests
+# need (Chromium from Debian, playwright-core from npm), then the format and
+# lint gates, the Rust tests, the browser tests and the quick benchmark.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "prerequisites"
+if ! command -v cargo >/dev/null; then
+  echo "cargo is required (https://rustup.rs)" >&2
+  exit 1
+fi
+rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy || true
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test"
+cargo test --workspace
+
+step "browser tests (Chromium + Playwright)"
+bash tests/browser/run.sh
+
+step "benchmarks (quick mode: must run, not meet a number)"
+cargo run --release -p auditlog -- bench --quick --out target/bench/quick.json
+
+step "all tests passed"

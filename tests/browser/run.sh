@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# End-to-end tests of the dashboard in headless Chromium.
+#
+# Installs what is missing (Debian's chromium, the npm package playwright-core),
+# builds the auditlog binary, and runs every tests/browser/*.test.mjs with
+# Node's test runner, one file at a time. Never downloads a browser build:
+# playwright-core drives /usr/bin/chromium.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+
+if [ ! -x /usr/bin/chromium ]; then
+  echo "run.sh: installing chromium" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  if ! apt-get install -y --no-install-recommends chromium fonts-dejavu-core >/dev/null; then
+    apt-get update >/dev/null
+    apt-get install -y --no-install-recommends chromium fonts-dejavu-core >/dev/null
+  fi
+fi
+
+if [ ! -d "$here/node_modules/playwright-core" ]; then
+  echo "run.sh: installing playwright-core" >&2
+  (cd "$here" && { npm ci --no-audit --no-fund || npm install --no-audit --no-fund; })
+fi
+
+if [ -z "${AUDITLOG_BIN:-}" ]; then
+  (cd "$root" && cargo build -p auditlog)
+  export AUDITLOG_BIN="$root/target/debug/auditlog"
+fi
+
+mkdir -p "$root/target/screenshots"
+cd "$here"
+# The skip flag makes sure nothing tries to
+# fetch a browser build.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+exec node --test --test-concurrency=1 --test-timeout=120000 "$@" ./*.test.mjs

@@ -187,7 +187,7 @@ async function onSignInSubmit(event) {
       const typed = accountInput.value.trim();
       if (!typed) {
         session.set(token, null);
-        showSignIn({ info: 'This token can read every account: enter the account to open.', needAccount: true });
+        showSignIn({ info: 'This token can read every account: enter the Account to open.', needAccount: true });
         return;
       }
       if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(typed)) {
@@ -264,7 +264,7 @@ async function boot() {
     if (account === '*') {
       account = new URLSearchParams(location.search).get('account') || session.account;
       if (!account) {
-        showSignIn({ info: 'This token can read every account: enter the account to open.', needAccount: true });
+        showSignIn({ info: 'This token can read every account: enter the Account to open.', needAccount: true });
         return;
       }
       session.setAccount(account);
@@ -749,8 +749,8 @@ function renderHistogram() {
     const bar = h('button', {
       type: 'button', class: `bar${b.count === 0 ? ' bar-zero' : ''}`,
       tabindex: i === focusIndex ? '0' : '-1',
-      'aria-label': `${label(b)}: ${plural(b.count, 'event', 'events')}${clickable ? '' : ''}`,
-      title: `${label(b)}: ${plural(b.count, 'event', 'events')}${clickable ? ' — click to show only this ' + per : ''}`,
+      'aria-label': `${label(b)}: ${plural(b.count, 'event', 'events')}`,
+      title: `${label(b)}: ${plural(b.count, 'event', 'events')}${clickable ? ` — click to show only this ${per}` : ''}`,
       'aria-disabled': clickable ? null : 'true',
       dataset: { index: String(i) },
     }, h('span', { class: 'bar-fill' }));
@@ -806,7 +806,6 @@ function userName(record) {
 }
 
 function renderTable() {
-  const tz = state.view.tz;
   ui.table.setAttribute('aria-busy', String(state.loading));
   ui.banner.hidden = !state.error;
   if (state.error) {
@@ -842,7 +841,7 @@ function renderTable() {
     return;
   }
   replace(ui.tbody);
-  appendRows(state.events, 0, tz);
+  appendRows(state.events, 0);
   renderTableFooter();
 }
 
@@ -935,7 +934,7 @@ const dialogs = [];
  * A native modal <dialog>: the page behind it is inert, Escape closes it,
  * Tab is kept inside, and focus returns to the control that opened it.
  */
-function makeDialog({ id, label, cls }) {
+function makeDialog({ id, cls }) {
   const titleId = `${id}-title`;
   const dialog = h('dialog', { class: `dialog ${cls}`, id, 'aria-labelledby': titleId });
   dialog.titleId = titleId;
@@ -955,7 +954,6 @@ function makeDialog({ id, label, cls }) {
   });
   document.body.append(dialog);
   dialogs.push(dialog);
-  dialog.label = label;
   return dialog;
 }
 
@@ -998,7 +996,7 @@ function dialogHeader(dialog, title) {
 const time = { dialog: null, draft: null, month: null, focusDate: null, picks: 0 };
 
 function buildTimeDialog() {
-  const dialog = makeDialog({ id: 'time-dialog', label: 'Select time range', cls: 'dialog-time' });
+  const dialog = makeDialog({ id: 'time-dialog', cls: 'dialog-time' });
   time.dialog = dialog;
   ui.presetList = h('ul', { class: 'preset-list', 'aria-label': 'Presets' });
   ui.monthSelect = h('select', { class: 'select select-compact', 'aria-label': 'Month' });
@@ -1131,11 +1129,10 @@ function renderCalendar() {
   }
   replace(ui.calendarGrid, head, h('tbody', {}, rows));
 
-  ui.rangeSummary.textContent = d
-    ? `${d.range === 'custom' ? '' : ''}${formatSpan(d.from, d.to)}`
-    : 'All Time — every event since the account was created';
-  if (time.draft.range !== 'custom') ui.rangeSummary.textContent = `${PRESET_LABELS[time.draft.range]}: ${ui.rangeSummary.textContent}`;
-  if (time.draft.range === 'all_time') ui.rangeSummary.textContent = 'All Time — every event since the account was created';
+  // The chosen range, written at the bottom of the panel (the seed's rule).
+  if (!d) ui.rangeSummary.textContent = 'All Time — every event since the account was created';
+  else if (time.draft.range === 'custom') ui.rangeSummary.textContent = formatSpan(d.from, d.to);
+  else ui.rangeSummary.textContent = `${PRESET_LABELS[time.draft.range]}: ${formatSpan(d.from, d.to)}`;
   ui.calendarHint.textContent = time.picks === 1
     ? 'End date is today. Click another date to set the end date.'
     : 'Click a date to set the start date; the end date is today unless you click a second date.';
@@ -1198,7 +1195,7 @@ function applyTime() {
 const filt = { dialog: null, rows: [], join: 'and' };
 
 function buildFilterDialog() {
-  const dialog = makeDialog({ id: 'filter-dialog', label: 'Filter By', cls: 'dialog-filter' });
+  const dialog = makeDialog({ id: 'filter-dialog', cls: 'dialog-filter' });
   filt.dialog = dialog;
   const tabs = ['and', 'or'].map((j) => h('button', {
     type: 'button', role: 'tab', class: 'tab', id: `join-${j}`, dataset: { join: j },
@@ -1365,7 +1362,7 @@ function applyFilters() {
 const details = { dialog: null, body: null };
 
 function buildDetailsDialog() {
-  const dialog = makeDialog({ id: 'details-dialog', label: 'Event details', cls: 'dialog-sheet' });
+  const dialog = makeDialog({ id: 'details-dialog', cls: 'dialog-sheet' });
   details.dialog = dialog;
   details.title = h('h2', { class: 'dialog-title', id: dialog.titleId });
   details.subtitle = h('p', { class: 'sheet-subtitle' });

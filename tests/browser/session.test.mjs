@@ -116,6 +116,28 @@ test('loading and empty states say what is happening', async () => {
   await page.close();
 });
 
+test('a token for every account asks which Account to open, and the link keeps it', async () => {
+  const any = server.token('read', '*');
+  const page = await browser.newPage();
+  await page.goto(`${server.url}/`);
+  await page.getByLabel('Token').fill(any);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('status').filter({ hasText: 'This token can read every account' }).waitFor();
+  const account = page.getByLabel('Account', { exact: true });
+  await account.fill('Not An Id!');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('alert').filter({ hasText: 'An account id is lowercase' }).waitFor();
+  await account.fill('acme');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await waitForView(page);
+  assert.equal(await page.locator('#account-badge').textContent(), 'acme');
+  assert.equal(new URL(page.url()).searchParams.get('account'), 'acme');
+  await page.reload();
+  await waitForView(page);
+  assert.equal(await page.locator('#account-badge').textContent(), 'acme');
+  await page.close();
+});
+
 test('when the server is unreachable the page says so', async () => {
   const page = await openSignedIn(browser, server, admin);
   await server.stop();

@@ -8,7 +8,7 @@
 
 use auditlog_core::catalog::{Catalog, EventEntry, FieldType, Level};
 use rand::rngs::StdRng;
-use rand::{Rng, RngExt, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use serde_json::{Map, Value, json};
 
 const FIRST: &[&str] = &[
@@ -134,8 +134,8 @@ impl Generator {
         let n: u32 = self.rng.random_range(1..5000);
         if key.ends_with("_ids") {
             format!("u_{n}, u_{}", n + 1)
-        } else if key.ends_with("_id") {
-            format!("{}_{n}", &key[..key.len() - 3])
+        } else if let Some(entity) = key.strip_suffix("_id") {
+            format!("{entity}_{n}")
         } else if key.contains("type") {
             ["custom", "standard", "commercial", "open-source", "gpu-a100", "cpu"]
                 [self.rng.random_range(0..6usize)]
@@ -212,11 +212,6 @@ impl Generator {
     /// A random instant in `[start_us, end_us)`.
     pub fn instant(&mut self, start_us: i64, end_us: i64) -> i64 {
         self.rng.random_range(start_us..end_us)
-    }
-
-    /// Access to the RNG for callers that need more randomness.
-    pub fn rng(&mut self) -> &mut impl Rng {
-        &mut self.rng
     }
 }
 

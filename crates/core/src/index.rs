@@ -348,18 +348,16 @@ impl LogIndex {
                         (0, table)
                     }
                     Column::User | Column::UserId => {
-                        let (dict, pick): (&Dict, fn(&(u32, u32)) -> u32) =
-                            if f.column == Column::User {
-                                (&g.names, |p| p.1)
-                            } else {
-                                (&g.user_ids, |p| p.0)
-                            };
+                        // Actors are (user id, name) pairs: decide per
+                        // distinct value, then map onto the pairs.
+                        let by_name = f.column == Column::User;
+                        let dict = if by_name { &g.names } else { &g.user_ids };
                         let by_value = dict.table(f, &needle);
                         let table = g
                             .actors
                             .pairs
                             .iter()
-                            .map(|p| by_value[pick(p) as usize])
+                            .map(|&(user, name)| by_value[if by_name { name } else { user } as usize])
                             .collect();
                         (1, table)
                     }
@@ -456,9 +454,7 @@ impl Plan {
                     continue;
                 }
                 let seq = base + i as u64;
-                let indexed = match &self.tables {
-                    None => None,
-                    Some(t) => Some(match self.join {
+                let indexed = self.tables.as_ref().map(|t| match self.join {
                         Join::And => {
                             t.event[chunk.event[i] as usize]
                                 && t.actor[chunk.actor[i] as usize]
@@ -471,8 +467,7 @@ impl Plan {
                                 || (t.touched[2] && t.ip[chunk.ip[i] as usize])
                                 || (t.touched[3] && t.workflow[chunk.workflow[i] as usize])
                         }
-                    }),
-                };
+                });
                 let keep = match (indexed, has_desc, self.join) {
                     (None, false, _) => true,
                     (None, true, _) => description(seq),

@@ -448,13 +448,13 @@ fn validate_metadata(
             }
         }
         if let Some(field) = entry.and_then(|e| e.event.fields.iter().find(|f| f.key == *key)) {
-            let ok = match (field.ty, value) {
-                (_, Value::Null) => true,
-                (FieldType::String, Value::String(_)) => true,
-                (FieldType::Number, Value::Number(_)) => true,
-                (FieldType::Boolean, Value::Bool(_)) => true,
-                _ => false,
-            };
+            let ok = matches!(
+                (field.ty, value),
+                (_, Value::Null)
+                    | (FieldType::String, Value::String(_))
+                    | (FieldType::Number, Value::Number(_))
+                    | (FieldType::Boolean, Value::Bool(_))
+            );
             if !ok {
                 let ty = match field.ty {
                     FieldType::String => "a string",

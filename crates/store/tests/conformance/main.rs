@@ -1,0 +1,427 @@
+//! The store conformance suite: one set of behaviours every backend must
+//! have, stamped out per backend by `conformance_suite!`, each test against a
+//! real database created fresh for it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use auditlog_core::catalog::{Catalog, Level};
+use auditlog_core::index::{RowKey, TimeBounds};
+use auditlog_core::merkle;
+use auditlog_core::query::{Filter, Join};
+use auditlog_core::record::{AccountId, Actor, ActorKind, Micros};
+use auditlog_core::validate::ValidEvent;
+use auditlog_store::sqlite::{SqliteOptions, SqliteStore};
+use auditlog_store::{DynStore, Role, Scope, Selection, TokenRecord, TokenScope};
+
+/// A backend under test: a fresh database, and a way to reopen it as after
+/// a restart.
+trait Backend: Sized {
+    fn fresh() -> Self;
+    fn store(&self) -> DynStore;
+    /// Drops the open store and opens the same database again.
+    fn reopen(&mut self);
+}
+
+struct Sqlite {
+    dir: tempfile::TempDir,
+    store: Option<DynStore>,
+}
+
+impl Backend for Sqlite {
+    fn fresh() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
+        Sqlite {
+            dir,
+            store: Some(Arc::new(store)),
+        }
+    }
+
+    fn store(&self) -> DynStore {
+        self.store.clone().unwrap()
+    }
+
+    fn reopen(&mut self) {
+        self.store = None;
+        let store = SqliteStore::open(self.dir.path(), SqliteOptions::default()).unwrap();
+        self.store = Some(Arc::new(store));
+    }
+}
+
+fn acct(s: &str) -> AccountId {
+    AccountId::parse(s).unwrap()
+}
+
+/// A valid event: `(category, event)` at `t_ms`, by `user`.
+fn event(category: &str, name: &str, t_ms: i64, user: &str, key: Option<&str>) -> ValidEvent {
+    let level = if category == "Workflow Management" {
+        Level::Workflow
+    } else {
+        Level::Account
+    };
+    let id = Catalog::get().find(level, category, name).expect("in catalog");
+    ValidEvent {
+        event_id: id,
+        level,
+        category: category.into(),
+        event: name.into(),
+        occurred_at: Micros(t_ms * 1000),
+        actor: Actor {
+            kind: ActorKind::User,
+            id: format!("id_{user}"),
+            name: Some(user.into()),
+            email: Some(format!("{user}@example.com")),
+        },
+        ip_address: Some("203.0.113.7".into()),
+        workflow_id: (level == Level::Workflow).then(|| "wf_1".into()),
+        description: format!("{name} by {user} <b>"),
+        metadata: BTreeMap::from([("k".into(), serde_json::json!(t_ms))]),
+        idempotency_key: key.map(str::to_owned),
+    }
+}
+
+fn all(filters: Vec<Filter>, join: Join) -> Selection {
+    Selection {
+        scope: Scope::Account,
+        bounds: TimeBounds::ALL,
+        filters,
+        join,
+    }
+}
+
+fn f(s: &str) -> Filter {
+    Filter::parse(s).unwrap()
+}
+
+async fn append_seqs<B: Backend>(b: &B, account: &str, n: usize, start_ms: i64) -> Vec<u64> {
+    let events = (0..n)
+        .map(|i| {
+            let (c, e) = if i % 3 == 0 {
+                ("Roles", "Role created")
+            } else {
+                ("Login/Logout", "Login")
+            };
+            event(c, e, start_ms + i as i64, if i % 2 == 0 { "alice" } else { "bob" }, None)
+        })
+        .collect();
+    b.store()
+        .append(&acct(account), events)
+        .await
+        .unwrap()
+        .iter()
+        .map(|a| a.record.body.seq)
+        .collect()
+}
+
+async fn appends_get_dense_seqs_and_valid_leaf_hashes<B: Backend>() {
+    let b = B::fresh();
+    assert_eq!(append_seqs(&b, "acme", 5, 1000).await, [0, 1, 2, 3, 4]);
+    assert_eq!(append_seqs(&b, "acme", 2, 2000).await, [5, 6]);
+    // Another account has its own log.
+    assert_eq!(append_seqs(&b, "other", 2, 1000).await, [0, 1]);
+    let page = b
+        .store()
+        .list(&acct("acme"), &all(vec![], Join::And), None, 100)
+        .await
+        .unwrap();
+    assert_eq!(page.records.len(), 7);
+    for r in &page.records {
+        assert_eq!(r.body.compute_leaf_hash(), r.leaf_hash);
+        assert_eq!(r.body.account_id, "acme");
+        assert_eq!(r.body.id.len(), 26);
+        let got = b.store().get(&acct("acme"), &r.body.id).await.unwrap().unwrap();
+        assert_eq!(&got, r);
+        // Never across accounts.
+        assert!(b.store().get(&acct("other"), &r.body.id).await.unwrap().is_none());
+    }
+}
+
+async fn idempotency_keys_return_the_first_record<B: Backend>() {
+    let b = B::fresh();
+    let s = b.store();
+    let a = acct("acme");
+    let first = s
+        .append(&a, vec![event("Roles", "Role created", 1, "alice", Some("k1"))])
+        .await
+        .unwrap();
+    assert!(first[0].created);
+    // Same key later, and twice inside one batch: never a second record.
+    let again = s
+        .append(
+            &a,
+            vec![
+                event("Roles", "Role created", 2, "alice", Some("k1")),
+                event("Roles", "Role created", 3, "alice", Some("k2")),
+                event("Roles", "Role created", 4, "alice", Some("k2")),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(!again[0].created);
+    assert_eq!(again[0].record, first[0].record);
+    assert!(again[1].created);
+    assert!(!again[2].created);
+    assert_eq!(again[2].record, again[1].record);
+    assert_eq!(s.count(&a, &all(vec![], Join::And)).await.unwrap(), 2);
+    // The same key in another account is another event.
+    let other = s
+        .append(&acct("other"), vec![event("Roles", "Role created", 1, "x", Some("k1"))])
+        .await
+        .unwrap();
+    assert!(other[0].created);
+}
+
+async fn concurrent_appends_share_commits_and_keep_seq_dense<B: Backend>() {
+    let b = B::fresh();
+    let mut tasks = Vec::new();
+    for w in 0..16 {
+        let s = b.store();
+        tasks.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for i in 0..25 {
+                let r = s
+                    .append(
+                        &acct("acme"),
+                        vec![event("Login/Logout", "Login", w * 1000 + i, "alice", None)],
+                    )
+                    .await
+                    .unwrap();
+                seqs.push(r[0].record.body.seq);
+            }
+            seqs
+        }));
+    }
+    let mut seqs: Vec<u64> = Vec::new();
+    for t in tasks {
+        seqs.extend(t.await.unwrap());
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..400).collect::<Vec<u64>>());
+    assert_eq!(b.store().tree_head(&acct("acme")).await.unwrap().size, 400);
+}
+
+async fn filters_counts_and_histograms<B: Backend>() {
+    let b = B::fresh();
+    append_seqs(&b, "acme", 30, 0).await;
+    let s = b.store();
+    let a = acct("acme");
+    let count = |filters: Vec<Filter>, join| {
+        let s = s.clone();
+        let a = a.clone();
+        async move { s.count(&a, &all(filters, join)).await.unwrap() }
+    };
+    assert_eq!(count(vec![], Join::And).await, 30);
+    assert_eq!(count(vec![f("event:eq:role created")], Join::And).await, 10);
+    assert_eq!(count(vec![f("category:ne:Login/Logout")], Join::And).await, 10);
+    assert_eq!(
+        count(vec![f("event:eq:Role created"), f("user:eq:bob")], Join::Or).await,
+        10 + 15 - 5
+    );
+    assert_eq!(
+        count(vec![f("event:eq:Role created"), f("user:eq:bob")], Join::And).await,
+        5
+    );
+    assert_eq!(count(vec![f("description:contains:<B>")], Join::And).await, 30);
+    assert_eq!(count(vec![f("description:contains:by alice")], Join::And).await, 15);
+    // Time bounds are half-open.
+    let sel = Selection {
+        bounds: TimeBounds {
+            start: Some(10_000),
+            end: Some(20_000),
+        },
+        ..all(vec![], Join::And)
+    };
+    assert_eq!(s.count(&a, &sel).await.unwrap(), 10);
+    let h = s
+        .histogram(&a, &all(vec![], Join::And), vec![0, 10_000, 20_000, 30_000])
+        .await
+        .unwrap();
+    assert_eq!(h, [10, 10, 10]);
+    assert_eq!(s.first_event_time(&a).await.unwrap(), Some(0));
+    assert_eq!(s.user_names(&a, "ali", 10).await.unwrap(), ["alice"]);
+    // Another account sees none of it.
+    assert_eq!(s.count(&acct("other"), &all(vec![], Join::And)).await.unwrap(), 0);
+}
+
+async fn pages_visit_every_event_once_while_appending<B: Backend>() {
+    let b = B::fresh();
+    append_seqs(&b, "acme", 95, 1_000_000).await;
+    let s = b.store();
+    let a = acct("acme");
+    let sel = all(vec![], Join::And);
+    let mut after: Option<RowKey> = None;
+    let mut seen = Vec::new();
+    let mut round = 0;
+    loop {
+        let page = s.list(&a, &sel, after, 10).await.unwrap();
+        seen.extend(page.records.iter().map(|r| r.body.seq));
+        // New events (newer than everything) arrive between pages.
+        append_seqs(&b, "acme", 3, 2_000_000 + round * 10).await;
+        round += 1;
+        match page.next {
+            Some(k) => after = Some(k),
+            None => break,
+        }
+    }
+    let mut sorted = seen.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), seen.len(), "no event twice");
+    assert_eq!(sorted, (0..95).collect::<Vec<u64>>(), "every original event once");
+}
+
+async fn workflow_scope_and_export_order<B: Backend>() {
+    let b = B::fresh();
+    let s = b.store();
+    let a = acct("acme");
+    s.append(
+        &a,
+        vec![
+            event("Workflow Management", "Workflow deployed", 5, "alice", None),
+            event("Roles", "Role created", 9, "alice", None),
+            event("Workflow Management", "Workflow undeployed", 7, "bob", None),
+        ],
+    )
+    .await
+    .unwrap();
+    let wf = Selection {
+        scope: Scope::Workflow("wf_1".into()),
+        ..all(vec![], Join::And)
+    };
+    assert_eq!(s.count(&a, &wf).await.unwrap(), 2);
+    let other_wf = Selection {
+        scope: Scope::Workflow("wf_2".into()),
+        ..all(vec![], Join::And)
+    };
+    assert_eq!(s.count(&a, &other_wf).await.unwrap(), 0);
+    let rows = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink_rows = rows.clone();
+    let n = s
+        .export(
+            &a,
+            &all(vec![], Join::And),
+            Box::new(move |batch| {
+                sink_rows.lock().unwrap().extend(batch.iter().map(|r| r.seq));
+                Ok(())
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 3);
+    // Newest first by occurred_at: 9 ms (seq 1), 7 ms (seq 2), 5 ms (seq 0).
+    assert_eq!(*rows.lock().unwrap(), [1, 2, 0]);
+}
+
+async fn proofs_verify_against_the_tree_head<B: Backend>() {
+    let b = B::fresh();
+    append_seqs(&b, "acme", 300, 0).await;
+    let s = b.store();
+    let a = acct("acme");
+    let head = s.tree_head(&a).await.unwrap();
+    assert_eq!(head.size, 300);
+    let page = s.list(&a, &all(vec![], Join::And), None, 1000).await.unwrap();
+    let mut leaves = vec![[0u8; 32]; 300];
+    for r in &page.records {
+        leaves[r.body.seq as usize] = r.leaf_hash;
+    }
+    assert_eq!(merkle::root_from_leaves(leaves.iter().copied()), head.root);
+    for seq in [0u64, 1, 255, 256, 299] {
+        let proof = s.inclusion_proof(&a, seq, 300).await.unwrap();
+        merkle::verify_inclusion(&leaves[seq as usize], seq, 300, &proof, &head.root).unwrap();
+    }
+    // A tree head of an earlier size, and consistency to now.
+    let old_root = merkle::root_from_leaves(leaves[..100].iter().copied());
+    let proof = s.inclusion_proof(&a, 42, 100).await.unwrap();
+    merkle::verify_inclusion(&leaves[42], 42, 100, &proof, &old_root).unwrap();
+    let proof = s.consistency_proof(&a, 100, 300).await.unwrap();
+    merkle::verify_consistency(100, 300, &old_root, &head.root, &proof).unwrap();
+    // Impossible sizes are refused, not answered.
+    assert!(s.inclusion_proof(&a, 300, 300).await.is_err());
+    assert!(s.inclusion_proof(&a, 0, 301).await.is_err());
+    assert!(s.consistency_proof(&a, 200, 100).await.is_err());
+    assert!(s.inclusion_proof(&acct("other"), 0, 1).await.is_err());
+}
+
+async fn checkpoints_are_tracked<B: Backend>() {
+    let b = B::fresh();
+    append_seqs(&b, "acme", 3, 0).await;
+    let s = b.store();
+    let a = acct("acme");
+    let pending = s.unsigned_heads().await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].1.size, 3);
+    s.put_checkpoint(&a, 3, "note-3".into()).await.unwrap();
+    assert!(s.unsigned_heads().await.unwrap().is_empty());
+    assert_eq!(s.latest_checkpoint(&a).await.unwrap().as_deref(), Some("note-3"));
+    assert_eq!(s.latest_checkpoint(&acct("other")).await.unwrap(), None);
+}
+
+async fn tokens_are_found_by_hash_and_revoked<B: Backend>() {
+    let b = B::fresh();
+    let s = b.store();
+    let t = TokenRecord {
+        id: "tok_1".into(),
+        secret_hash: [7; 32],
+        scope: TokenScope::Account(acct("acme")),
+        role: Role::Read,
+        created_at_us: 1,
+    };
+    s.create_token(t.clone()).await.unwrap();
+    assert_eq!(s.find_token(&[7; 32]).await.unwrap(), Some(t));
+    assert_eq!(s.find_token(&[8; 32]).await.unwrap(), None);
+    assert!(!s.revoke_token(&acct("other"), "tok_1").await.unwrap());
+    assert!(s.revoke_token(&acct("acme"), "tok_1").await.unwrap());
+    assert_eq!(s.find_token(&[7; 32]).await.unwrap(), None);
+}
+
+async fn reopening_rebuilds_index_and_tree_exactly<B: Backend>() {
+    let mut b = B::fresh();
+    append_seqs(&b, "acme", 70_000, 0).await;
+    append_seqs(&b, "other", 3, 0).await;
+    let a = acct("acme");
+    let sel = all(vec![f("event:eq:Role created"), f("user:eq:bob")], Join::Or);
+    let before = (
+        b.store().tree_head(&a).await.unwrap(),
+        b.store().count(&a, &sel).await.unwrap(),
+        b.store().list(&a, &sel, None, 5).await.unwrap().records,
+    );
+    b.reopen();
+    let after = (
+        b.store().tree_head(&a).await.unwrap(),
+        b.store().count(&a, &sel).await.unwrap(),
+        b.store().list(&a, &sel, None, 5).await.unwrap().records,
+    );
+    assert_eq!(before.0, after.0);
+    assert_eq!(before.1, after.1);
+    assert_eq!(before.2, after.2);
+    // And the log continues where it was.
+    assert_eq!(append_seqs(&b, "acme", 1, 0).await, [70_000]);
+    assert_eq!(append_seqs(&b, "other", 1, 0).await, [3]);
+}
+
+macro_rules! conformance_suite {
+    ($module:ident, $backend:ident: $($test:ident),* $(,)?) => {
+        mod $module {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test::<super::$backend>().await;
+                }
+            )*
+        }
+    };
+}
+
+conformance_suite!(sqlite, Sqlite:
+    appends_get_dense_seqs_and_valid_leaf_hashes,
+    idempotency_keys_return_the_first_record,
+    concurrent_appends_share_commits_and_keep_seq_dense,
+    filters_counts_and_histograms,
+    pages_visit_every_event_once_while_appending,
+    workflow_scope_and_export_order,
+    proofs_verify_against_the_tree_head,
+    checkpoints_are_tracked,
+    tokens_are_found_by_hash_and_revoked,
+    reopening_rebuilds_index_and_tree_exactly,
+);

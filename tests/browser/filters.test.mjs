@@ -211,4 +211,5 @@ test('an empty value is flagged in the dialog; a filter the server refuses says 
   assert.equal(await page.locator('#event-count').textContent(), countText(await shownCount(page)));
   assert.equal(await page.locator('.chip').count(), 0);
   await page.close();
+  assert.deepEqual(browser.problems, [], 'no script error and no CSP violation in this file');
 });

@@ -121,4 +121,5 @@ test('the time panel at desktop width: presets on the left, calendar on the righ
   await panel.waitFor({ state: 'hidden' });
   assert.equal(await page.evaluate(() => document.activeElement?.id), 'time-button');
   await page.close();
+  assert.deepEqual([...desktop.problems, ...tablet.problems], [], 'no script error and no CSP violation in this file');
 });

@@ -250,9 +250,18 @@ const BLOCK_BYTES: usize = 8 << 20;
 
 /// Checks the whole lines of `data` (the last may lack its `\n`), in order.
 fn check_lines(data: &[u8]) -> Vec<LineOutcome> {
-    data.split_inclusive(|&b| b == b'\n')
-        .map(check_line)
-        .collect()
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < data.len() {
+        // `skip_until` finds the newline with the standard library's
+        // word-at-a-time memchr, several times faster than a byte loop.
+        // Reading from a slice cannot fail.
+        let mut rest = &data[at..];
+        let len = rest.skip_until(b'\n').unwrap_or(data.len() - at).max(1);
+        out.push(check_line(&data[at..at + len]));
+        at += len;
+    }
+    out
 }
 
 /// Checks the whole lines of `data`, spreading the work over `workers`

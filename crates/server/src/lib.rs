@@ -120,6 +120,7 @@ pub fn app(state: AppState) -> Router {
         .route("/accounts/{account}/events/histogram", get(read::histogram))
         .route("/accounts/{account}/events/export", get(read::export))
         .route("/accounts/{account}/events/{id}", get(read::get_one))
+        .route("/accounts/{account}/events/{id}/proof", get(tlog::event_proof))
         .route("/accounts/{account}/workflows/{workflow}/events", get(read::wf_list))
         .route("/accounts/{account}/workflows/{workflow}/events/count", get(read::wf_count))
         .route(

@@ -161,6 +161,7 @@ impl Modify for BearerAuth {
         crate::tlog::inclusion,
         crate::tlog::consistency,
         crate::tlog::public_key,
+        crate::tlog::event_proof,
         crate::tokens::whoami,
         crate::tokens::create,
         crate::tokens::revoke,

@@ -134,3 +134,38 @@ pub async fn consistency(
     let [from, to] = params(q, ["from", "to"])?;
     Ok(hashes_json(&st.store.consistency_proof(&account, from, to).await?))
 }
+
+/// `GET /v1/accounts/{account}/events/{id}/proof`: a self-contained proof
+/// bundle for one event (its record, the inclusion path and the signed
+/// checkpoint it is proven against), verifiable alone with
+/// `auditlog verify --proof FILE --public-key KEY`, as C2SP tlog-proof does.
+#[utoipa::path(get, path = "/v1/accounts/{account}/events/{id}/proof",
+    params(("account" = String, Path, description = "Account id"), ("id" = String, Path, description = "Event id")),
+    responses((status = 200, description = "{record, seq, size, hashes, checkpoint}"), (status = 404, description = "No such event", body = crate::openapi::Problem)))]
+pub async fn event_proof(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path((account, id)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let account = caller.authorize(&account, Needed::Read)?;
+    let record = st
+        .store
+        .get(&account, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no event with id `{id}` in this account")))?;
+    sign_pending(&st).await?;
+    let note = st
+        .store
+        .latest_checkpoint(&account)
+        .await?
+        .ok_or_else(|| ApiError::Internal("an account with events has no checkpoint".into()))?;
+    let checkpoint = auditlog_core::checkpoint::open_note(&note, &st.signer.verifier())
+        .map_err(|e| ApiError::Internal(format!("own checkpoint does not open: {e}")))?;
+    let hashes = st
+        .store
+        .inclusion_proof(&account, record.body.seq, checkpoint.size)
+        .await?;
+    let bundle =
+        auditlog_core::verify::ProofBundle::new(&record, checkpoint.size, hashes, note);
+    Ok(axum::Json(bundle).into_response())
+}

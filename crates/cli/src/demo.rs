@@ -45,16 +45,20 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let (ingest_secret, ingest) =
         auditlog_server::auth::new_token(TokenScope::Account(account.clone()), Role::Ingest, now);
     store.create_token(ingest).await?;
-    let listen = args.serve.listen;
-    // The fragment is never sent to the server, so the token stays out of
-    // every access log.
-    let host = if listen.ip().is_unspecified() { "127.0.0.1".to_owned() } else { listen.ip().to_string() };
-    let port_note = if listen.port() == 0 { " (see the port on the listening line)" } else { "" };
     println!("demo account: {account}");
-    println!("dashboard:    http://{host}:{}/#token={secret}{port_note}", listen.port());
     println!("admin token:  {secret}");
     println!("ingest token: {ingest_secret}");
-    crate::serve(args.serve, Some(store)).await
+    crate::serve(args.serve, Some(store), move |addr| {
+        // The fragment is never sent to the server, so the token stays out
+        // of every access log.
+        let host = if addr.ip().is_unspecified() {
+            "127.0.0.1".to_owned()
+        } else {
+            addr.ip().to_string()
+        };
+        println!("dashboard:    http://{host}:{}/#token={secret}", addr.port());
+    })
+    .await
 }
 
 /// Generates `n` events over the last 400 days, plus one of every catalog

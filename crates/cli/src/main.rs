@@ -143,7 +143,7 @@ fn main() -> std::process::ExitCode {
 
 fn run(command: Command) -> Result<()> {
     match command {
-        Command::Serve(args) => runtime()?.block_on(serve(args, None)),
+        Command::Serve(args) => runtime()?.block_on(serve(args, None, |_| {})),
         Command::Demo(args) => runtime()?.block_on(demo::run(args)),
         Command::Token {
             command:
@@ -244,9 +244,13 @@ fn open_store(args: &ServeArgs) -> Result<DynStore> {
     Ok(Arc::new(store))
 }
 
-/// Runs the server until SIGTERM or Ctrl-C. `on_ready` is told the bound
-/// address (the demo prints its link there).
-pub async fn serve(args: ServeArgs, store: Option<DynStore>) -> Result<()> {
+/// Runs the server until SIGTERM or Ctrl-C. `on_bound` is told the bound
+/// address before the listening line (the demo prints its link there).
+pub async fn serve(
+    args: ServeArgs,
+    store: Option<DynStore>,
+    on_bound: impl FnOnce(SocketAddr),
+) -> Result<()> {
     let started = std::time::Instant::now();
     let store = match store {
         Some(s) => s,
@@ -266,6 +270,7 @@ pub async fn serve(args: ServeArgs, store: Option<DynStore>) -> Result<()> {
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
     tokio::spawn(auditlog_server::run_checkpointer(state.clone()));
+    on_bound(addr);
     tracing::info!(%addr, data_dir = %args.data_dir.display(), startup_ms = started.elapsed().as_millis() as u64, "serving");
     println!("listening on http://{addr}");
     auditlog_server::serve(listener, auditlog_server::app(state), shutdown_signal()).await?;

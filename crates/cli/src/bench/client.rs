@@ -1,0 +1,349 @@
+//! The bench's HTTP side: ingest (batches from a few clients, single events
+//! from 64), dashboard queries and exports against a running auditlog.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+
+use super::dataset::Reader;
+use super::stats::Latency;
+use super::{Range, Shape, proc};
+
+/// Events per batch request, as the issue asks.
+pub const BATCH: usize = 1000;
+
+/// An HTTP/1.1 client with a connection pool large enough for 64 clients;
+/// proxies from the environment are ignored (the server is local).
+pub fn http_client() -> Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(256)
+        .tcp_nodelay(true)
+        .build()?)
+}
+
+/// One ingest measurement.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Throughput {
+    pub events: u64,
+    /// Requests (auditlog) or transactions (baseline).
+    pub requests: u64,
+    pub clients: usize,
+    pub secs: f64,
+    pub events_per_sec: f64,
+    /// Per request (auditlog) or per transaction (baseline).
+    pub latency: Latency,
+    /// CPU seconds the server spent in the phase (auditlog only).
+    pub server_cpu_secs: Option<f64>,
+    /// CPU seconds the bench process spent in the phase: the client's share
+    /// of the two cores.
+    pub client_cpu_secs: f64,
+}
+
+async fn post(client: &reqwest::Client, url: &str, token: &str, body: Bytes) -> Result<Duration> {
+    let t = Instant::now();
+    let res = client
+        .post(url)
+        .bearer_auth(token)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await
+        .with_context(|| format!("POST {url}"))?;
+    let status = res.status();
+    let text = res.bytes().await?;
+    let elapsed = t.elapsed();
+    if status != reqwest::StatusCode::CREATED {
+        bail!("POST {url}: {status}: {}", String::from_utf8_lossy(&text));
+    }
+    Ok(elapsed)
+}
+
+/// Sends the first `n` events of the dataset in per-account batches of
+/// [`BATCH`] from `clients` concurrent clients. Returns the throughput and
+/// the events sent per account.
+pub async fn ingest_batches(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    dataset: &Path,
+    n: u64,
+    clients: usize,
+    server_pid: u32,
+) -> Result<(Throughput, HashMap<String, u64>)> {
+    // The reader thread groups lines by account and hands ready bodies to
+    // the clients; the queue is short so reading stays just ahead of sending.
+    let (tx, rx) = tokio::sync::mpsc::channel::<(String, Bytes)>(clients * 2);
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    let path = dataset.to_owned();
+    let cpu0 = (proc::cpu_secs(Some(server_pid)), proc::cpu_secs(None));
+    let started = Instant::now();
+    let reader = tokio::task::spawn_blocking(move || -> Result<(u64, HashMap<String, u64>)> {
+        let mut pending: HashMap<String, Vec<String>> = HashMap::new();
+        let mut per_account: HashMap<String, u64> = HashMap::new();
+        let mut requests = 0;
+        let send = |account: &str, lines: &[String]| {
+            let mut body = Vec::with_capacity(lines.iter().map(|l| l.len() + 1).sum::<usize>() + 16);
+            body.extend_from_slice(b"{\"events\":[");
+            for (i, l) in lines.iter().enumerate() {
+                if i > 0 {
+                    body.push(b',');
+                }
+                body.extend_from_slice(l.as_bytes());
+            }
+            body.extend_from_slice(b"]}");
+            tx.blocking_send((account.to_owned(), Bytes::from(body))).is_ok()
+        };
+        for item in Reader::open(&path)?.take(n as usize) {
+            let (account, json) = item?;
+            *per_account.entry(account.clone()).or_default() += 1;
+            let buf = pending.entry(account.clone()).or_default();
+            buf.push(json);
+            if buf.len() == BATCH {
+                let lines = std::mem::take(buf);
+                requests += 1;
+                if !send(&account, &lines) {
+                    bail!("the ingest clients stopped");
+                }
+            }
+        }
+        let mut rest: Vec<_> = pending.into_iter().filter(|(_, l)| !l.is_empty()).collect();
+        rest.sort();
+        for (account, lines) in rest {
+            requests += 1;
+            if !send(&account, &lines) {
+                bail!("the ingest clients stopped");
+            }
+        }
+        Ok((requests, per_account))
+    });
+    let mut workers = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        let (client, rx) = (client.clone(), rx.clone());
+        let (base, token) = (base.to_owned(), token.to_owned());
+        workers.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let next = rx.lock().await.recv().await;
+                let Some((account, body)) = next else { break };
+                let url = format!("{base}/v1/accounts/{account}/events/batch");
+                lat.push(post(&client, &url, &token, body).await?);
+            }
+            anyhow::Ok(lat)
+        }));
+    }
+    let mut samples = Vec::new();
+    let mut failure = None;
+    for w in workers {
+        match w.await? {
+            Ok(l) => samples.extend(l),
+            Err(e) => failure = failure.or(Some(e)),
+        }
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let (requests, per_account) = reader.await??;
+    let secs = started.elapsed().as_secs_f64();
+    Ok((
+        Throughput {
+            events: n,
+            requests,
+            clients,
+            secs,
+            events_per_sec: n as f64 / secs,
+            latency: Latency::of(samples),
+            server_cpu_secs: Some(proc::cpu_secs(Some(server_pid)) - cpu0.0),
+            client_cpu_secs: proc::cpu_secs(None) - cpu0.1,
+        },
+        per_account,
+    ))
+}
+
+/// Sends `events` one request each from `clients` concurrent clients.
+pub async fn ingest_singles(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    events: Vec<(String, String)>,
+    clients: usize,
+    server_pid: u32,
+) -> Result<Throughput> {
+    let n = events.len();
+    let events: Arc<Vec<(String, Bytes)>> = Arc::new(
+        events
+            .into_iter()
+            .map(|(a, j)| (format!("{base}/v1/accounts/{a}/events"), Bytes::from(j)))
+            .collect(),
+    );
+    let next = Arc::new(AtomicUsize::new(0));
+    let cpu0 = (proc::cpu_secs(Some(server_pid)), proc::cpu_secs(None));
+    let started = Instant::now();
+    let mut workers = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        let (client, events, next, token) = (client.clone(), events.clone(), next.clone(), token.to_owned());
+        workers.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((url, body)) = events.get(i) else { break };
+                lat.push(post(&client, url, &token, body.clone()).await?);
+            }
+            anyhow::Ok(lat)
+        }));
+    }
+    let mut samples = Vec::with_capacity(n);
+    for w in workers {
+        samples.extend(w.await??);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    Ok(Throughput {
+        events: n as u64,
+        requests: n as u64,
+        clients,
+        secs,
+        events_per_sec: n as f64 / secs,
+        latency: Latency::of(samples),
+        server_cpu_secs: Some(proc::cpu_secs(Some(server_pid)) - cpu0.0),
+        client_cpu_secs: proc::cpu_secs(None) - cpu0.1,
+    })
+}
+
+/// Reads the read API of one account.
+#[derive(Debug, Clone)]
+pub struct Api {
+    pub client: reqwest::Client,
+    pub base: String,
+    pub token: String,
+    pub account: String,
+}
+
+impl Api {
+    fn url(&self, endpoint: &str, shape: &Shape, range: &Range, extra: &[(&str, &str)]) -> String {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        q.append_pair("range", range.name);
+        for f in &shape.api {
+            q.append_pair("filter", f);
+        }
+        if shape.join_or {
+            q.append_pair("join", "or");
+        }
+        for (k, v) in extra {
+            q.append_pair(k, v);
+        }
+        format!("{}/v1/accounts/{}/events{endpoint}?{}", self.base, self.account, q.finish())
+    }
+
+    async fn get(&self, url: String) -> Result<Bytes> {
+        let res = self
+            .client
+            .get(&url)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        let status = res.status();
+        let body = res.bytes().await?;
+        if !status.is_success() {
+            bail!("GET {url}: {status}: {}", String::from_utf8_lossy(&body));
+        }
+        Ok(body)
+    }
+
+    /// `GET …/count`: the exact count.
+    pub async fn count(&self, shape: &Shape, range: &Range) -> Result<u64> {
+        let body = self.get(self.url("/count", shape, range, &[])).await?;
+        let v: Value = serde_json::from_slice(&body)?;
+        v["count"].as_u64().context("count response without `count`")
+    }
+
+    /// `GET …/histogram?bucket=day`: returns the number of buckets.
+    pub async fn histogram(&self, shape: &Shape, range: &Range) -> Result<usize> {
+        let body = self.get(self.url("/histogram", shape, range, &[("bucket", "day")])).await?;
+        let v: Value = serde_json::from_slice(&body)?;
+        Ok(v["buckets"].as_array().map_or(0, Vec::len))
+    }
+
+    /// `GET …/events?limit=50`: the first page; returns its size in bytes.
+    pub async fn first_page(&self, shape: &Shape, range: &Range) -> Result<usize> {
+        let body = self.get(self.url("", shape, range, &[("limit", "50")])).await?;
+        Ok(body.len())
+    }
+
+    /// Count, histogram and first page issued together (concurrently, as the
+    /// dashboard's page load does); returns the count.
+    pub async fn dashboard(&self, shape: &Shape, range: &Range) -> Result<u64> {
+        let (count, _, _) = tokio::try_join!(
+            self.count(shape, range),
+            self.histogram(shape, range),
+            self.first_page(shape, range)
+        )?;
+        Ok(count)
+    }
+
+    /// Streams an all-time export; counts its lines and, for JSONL, writes it
+    /// to `save`. Returns the line count and the bytes.
+    pub async fn export(&self, format: &str, save: Option<&PathBuf>) -> Result<(u64, u64)> {
+        let url = format!(
+            "{}/v1/accounts/{}/events/export?range=all_time&format={format}",
+            self.base, self.account
+        );
+        let res = self
+            .client
+            .get(&url)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        if !res.status().is_success() {
+            let status = res.status();
+            bail!("GET {url}: {status}: {}", res.text().await.unwrap_or_default());
+        }
+        let mut file = match save {
+            Some(p) => Some(tokio::io::BufWriter::with_capacity(
+                1 << 20,
+                tokio::fs::File::create(p).await.with_context(|| format!("creating {}", p.display()))?,
+            )),
+            None => None,
+        };
+        let (mut lines, mut bytes) = (0u64, 0u64);
+        let mut stream = res.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.context("reading the export")?;
+            lines += chunk.iter().filter(|b| **b == b'\n').count() as u64;
+            bytes += chunk.len() as u64;
+            if let Some(f) = file.as_mut() {
+                f.write_all(&chunk).await?;
+            }
+        }
+        if let Some(mut f) = file {
+            f.flush().await?;
+        }
+        Ok((lines, bytes))
+    }
+
+    /// A plain-text GET (checkpoint, public key).
+    pub async fn text(&self, path: &str, auth: bool) -> Result<String> {
+        let url = format!("{}{path}", self.base);
+        let mut req = self.client.get(&url);
+        if auth {
+            req = req.bearer_auth(&self.token);
+        }
+        let res = req.send().await.with_context(|| format!("GET {url}"))?;
+        let status = res.status();
+        let text = res.text().await?;
+        if !status.is_success() {
+            bail!("GET {url}: {status}: {text}");
+        }
+        Ok(text)
+    }
+}

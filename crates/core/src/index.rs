@@ -24,7 +24,7 @@
 //! large); the caller passes a closure that checks them for rows that the
 //! indexed columns cannot decide.
 
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::{Arc, RwLock};
 
 use crate::catalog::{Catalog, EventId, Level};
@@ -116,8 +116,18 @@ struct Actors {
     pairs: Vec<(u32, u32)>,
 }
 
+/// Rollup granularity: 15 minutes. Every UTC offset in use is a multiple of
+/// 15 minutes, so every day or hour boundary of any viewer's zone — hence
+/// every preset, custom range and histogram edge — falls on a slot edge.
+pub const SLOT_US: i64 = 15 * 60 * 1_000_000;
+
+/// Events per (slot, catalog event): sparse, since a slot holds a few dozen
+/// distinct events at most.
+type Rollup = BTreeMap<i64, Vec<(u16, u32)>>;
+
 struct Inner {
     chunks: Vec<Arc<Chunk>>,
+    rollup: Rollup,
     len: u64,
     min_time: i64,
     max_time: i64,
@@ -212,6 +222,7 @@ impl LogIndex {
         LogIndex {
             inner: RwLock::new(Inner {
                 chunks: Vec::new(),
+                rollup: Rollup::new(),
                 len: 0,
                 min_time: i64::MAX,
                 max_time: i64::MIN,
@@ -278,6 +289,11 @@ impl LogIndex {
             tail.max_time = tail.max_time.max(t);
             inner.min_time = inner.min_time.min(t);
             inner.max_time = inner.max_time.max(t);
+            let slot = inner.rollup.entry(t.div_euclid(SLOT_US)).or_default();
+            match slot.iter_mut().find(|(e, _)| *e == row.event.0) {
+                Some((_, c)) => *c += 1,
+                None => slot.push((row.event.0, 1)),
+            }
             inner.len += 1;
         }
     }
@@ -404,7 +420,109 @@ impl LogIndex {
     }
 }
 
+impl LogIndex {
+    /// Exact number of rows of `plan` in `bounds`: from the rollups when
+    /// the plan depends on the event column alone and the bounds fall on
+    /// slot edges (the seed's filters over any preset), else by a scan.
+    ///
+    /// The rollups are read at call time, so rows appended since the plan
+    /// was made may be counted; every count still is exact for some
+    /// instant.
+    pub fn count(
+        &self,
+        plan: &Plan,
+        bounds: TimeBounds,
+        description: &mut dyn FnMut(u64) -> bool,
+    ) -> u64 {
+        if let Some(table) = plan.event_only_table()
+            && let Some((lo, hi)) = slot_range(bounds)
+        {
+            let g = self.read();
+            return g
+                .rollup
+                .range(lo..hi)
+                .flat_map(|(_, v)| v)
+                .filter(|(e, _)| table.is_none_or(|t| t[*e as usize]))
+                .map(|(_, c)| u64::from(*c))
+                .sum();
+        }
+        plan.count(bounds, description)
+    }
+
+    /// Counts per bucket (see [`Plan::histogram`]), from the rollups when
+    /// the plan and every edge allow it, else by a scan.
+    pub fn histogram(
+        &self,
+        plan: &Plan,
+        bounds: TimeBounds,
+        edges: &[i64],
+        description: &mut dyn FnMut(u64) -> bool,
+    ) -> Vec<u64> {
+        let aligned = edges.iter().all(|e| e.rem_euclid(SLOT_US) == 0);
+        if let Some(table) = plan.event_only_table()
+            && aligned
+            && let (Some(&first), Some(&last)) = (edges.first(), edges.last())
+        {
+            let clipped = TimeBounds {
+                start: Some(bounds.start.map_or(first, |s| s.max(first))),
+                end: Some(bounds.end.map_or(last, |e| e.min(last))),
+            };
+            if let Some((lo, hi)) = slot_range(clipped) {
+                let mut counts = vec![0u64; edges.len() - 1];
+                let g = self.read();
+                let mut bucket = 0;
+                for (slot, v) in g.rollup.range(lo..hi) {
+                    let t = slot * SLOT_US;
+                    while bucket + 1 < edges.len() - 1 && edges[bucket + 1] <= t {
+                        bucket += 1;
+                    }
+                    counts[bucket] += v
+                        .iter()
+                        .filter(|(e, _)| table.is_none_or(|t| t[*e as usize]))
+                        .map(|(_, c)| u64::from(*c))
+                        .sum::<u64>();
+                }
+                return counts;
+            }
+        }
+        plan.histogram(bounds, edges, description)
+    }
+}
+
+/// The slots covering `bounds` exactly, if both ends fall on slot edges.
+fn slot_range(bounds: TimeBounds) -> Option<(i64, i64)> {
+    let lo = match bounds.start {
+        None => i64::MIN,
+        Some(s) if s.rem_euclid(SLOT_US) == 0 => s / SLOT_US,
+        Some(_) => return None,
+    };
+    let hi = match bounds.end {
+        None => i64::MAX,
+        Some(e) if e.rem_euclid(SLOT_US) == 0 => e / SLOT_US,
+        Some(_) => return None,
+    };
+    (lo < hi).then_some((lo, hi))
+}
+
 impl Plan {
+    /// When the plan's outcome depends only on a row's catalog event: the
+    /// table of events that match (`None` = all do). `None` overall (the
+    /// outer option) when another column, a description filter or a
+    /// workflow scope is involved.
+    #[allow(clippy::option_option)]
+    fn event_only_table(&self) -> Option<Option<&[bool]>> {
+        if !self.description.is_empty() || self.scope_event.is_some() {
+            return None;
+        }
+        match &self.tables {
+            None => Some(None),
+            Some(t) if !t.touched[1] && !t.touched[2] && !t.touched[3] => {
+                Some(Some(t.event.as_slice()))
+            }
+            Some(_) => None,
+        }
+    }
+
     /// The log size this plan's snapshot reflects.
     pub fn log_size(&self) -> u64 {
         self.len
@@ -434,56 +552,67 @@ impl Plan {
         description: &mut dyn FnMut(u64) -> bool,
         mut visit: impl FnMut(RowKey),
     ) {
+        for (ci, chunk) in self.chunks.iter().enumerate() {
+            self.scan_chunk(chunk, (ci * CHUNK_ROWS) as u64, bounds, description, &mut visit);
+        }
+    }
+
+    /// One chunk of [`Plan::for_each_match`]; chunks are full but the last,
+    /// so chunk `i` starts at `seq` `i * CHUNK_ROWS`.
+    #[inline]
+    fn scan_chunk(
+        &self,
+        chunk: &Chunk,
+        base: u64,
+        bounds: TimeBounds,
+        description: &mut dyn FnMut(u64) -> bool,
+        visit: &mut impl FnMut(RowKey),
+    ) {
+        if !bounds.overlaps(chunk.min_time, chunk.max_time) {
+            return;
+        }
+        // A chunk wholly inside the bounds needs no per-row time check.
+        let whole = bounds.contains(chunk.min_time) && bounds.contains(chunk.max_time);
         let has_desc = !self.description.is_empty();
-        let mut base = 0u64;
-        for chunk in &self.chunks {
-            let n = chunk.len();
-            if !bounds.overlaps(chunk.min_time, chunk.max_time) {
-                base += n as u64;
+        for i in 0..chunk.len() {
+            let t = chunk.time[i];
+            if !whole && !bounds.contains(t) {
                 continue;
             }
-            for i in 0..n {
-                let t = chunk.time[i];
-                if !bounds.contains(t) {
-                    continue;
-                }
-                if let Some(scope) = &self.scope_event
-                    && (!scope[chunk.event[i] as usize]
-                        || Some(chunk.workflow[i]) != self.scope_workflow)
-                {
-                    continue;
-                }
-                let seq = base + i as u64;
-                let indexed = self.tables.as_ref().map(|t| match self.join {
-                        Join::And => {
-                            t.event[chunk.event[i] as usize]
-                                && t.actor[chunk.actor[i] as usize]
-                                && t.ip[chunk.ip[i] as usize]
-                                && t.workflow[chunk.workflow[i] as usize]
-                        }
-                        Join::Or => {
-                            (t.touched[0] && t.event[chunk.event[i] as usize])
-                                || (t.touched[1] && t.actor[chunk.actor[i] as usize])
-                                || (t.touched[2] && t.ip[chunk.ip[i] as usize])
-                                || (t.touched[3] && t.workflow[chunk.workflow[i] as usize])
-                        }
-                });
-                let keep = match (indexed, has_desc, self.join) {
-                    (None, false, _) => true,
-                    (None, true, _) => description(seq),
-                    (Some(ok), false, _) => ok,
-                    (Some(false), true, Join::And) => false,
-                    (Some(true), true, Join::Or) => true,
-                    (Some(_), true, _) => description(seq),
-                };
-                if keep {
-                    visit(RowKey {
-                        occurred_at_us: t,
-                        seq,
-                    });
-                }
+            if let Some(scope) = &self.scope_event
+                && (!scope[chunk.event[i] as usize] || Some(chunk.workflow[i]) != self.scope_workflow)
+            {
+                continue;
             }
-            base += n as u64;
+            let seq = base + i as u64;
+            let indexed = self.tables.as_ref().map(|t| match self.join {
+                Join::And => {
+                    t.event[chunk.event[i] as usize]
+                        && t.actor[chunk.actor[i] as usize]
+                        && t.ip[chunk.ip[i] as usize]
+                        && t.workflow[chunk.workflow[i] as usize]
+                }
+                Join::Or => {
+                    (t.touched[0] && t.event[chunk.event[i] as usize])
+                        || (t.touched[1] && t.actor[chunk.actor[i] as usize])
+                        || (t.touched[2] && t.ip[chunk.ip[i] as usize])
+                        || (t.touched[3] && t.workflow[chunk.workflow[i] as usize])
+                }
+            });
+            let keep = match (indexed, has_desc, self.join) {
+                (None, false, _) => true,
+                (None, true, _) => description(seq),
+                (Some(ok), false, _) => ok,
+                (Some(false), true, Join::And) => false,
+                (Some(true), true, Join::Or) => true,
+                (Some(_), true, _) => description(seq),
+            };
+            if keep {
+                visit(RowKey {
+                    occurred_at_us: t,
+                    seq,
+                });
+            }
         }
     }
 
@@ -511,9 +640,14 @@ impl Plan {
             start: Some(bounds.start.map_or(first, |s| s.max(first))),
             end: Some(bounds.end.map_or(last, |e| e.min(last))),
         };
+        // Rows mostly arrive in time order: try the last bucket first.
+        let mut cur = 0;
         self.for_each_match(bounds, description, |row| {
-            let i = edges.partition_point(|&e| e <= row.occurred_at_us) - 1;
-            counts[i] += 1;
+            let t = row.occurred_at_us;
+            if !(edges[cur] <= t && t < edges[cur + 1]) {
+                cur = edges.partition_point(|&e| e <= t) - 1;
+            }
+            counts[cur] += 1;
         });
         counts
     }
@@ -541,19 +675,32 @@ impl Plan {
             },
             None => bounds,
         };
-        self.for_each_match(bounds, description, |row| {
-            if after.is_some_and(|a| row >= a) {
-                return;
-            }
-            if heap.len() < keep {
-                heap.push(std::cmp::Reverse(row));
-            } else if let Some(min) = heap.peek()
-                && row > min.0
+        // Newest chunks first: once the heap is full, an older chunk whose
+        // newest row is not newer than the heap's worst cannot contribute
+        // (equal times lose on seq, which is lower in older chunks), so a
+        // log ingested roughly in time order costs about one chunk a page.
+        for (ci, chunk) in self.chunks.iter().enumerate().rev() {
+            if heap.len() == keep
+                && heap
+                    .peek()
+                    .is_some_and(|min| chunk.max_time <= min.0.occurred_at_us)
             {
-                heap.pop();
-                heap.push(std::cmp::Reverse(row));
+                continue;
             }
-        });
+            self.scan_chunk(chunk, (ci * CHUNK_ROWS) as u64, bounds, description, &mut |row| {
+                if after.is_some_and(|a| row >= a) {
+                    return;
+                }
+                if heap.len() < keep {
+                    heap.push(std::cmp::Reverse(row));
+                } else if let Some(min) = heap.peek()
+                    && row > min.0
+                {
+                    heap.pop();
+                    heap.push(std::cmp::Reverse(row));
+                }
+            });
+        }
         let mut rows: Vec<RowKey> = heap.into_iter().map(|r| r.0).collect();
         rows.sort_unstable_by(|a, b| b.cmp(a));
         let more = rows.len() > limit;
@@ -714,7 +861,7 @@ mod tests {
         let plan = idx.plan(&[], Join::And, Scope::Account);
         assert_eq!(plan.histogram(TimeBounds::ALL, &[0, 10, 20, 40], &mut |_| true), [1, 1, 3]);
         let b = TimeBounds { start: Some(11), end: None };
-        assert_eq!(plan.histogram(b, &[0, 10, 20, 40], &mut |_| true), [0, 1, 3]);
+        assert_eq!(plan.histogram(b, &[0, 10, 20, 40], &mut |_| true), [0, 0, 3]);
         let b = TimeBounds {
             start: Some(10),
             end: Some(30),
@@ -738,6 +885,64 @@ mod tests {
         assert_eq!(plan.count(TimeBounds::ALL, &mut |_| true), 5);
         let plan = idx.plan(&[], Join::And, Scope::Account);
         assert_eq!(plan.count(TimeBounds::ALL, &mut |_| true), 6);
+    }
+
+    /// The rollup answers must equal the scan's for every plan shape it
+    /// takes, and the scan must be used for the others.
+    #[test]
+    fn rollups_agree_with_scans() {
+        let idx = LogIndex::new();
+        let cat = Catalog::get();
+        let ids: Vec<EventId> = cat.entries().map(|e| e.id).collect();
+        let mut x: u64 = 7;
+        let hour = 3_600_000_000i64;
+        let rows: Vec<(i64, EventId, String)> = (0..CHUNK_ROWS + 5000)
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                // Mostly in time order, some late arrivals.
+                let t = i as i64 * 60_000_000 - (x % 5 == 0) as i64 * (x % 1000) as i64 * 60_000_000;
+                (t, ids[(x % ids.len() as u64) as usize], format!("u{}", x % 13))
+            })
+            .collect();
+        idx.append(rows.iter().map(|(t, e, u)| IndexRow {
+            occurred_at_us: *t,
+            event: *e,
+            actor_id: u,
+            actor_name: None,
+            ip_address: None,
+            workflow_id: None,
+        }));
+        let shapes = [
+            vec![],
+            vec![filter(Column::Event, Op::Eq, "Login")],
+            vec![filter(Column::Category, Op::Ne, "Login/Logout")],
+            vec![filter(Column::Event, Op::Ne, "Login"), filter(Column::Category, Op::Ne, "Prompts")],
+            vec![filter(Column::Event, Op::Eq, "Login"), filter(Column::User, Op::Eq, "u3")],
+        ];
+        let edges: Vec<i64> = (-2..30).map(|h| h * 24 * hour + 30 * 60_000_000).collect();
+        for filters in &shapes {
+            for join in [Join::And, Join::Or] {
+                let plan = idx.plan(filters, join, Scope::Account);
+                for bounds in [
+                    TimeBounds::ALL,
+                    TimeBounds { start: Some(5 * hour), end: Some(500 * hour) },
+                    TimeBounds { start: Some(5 * hour + 1), end: None },
+                ] {
+                    assert_eq!(
+                        idx.count(&plan, bounds, &mut |_| true),
+                        plan.count(bounds, &mut |_| true),
+                        "{filters:?} {join:?} {bounds:?}"
+                    );
+                    assert_eq!(
+                        idx.histogram(&plan, bounds, &edges, &mut |_| true),
+                        plan.histogram(bounds, &edges, &mut |_| true),
+                        "{filters:?} {join:?} {bounds:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

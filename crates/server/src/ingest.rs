@@ -18,12 +18,24 @@ use crate::error::{ApiError, ApiResult};
 use crate::{AppState, MAX_BODY_BYTES, Peer, client_ip};
 
 fn context(state: &AppState, headers: &HeaderMap, peer: Option<Peer>) -> IngestContext {
-    let forwarded = headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
+    // Several X-Forwarded-For lines are one comma-separated list (RFC 9110
+    // §5.3): a proxy may append its own line instead of extending the
+    // client's, and the client's line comes first, so reading only the
+    // first line would take the client's word. A line that is not text
+    // becomes a garbled hop, where the walk from the right stops.
+    let lines: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|v| v.to_str().unwrap_or("?"))
+        .collect();
+    let forwarded = (!lines.is_empty()).then(|| lines.join(","));
     IngestContext {
         now: Micros::from_timestamp(state.now()),
-        client_ip: client_ip(peer.map(|p| p.0.ip()), forwarded, &state.trusted_proxies),
+        client_ip: client_ip(
+            peer.map(|p| p.0.ip()),
+            forwarded.as_deref(),
+            &state.trusted_proxies,
+        ),
     }
 }
 

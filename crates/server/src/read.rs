@@ -18,7 +18,7 @@ use auditlog_core::query::{
     Bucket, Cursor, ExportFormat, Query, ResolvedRange, bucket_bounds, parse_query,
 };
 use auditlog_core::record::{AccountId, Actor, ActorKind, Micros, Record, RecordBody};
-use auditlog_core::validate::ValidEvent;
+use auditlog_core::validate::{MAX_FUTURE_MICROS, ValidEvent};
 use auditlog_store::{RawRecord, Scope, Selection, StoreError, StoreErrorKind};
 
 use crate::AppState;
@@ -70,6 +70,11 @@ fn prepare(
         Some(w) => (Scope::Workflow(w.clone()), format!("workflow:{w}")),
         None => (Scope::Account, String::new()),
     };
+    // Only a list reads the cursor, but every read endpoint takes the same
+    // parameters and checks them alike (as it does `limit`): a cursor not
+    // issued for this account and query is a 400 on count, histogram and
+    // export too, rather than silently ignored.
+    query.decode_cursor(account.as_str(), &scope_key)?;
     let sel = Selection {
         scope,
         bounds,
@@ -141,7 +146,14 @@ async fn do_histogram(state: AppState, p: Prepared) -> ApiResult<Response> {
             .await?
             .map(|us| Micros(us).to_timestamp()),
     };
-    let end = p.range.end.unwrap_or_else(|| state.now());
+    // All time ends with the newest event ingest can hold: one stamped up to
+    // `MAX_FUTURE_MICROS` ahead of now (clock skew). Ending at `now` would
+    // leave those — and, with a clock that has not moved since, events
+    // stamped exactly now — listed and counted but in no bucket.
+    let end = p.range.end.unwrap_or_else(|| {
+        let horizon = Micros::from_timestamp(state.now()).0 + MAX_FUTURE_MICROS + 1000;
+        Micros(horizon).to_timestamp()
+    });
     let bucket = p.query.bucket.resolve(&ResolvedRange {
         start,
         end: Some(end),

@@ -1007,7 +1007,7 @@ impl Store for SqliteStore {
             sh.with_reader(|conn| {
                 let plan = acc.index.plan(&sel.filters, sel.join, index_scope(&sel.scope));
                 let mut desc = description_checker(conn, acc.db_id, plan.description_filters(), plan.join());
-                Ok(plan.count(sel.bounds, &mut desc))
+                Ok(acc.index.count(&plan, sel.bounds, &mut desc))
             })
         })
         .await
@@ -1028,7 +1028,7 @@ impl Store for SqliteStore {
                 let plan = acc.index.plan(&sel.filters, sel.join, index_scope(&sel.scope));
                 let mut desc = description_checker(conn, acc.db_id, plan.description_filters(), plan.join());
                 // The edges span exactly the selection's range.
-                Ok(plan.histogram(sel.bounds, &edges, &mut desc))
+                Ok(acc.index.histogram(&plan, sel.bounds, &edges, &mut desc))
             })
         })
         .await

@@ -105,10 +105,6 @@ impl Baseline {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Inserts `rows` in one transaction (one fsync); returns its duration.
     pub fn insert_transaction(&mut self, rows: &[BaselineRow]) -> Result<Duration> {
         let started = Instant::now();

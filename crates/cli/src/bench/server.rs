@@ -21,7 +21,6 @@ pub struct Server {
     pub pid: u32,
     pub base_url: String,
     data_dir: PathBuf,
-    log: PathBuf,
     /// From spawning the process to `/readyz` answering.
     pub start_secs: f64,
 }
@@ -126,7 +125,6 @@ impl Server {
             pid,
             base_url,
             data_dir: data_dir.to_owned(),
-            log,
             start_secs: started.elapsed().as_secs_f64(),
         })
     }
@@ -156,13 +154,5 @@ impl Server {
         self.stop().await?;
         super::proc::evict(&super::proc::files_in(&dir));
         Server::start(&dir, client).await
-    }
-
-    pub fn data_dir(&self) -> &Path {
-        &self.data_dir
-    }
-
-    pub fn log_path(&self) -> &Path {
-        &self.log
     }
 }

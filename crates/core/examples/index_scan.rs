@@ -1,0 +1,77 @@
+//! Measures column-index scans at a given size: `cargo run --release -p
+//! auditlog-core --example index_scan -- 10000000`. Prints medians.
+
+use std::time::Instant;
+
+use auditlog_core::catalog::Catalog;
+use auditlog_core::index::{IndexRow, LogIndex, Scope, TimeBounds};
+use auditlog_core::query::{Filter, Join};
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() {
+    let n: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let catalog = Catalog::get();
+    let ids: Vec<_> = catalog.entries().map(|e| e.id).collect();
+    let users: Vec<String> = (0..2000).map(|i| format!("user {i}")).collect();
+    let idx = LogIndex::new();
+    let day = 86_400_000_000i64;
+    let start = 1_699_920_000_000_000i64; // a UTC midnight
+    let t0 = Instant::now();
+    let mut x: u64 = 42;
+    let mut rows = Vec::with_capacity(10_000);
+    for i in 0..n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let ev = if x % 10 < 7 { ids[0] } else { ids[(x % ids.len() as u64) as usize] };
+        let t = start + (i as i64) * (400 * day / n as i64);
+        rows.push((t, ev, (x >> 20) as usize % users.len()));
+        if rows.len() == 10_000 || i + 1 == n {
+            idx.append(rows.iter().map(|&(t, ev, u)| IndexRow {
+                occurred_at_us: t,
+                event: ev,
+                actor_id: &users[u],
+                actor_name: Some(&users[u]),
+                ip_address: None,
+                workflow_id: None,
+            }));
+            rows.clear();
+        }
+    }
+    println!("built {n} rows in {:.2?}", t0.elapsed());
+    let end = start + 400 * day;
+    let ranges = [("all_time", TimeBounds::ALL), ("last_30_days", TimeBounds { start: Some(end - 30 * day), end: Some(end) })];
+    let shapes: Vec<(&str, Vec<Filter>, Join)> = vec![
+        ("none", vec![], Join::And),
+        ("event=rare", vec![Filter::parse("event:eq:Role created").unwrap()], Join::And),
+        ("category!=common", vec![Filter::parse("category:ne:Login/Logout").unwrap()], Join::And),
+        ("event=X OR user=Y", vec![Filter::parse("event:eq:Role created").unwrap(), Filter::parse("user:eq:user 7").unwrap()], Join::Or),
+        ("event!=A AND category!=B", vec![Filter::parse("event:ne:Login").unwrap(), Filter::parse("category:ne:Prompts").unwrap()], Join::And),
+    ];
+    for (rname, bounds) in ranges {
+        let lo = bounds.start.unwrap_or(start);
+        let hi = bounds.end.unwrap_or(end);
+        let edges: Vec<i64> = (0..=((hi - lo) / day)).map(|d| lo + d * day).collect();
+        for (sname, filters, join) in &shapes {
+            let mut times = [Vec::new(), Vec::new(), Vec::new()];
+            for _ in 0..7 {
+                let plan = idx.plan(filters, *join, Scope::Account);
+                let t = Instant::now();
+                std::hint::black_box(idx.count(&plan, bounds, &mut |_| true));
+                times[0].push(t.elapsed().as_secs_f64() * 1e3);
+                let t = Instant::now();
+                std::hint::black_box(idx.histogram(&plan, bounds, &edges, &mut |_| true));
+                times[1].push(t.elapsed().as_secs_f64() * 1e3);
+                let t = Instant::now();
+                std::hint::black_box(plan.page(bounds, None, 50, &mut |_| true));
+                times[2].push(t.elapsed().as_secs_f64() * 1e3);
+            }
+            let [c, h, p] = times.map(median);
+            println!("{rname:>13} {sname:<26} count {c:7.2} ms  histogram {h:7.2} ms  page {p:7.2} ms  sum {:7.2} ms", c + h + p);
+        }
+    }
+}

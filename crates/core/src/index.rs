@@ -902,7 +902,7 @@ mod tests {
                 x ^= x >> 7;
                 x ^= x << 17;
                 // Mostly in time order, some late arrivals.
-                let t = i as i64 * 60_000_000 - (x % 5 == 0) as i64 * (x % 1000) as i64 * 60_000_000;
+                let t = i as i64 * 60_000_000 - i64::from(x.is_multiple_of(5)) * (x % 1000) as i64 * 60_000_000;
                 (t, ids[(x % ids.len() as u64) as usize], format!("u{}", x % 13))
             })
             .collect();

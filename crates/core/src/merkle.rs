@@ -337,8 +337,9 @@ fn tile_for(size: u64, level: u8, node: u64) -> TileId {
     let count = size >> (TILE_HEIGHT * u32::from(level));
     let index = node / FULL;
     // Nodes of that level in this tile: all 256 unless it is the last one.
-    // `count > node` for every caller, so this is at least 1.
-    let width = (count - index * FULL).min(FULL);
+    // Callers only ask for nodes inside the tree, so this is at least 1; a 0
+    // would come back as a short tile, not a panic.
+    let width = count.saturating_sub(index * FULL).min(FULL);
     TileId {
         level,
         index,

@@ -229,10 +229,18 @@ pub struct ExportTimes {
     pub bytes: u64,
     pub secs: f64,
     pub rows_per_sec: f64,
+    /// Resident memory of the server just before the export (auditlog).
+    pub rss_before: Option<proc::Rss>,
     /// Peak resident memory of the server during the export (auditlog).
-    pub peak_rss_bytes: Option<u64>,
-    /// Peak minus the resident memory just before the export.
-    pub rss_growth_bytes: Option<i64>,
+    pub rss_peak: Option<proc::Rss>,
+}
+
+impl ExportTimes {
+    /// Peak minus before, in bytes: total and anonymous.
+    pub fn rss_growth(&self) -> Option<(i64, i64)> {
+        let (b, p) = (self.rss_before?, self.rss_peak?);
+        Some((p.total as i64 - b.total as i64, p.anon as i64 - b.anon as i64))
+    }
 }
 
 /// `auditlog verify` of the JSONL export.
@@ -249,11 +257,14 @@ pub struct VerifyTimes {
 /// Memory and disk.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Footprint {
-    pub rss_idle_bytes: u64,
-    pub rss_loaded_bytes: u64,
+    pub rss_idle: proc::Rss,
+    pub rss_loaded: proc::Rss,
     /// After a restart (the index rebuilt from disk) and the cold queries.
-    pub rss_restarted_bytes: u64,
+    pub rss_restarted: proc::Rss,
+    /// (RSS after loading − idle) ÷ events.
     pub rss_growth_per_event_bytes: f64,
+    /// The same for anonymous memory only.
+    pub anon_growth_per_event_bytes: f64,
     pub disk_bytes: u64,
     pub disk_per_event_bytes: f64,
     /// Seconds from spawning the server to `/readyz` on the loaded data, per
@@ -417,7 +428,7 @@ async fn run_auditlog(
     let http = client::http_client()?;
     let mut srv = server::Server::start(&data_dir, &http).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss_idle = proc::rss(srv.pid).map_or(0, |r| r.0);
+    let rss_idle = proc::rss(srv.pid).unwrap_or_default();
     step(format_args!("auditlog: serving on {} (pid {})", srv.base_url, srv.pid));
 
     step(format_args!(
@@ -447,7 +458,7 @@ async fn run_auditlog(
         client::ingest_singles(&http, &srv.base_url, &ingest_token, singles, cfg.single_clients, srv.pid).await?;
     step(format_args!("  {:.0} events/s", single.events_per_sec));
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss_loaded = proc::rss(srv.pid).map_or(0, |r| r.0);
+    let rss_loaded = proc::rss(srv.pid).unwrap_or_default();
     let disk_bytes = proc::dir_size(&data_dir);
 
     let mut api = Api {
@@ -503,7 +514,7 @@ async fn run_auditlog(
             i += 1;
         }
     }
-    let rss_restarted = proc::rss(srv.pid).map_or(0, |r| r.0);
+    let rss_restarted = proc::rss(srv.pid).unwrap_or_default();
     restarts.sort_by(f64::total_cmp);
 
     step("auditlog: CSV export of everything");
@@ -533,10 +544,11 @@ async fn run_auditlog(
         export_jsonl,
         verify,
         footprint: Footprint {
-            rss_idle_bytes: rss_idle,
-            rss_loaded_bytes: rss_loaded,
-            rss_restarted_bytes: rss_restarted,
-            rss_growth_per_event_bytes: rss_loaded.saturating_sub(rss_idle) as f64 / cfg.events as f64,
+            rss_idle,
+            rss_loaded,
+            rss_restarted,
+            rss_growth_per_event_bytes: rss_loaded.total.saturating_sub(rss_idle.total) as f64 / cfg.events as f64,
+            anon_growth_per_event_bytes: rss_loaded.anon.saturating_sub(rss_idle.anon) as f64 / cfg.events as f64,
             disk_bytes,
             disk_per_event_bytes: disk_bytes as f64 / cfg.events as f64,
             restart_secs_median: median,
@@ -547,7 +559,7 @@ async fn run_auditlog(
 
 /// Runs an all-time export while sampling the server's memory.
 async fn timed_export(api: &Api, pid: u32, format: &str, save: Option<&PathBuf>) -> Result<ExportTimes> {
-    let before = proc::rss(pid).map_or(0, |r| r.0);
+    let before = proc::rss(pid);
     let sampler = proc::RssSampler::start(pid);
     let t = Instant::now();
     let (lines, bytes) = api.export(format, save).await?;
@@ -559,8 +571,8 @@ async fn timed_export(api: &Api, pid: u32, format: &str, save: Option<&PathBuf>)
         bytes,
         secs,
         rows_per_sec: rows as f64 / secs,
-        peak_rss_bytes: Some(peak),
-        rss_growth_bytes: Some(peak as i64 - before as i64),
+        rss_before: before,
+        rss_peak: Some(peak),
     })
 }
 
@@ -733,8 +745,8 @@ fn run_baseline(cfg: &Config, path: &Path, data_path: &Path, batch_n: u64, shape
             bytes,
             secs,
             rows_per_sec: rows_out as f64 / secs,
-            peak_rss_bytes: None,
-            rss_growth_bytes: None,
+            rss_before: None,
+            rss_peak: None,
         },
         disk_bytes,
     })

@@ -47,10 +47,27 @@ fn status_kib(text: &str, key: &str) -> Option<u64> {
         .and_then(|n| n.parse().ok())
 }
 
-/// Resident memory of `pid` now and its peak so far, in bytes.
-pub fn rss(pid: u32) -> Option<(u64, u64)> {
+/// Resident memory of a process, in bytes.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Rss {
+    /// VmRSS: everything resident.
+    pub total: u64,
+    /// RssAnon: heap and stacks, what the process itself allocated.
+    pub anon: u64,
+    /// RssFile: pages of mapped files — with SQLite's `mmap_size`, database
+    /// pages the page cache holds anyway, reclaimable under pressure.
+    pub file: u64,
+}
+
+/// Resident memory of `pid` now.
+pub fn rss(pid: u32) -> Option<Rss> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    Some((status_kib(&text, "VmRSS:")? * 1024, status_kib(&text, "VmHWM:")? * 1024))
+    let kib = |k| status_kib(&text, k).map(|v| v * 1024);
+    Some(Rss {
+        total: kib("VmRSS:")?,
+        anon: kib("RssAnon:").unwrap_or(0),
+        file: kib("RssFile:").unwrap_or(0),
+    })
 }
 
 /// User plus system CPU time of `pid` (or `self`), in seconds.
@@ -74,27 +91,26 @@ pub fn cpu_secs(pid: Option<u32>) -> f64 {
     (ticks(11) + ticks(12)) as f64 / hz.max(1.0)
 }
 
-/// Samples a process's resident memory in the background; the peak is read
-/// when the sampler stops. VmHWM cannot be used for one phase: it is the
-/// peak of the process's whole life.
+/// Samples a process's resident memory in the background; the peaks are
+/// read when the sampler stops. VmHWM cannot be used for one phase: it is
+/// the peak of the process's whole life.
 #[derive(Debug)]
 pub struct RssSampler {
     stop: Arc<AtomicBool>,
-    peak: Arc<AtomicU64>,
+    peak: Arc<[AtomicU64; 3]>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl RssSampler {
     pub fn start(pid: u32) -> RssSampler {
         let stop = Arc::new(AtomicBool::new(false));
-        let peak = Arc::new(AtomicU64::new(rss(pid).map_or(0, |r| r.0)));
+        let peak: Arc<[AtomicU64; 3]> = Arc::new(Default::default());
+        record_peak(&peak, pid);
         let task = tokio::spawn({
             let (stop, peak) = (stop.clone(), peak.clone());
             async move {
                 while !stop.load(Ordering::Relaxed) {
-                    if let Some((now, _)) = rss(pid) {
-                        peak.fetch_max(now, Ordering::Relaxed);
-                    }
+                    record_peak(&peak, pid);
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             }
@@ -102,14 +118,25 @@ impl RssSampler {
         RssSampler { stop, peak, task }
     }
 
-    /// Stops sampling; returns the peak resident memory in bytes.
-    pub async fn finish(self, pid: u32) -> u64 {
+    /// Stops sampling; returns the peaks (each its own maximum).
+    pub async fn finish(self, pid: u32) -> Rss {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.task.await;
-        if let Some((now, _)) = rss(pid) {
-            self.peak.fetch_max(now, Ordering::Relaxed);
+        record_peak(&self.peak, pid);
+        let [total, anon, file] = &*self.peak;
+        Rss {
+            total: total.load(Ordering::Relaxed),
+            anon: anon.load(Ordering::Relaxed),
+            file: file.load(Ordering::Relaxed),
         }
-        self.peak.load(Ordering::Relaxed)
+    }
+}
+
+fn record_peak(peak: &[AtomicU64; 3], pid: u32) {
+    if let Some(r) = rss(pid) {
+        peak[0].fetch_max(r.total, Ordering::Relaxed);
+        peak[1].fetch_max(r.anon, Ordering::Relaxed);
+        peak[2].fetch_max(r.file, Ordering::Relaxed);
     }
 }
 

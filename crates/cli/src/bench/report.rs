@@ -3,7 +3,8 @@
 
 use std::fmt::Write;
 
-use super::{Results, Throughput};
+use super::proc::Rss;
+use super::{ExportTimes, Results, Throughput};
 use crate::bench::stats::Latency;
 
 /// `1234567` → `1,234,567`.
@@ -52,6 +53,27 @@ fn ratio(num: f64, den: f64) -> String {
 
 fn p50_p95(l: &Latency) -> String {
     format!("{} / {}", ms(l.p50_ms), ms(l.p95_ms))
+}
+
+/// `total / anon / file` in MiB.
+fn rss3(r: &Rss) -> String {
+    let m = |b: u64| b as f64 / (1024.0 * 1024.0);
+    format!("{:.1} / {:.1} / {:.1} MiB", m(r.total), m(r.anon), m(r.file))
+}
+
+/// Peak RSS of an export with its growth, total and anonymous.
+fn export_rss(e: &ExportTimes) -> String {
+    let m = |b: i64| b as f64 / (1024.0 * 1024.0);
+    match (e.rss_peak, e.rss_growth()) {
+        (Some(p), Some((gt, ga))) => format!(
+            "{:.1} MiB, {:.1} anonymous ({:+.1} MiB, {:+.1} anonymous)",
+            m(p.total as i64),
+            m(p.anon as i64),
+            m(gt),
+            m(ga)
+        ),
+        _ => "—".to_owned(),
+    }
 }
 
 fn mark(ok: bool) -> &'static str {
@@ -265,18 +287,21 @@ fn export_section(o: &mut String, r: &Results) {
     );
     let _ = writeln!(
         o,
-        "| CSV export: server peak RSS (growth during the export) | {} ({}) | — (in-process) | |",
-        a.peak_rss_bytes.map_or("—".into(), mib),
-        a.rss_growth_bytes.map_or("—".into(), |g| format!("{:+.1} MiB", g as f64 / (1024.0 * 1024.0))),
+        "| CSV export: server peak RSS, of which anonymous (growth during the export) | {} | — (in-process) | |",
+        export_rss(a),
     );
     let j = &r.export_jsonl;
     let _ = writeln!(
         o,
-        "| JSONL export: rows/s | {} ({} rows, {:.1} s; peak RSS {}) | — | |",
+        "| JSONL export: rows/s | {} ({} rows, {:.1} s) | — | |",
         int(j.rows_per_sec.round() as u64),
         int(j.rows),
         j.secs,
-        j.peak_rss_bytes.map_or("—".into(), mib),
+    );
+    let _ = writeln!(
+        o,
+        "| JSONL export: server peak RSS, of which anonymous (growth) | {} | — | |",
+        export_rss(j),
     );
     let v = &r.verify;
     let verify = if v.available {
@@ -292,19 +317,27 @@ fn footprint_section(o: &mut String, r: &Results) {
     let _ = writeln!(o, "### Memory and disk\n");
     let _ = writeln!(o, "| | auditlog | baseline |");
     let _ = writeln!(o, "|---|---:|---:|");
-    let _ = writeln!(o, "| server RSS idle (started, empty) | {} | — |", mib(f.rss_idle_bytes));
     let _ = writeln!(
         o,
-        "| server RSS after loading {} events | {} | — |",
+        "| server RSS idle (started, empty): total / anonymous / mapped files | {} | — |",
+        rss3(&f.rss_idle)
+    );
+    let _ = writeln!(
+        o,
+        "| server RSS after loading {} events: total / anonymous / mapped files | {} | — |",
         int(r.config.events),
-        mib(f.rss_loaded_bytes)
+        rss3(&f.rss_loaded)
     );
     let _ = writeln!(
         o,
-        "| server RSS after a restart and the cold queries | {} | — |",
-        mib(f.rss_restarted_bytes)
+        "| server RSS after a restart and the cold queries: total / anonymous / mapped files | {} | — |",
+        rss3(&f.rss_restarted)
     );
-    let _ = writeln!(o, "| RSS growth per event | {:.0} bytes | — |", f.rss_growth_per_event_bytes);
+    let _ = writeln!(
+        o,
+        "| RSS growth per event: total / anonymous | {:.0} / {:.0} bytes | — |",
+        f.rss_growth_per_event_bytes, f.anon_growth_per_event_bytes
+    );
     let _ = writeln!(
         o,
         "| restart to ready on the loaded data (median / max) | {:.2} / {:.2} s | — |",
@@ -326,8 +359,8 @@ fn footprint_section(o: &mut String, r: &Results) {
 fn goals_section(o: &mut String, r: &Results) {
     let (warm, cold) = r.worst_dashboard();
     let f = &r.auditlog_footprint;
-    let rss_stored = f.rss_loaded_bytes.max(f.rss_restarted_bytes);
-    let export_growth = r.export_csv.rss_growth_bytes.unwrap_or(i64::MAX);
+    let rss_stored = f.rss_loaded.total.max(f.rss_restarted.total);
+    let export_growth = r.export_csv.rss_growth().map_or(i64::MAX, |g| g.0);
     let mib_f = |b: u64| b as f64 / (1024.0 * 1024.0);
     let mut goals: Vec<(String, String, String, bool)> = vec![
         (

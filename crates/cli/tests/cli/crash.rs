@@ -51,7 +51,12 @@ impl Request {
 
     /// Sends the request; `Ok((status, [(key, id, seq)]))`, or `Err` when
     /// no answer came (the server died).
-    async fn send(&self, client: &reqwest::Client, base: &str, token: &str) -> Result<(StatusCode, Vec<(String, String, u64)>), reqwest::Error> {
+    async fn send(
+        &self,
+        client: &reqwest::Client,
+        base: &str,
+        token: &str,
+    ) -> Result<(StatusCode, Vec<(String, String, u64)>), reqwest::Error> {
         let res = if self.keys.len() == 1 {
             client
                 .post(format!("{base}/v1/accounts/{ACME}/events"))
@@ -70,16 +75,29 @@ impl Request {
         };
         let status = res.status();
         let body: Value = res.json().await?;
-        assert!(status == StatusCode::CREATED || status == StatusCode::OK, "{status}: {body}");
+        assert!(
+            status == StatusCode::CREATED || status == StatusCode::OK,
+            "{status}: {body}"
+        );
         let acks = if self.keys.len() == 1 {
-            vec![(self.keys[0].clone(), body["id"].as_str().unwrap().to_owned(), body["seq"].as_u64().unwrap())]
+            vec![(
+                self.keys[0].clone(),
+                body["id"].as_str().unwrap().to_owned(),
+                body["seq"].as_u64().unwrap(),
+            )]
         } else {
             let records = body["records"].as_array().unwrap();
             assert_eq!(records.len(), self.keys.len());
             self.keys
                 .iter()
                 .zip(records)
-                .map(|(k, r)| (k.clone(), r["id"].as_str().unwrap().to_owned(), r["seq"].as_u64().unwrap()))
+                .map(|(k, r)| {
+                    (
+                        k.clone(),
+                        r["id"].as_str().unwrap().to_owned(),
+                        r["seq"].as_u64().unwrap(),
+                    )
+                })
                 .collect()
         };
         Ok((status, acks))
@@ -116,7 +134,12 @@ async fn sigkill_mid_stream_loses_no_acknowledged_event_and_duplicates_none() {
             for (i, req) in plan.iter().enumerate() {
                 match req.send(&client, &base, &token).await {
                     Ok((status, acks)) => {
-                        assert_eq!(status, StatusCode::CREATED, "first attempt of {:?}", req.keys);
+                        assert_eq!(
+                            status,
+                            StatusCode::CREATED,
+                            "first attempt of {:?}",
+                            req.keys
+                        );
                         *acked_events.lock().unwrap() += acks.len();
                         progress.lock().unwrap().acked.insert(i, acks);
                     }
@@ -132,7 +155,10 @@ async fn sigkill_mid_stream_loses_no_acknowledged_event_and_duplicates_none() {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while *acked_events.lock().unwrap() < KILL_AFTER {
         assert!(std::time::Instant::now() < deadline, "writers too slow");
-        assert!(!writers.iter().all(|w| w.is_finished()), "writers stopped before the kill");
+        assert!(
+            !writers.iter().all(|w| w.is_finished()),
+            "writers stopped before the kill"
+        );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     server.kill();
@@ -141,8 +167,14 @@ async fn sigkill_mid_stream_loses_no_acknowledged_event_and_duplicates_none() {
     }
     let total_events: usize = plans.iter().flatten().map(|r| r.keys.len()).sum();
     let acked_before: usize = *acked_events.lock().unwrap();
-    assert!(acked_before < total_events, "the kill came after everything was acknowledged");
-    let in_doubt = progress.iter().filter(|p| p.lock().unwrap().in_doubt.is_some()).count();
+    assert!(
+        acked_before < total_events,
+        "the kill came after everything was acknowledged"
+    );
+    let in_doubt = progress
+        .iter()
+        .filter(|p| p.lock().unwrap().in_doubt.is_some())
+        .count();
     assert!(in_doubt > 0, "no request was in flight at the kill");
 
     // Restart; retry everything not acknowledged, with the same keys, and
@@ -161,8 +193,15 @@ async fn sigkill_mid_stream_loses_no_acknowledged_event_and_duplicates_none() {
                 expected.insert(k.clone(), (id.clone(), *seq));
             }
         }
-        for (i, req) in plan.iter().enumerate().filter(|(i, _)| !acked.contains_key(i)) {
-            let (status, acks) = req.send(&client, &server.base, &ingest).await.expect("retry answered");
+        for (i, req) in plan
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !acked.contains_key(i))
+        {
+            let (status, acks) = req
+                .send(&client, &server.base, &ingest)
+                .await
+                .expect("retry answered");
             if req.keys.len() == 1 {
                 if in_doubt == Some(i) {
                     doubtful_found += usize::from(status == StatusCode::OK);
@@ -177,12 +216,23 @@ async fn sigkill_mid_stream_loses_no_acknowledged_event_and_duplicates_none() {
         }
         for i in acked.keys().copied().step_by(7) {
             let req = &plan[i];
-            let (status, acks) = req.send(&client, &server.base, &ingest).await.expect("retry answered");
+            let (status, acks) = req
+                .send(&client, &server.base, &ingest)
+                .await
+                .expect("retry answered");
             if req.keys.len() == 1 {
-                assert_eq!(status, StatusCode::OK, "a retry of an acknowledged request is 200");
+                assert_eq!(
+                    status,
+                    StatusCode::OK,
+                    "a retry of an acknowledged request is 200"
+                );
             }
             for (k, id, seq) in acks {
-                assert_eq!(expected[&k], (id, seq), "a retry of {k} returned another record");
+                assert_eq!(
+                    expected[&k],
+                    (id, seq),
+                    "a retry of {k} returned another record"
+                );
             }
         }
     }
@@ -202,13 +252,32 @@ async fn sigkill_mid_stream_loses_no_acknowledged_event_and_duplicates_none() {
         assert!(by_key.insert(key, r).is_none(), "{key} stored twice");
     }
     for (key, (id, seq)) in &expected {
-        let r = by_key.get(key.as_str()).unwrap_or_else(|| panic!("acknowledged {key} is missing"));
-        assert_eq!((r["id"].as_str().unwrap(), r["seq"].as_u64().unwrap()), (id.as_str(), *seq), "{key}");
+        let r = by_key
+            .get(key.as_str())
+            .unwrap_or_else(|| panic!("acknowledged {key} is missing"));
+        assert_eq!(
+            (r["id"].as_str().unwrap(), r["seq"].as_u64().unwrap()),
+            (id.as_str(), *seq),
+            "{key}"
+        );
     }
     let seqs: BTreeSet<u64> = records.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
-    assert_eq!(seqs, (0..total_events as u64).collect::<BTreeSet<u64>>(), "seq has gaps");
+    assert_eq!(
+        seqs,
+        (0..total_events as u64).collect::<BTreeSet<u64>>(),
+        "seq has gaps"
+    );
     assert_eq!(server.count(&read, ACME).await, total_events as u64);
     // The tree was restored with the log: the checkpoint covers it all.
-    let note = server.get(&read, &format!("/v1/accounts/{ACME}/checkpoint")).await.text().await.unwrap();
-    assert_eq!(note.lines().nth(1), Some(total_events.to_string().as_str()), "{note}");
+    let note = server
+        .get(&read, &format!("/v1/accounts/{ACME}/checkpoint"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        note.lines().nth(1),
+        Some(total_events.to_string().as_str()),
+        "{note}"
+    );
 }

@@ -53,9 +53,21 @@ pub fn run_ok(args: &[&str]) -> String {
 /// `auditlog token create`, straight into the data directory.
 pub fn create_token(data_dir: &Path, account: &str, role: &str) -> String {
     let dir = data_dir.to_str().expect("UTF-8 path");
-    let out = run_ok(&["token", "create", "--data-dir", dir, "--account", account, "--role", role]);
+    let out = run_ok(&[
+        "token",
+        "create",
+        "--data-dir",
+        dir,
+        "--account",
+        account,
+        "--role",
+        role,
+    ]);
     let token = out.trim().to_owned();
-    assert!(token.starts_with("alog_") && !token.contains('\n'), "one token on stdout: {out:?}");
+    assert!(
+        token.starts_with("alog_") && !token.contains('\n'),
+        "one token on stdout: {out:?}"
+    );
     token
 }
 
@@ -93,7 +105,9 @@ impl Server {
     /// `listening on http://…` line. Logs go to `server-<n>.log` beside the
     /// data directory (a pipe nobody reads would fill and block it).
     pub fn start(ws: &Workspace) -> Server {
-        let n = std::fs::read_dir(ws.dir.path()).map(|d| d.count()).unwrap_or(0);
+        let n = std::fs::read_dir(ws.dir.path())
+            .map(|d| d.count())
+            .unwrap_or(0);
         let log = std::fs::File::create(ws.path(&format!("server-{n}.log"))).expect("log file");
         let mut child = auditlog()
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -117,7 +131,10 @@ impl Server {
             Ok(line) => line,
             Err(e) => {
                 let _ = child.kill();
-                panic!("auditlog serve printed no address ({e}); see {}", ws.dir.path().display());
+                panic!(
+                    "auditlog serve printed no address ({e}); see {}",
+                    ws.dir.path().display()
+                );
             }
         };
         let base = line
@@ -156,7 +173,10 @@ impl Server {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "the server did not exit within {limit:?}");
+            assert!(
+                Instant::now() < deadline,
+                "the server did not exit within {limit:?}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -196,7 +216,9 @@ impl Server {
 
     /// Ingests one event, expecting `201`.
     pub async fn ingest(&self, token: &str, account: &str, event: &Value) -> Value {
-        let res = self.post(token, &format!("/v1/accounts/{account}/events"), event).await;
+        let res = self
+            .post(token, &format!("/v1/accounts/{account}/events"), event)
+            .await;
         let status = res.status();
         let text = res.text().await.expect("body");
         assert_eq!(status, StatusCode::CREATED, "{text}");
@@ -223,7 +245,10 @@ impl Server {
 
     pub async fn count(&self, token: &str, account: &str) -> u64 {
         let v = self
-            .get_json(token, &format!("/v1/accounts/{account}/events/count?range=all_time"))
+            .get_json(
+                token,
+                &format!("/v1/accounts/{account}/events/count?range=all_time"),
+            )
             .await;
         v["count"].as_u64().expect("count")
     }

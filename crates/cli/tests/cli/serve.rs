@@ -25,9 +25,18 @@ async fn serve_answers_as_soon_as_it_prints_its_address() {
     assert_eq!(rec["seq"], json!(0));
     assert_eq!(server.count(&read, ACME).await, 1);
     let who = server.get_json(&read, "/v1/whoami").await;
-    assert_eq!((who["account"].as_str(), who["role"].as_str()), (Some(ACME), Some("read")));
+    assert_eq!(
+        (who["account"].as_str(), who["role"].as_str()),
+        (Some(ACME), Some("read"))
+    );
     // The roles are the ones asked for.
-    let res = server.post(&read, &format!("/v1/accounts/{ACME}/events"), &role_created(2)).await;
+    let res = server
+        .post(
+            &read,
+            &format!("/v1/accounts/{ACME}/events"),
+            &role_created(2),
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     // A platform token.
     let platform = create_token(&ws.data_dir(), "*", "ingest");
@@ -40,8 +49,26 @@ fn token_create_refuses_bad_input() {
     let dir = ws.data_dir();
     let dir = dir.to_str().unwrap();
     for args in [
-        ["token", "create", "--data-dir", dir, "--account", "Not Valid", "--role", "read"],
-        ["token", "create", "--data-dir", dir, "--account", ACME, "--role", "superuser"],
+        [
+            "token",
+            "create",
+            "--data-dir",
+            dir,
+            "--account",
+            "Not Valid",
+            "--role",
+            "read",
+        ],
+        [
+            "token",
+            "create",
+            "--data-dir",
+            dir,
+            "--account",
+            ACME,
+            "--role",
+            "superuser",
+        ],
     ] {
         let out = run(&args);
         assert!(!out.status.success(), "{args:?} succeeded");
@@ -63,7 +90,8 @@ async fn sigterm_lets_the_request_in_flight_finish_and_exits_0() {
     let (first, rest) = body.split_at(body.len() / 2);
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
     tx.send(Ok(first.to_vec())).await.unwrap();
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+    let stream =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
     let request = server
         .client
         .post(server.url(&format!("/v1/accounts/{ACME}/events/batch")))
@@ -78,7 +106,10 @@ async fn sigterm_lets_the_request_in_flight_finish_and_exits_0() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     tx.send(Ok(rest.to_vec())).await.unwrap();
     drop(tx);
-    let res = in_flight.await.unwrap().expect("the request in flight is answered");
+    let res = in_flight
+        .await
+        .unwrap()
+        .expect("the request in flight is answered");
     assert_eq!(res.status(), StatusCode::CREATED);
     let records: Value = res.json().await.unwrap();
     assert_eq!(records["records"].as_array().unwrap().len(), 200);
@@ -86,7 +117,14 @@ async fn sigterm_lets_the_request_in_flight_finish_and_exits_0() {
     let status = server.wait_exit(Duration::from_secs(30));
     assert_eq!(status.code(), Some(0), "exit status {status}");
     // It no longer listens.
-    assert!(server.client.get(server.url("/healthz")).send().await.is_err());
+    assert!(
+        server
+            .client
+            .get(server.url("/healthz"))
+            .send()
+            .await
+            .is_err()
+    );
 
     // What it acknowledged is there after a restart.
     let server = Server::start(&ws);
@@ -104,13 +142,27 @@ async fn a_restart_keeps_events_keys_tokens_and_the_signing_key() {
     let first = server.ingest(&ingest, ACME, &keyed).await;
     let events: Vec<Value> = (1..40).map(role_created).collect();
     let res = server
-        .post(&ingest, &format!("/v1/accounts/{ACME}/events/batch"), &json!({ "events": events }))
+        .post(
+            &ingest,
+            &format!("/v1/accounts/{ACME}/events/batch"),
+            &json!({ "events": events }),
+        )
         .await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let before = server.list_all(&read, ACME, 1000).await;
     assert_eq!(before.len(), 40);
-    let key = server.client.get(server.url("/v1/public-key")).send().await.unwrap().text().await.unwrap();
-    let checkpoint = server.get(&read, &format!("/v1/accounts/{ACME}/checkpoint")).await;
+    let key = server
+        .client
+        .get(server.url("/v1/public-key"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let checkpoint = server
+        .get(&read, &format!("/v1/accounts/{ACME}/checkpoint"))
+        .await;
     assert_eq!(checkpoint.status(), StatusCode::OK);
     let checkpoint = checkpoint.text().await.unwrap();
 
@@ -120,14 +172,35 @@ async fn a_restart_keeps_events_keys_tokens_and_the_signing_key() {
 
     // The same records byte for byte, the same key, the same checkpoint.
     assert_eq!(server.list_all(&read, ACME, 9).await, before);
-    let key_after = server.client.get(server.url("/v1/public-key")).send().await.unwrap().text().await.unwrap();
-    assert_eq!(key_after, key, "the signing key persists in the data directory");
-    let after = server.get(&read, &format!("/v1/accounts/{ACME}/checkpoint")).await.text().await.unwrap();
+    let key_after = server
+        .client
+        .get(server.url("/v1/public-key"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        key_after, key,
+        "the signing key persists in the data directory"
+    );
+    let after = server
+        .get(&read, &format!("/v1/accounts/{ACME}/checkpoint"))
+        .await
+        .text()
+        .await
+        .unwrap();
     assert_eq!(after, checkpoint);
     // The idempotency key still answers with the first record.
-    let res = server.post(&ingest, &format!("/v1/accounts/{ACME}/events"), &keyed).await;
+    let res = server
+        .post(&ingest, &format!("/v1/accounts/{ACME}/events"), &keyed)
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.json::<Value>().await.unwrap(), first);
     // seq goes on.
-    assert_eq!(server.ingest(&ingest, ACME, &role_created(40)).await["seq"], json!(40));
+    assert_eq!(
+        server.ingest(&ingest, ACME, &role_created(40)).await["seq"],
+        json!(40)
+    );
 }

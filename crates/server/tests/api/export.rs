@@ -10,10 +10,15 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-const HEADER: &str = "Date and Time,Event Name,Event Category,Description,User/App Name,IP Address\r\n";
+const HEADER: &str =
+    "Date and Time,Event Name,Event Category,Description,User/App Name,IP Address\r\n";
 
 /// Downloads an export: `(status, headers, body)`.
-async fn download(app: &TestApp, token: &str, path: &str) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
+async fn download(
+    app: &TestApp,
+    token: &str,
+    path: &str,
+) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
     let res = app.get(token, path).await;
     let status = res.status();
     let headers = res.headers().clone();
@@ -85,7 +90,10 @@ async fn csv_export_has_the_exact_header_file_name_and_escaped_rows() {
     let (status, headers, body) = download(
         &app,
         &read,
-        &format!("{}/export?range=all_time&tz=Europe/Paris", events_path(ACME)),
+        &format!(
+            "{}/export?range=all_time&tz=Europe/Paris",
+            events_path(ACME)
+        ),
     )
     .await;
     assert_eq!(status, StatusCode::OK);
@@ -95,7 +103,11 @@ async fn csv_export_has_the_exact_header_file_name_and_escaped_rows() {
         "attachment; filename=\"Account_Audit_Logs.csv\""
     );
     let text = String::from_utf8(body.clone()).expect("UTF-8");
-    assert!(text.starts_with(HEADER), "header: {:?}", &text[..HEADER.len().min(text.len())]);
+    assert!(
+        text.starts_with(HEADER),
+        "header: {:?}",
+        &text[..HEADER.len().min(text.len())]
+    );
     assert!(text.ends_with("\r\n"));
 
     let rows = parse_csv(&body);
@@ -115,7 +127,14 @@ async fn csv_export_has_the_exact_header_file_name_and_escaped_rows() {
     let last = rows.last().unwrap();
     assert_eq!(
         last,
-        &["2026-01-15T09:30:00.250+01:00", "Invited users", "User Management", "plain", "svc-billing", "127.0.0.1"]
+        &[
+            "2026-01-15T09:30:00.250+01:00",
+            "Invited users",
+            "User Management",
+            "plain",
+            "svc-billing",
+            "127.0.0.1"
+        ]
     );
 
     // Records end in CRLF, even the ones holding line breaks: the raw text
@@ -143,7 +162,12 @@ async fn cells_that_start_like_a_formula_are_neutralised_and_nothing_else_is() {
     let read = app.token(ACME, Role::Read).await;
     // (description, user name, expected description cell, expected name cell)
     let cases = [
-        ("=1+2", "=HYPERLINK(\"http://evil\")", "'=1+2", "'=HYPERLINK(\"http://evil\")"),
+        (
+            "=1+2",
+            "=HYPERLINK(\"http://evil\")",
+            "'=1+2",
+            "'=HYPERLINK(\"http://evil\")",
+        ),
         ("+1", "+Bob", "'+1", "'+Bob"),
         ("-2+3", "-Alice", "'-2+3", "'-Alice"),
         ("@SUM(A1:A9)", "@admin", "'@SUM(A1:A9)", "'@admin"),
@@ -164,7 +188,12 @@ async fn cells_that_start_like_a_formula_are_neutralised_and_nothing_else_is() {
     ev["description"] = json!("by id");
     app.ingest(&token, ACME, &ev).await;
 
-    let (status, _, body) = download(&app, &read, &format!("{}/export?range=all_time", events_path(ACME))).await;
+    let (status, _, body) = download(
+        &app,
+        &read,
+        &format!("{}/export?range=all_time", events_path(ACME)),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     let rows = parse_csv(&body);
     let rows = &rows[1..];
@@ -188,13 +217,19 @@ async fn jsonl_export_is_one_full_record_per_line() {
     let read = app.token(ACME, Role::Read).await;
     let mut events = Vec::new();
     for i in 0..25 {
-        let mut ev = if i % 2 == 0 { role_created() } else { workflow_event("wf_1") };
+        let mut ev = if i % 2 == 0 {
+            role_created()
+        } else {
+            workflow_event("wf_1")
+        };
         ev["occurred_at"] = json!(format!("2026-11-{:02}T10:00:00Z", i + 1));
         ev["description"] = json!(format!("line {i} with \"quotes\"\nand a newline"));
         events.push(ev);
     }
     app.ingest_batch(&token, ACME, &events).await;
-    let listed = app.list_all(&read, &events_path(ACME), &[("range", "all_time")], 1000).await;
+    let listed = app
+        .list_all(&read, &events_path(ACME), &[("range", "all_time")], 1000)
+        .await;
 
     let (status, headers, body) = download(
         &app,
@@ -208,7 +243,10 @@ async fn jsonl_export_is_one_full_record_per_line() {
     assert!(text.ends_with('\n'));
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 25);
-    let records: Vec<Value> = lines.iter().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    let records: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
     // The same records as the list, in the same (newest first) order.
     assert_eq!(records, listed);
     for (line, rec) in lines.iter().zip(&records) {
@@ -217,7 +255,13 @@ async fn jsonl_export_is_one_full_record_per_line() {
         // so a verifier can hash it without re-serializing.
         let canonical = String::from_utf8(body.canonical_bytes()).unwrap();
         let leaf = hex::encode(body.compute_leaf_hash());
-        assert_eq!(*line, format!("{},\"leaf_hash\":\"{leaf}\"}}", &canonical[..canonical.len() - 1]));
+        assert_eq!(
+            *line,
+            format!(
+                "{},\"leaf_hash\":\"{leaf}\"}}",
+                &canonical[..canonical.len() - 1]
+            )
+        );
     }
 }
 
@@ -240,7 +284,12 @@ async fn an_export_has_the_same_rows_as_the_view_it_exports() {
     app.ingest_batch(&token, ACME, &events).await;
     let views: &[&[(&str, &str)]] = &[
         &[("range", "last_30_days"), ("tz", "Asia/Kolkata")],
-        &[("range", "all_time"), ("filter", "workflow_id:eq:wf_1"), ("filter", "level:eq:workflow"), ("join", "or")],
+        &[
+            ("range", "all_time"),
+            ("filter", "workflow_id:eq:wf_1"),
+            ("filter", "level:eq:workflow"),
+            ("join", "or"),
+        ],
         &[("range", "this_month"), ("filter", "event:ne:Role created")],
     ];
     // Each export adds its own record (at now, inside some of these
@@ -251,7 +300,12 @@ async fn an_export_has_the_same_rows_as_the_view_it_exports() {
         let listed = app.list_all(&read, &events_path(ACME), q, 1000).await;
         let mut jq = q.to_vec();
         jq.push(("format", "jsonl"));
-        let (_, _, body) = download(&app, &read, &format!("{}/export?{}", events_path(ACME), qs(&jq))).await;
+        let (_, _, body) = download(
+            &app,
+            &read,
+            &format!("{}/export?{}", events_path(ACME), qs(&jq)),
+        )
+        .await;
         let exported: Vec<Value> = String::from_utf8(body)
             .unwrap()
             .lines()
@@ -261,12 +315,20 @@ async fn an_export_has_the_same_rows_as_the_view_it_exports() {
         exports += 1;
         wait_for_export_events(&app, &read, ACME, exports).await;
         let listed = app.list_all(&read, &events_path(ACME), q, 1000).await;
-        let (_, _, body) = download(&app, &read, &format!("{}/export?{}", events_path(ACME), qs(q))).await;
+        let (_, _, body) = download(
+            &app,
+            &read,
+            &format!("{}/export?{}", events_path(ACME), qs(q)),
+        )
+        .await;
         exports += 1;
         let rows = parse_csv(&body);
         assert_eq!(rows.len(), listed.len() + 1, "CSV of {q:?}");
         let descriptions: Vec<&str> = rows[1..].iter().map(|r| r[3].as_str()).collect();
-        let listed_descriptions: Vec<&str> = listed.iter().map(|r| r["description"].as_str().unwrap()).collect();
+        let listed_descriptions: Vec<&str> = listed
+            .iter()
+            .map(|r| r["description"].as_str().unwrap())
+            .collect();
         assert_eq!(descriptions, listed_descriptions, "CSV of {q:?}");
     }
 }
@@ -285,7 +347,12 @@ async fn a_large_export_streams_every_row_once() {
         })
         .collect();
     app.ingest_batch(&token, ACME, &events).await;
-    let (status, _, body) = download(&app, &read, &format!("{}/export?range=all_time", events_path(ACME))).await;
+    let (status, _, body) = download(
+        &app,
+        &read,
+        &format!("{}/export?range=all_time", events_path(ACME)),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     let rows = parse_csv(&body);
     assert_eq!(rows.len(), n + 1);
@@ -304,14 +371,23 @@ async fn each_export_is_recorded_after_it_completes_and_not_in_itself() {
     let token = app.token(ACME, Role::Ingest).await;
     let (read, read_id) = app.token_with_id(ACME, Role::Read).await;
     for i in 0..3 {
-        app.ingest(&token, ACME, &role_created_at(&format!("2026-11-2{i}T10:00:00Z"))).await;
+        app.ingest(
+            &token,
+            ACME,
+            &role_created_at(&format!("2026-11-2{i}T10:00:00Z")),
+        )
+        .await;
     }
     app.ingest(&token, ACME, &workflow_event("wf_1")).await;
 
     let path = format!(
         "{}/export?{}",
         events_path(ACME),
-        qs(&[("range", "last_30_days"), ("filter", "event:eq:Role created"), ("tz", "Europe/Paris")])
+        qs(&[
+            ("range", "last_30_days"),
+            ("filter", "event:eq:Role created"),
+            ("tz", "Europe/Paris")
+        ])
     );
     let (status, _, body) = download(&app, &read, &path).await;
     assert_eq!(status, StatusCode::OK);
@@ -332,29 +408,64 @@ async fn each_export_is_recorded_after_it_completes_and_not_in_itself() {
     assert_eq!(m["row_count"], json!(3));
     assert_eq!(m["filters"], json!("event:eq:Role created"));
     let range = m["range"].as_str().unwrap();
-    assert!(range.contains("last_30_days") && range.contains("Europe/Paris"), "{range}");
+    assert!(
+        range.contains("last_30_days") && range.contains("Europe/Paris"),
+        "{range}"
+    );
     // The token's id, never its secret.
     let whole = e.to_string();
     assert!(!whole.contains(&read), "the secret leaked: {whole}");
-    assert!(!whole.contains(&read["alog_".len()..]), "the secret leaked: {whole}");
+    assert!(
+        !whole.contains(&read["alog_".len()..]),
+        "the secret leaked: {whole}"
+    );
 
     // The next export includes the first one's record, and records itself.
-    let (_, _, body) = download(&app, &read, &format!("{}/export?range=all_time&format=jsonl", events_path(ACME))).await;
-    let lines: Vec<Value> = String::from_utf8(body).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let (_, _, body) = download(
+        &app,
+        &read,
+        &format!("{}/export?range=all_time&format=jsonl", events_path(ACME)),
+    )
+    .await;
+    let lines: Vec<Value> = String::from_utf8(body)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 5);
-    assert_eq!(lines.iter().filter(|l| l["category"] == "Audit Logs").count(), 1);
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l["category"] == "Audit Logs")
+            .count(),
+        1
+    );
     let recorded = wait_for_export_events(&app, &read, ACME, 2).await;
-    let newest = recorded.iter().max_by_key(|r| r["seq"].as_u64().unwrap()).unwrap();
+    let newest = recorded
+        .iter()
+        .max_by_key(|r| r["seq"].as_u64().unwrap())
+        .unwrap();
     assert_eq!(newest["metadata"]["format"], json!("jsonl"));
     assert_eq!(newest["metadata"]["row_count"], json!(5));
     assert_eq!(newest["metadata"]["filters"], json!(""));
 
     // An empty export still has its header and is recorded with 0 rows.
-    let (status, _, body) = download(&app, &read, &format!("{}/export?range=today&filter=user:eq:nobody", events_path(ACME))).await;
+    let (status, _, body) = download(
+        &app,
+        &read,
+        &format!(
+            "{}/export?range=today&filter=user:eq:nobody",
+            events_path(ACME)
+        ),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, HEADER.as_bytes());
     let recorded = wait_for_export_events(&app, &read, ACME, 3).await;
-    let newest = recorded.iter().max_by_key(|r| r["seq"].as_u64().unwrap()).unwrap();
+    let newest = recorded
+        .iter()
+        .max_by_key(|r| r["seq"].as_u64().unwrap())
+        .unwrap();
     assert_eq!(newest["metadata"]["row_count"], json!(0));
 }
 

@@ -254,7 +254,9 @@ impl TestApp {
     /// Ingests a JSON batch, expecting `201`; returns `records`.
     pub async fn ingest_batch(&self, token: &str, account: &str, events: &[Value]) -> Vec<Value> {
         let path = format!("/v1/accounts/{account}/events/batch");
-        let res = self.post_json(token, &path, &json!({ "events": events })).await;
+        let res = self
+            .post_json(token, &path, &json!({ "events": events }))
+            .await;
         let status = res.status();
         let text = res.text().await.expect("body");
         assert_eq!(status, StatusCode::CREATED, "batch: {text}");
@@ -263,7 +265,13 @@ impl TestApp {
     }
 
     /// Every event of a list query, following `next_cursor` with `limit`.
-    pub async fn list_all(&self, token: &str, path: &str, query: &[(&str, &str)], limit: u32) -> Vec<Value> {
+    pub async fn list_all(
+        &self,
+        token: &str,
+        path: &str,
+        query: &[(&str, &str)],
+        limit: u32,
+    ) -> Vec<Value> {
         let limit = limit.to_string();
         let mut out = Vec::new();
         let mut cursor: Option<String> = None;
@@ -273,9 +281,14 @@ impl TestApp {
             if let Some(c) = &cursor {
                 pairs.push(("cursor", c));
             }
-            let page = self.get_json(token, &format!("{path}?{}", qs(&pairs))).await;
+            let page = self
+                .get_json(token, &format!("{path}?{}", qs(&pairs)))
+                .await;
             let events = page["events"].as_array().expect("events");
-            assert!(events.len() <= limit.parse().unwrap(), "page longer than limit");
+            assert!(
+                events.len() <= limit.parse().unwrap(),
+                "page longer than limit"
+            );
             out.extend(events.iter().cloned());
             match page["next_cursor"].as_str() {
                 Some(c) => {
@@ -291,7 +304,9 @@ impl TestApp {
 
     /// `GET …/count` with the query.
     pub async fn count(&self, token: &str, path: &str, query: &[(&str, &str)]) -> u64 {
-        let v = self.get_json(token, &format!("{path}/count?{}", qs(query))).await;
+        let v = self
+            .get_json(token, &format!("{path}/count?{}", qs(query)))
+            .await;
         v["count"].as_u64().unwrap_or_else(|| panic!("count: {v}"))
     }
 }
@@ -354,7 +369,8 @@ pub async fn problem(res: reqwest::Response, status: StatusCode) -> Value {
     let text = res.text().await.expect("body");
     assert_eq!(got, status, "body: {text}");
     assert_eq!(ctype, "application/problem+json", "body: {text}");
-    let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("problem is not JSON ({e}): {text}"));
+    let v: Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("problem is not JSON ({e}): {text}"));
     assert_eq!(v["status"], json!(status.as_u16()), "{v}");
     for key in ["type", "title", "detail"] {
         assert!(v[key].is_string(), "problem without `{key}`: {v}");
@@ -396,7 +412,10 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

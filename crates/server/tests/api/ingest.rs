@@ -41,16 +41,27 @@ async fn ingest_returns_201_with_the_record_and_server_assigned_fields() {
     );
     assert_eq!(rec["ip_address"], json!("127.0.0.1"), "the TCP peer");
     assert_eq!(rec["workflow_id"], Value::Null);
-    assert_eq!(rec["description"], json!("Jane created the custom role Auditor"));
-    assert_eq!(rec["metadata"], json!({"role_id": "r_9", "role_type": "custom"}));
+    assert_eq!(
+        rec["description"],
+        json!("Jane created the custom role Auditor")
+    );
+    assert_eq!(
+        rec["metadata"],
+        json!({"role_id": "r_9", "role_type": "custom"})
+    );
     assert!(is_hex64(&rec["leaf_hash"]), "{rec}");
 
     // The leaf hash commits to the record without it (RFC 9162 leaf).
     let body: RecordBody = serde_json::from_value(rec.clone()).expect("record body");
-    assert_eq!(hex::encode(body.compute_leaf_hash()), rec["leaf_hash"].as_str().unwrap());
+    assert_eq!(
+        hex::encode(body.compute_leaf_hash()),
+        rec["leaf_hash"].as_str().unwrap()
+    );
 
     // The same record, byte for byte, by id.
-    let got = app.get_json(&read, &format!("{}/{id}", events_path(ACME))).await;
+    let got = app
+        .get_json(&read, &format!("{}/{id}", events_path(ACME)))
+        .await;
     assert_eq!(got, rec);
 }
 
@@ -68,7 +79,10 @@ async fn description_defaults_to_a_sentence_from_the_catalog() {
     ev["category"] = json!(" roles ");
     ev["event"] = json!("ROLE created");
     let rec = app.ingest(&token, ACME, &ev).await;
-    assert_eq!((rec["category"].as_str(), rec["event"].as_str()), (Some("Roles"), Some("Role created")));
+    assert_eq!(
+        (rec["category"].as_str(), rec["event"].as_str()),
+        (Some("Roles"), Some("Role created"))
+    );
 }
 
 #[tokio::test]
@@ -76,10 +90,18 @@ async fn seq_counts_from_zero_in_each_account() {
     let app = spawn_app().await;
     let platform = app.token("*", Role::Ingest).await;
     for want in 0..3 {
-        assert_eq!(app.ingest(&platform, ACME, &role_created()).await["seq"], json!(want));
+        assert_eq!(
+            app.ingest(&platform, ACME, &role_created()).await["seq"],
+            json!(want)
+        );
     }
-    assert_eq!(app.ingest(&platform, GLOBEX, &role_created()).await["seq"], json!(0));
-    let records = app.ingest_batch(&platform, ACME, &[role_created(), role_created()]).await;
+    assert_eq!(
+        app.ingest(&platform, GLOBEX, &role_created()).await["seq"],
+        json!(0)
+    );
+    let records = app
+        .ingest_batch(&platform, ACME, &[role_created(), role_created()])
+        .await;
     let seqs: Vec<&Value> = records.iter().map(|r| &r["seq"]).collect();
     assert_eq!(seqs, [&json!(3), &json!(4)]);
 }
@@ -109,7 +131,9 @@ async fn retry_with_the_same_idempotency_key_returns_the_first_record_with_200()
     assert_eq!(again.json::<Value>().await.unwrap(), first);
 
     // In a batch too: the retried item maps to the first record.
-    let records = app.ingest_batch(&token, ACME, &[ev.clone(), role_created()]).await;
+    let records = app
+        .ingest_batch(&token, ACME, &[ev.clone(), role_created()])
+        .await;
     assert_eq!(records[0], json!({"id": first["id"], "seq": first["seq"]}));
     assert_eq!(records[1]["seq"], json!(1));
 
@@ -123,12 +147,18 @@ async fn a_key_repeated_inside_one_batch_stores_one_record() {
     let read = app.token(ACME, Role::Read).await;
     let mut ev = role_created();
     ev["idempotency_key"] = json!("dup");
-    let records = app.ingest_batch(&token, ACME, &[ev.clone(), role_created(), ev]).await;
+    let records = app
+        .ingest_batch(&token, ACME, &[ev.clone(), role_created(), ev])
+        .await;
     assert_eq!(records.len(), 3, "one result per input item");
     assert_eq!(records[0], records[2]);
     assert_eq!(records[0]["seq"], json!(0));
     assert_eq!(records[1]["seq"], json!(1));
-    assert_eq!(app.count(&read, &events_path(ACME), &[("range", "all_time")]).await, 2);
+    assert_eq!(
+        app.count(&read, &events_path(ACME), &[("range", "all_time")])
+            .await,
+        2
+    );
 }
 
 #[tokio::test]
@@ -140,7 +170,11 @@ async fn concurrent_retries_with_one_key_store_exactly_one_record() {
     let mut ev = role_created();
     ev["idempotency_key"] = json!("racy");
     let sends = (0..12).map(|_| {
-        let req = app.client.post(app.url(&path)).bearer_auth(&token).json(&ev);
+        let req = app
+            .client
+            .post(app.url(&path))
+            .bearer_auth(&token)
+            .json(&ev);
         async move {
             let res = req.send().await.expect("POST");
             let status = res.status();
@@ -148,11 +182,21 @@ async fn concurrent_retries_with_one_key_store_exactly_one_record() {
         }
     });
     let results = futures_util::future::join_all(sends).await;
-    let created = results.iter().filter(|(s, _)| *s == StatusCode::CREATED).count();
+    let created = results
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::CREATED)
+        .count();
     assert_eq!(created, 1, "{results:?}");
-    assert!(results.iter().all(|(s, _)| *s == StatusCode::CREATED || *s == StatusCode::OK));
+    assert!(
+        results
+            .iter()
+            .all(|(s, _)| *s == StatusCode::CREATED || *s == StatusCode::OK)
+    );
     let first = &results[0].1;
-    assert!(results.iter().all(|(_, r)| r == first), "all answers are the same record");
+    assert!(
+        results.iter().all(|(_, r)| r == first),
+        "all answers are the same record"
+    );
     assert_eq!(app.count(&read, &path, &[("range", "all_time")]).await, 1);
 }
 
@@ -177,20 +221,39 @@ async fn a_batch_with_one_bad_event_is_rejected_whole() {
     let mut events: Vec<Value> = (0..5).map(|_| role_created()).collect();
     events[3]["metadata"] = json!({"role_id": "r_1"});
     let res = app
-        .post_json(&token, &format!("{}/batch", events_path(ACME)), &json!({ "events": events }))
+        .post_json(
+            &token,
+            &format!("{}/batch", events_path(ACME)),
+            &json!({ "events": events }),
+        )
         .await;
     let p = problem(res, StatusCode::UNPROCESSABLE_ENTITY).await;
     assert_eq!(error_paths(&p), ["events[3].metadata.role_type"]);
-    assert_eq!(app.count(&read, &events_path(ACME), &[("range", "all_time")]).await, 0);
+    assert_eq!(
+        app.count(&read, &events_path(ACME), &[("range", "all_time")])
+            .await,
+        0
+    );
 
     // Every bad item is named, not only the first.
     events[1]["actor"] = json!({"kind": "robot", "id": "u_1"});
     let res = app
-        .post_json(&token, &format!("{}/batch", events_path(ACME)), &json!({ "events": events }))
+        .post_json(
+            &token,
+            &format!("{}/batch", events_path(ACME)),
+            &json!({ "events": events }),
+        )
         .await;
     let p = problem(res, StatusCode::UNPROCESSABLE_ENTITY).await;
-    assert_eq!(error_paths(&p), ["events[1].actor.kind", "events[3].metadata.role_type"]);
-    assert_eq!(app.count(&read, &events_path(ACME), &[("range", "all_time")]).await, 0);
+    assert_eq!(
+        error_paths(&p),
+        ["events[1].actor.kind", "events[3].metadata.role_type"]
+    );
+    assert_eq!(
+        app.count(&read, &events_path(ACME), &[("range", "all_time")])
+            .await,
+        0
+    );
 
     // Fixed, the same batch goes in whole, in order.
     events[1] = role_created();
@@ -200,7 +263,9 @@ async fn a_batch_with_one_bad_event_is_rejected_whole() {
     assert_eq!(seqs, [0, 1, 2, 3, 4]);
     for r in &records {
         let id = r["id"].as_str().unwrap();
-        let got = app.get_json(&read, &format!("{}/{id}", events_path(ACME))).await;
+        let got = app
+            .get_json(&read, &format!("{}/{id}", events_path(ACME)))
+            .await;
         assert_eq!(got["seq"], r["seq"]);
     }
 }
@@ -210,7 +275,11 @@ async fn an_empty_batch_is_rejected() {
     let app = spawn_app().await;
     let token = app.token(ACME, Role::Ingest).await;
     let res = app
-        .post_json(&token, &format!("{}/batch", events_path(ACME)), &json!({"events": []}))
+        .post_json(
+            &token,
+            &format!("{}/batch", events_path(ACME)),
+            &json!({"events": []}),
+        )
         .await;
     let p = problem(res, StatusCode::UNPROCESSABLE_ENTITY).await;
     assert_eq!(error_paths(&p), ["events"]);
@@ -226,27 +295,47 @@ async fn ndjson_batch() {
     second["occurred_at"] = json!("2026-11-25T11:00:00Z");
     // CRLF line ends, a blank line and a trailing newline are all fine.
     let body = format!("{}\r\n\n{}\n{}\n", role_created(), second, role_created());
-    let res = app.post_raw(&token, &path, "application/x-ndjson", body).await;
+    let res = app
+        .post_raw(&token, &path, "application/x-ndjson", body)
+        .await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let v: Value = res.json().await.unwrap();
     let records = v["records"].as_array().unwrap();
     assert_eq!(records.len(), 3);
     let id = records[1]["id"].as_str().unwrap();
-    let rec = app.get_json(&read, &format!("{}/{id}", events_path(ACME))).await;
+    let rec = app
+        .get_json(&read, &format!("{}/{id}", events_path(ACME)))
+        .await;
     assert_eq!(rec["workflow_id"], json!("wf_1"));
     assert_eq!(rec["seq"], json!(1));
 
     // A line that is not JSON is a 400 naming the line; nothing is stored.
     let body = format!("{}\n{{\"level\": \n{}\n", role_created(), role_created());
-    let res = app.post_raw(&token, &path, "application/x-ndjson", body).await;
+    let res = app
+        .post_raw(&token, &path, "application/x-ndjson", body)
+        .await;
     let p = problem(res, StatusCode::BAD_REQUEST).await;
     assert!(p["detail"].as_str().unwrap().contains("line 2"), "{p}");
     // A bad event on line 3 is a 422 at events[2]; nothing is stored.
-    let body = format!("{}\n{}\n{}\n", role_created(), role_created(), json!({"level": "account"}));
-    let res = app.post_raw(&token, &path, "application/x-ndjson", body).await;
+    let body = format!(
+        "{}\n{}\n{}\n",
+        role_created(),
+        role_created(),
+        json!({"level": "account"})
+    );
+    let res = app
+        .post_raw(&token, &path, "application/x-ndjson", body)
+        .await;
     let p = problem(res, StatusCode::UNPROCESSABLE_ENTITY).await;
-    assert!(error_paths(&p).iter().all(|p| p.starts_with("events[2]")), "{p}");
-    assert_eq!(app.count(&read, &events_path(ACME), &[("range", "all_time")]).await, 3);
+    assert!(
+        error_paths(&p).iter().all(|p| p.starts_with("events[2]")),
+        "{p}"
+    );
+    assert_eq!(
+        app.count(&read, &events_path(ACME), &[("range", "all_time")])
+            .await,
+        3
+    );
 }
 
 #[tokio::test]
@@ -254,7 +343,12 @@ async fn a_batch_in_another_content_type_is_415() {
     let app = spawn_app().await;
     let token = app.token(ACME, Role::Ingest).await;
     let res = app
-        .post_raw(&token, &format!("{}/batch", events_path(ACME)), "text/plain", role_created().to_string())
+        .post_raw(
+            &token,
+            &format!("{}/batch", events_path(ACME)),
+            "text/plain",
+            role_created().to_string(),
+        )
         .await;
     problem(res, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
 }
@@ -289,10 +383,16 @@ async fn a_body_over_10_mib_is_413_and_stores_nothing() {
         serde_json::to_writer(&mut body, e).unwrap();
         body.push(b'\n');
     }
-    let res = app.post_raw(&token, &path, "application/x-ndjson", body).await;
+    let res = app
+        .post_raw(&token, &path, "application/x-ndjson", body)
+        .await;
     problem(res, StatusCode::PAYLOAD_TOO_LARGE).await;
 
-    assert_eq!(app.count(&read, &events_path(ACME), &[("range", "all_time")]).await, 0);
+    assert_eq!(
+        app.count(&read, &events_path(ACME), &[("range", "all_time")])
+            .await,
+        0
+    );
 }
 
 #[tokio::test]
@@ -303,21 +403,33 @@ async fn a_batch_of_10000_events_is_accepted_and_10001_is_413() {
     let path = format!("{}/batch", events_path(ACME));
     let events: Vec<Value> = (0..10_001).map(|_| role_created()).collect();
 
-    let res = app.post_json(&token, &path, &json!({ "events": events })).await;
+    let res = app
+        .post_json(&token, &path, &json!({ "events": events }))
+        .await;
     problem(res, StatusCode::PAYLOAD_TOO_LARGE).await;
     let mut ndjson = Vec::new();
     for e in &events {
         serde_json::to_writer(&mut ndjson, e).unwrap();
         ndjson.push(b'\n');
     }
-    let res = app.post_raw(&token, &path, "application/x-ndjson", ndjson).await;
+    let res = app
+        .post_raw(&token, &path, "application/x-ndjson", ndjson)
+        .await;
     problem(res, StatusCode::PAYLOAD_TOO_LARGE).await;
-    assert_eq!(app.count(&read, &events_path(ACME), &[("range", "all_time")]).await, 0);
+    assert_eq!(
+        app.count(&read, &events_path(ACME), &[("range", "all_time")])
+            .await,
+        0
+    );
 
     let records = app.ingest_batch(&token, ACME, &events[..10_000]).await;
     assert_eq!(records.len(), 10_000);
     assert_eq!(records[9_999]["seq"], json!(9_999));
-    assert_eq!(app.count(&read, &events_path(ACME), &[("range", "all_time")]).await, 10_000);
+    assert_eq!(
+        app.count(&read, &events_path(ACME), &[("range", "all_time")])
+            .await,
+        10_000
+    );
 }
 
 /// A change to a valid event, and the path (relative to the event) of the
@@ -370,10 +482,30 @@ fn bad_events() -> Vec<Bad> {
     let mut long_value = rc();
     long_value["metadata"]["note"] = json!("v".repeat(1025));
     vec![
-        Bad { name: "missing level", event: without(rc(), "level"), path: "level", message_has: "required" },
-        Bad { name: "unknown level", event: with(rc(), "level", json!("galaxy")), path: "level", message_has: "galaxy" },
-        Bad { name: "missing category", event: without(rc(), "category"), path: "category", message_has: "required" },
-        Bad { name: "missing event", event: without(rc(), "event"), path: "event", message_has: "required" },
+        Bad {
+            name: "missing level",
+            event: without(rc(), "level"),
+            path: "level",
+            message_has: "required",
+        },
+        Bad {
+            name: "unknown level",
+            event: with(rc(), "level", json!("galaxy")),
+            path: "level",
+            message_has: "galaxy",
+        },
+        Bad {
+            name: "missing category",
+            event: without(rc(), "category"),
+            path: "category",
+            message_has: "required",
+        },
+        Bad {
+            name: "missing event",
+            event: without(rc(), "event"),
+            path: "event",
+            message_has: "required",
+        },
         Bad {
             name: "near-miss event",
             event: with(rc(), "event", json!("Role craeted")),
@@ -392,7 +524,12 @@ fn bad_events() -> Vec<Bad> {
             path: "category",
             message_has: "unknown workflow category",
         },
-        Bad { name: "missing actor", event: without(rc(), "actor"), path: "actor", message_has: "required" },
+        Bad {
+            name: "missing actor",
+            event: without(rc(), "actor"),
+            path: "actor",
+            message_has: "required",
+        },
         Bad {
             name: "unknown actor kind",
             event: with(rc(), "actor", json!({"kind": "robot", "id": "u"})),
@@ -440,21 +577,50 @@ fn bad_events() -> Vec<Bad> {
         },
         Bad {
             name: "string field given a number",
-            event: with(rc(), "metadata", json!({"role_id": 5, "role_type": "custom"})),
+            event: with(
+                rc(),
+                "metadata",
+                json!({"role_id": 5, "role_type": "custom"}),
+            ),
             path: "metadata.role_id",
             message_has: "a string",
         },
-        Bad { name: "number field given a string", event: fine_tuning, path: "metadata.no_of_epochs", message_has: "a number" },
-        Bad { name: "boolean field given a string", event: async_enabled, path: "metadata.timeout", message_has: "a boolean" },
-        Bad { name: "nested metadata", event: nested, path: "metadata.extra", message_has: "string, number, boolean or null" },
-        Bad { name: "65 metadata keys", event: many, path: "metadata", message_has: "at most 64" },
+        Bad {
+            name: "number field given a string",
+            event: fine_tuning,
+            path: "metadata.no_of_epochs",
+            message_has: "a number",
+        },
+        Bad {
+            name: "boolean field given a string",
+            event: async_enabled,
+            path: "metadata.timeout",
+            message_has: "a boolean",
+        },
+        Bad {
+            name: "nested metadata",
+            event: nested,
+            path: "metadata.extra",
+            message_has: "string, number, boolean or null",
+        },
+        Bad {
+            name: "65 metadata keys",
+            event: many,
+            path: "metadata",
+            message_has: "at most 64",
+        },
         Bad {
             name: "metadata key of 65 characters",
             event: long_key_ev,
             path: Box::leak(format!("metadata.{long_key}").into_boxed_str()),
             message_has: "64",
         },
-        Bad { name: "metadata string of 1,025 characters", event: long_value, path: "metadata.note", message_has: "1024" },
+        Bad {
+            name: "metadata string of 1,025 characters",
+            event: long_value,
+            path: "metadata.note",
+            message_has: "1024",
+        },
         Bad {
             name: "description of 4,097 characters",
             event: with(rc(), "description", json!("é".repeat(4097))),
@@ -473,9 +639,24 @@ fn bad_events() -> Vec<Bad> {
             path: "idempotency_key",
             message_has: "128",
         },
-        Bad { name: "server-assigned seq", event: with(rc(), "seq", json!(3)), path: "seq", message_has: "assigned by the server" },
-        Bad { name: "server-assigned id", event: with(rc(), "id", json!("x")), path: "id", message_has: "assigned by the server" },
-        Bad { name: "unknown field", event: with(rc(), "colour", json!("red")), path: "colour", message_has: "unknown field" },
+        Bad {
+            name: "server-assigned seq",
+            event: with(rc(), "seq", json!(3)),
+            path: "seq",
+            message_has: "assigned by the server",
+        },
+        Bad {
+            name: "server-assigned id",
+            event: with(rc(), "id", json!("x")),
+            path: "id",
+            message_has: "assigned by the server",
+        },
+        Bad {
+            name: "unknown field",
+            event: with(rc(), "colour", json!("red")),
+            path: "colour",
+            message_has: "unknown field",
+        },
         Bad {
             name: "occurred_at not RFC 3339",
             event: with(rc(), "occurred_at", json!("yesterday")),
@@ -519,21 +700,40 @@ async fn every_rejection_is_422_with_its_path_alone_and_in_a_batch() {
     for bad in bad_events() {
         let res = app.post_json(&token, &events_path(ACME), &bad.event).await;
         let p = problem(res, StatusCode::UNPROCESSABLE_ENTITY).await;
-        assert!(error_paths(&p).contains(&bad.path.to_owned()), "{}: {p}", bad.name);
+        assert!(
+            error_paths(&p).contains(&bad.path.to_owned()),
+            "{}: {p}",
+            bad.name
+        );
         let msg = error_message(&p, bad.path);
-        assert!(msg.contains(bad.message_has), "{}: `{msg}` lacks `{}`", bad.name, bad.message_has);
+        assert!(
+            msg.contains(bad.message_has),
+            "{}: `{msg}` lacks `{}`",
+            bad.name,
+            bad.message_has
+        );
 
         // Fourth of five in a batch: the path names the item.
         let mut events: Vec<Value> = (0..5).map(|_| role_created()).collect();
         events[3] = bad.event.clone();
-        let res = app.post_json(&token, &batch_path, &json!({ "events": events })).await;
+        let res = app
+            .post_json(&token, &batch_path, &json!({ "events": events }))
+            .await;
         let p = problem(res, StatusCode::UNPROCESSABLE_ENTITY).await;
         let want = format!("events[3].{}", bad.path);
         assert!(error_paths(&p).contains(&want), "{}: {p}", bad.name);
-        assert!(error_paths(&p).iter().all(|p| p.starts_with("events[3]")), "{}: {p}", bad.name);
+        assert!(
+            error_paths(&p).iter().all(|p| p.starts_with("events[3]")),
+            "{}: {p}",
+            bad.name
+        );
     }
     // Nothing of any of them was stored.
-    assert_eq!(app.count(&read, &events_path(ACME), &[("range", "all_time")]).await, 0);
+    assert_eq!(
+        app.count(&read, &events_path(ACME), &[("range", "all_time")])
+            .await,
+        0
+    );
 }
 
 #[tokio::test]
@@ -555,14 +755,22 @@ async fn an_item_that_is_not_an_object_is_named_by_its_index() {
 async fn occurred_at_may_be_up_to_5_minutes_ahead_and_keeps_milliseconds() {
     let app = spawn_app().await;
     let token = app.token(ACME, Role::Ingest).await;
-    let rec = app.ingest(&token, ACME, &role_created_at("2026-11-25T12:05:00Z")).await;
+    let rec = app
+        .ingest(&token, ACME, &role_created_at("2026-11-25T12:05:00Z"))
+        .await;
     assert_eq!(rec["occurred_at"], json!("2026-11-25T12:05:00.000Z"));
     // Any offset is accepted; finer than milliseconds is truncated.
     let rec = app
-        .ingest(&token, ACME, &role_created_at("2026-11-25T13:00:00.123999+01:00"))
+        .ingest(
+            &token,
+            ACME,
+            &role_created_at("2026-11-25T13:00:00.123999+01:00"),
+        )
         .await;
     assert_eq!(rec["occurred_at"], json!("2026-11-25T12:00:00.123Z"));
-    let rec = app.ingest(&token, ACME, &role_created_at("1999-12-31T23:59:59.999Z")).await;
+    let rec = app
+        .ingest(&token, ACME, &role_created_at("1999-12-31T23:59:59.999Z"))
+        .await;
     assert_eq!(rec["occurred_at"], json!("1999-12-31T23:59:59.999Z"));
 }
 
@@ -585,13 +793,24 @@ async fn malformed_json_and_invalid_utf8_are_400() {
         (&batch, b"{\"events\": [], \"extra\": 1}".to_vec()),
     ];
     for (path, body) in cases {
-        let res = app.post_raw(&token, path, "application/json", body.clone()).await;
+        let res = app
+            .post_raw(&token, path, "application/json", body.clone())
+            .await;
         let p = problem(res, StatusCode::BAD_REQUEST).await;
-        assert!(!p["detail"].as_str().unwrap().is_empty(), "{}", String::from_utf8_lossy(&body));
+        assert!(
+            !p["detail"].as_str().unwrap().is_empty(),
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
     }
     // Invalid UTF-8 inside an NDJSON line too.
     let res = app
-        .post_raw(&token, &batch, "application/x-ndjson", b"{\"level\": \"\xc3\x28\"}\n".to_vec())
+        .post_raw(
+            &token,
+            &batch,
+            "application/x-ndjson",
+            b"{\"level\": \"\xc3\x28\"}\n".to_vec(),
+        )
         .await;
     problem(res, StatusCode::BAD_REQUEST).await;
     assert_eq!(app.count(&read, &one, &[("range", "all_time")]).await, 0);
@@ -613,14 +832,25 @@ async fn ip_address_is_the_peer_or_an_explicit_valid_address() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::CREATED);
-    assert_eq!(res.json::<Value>().await.unwrap()["ip_address"], json!("127.0.0.1"));
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["ip_address"],
+        json!("127.0.0.1")
+    );
     // An explicit address is kept (in its normal form).
     let rec = app
-        .ingest(&token, ACME, &with(role_created(), "ip_address", json!(" 2001:DB8::0:1 ")))
+        .ingest(
+            &token,
+            ACME,
+            &with(role_created(), "ip_address", json!(" 2001:DB8::0:1 ")),
+        )
         .await;
     assert_eq!(rec["ip_address"], json!("2001:db8::1"));
     let rec = app
-        .ingest(&token, ACME, &with(role_created(), "ip_address", json!("203.0.113.7")))
+        .ingest(
+            &token,
+            ACME,
+            &with(role_created(), "ip_address", json!("203.0.113.7")),
+        )
         .await;
     assert_eq!(rec["ip_address"], json!("203.0.113.7"));
 }

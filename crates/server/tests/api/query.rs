@@ -27,7 +27,12 @@ struct Preset {
 /// Ingests one event at every instant around every boundary of `cases`
 /// (1 ms before and at it) plus `extra`, with the clock far ahead so none
 /// is "in the future"; returns the instants.
-async fn ingest_boundaries(app: &TestApp, token: &str, cases: &[Preset], extra: &[&str]) -> Vec<Timestamp> {
+async fn ingest_boundaries(
+    app: &TestApp,
+    token: &str,
+    cases: &[Preset],
+    extra: &[&str],
+) -> Vec<Timestamp> {
     let mut instants = BTreeSet::new();
     for c in cases {
         for b in [c.from, c.to].into_iter().flatten() {
@@ -48,21 +53,31 @@ async fn ingest_boundaries(app: &TestApp, token: &str, cases: &[Preset], extra: 
 
 /// Checks each case's `range` echo, the events listed and counted, and that
 /// the histogram's buckets start at `from` and add up to the count.
-async fn check_presets(app: &TestApp, token: &str, cases: &[Preset], instants: &[Timestamp], now: &str) {
+async fn check_presets(
+    app: &TestApp,
+    token: &str,
+    cases: &[Preset],
+    instants: &[Timestamp],
+    now: &str,
+) {
     let now = ts(now);
     let path = events_path(ACME);
     for c in cases {
         let q = qs(c.query);
         let what = format!("?{q}");
         let page = app
-            .get_json(token, &format!("{path}?{}", qs(&[c.query, &[("limit", "1000")]].concat())))
+            .get_json(
+                token,
+                &format!("{path}?{}", qs(&[c.query, &[("limit", "1000")]].concat())),
+            )
             .await;
         assert_eq!(
             page["range"],
             json!({"preset": c.preset, "from": c.from, "to": c.to, "tz": c.tz}),
             "{what}"
         );
-        let inside = |t: &Timestamp| c.from.is_none_or(|f| ts(f) <= *t) && c.to.is_none_or(|e| *t < ts(e));
+        let inside =
+            |t: &Timestamp| c.from.is_none_or(|f| ts(f) <= *t) && c.to.is_none_or(|e| *t < ts(e));
         let mut want: Vec<String> = instants
             .iter()
             .filter(|t| inside(t))
@@ -97,7 +112,10 @@ async fn check_presets(app: &TestApp, token: &str, cases: &[Preset], instants: &
                     .and_then(|z| z.start_of_day())
                     .unwrap()
                     .timestamp();
-                assert!(last <= now && now < end, "the last bucket holds now: {what}");
+                assert!(
+                    last <= now && now < end,
+                    "the last bucket holds now: {what}"
+                );
                 want.iter().filter(|t| ts(t) < end).count()
             }
         };
@@ -108,7 +126,10 @@ async fn check_presets(app: &TestApp, token: &str, cases: &[Preset], instants: &
         if let Some(n) = c.buckets {
             assert_eq!(buckets.len(), n, "buckets of {what}: {hist}");
         }
-        let starts: Vec<Timestamp> = buckets.iter().map(|b| ts(b["start"].as_str().unwrap())).collect();
+        let starts: Vec<Timestamp> = buckets
+            .iter()
+            .map(|b| ts(b["start"].as_str().unwrap()))
+            .collect();
         assert!(starts.windows(2).all(|w| w[0] < w[1]), "ascending: {what}");
     }
 }
@@ -212,7 +233,12 @@ async fn presets_on_the_paris_spring_dst_day() {
             buckets: Some(365),
         },
         Preset {
-            query: &[("range", "custom"), ("from", "2026-03-29"), ("to", "2026-03-29"), ("tz", P)],
+            query: &[
+                ("range", "custom"),
+                ("from", "2026-03-29"),
+                ("to", "2026-03-29"),
+                ("tz", P),
+            ],
             preset: "custom",
             tz: P,
             from: Some("2026-03-29T00:00:00+01:00"),
@@ -230,7 +256,12 @@ async fn presets_on_the_paris_spring_dst_day() {
         },
         // The autumn change: a 25-hour day.
         Preset {
-            query: &[("range", "custom"), ("from", "2026-10-25"), ("to", "2026-10-25"), ("tz", P)],
+            query: &[
+                ("range", "custom"),
+                ("from", "2026-10-25"),
+                ("to", "2026-10-25"),
+                ("tz", P),
+            ],
             preset: "custom",
             tz: P,
             from: Some("2026-10-25T00:00:00+02:00"),
@@ -250,7 +281,11 @@ async fn presets_on_the_paris_spring_dst_day() {
         &app,
         &token,
         &cases,
-        &["2026-03-29T01:59:59.999Z", "2026-03-29T10:00:00Z", "2024-06-01T00:00:00Z"],
+        &[
+            "2026-03-29T01:59:59.999Z",
+            "2026-03-29T10:00:00Z",
+            "2024-06-01T00:00:00Z",
+        ],
     )
     .await;
     // Noon in Paris, summer time already.
@@ -374,7 +409,13 @@ async fn presets_across_the_new_year_in_auckland_and_utc() {
             buckets: Some(365),
         },
     ];
-    let instants = ingest_boundaries(&app, &token, &cases, &["2026-12-31T11:30:00Z", "2026-07-01T00:00:00Z"]).await;
+    let instants = ingest_boundaries(
+        &app,
+        &token,
+        &cases,
+        &["2026-12-31T11:30:00Z", "2026-07-01T00:00:00Z"],
+    )
+    .await;
     let now = "2027-01-01T00:30:00+13:00";
     app.set_now(now);
     check_presets(&app, &read, &cases, &instants, now).await;
@@ -400,7 +441,10 @@ async fn hour_buckets_follow_the_viewers_clock_on_a_dst_day() {
     let hist = app
         .get_json(
             &read,
-            &format!("{}/histogram?range=today&tz=Europe/Paris&bucket=hour", events_path(ACME)),
+            &format!(
+                "{}/histogram?range=today&tz=Europe/Paris&bucket=hour",
+                events_path(ACME)
+            ),
         )
         .await;
     assert_eq!(hist["bucket"], json!("hour"));
@@ -418,7 +462,13 @@ async fn hour_buckets_follow_the_viewers_clock_on_a_dst_day() {
     // Day buckets of the week, aligned to Paris midnights (not UTC ones):
     // empty days are there with 0.
     let hist = app
-        .get_json(&read, &format!("{}/histogram?range=this_week&tz=Europe/Paris&bucket=day", events_path(ACME)))
+        .get_json(
+            &read,
+            &format!(
+                "{}/histogram?range=this_week&tz=Europe/Paris&bucket=day",
+                events_path(ACME)
+            ),
+        )
         .await;
     assert_eq!(hist["bucket"], json!("day"));
     let starts: Vec<&str> = hist["buckets"]
@@ -451,13 +501,19 @@ async fn hour_buckets_follow_the_viewers_clock_on_a_dst_day() {
     let hist = app
         .get_json(
             &read,
-            &format!("{}/histogram?range=custom&from=2026-03-28&to=2026-03-29&tz=America/New_York", events_path(ACME)),
+            &format!(
+                "{}/histogram?range=custom&from=2026-03-28&to=2026-03-29&tz=America/New_York",
+                events_path(ACME)
+            ),
         )
         .await;
     // Two days: auto picks hours (48 of them, New York changed earlier).
     assert_eq!(hist["bucket"], json!("hour"));
     assert_eq!(hist["buckets"].as_array().unwrap().len(), 48);
-    assert_eq!(hist["buckets"][0]["start"], json!("2026-03-28T00:00:00-04:00"));
+    assert_eq!(
+        hist["buckets"][0]["start"],
+        json!("2026-03-28T00:00:00-04:00")
+    );
     let hist = app
         .get_json(
             &read,
@@ -485,7 +541,10 @@ async fn all_time_histogram_starts_on_the_day_of_the_first_event() {
     let read = app.token(ACME, Role::Read).await;
     // An empty log has no buckets.
     let hist = app
-        .get_json(&read, &format!("{}/histogram?range=all_time", events_path(ACME)))
+        .get_json(
+            &read,
+            &format!("{}/histogram?range=all_time", events_path(ACME)),
+        )
         .await;
     assert_eq!(hist["buckets"], json!([]));
 
@@ -501,7 +560,13 @@ async fn all_time_histogram_starts_on_the_day_of_the_first_event() {
     .await;
     // Now is 2026-11-25T12:00Z. In Tokyo the first event is on the 21st.
     let hist = app
-        .get_json(&read, &format!("{}/histogram?range=all_time&tz=Asia/Tokyo", events_path(ACME)))
+        .get_json(
+            &read,
+            &format!(
+                "{}/histogram?range=all_time&tz=Asia/Tokyo",
+                events_path(ACME)
+            ),
+        )
         .await;
     assert_eq!(hist["bucket"], json!("day"));
     assert_eq!(
@@ -525,12 +590,19 @@ async fn all_time_histogram_counts_events_stamped_a_few_minutes_ahead() {
     let token = app.token(ACME, Role::Ingest).await;
     let read = app.token(ACME, Role::Read).await;
     app.set_now("2026-11-25T12:59:00Z");
-    app.ingest(&token, ACME, &role_created_at("2026-11-25T12:00:00Z")).await;
-    app.ingest(&token, ACME, &role_created_at("2026-11-25T13:02:00Z")).await;
-    let count = app.count(&read, &events_path(ACME), &[("range", "all_time")]).await;
+    app.ingest(&token, ACME, &role_created_at("2026-11-25T12:00:00Z"))
+        .await;
+    app.ingest(&token, ACME, &role_created_at("2026-11-25T13:02:00Z"))
+        .await;
+    let count = app
+        .count(&read, &events_path(ACME), &[("range", "all_time")])
+        .await;
     assert_eq!(count, 2);
     let hist = app
-        .get_json(&read, &format!("{}/histogram?range=all_time", events_path(ACME)))
+        .get_json(
+            &read,
+            &format!("{}/histogram?range=all_time", events_path(ACME)),
+        )
         .await;
     let buckets = hist["buckets"].as_array().unwrap();
     let sum: u64 = buckets.iter().map(|b| b["count"].as_u64().unwrap()).sum();
@@ -573,7 +645,16 @@ fn filter_events() -> Vec<(&'static str, Value)> {
         "level": "account", "category": "Roles", "event": "Role changed",
         "actor": {"id": "u_1", "name": "  JANE DOE "}, "description": "Jane changed roles"
     });
-    vec![("E1", e1), ("E2", e2), ("E3", e3), ("E4", e4), ("E5", e5), ("E6", e6), ("E7", e7), ("E8", e8)]
+    vec![
+        ("E1", e1),
+        ("E2", e2),
+        ("E3", e3),
+        ("E4", e4),
+        ("E5", e5),
+        ("E6", e6),
+        ("E7", e7),
+        ("E8", e8),
+    ]
 }
 
 #[tokio::test]
@@ -590,12 +671,24 @@ async fn every_column_operator_and_join_selects_the_right_events() {
     let cases: &[(&[&str], Option<&str>, &[&str])] = &[
         (&["event:eq:role created"], None, &["E1"]),
         (&["event:eq:  ROLE CREATED  "], None, &["E1"]),
-        (&["event:ne:Role created"], None, &["E2", "E3", "E4", "E5", "E6", "E7", "E8"]),
+        (
+            &["event:ne:Role created"],
+            None,
+            &["E2", "E3", "E4", "E5", "E6", "E7", "E8"],
+        ),
         (&["event:contains:role"], None, &["E1", "E2", "E7", "E8"]),
-        (&["event:not_contains:ROLE"], None, &["E3", "E4", "E5", "E6"]),
+        (
+            &["event:not_contains:ROLE"],
+            None,
+            &["E3", "E4", "E5", "E6"],
+        ),
         (&["category:eq:roles"], None, &["E1", "E2", "E8"]),
         (&["category:eq:User Management"], None, &["E4", "E5", "E7"]),
-        (&["category:ne:roles"], None, &["E3", "E4", "E5", "E6", "E7"]),
+        (
+            &["category:ne:roles"],
+            None,
+            &["E3", "E4", "E5", "E6", "E7"],
+        ),
         (&["category:contains:flow"], None, &["E3"]),
         (&["category:not_contains:o"], None, &["E4", "E5", "E7"]),
         (&["user:eq:jane doe"], None, &["E1", "E3", "E6", "E8"]),
@@ -608,31 +701,102 @@ async fn every_column_operator_and_join_selects_the_right_events() {
         (&["user_id:ne:u_1"], None, &["E2", "E4", "E5", "E7"]),
         // The value keeps its colons.
         (&["ip_address:eq:2001:db8::1"], None, &["E2"]),
-        (&["ip_address:contains:203.0.113."], None, &["E1", "E3", "E6"]),
-        (&["ip_address:not_contains:203.0.113."], None, &["E2", "E4", "E5", "E7", "E8"]),
+        (
+            &["ip_address:contains:203.0.113."],
+            None,
+            &["E1", "E3", "E6"],
+        ),
+        (
+            &["ip_address:not_contains:203.0.113."],
+            None,
+            &["E2", "E4", "E5", "E7", "E8"],
+        ),
         (&["workflow_id:eq:wf_1"], None, &["E3", "E4"]),
         (&["workflow_id:contains:WF_1"], None, &["E3", "E4", "E7"]),
         // `ne` and `not_contains` keep events without the field.
-        (&["workflow_id:ne:wf_1"], None, &["E1", "E2", "E5", "E6", "E7", "E8"]),
-        (&["workflow_id:not_contains:wf"], None, &["E1", "E2", "E6", "E8"]),
+        (
+            &["workflow_id:ne:wf_1"],
+            None,
+            &["E1", "E2", "E5", "E6", "E7", "E8"],
+        ),
+        (
+            &["workflow_id:not_contains:wf"],
+            None,
+            &["E1", "E2", "E6", "E8"],
+        ),
         (&["level:eq:workflow"], None, &["E4", "E5", "E7"]),
-        (&["level:ne:workflow"], None, &["E1", "E2", "E3", "E6", "E8"]),
+        (
+            &["level:ne:workflow"],
+            None,
+            &["E1", "E2", "E3", "E6", "E8"],
+        ),
         (&["description:eq: jane LOGGED out"], None, &["E6"]),
-        (&["description:ne:Jane logged out"], None, &["E1", "E2", "E3", "E4", "E5", "E7", "E8"]),
+        (
+            &["description:ne:Jane logged out"],
+            None,
+            &["E1", "E2", "E3", "E4", "E5", "E7", "E8"],
+        ),
         (&["description:contains:INVITED"], None, &["E4", "E5"]),
         (&["description:contains:users: a@x, b"], None, &["E4"]),
-        (&["description:not_contains:jane"], None, &["E2", "E4", "E5", "E7"]),
-        (&["event:contains:role", "user:eq:jane doe"], Some("and"), &["E1", "E8"]),
-        (&["event:contains:role", "user:eq:jane doe"], None, &["E1", "E8"]),
-        (&["event:contains:role", "user:eq:jane doe"], Some("or"), &["E1", "E2", "E3", "E6", "E7", "E8"]),
-        (&["workflow_id:ne:wf_1", "level:eq:workflow"], Some("and"), &["E5", "E7"]),
-        (&["ip_address:eq:2001:db8::1", "user_id:eq:u_3"], Some("or"), &["E2", "E4"]),
-        (&["description:contains:logged", "level:eq:workflow"], Some("or"), &["E4", "E5", "E6", "E7"]),
-        (&["description:contains:jane", "category:eq:roles"], Some("and"), &["E1", "E8"]),
-        (&["description:contains:jane", "description:contains:role"], Some("and"), &["E1", "E8"]),
-        (&["description:contains:invoices", "description:contains:viewer"], Some("or"), &["E2", "E3"]),
+        (
+            &["description:not_contains:jane"],
+            None,
+            &["E2", "E4", "E5", "E7"],
+        ),
+        (
+            &["event:contains:role", "user:eq:jane doe"],
+            Some("and"),
+            &["E1", "E8"],
+        ),
+        (
+            &["event:contains:role", "user:eq:jane doe"],
+            None,
+            &["E1", "E8"],
+        ),
+        (
+            &["event:contains:role", "user:eq:jane doe"],
+            Some("or"),
+            &["E1", "E2", "E3", "E6", "E7", "E8"],
+        ),
+        (
+            &["workflow_id:ne:wf_1", "level:eq:workflow"],
+            Some("and"),
+            &["E5", "E7"],
+        ),
+        (
+            &["ip_address:eq:2001:db8::1", "user_id:eq:u_3"],
+            Some("or"),
+            &["E2", "E4"],
+        ),
+        (
+            &["description:contains:logged", "level:eq:workflow"],
+            Some("or"),
+            &["E4", "E5", "E6", "E7"],
+        ),
+        (
+            &["description:contains:jane", "category:eq:roles"],
+            Some("and"),
+            &["E1", "E8"],
+        ),
+        (
+            &["description:contains:jane", "description:contains:role"],
+            Some("and"),
+            &["E1", "E8"],
+        ),
+        (
+            &[
+                "description:contains:invoices",
+                "description:contains:viewer",
+            ],
+            Some("or"),
+            &["E2", "E3"],
+        ),
         (&["event:eq:nothing like it"], Some("or"), &[]),
-        (&[], Some("or"), &["E1", "E2", "E3", "E4", "E5", "E6", "E7", "E8"]),
+        (
+            &[],
+            Some("or"),
+            &["E1", "E2", "E3", "E4", "E5", "E6", "E7", "E8"],
+        ),
     ];
     let path = events_path(ACME);
     for (filters, join, want) in cases {
@@ -649,7 +813,11 @@ async fn every_column_operator_and_join_selects_the_right_events() {
             .collect();
         let want: BTreeSet<&str> = want.iter().copied().collect();
         assert_eq!(got, want, "filters {filters:?} join {join:?}");
-        assert_eq!(app.count(&read, &path, &q).await, want.len() as u64, "count of {filters:?} {join:?}");
+        assert_eq!(
+            app.count(&read, &path, &q).await,
+            want.len() as u64,
+            "count of {filters:?} {join:?}"
+        );
     }
 }
 
@@ -666,7 +834,9 @@ async fn paging_visits_every_event_once_while_new_events_arrive() {
             role_created_at(&at.to_string())
         })
         .collect();
-    let initial: HashSet<String> = ids(&app.ingest_batch(&token, ACME, &events).await).into_iter().collect();
+    let initial: HashSet<String> = ids(&app.ingest_batch(&token, ACME, &events).await)
+        .into_iter()
+        .collect();
 
     let path = events_path(ACME);
     let mut seen: Vec<Value> = Vec::new();
@@ -687,7 +857,8 @@ async fn paging_visits_every_event_once_while_new_events_arrive() {
             let at = last["occurred_at"].as_str().unwrap();
             app.ingest(&token, ACME, &role_created_at(at)).await;
             app.ingest(&token, ACME, &role_created()).await;
-            app.ingest(&token, ACME, &role_created_at("2020-01-01T00:00:00Z")).await;
+            app.ingest(&token, ACME, &role_created_at("2020-01-01T00:00:00Z"))
+                .await;
         }
         match page["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_owned()),
@@ -699,14 +870,25 @@ async fn paging_visits_every_event_once_while_new_events_arrive() {
     let unique: HashSet<&String> = seen_ids.iter().collect();
     assert_eq!(unique.len(), seen_ids.len(), "an event was listed twice");
     for id in &initial {
-        assert!(unique.contains(id), "event {id} present from the start was never listed");
+        assert!(
+            unique.contains(id),
+            "event {id} present from the start was never listed"
+        );
     }
     // Strictly descending on (occurred_at, seq) across every page.
     let keys: Vec<(Timestamp, u64)> = seen
         .iter()
-        .map(|r| (ts(r["occurred_at"].as_str().unwrap()), r["seq"].as_u64().unwrap()))
+        .map(|r| {
+            (
+                ts(r["occurred_at"].as_str().unwrap()),
+                r["seq"].as_u64().unwrap(),
+            )
+        })
         .collect();
-    assert!(keys.windows(2).all(|w| w[0] > w[1]), "not in (occurred_at, seq) descending order");
+    assert!(
+        keys.windows(2).all(|w| w[0] > w[1]),
+        "not in (occurred_at, seq) descending order"
+    );
 }
 
 #[tokio::test]
@@ -717,7 +899,11 @@ async fn count_is_the_number_of_rows_paged_through() {
     let mut events = Vec::new();
     for i in 0..150i64 {
         let at = ts("2026-11-25T11:00:00Z") - SignedDuration::from_hours(i * 5);
-        let mut ev = if i % 3 == 0 { workflow_event("wf_1") } else { role_created() };
+        let mut ev = if i % 3 == 0 {
+            workflow_event("wf_1")
+        } else {
+            role_created()
+        };
         ev["occurred_at"] = json!(at.to_string());
         events.push(ev);
     }
@@ -728,7 +914,12 @@ async fn count_is_the_number_of_rows_paged_through() {
         &[],
         &[("range", "last_90_days"), ("tz", "America/Los_Angeles")],
         &[("range", "this_month"), ("filter", "level:eq:workflow")],
-        &[("range", "all_time"), ("filter", "event:ne:Role created"), ("filter", "user:eq:Jane Doe"), ("join", "or")],
+        &[
+            ("range", "all_time"),
+            ("filter", "event:ne:Role created"),
+            ("filter", "user:eq:Jane Doe"),
+            ("join", "or"),
+        ],
     ];
     for q in queries {
         let count = app.count(&read, &path, q).await;
@@ -756,7 +947,13 @@ async fn a_cursor_only_works_for_the_account_and_query_that_issued_it() {
 
     // The same query, another page size: fine.
     let next = app
-        .get_json(&reader, &format!("{}?range=all_time&limit=3&cursor={acme_cursor}", events_path(ACME)))
+        .get_json(
+            &reader,
+            &format!(
+                "{}?range=all_time&limit=3&cursor={acme_cursor}",
+                events_path(ACME)
+            ),
+        )
         .await;
     assert_eq!(next["events"].as_array().unwrap().len(), 3);
 
@@ -764,18 +961,32 @@ async fn a_cursor_only_works_for_the_account_and_query_that_issued_it() {
         // Another account.
         page(GLOBEX, &format!("&cursor={acme_cursor}")),
         // Another filter, range or zone.
-        page(ACME, &format!("&filter=level:eq:workflow&cursor={acme_cursor}")),
-        format!("{}?range=today&limit=2&cursor={acme_cursor}", events_path(ACME)),
+        page(
+            ACME,
+            &format!("&filter=level:eq:workflow&cursor={acme_cursor}"),
+        ),
+        format!(
+            "{}?range=today&limit=2&cursor={acme_cursor}",
+            events_path(ACME)
+        ),
         page(ACME, &format!("&tz=Europe/Paris&cursor={acme_cursor}")),
         // The workflow view of the same account.
-        format!("/v1/accounts/{ACME}/workflows/wf_1/events?range=all_time&limit=2&cursor={acme_cursor}"),
+        format!(
+            "/v1/accounts/{ACME}/workflows/wf_1/events?range=all_time&limit=2&cursor={acme_cursor}"
+        ),
         // Not a cursor at all, or tampered with.
         page(ACME, "&cursor=garbage"),
-        page(ACME, &format!("&cursor={}A", &acme_cursor[..acme_cursor.len() - 1])),
+        page(
+            ACME,
+            &format!("&cursor={}A", &acme_cursor[..acme_cursor.len() - 1]),
+        ),
     ];
     for path in foreign {
         let p = problem(app.get(&reader, &path).await, StatusCode::BAD_REQUEST).await;
-        assert!(p["detail"].as_str().unwrap().contains("cursor"), "{path}: {p}");
+        assert!(
+            p["detail"].as_str().unwrap().contains("cursor"),
+            "{path}: {p}"
+        );
     }
 }
 
@@ -796,15 +1007,35 @@ async fn bad_query_parameters_are_400_naming_the_parameter_on_every_read_route()
         (&[("range", "forever")], "forever"),
         (&[("range", "Today")], "Today"),
         (&[("range", "custom")], "`from`"),
-        (&[("range", "custom"), ("from", "2026-03-02"), ("to", "2026-03-01")], "`from`"),
+        (
+            &[
+                ("range", "custom"),
+                ("from", "2026-03-02"),
+                ("to", "2026-03-01"),
+            ],
+            "`from`",
+        ),
         // `from` after today, `to` defaulting to today (2026-11-25).
         (&[("range", "custom"), ("from", "2026-11-26")], "`from`"),
         (&[("range", "today"), ("from", "2026-01-01")], "`from`"),
         (&[("range", "custom"), ("from", "2026-02-30")], "2026-02-30"),
         (&[("range", "custom"), ("from", "2026-13-01")], "2026-13-01"),
-        (&[("range", "custom"), ("from", "10000-01-01")], "10000-01-01"),
-        (&[("range", "custom"), ("from", "2026-01-01"), ("to", "2026-1-2")], "`to`"),
-        (&[("range", "custom"), ("from", "2026-01-01T00:00:00Z")], "`from`"),
+        (
+            &[("range", "custom"), ("from", "10000-01-01")],
+            "10000-01-01",
+        ),
+        (
+            &[
+                ("range", "custom"),
+                ("from", "2026-01-01"),
+                ("to", "2026-1-2"),
+            ],
+            "`to`",
+        ),
+        (
+            &[("range", "custom"), ("from", "2026-01-01T00:00:00Z")],
+            "`from`",
+        ),
         (&[("tz", "Mars/Olympus_Mons")], "Mars/Olympus_Mons"),
         (&[("tz", "../../etc/passwd")], "`tz`"),
         (&[("tz", "")], "`tz`"),
@@ -834,19 +1065,40 @@ async fn bad_query_parameters_are_400_naming_the_parameter_on_every_read_route()
         for route in &routes {
             let path = format!("{route}?{}", qs(q));
             let res = app.get(&read, &path).await;
-            assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{path}: {}", res.text().await.unwrap());
+            assert_eq!(
+                res.status(),
+                StatusCode::BAD_REQUEST,
+                "{path}: {}",
+                res.text().await.unwrap()
+            );
             let p = problem(res, StatusCode::BAD_REQUEST).await;
             let detail = p["detail"].as_str().unwrap();
-            assert!(detail.contains(needle), "{path}: `{detail}` lacks `{needle}`");
+            assert!(
+                detail.contains(needle),
+                "{path}: `{detail}` lacks `{needle}`"
+            );
         }
     }
     // The edges of what is accepted.
-    for q in ["limit=1", "limit=1000", "range=custom&from=0001-01-01&to=9999-12-28"] {
+    for q in [
+        "limit=1",
+        "limit=1000",
+        "range=custom&from=0001-01-01&to=9999-12-28",
+    ] {
         let res = app.get(&read, &format!("{}?{q}", events_path(ACME))).await;
-        assert_eq!(res.status(), StatusCode::OK, "{q}: {}", res.text().await.unwrap());
+        assert_eq!(
+            res.status(),
+            StatusCode::OK,
+            "{q}: {}",
+            res.text().await.unwrap()
+        );
     }
     // No export was recorded for the rejected ones.
-    assert_eq!(app.count(&read, &events_path(ACME), &[("range", "all_time")]).await, 1);
+    assert_eq!(
+        app.count(&read, &events_path(ACME), &[("range", "all_time")])
+            .await,
+        1
+    );
 }
 
 #[tokio::test]
@@ -876,17 +1128,43 @@ async fn a_workflow_view_holds_only_that_workflows_workflow_level_events() {
     let q = [("range", "all_time")];
     let listed = app.list_all(&read, &wf, &q, 3).await;
     mine.sort_by(|a, b| b["occurred_at"].as_str().cmp(&a["occurred_at"].as_str()));
-    assert_eq!(listed, mine, "exactly wf_1's workflow-level events, newest first, as full records");
+    assert_eq!(
+        listed, mine,
+        "exactly wf_1's workflow-level events, newest first, as full records"
+    );
     assert_eq!(app.count(&read, &wf, &q).await, 4);
-    let hist = app.get_json(&read, &format!("{wf}/histogram?range=all_time")).await;
-    let sum: u64 = hist["buckets"].as_array().unwrap().iter().map(|b| b["count"].as_u64().unwrap()).sum();
+    let hist = app
+        .get_json(&read, &format!("{wf}/histogram?range=all_time"))
+        .await;
+    let sum: u64 = hist["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["count"].as_u64().unwrap())
+        .sum();
     assert_eq!(sum, 4);
     // Filters apply inside the view.
-    assert_eq!(app.count(&read, &wf, &[("range", "all_time"), ("filter", "level:eq:account")]).await, 0);
+    assert_eq!(
+        app.count(
+            &read,
+            &wf,
+            &[("range", "all_time"), ("filter", "level:eq:account")]
+        )
+        .await,
+        0
+    );
     // The account log lists all eight of acme's.
     assert_eq!(app.count(&read, &events_path(ACME), &q).await, 8);
     // An unknown workflow is an empty view, not an error.
-    assert_eq!(app.count(&read, &format!("/v1/accounts/{ACME}/workflows/nope/events"), &q).await, 0);
+    assert_eq!(
+        app.count(
+            &read,
+            &format!("/v1/accounts/{ACME}/workflows/nope/events"),
+            &q
+        )
+        .await,
+        0
+    );
 }
 
 #[tokio::test]
@@ -896,9 +1174,15 @@ async fn one_event_by_id_and_unknown_ids() {
     let read = app.token(ACME, Role::Read).await;
     let rec = app.ingest(&token, ACME, &role_created()).await;
     let id = rec["id"].as_str().unwrap();
-    assert_eq!(app.get_json(&read, &format!("{}/{id}", events_path(ACME))).await, rec);
+    assert_eq!(
+        app.get_json(&read, &format!("{}/{id}", events_path(ACME)))
+            .await,
+        rec
+    );
     for bad in ["01JDX3Q6Z0M3A5V4S2R1N0P9QK", "not-an-id"] {
-        let res = app.get(&read, &format!("{}/{bad}", events_path(ACME))).await;
+        let res = app
+            .get(&read, &format!("{}/{bad}", events_path(ACME)))
+            .await;
         problem(res, StatusCode::NOT_FOUND).await;
     }
 }

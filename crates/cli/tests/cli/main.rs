@@ -1,0 +1,8 @@
+//! Integration tests of the `auditlog` binary: each test runs the real
+//! executable in its own temporary directory (one binary, one module per
+//! area, as STYLE.md rule 8 asks).
+
+mod commands;
+mod crash;
+mod helpers;
+mod serve;

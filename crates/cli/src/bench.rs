@@ -92,7 +92,10 @@ pub struct Config {
 
 impl Config {
     fn new(args: &BenchArgs) -> Config {
-        let events = args.events.unwrap_or(if args.quick { 100_000 } else { 10_000_000 }).max(1_000);
+        let events = args
+            .events
+            .unwrap_or(if args.quick { 100_000 } else { 10_000_000 })
+            .max(1_000);
         let single = args
             .single_events
             .unwrap_or(if args.quick { 20_000 } else { 200_000 })
@@ -104,9 +107,16 @@ impl Config {
             batch_clients: args.batch_clients.max(1),
             single_clients: SINGLE_CLIENTS,
             seed: args.seed,
-            repeat: args.repeat.unwrap_or(if args.quick { 5 } else { 30 }).max(1),
+            repeat: args
+                .repeat
+                .unwrap_or(if args.quick { 5 } else { 30 })
+                .max(1),
             budget_secs: if args.quick { 3.0 } else { 20.0 },
-            build: if cfg!(debug_assertions) { "debug" } else { "release" },
+            build: if cfg!(debug_assertions) {
+                "debug"
+            } else {
+                "release"
+            },
         }
     }
 
@@ -144,7 +154,13 @@ fn shapes(busy_user: &str) -> Vec<Shape> {
     let user_filter = format!("user:eq:{busy_user}");
     vec![
         shape("none".into(), &[], false, None, &[]),
-        shape("event = Role created".into(), &["event:eq:Role created"], false, Some("event = ?"), &["Role created"]),
+        shape(
+            "event = Role created".into(),
+            &["event:eq:Role created"],
+            false,
+            Some("event = ?"),
+            &["Role created"],
+        ),
         shape(
             "category ≠ Login/Logout".into(),
             &["category:ne:Login/Logout"],
@@ -239,7 +255,10 @@ impl ExportTimes {
     /// Peak minus before, in bytes: total and anonymous.
     pub fn rss_growth(&self) -> Option<(i64, i64)> {
         let (b, p) = (self.rss_before?, self.rss_peak?);
-        Some((p.total as i64 - b.total as i64, p.anon as i64 - b.anon as i64))
+        Some((
+            p.total as i64 - b.total as i64,
+            p.anon as i64 - b.anon as i64,
+        ))
     }
 }
 
@@ -317,9 +336,14 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     std::fs::write(&args.out, serde_json::to_vec_pretty(&results)?)
         .with_context(|| format!("writing {}", args.out.display()))?;
     let md_path = args.out.with_extension("md");
-    std::fs::write(&md_path, &markdown).with_context(|| format!("writing {}", md_path.display()))?;
+    std::fs::write(&md_path, &markdown)
+        .with_context(|| format!("writing {}", md_path.display()))?;
     println!("{markdown}");
-    eprintln!("bench: wrote {} and {}", args.out.display(), md_path.display());
+    eprintln!(
+        "bench: wrote {} and {}",
+        args.out.display(),
+        md_path.display()
+    );
     Ok(())
 }
 
@@ -341,7 +365,10 @@ async fn run_in(cfg: &Config, work: &Path) -> Result<Results> {
     }
 
     let data_path = work.join("dataset.tsv");
-    step(format_args!("generating the dataset into {}", data_path.display()));
+    step(format_args!(
+        "generating the dataset into {}",
+        data_path.display()
+    ));
     let now_us = Micros::from_timestamp(jiff::Timestamp::now()).0;
     let (n, seed, p) = (cfg.events, cfg.seed, data_path.clone());
     let ds = tokio::task::spawn_blocking(move || dataset::generate(&p, n, seed, now_us)).await??;
@@ -360,7 +387,8 @@ async fn run_in(cfg: &Config, work: &Path) -> Result<Results> {
     let b = {
         let (cfg, data_path, shapes) = (cfg.clone(), data_path.clone(), shapes.clone());
         let path = work.join("baseline.db");
-        tokio::task::spawn_blocking(move || run_baseline(&cfg, &path, &data_path, batch_n, &shapes)).await??
+        tokio::task::spawn_blocking(move || run_baseline(&cfg, &path, &data_path, batch_n, &shapes))
+            .await??
     };
 
     let mut queries = Vec::new();
@@ -429,7 +457,10 @@ async fn run_auditlog(
     let mut srv = server::Server::start(&data_dir, &http).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_idle = proc::rss(srv.pid).unwrap_or_default();
-    step(format_args!("auditlog: serving on {} (pid {})", srv.base_url, srv.pid));
+    step(format_args!(
+        "auditlog: serving on {} (pid {})",
+        srv.base_url, srv.pid
+    ));
 
     step(format_args!(
         "auditlog: ingesting {batch_n} events in batches of {} from {} clients",
@@ -454,8 +485,15 @@ async fn run_auditlog(
     let singles = dataset::Reader::open(&data_path.to_owned())?
         .skip(batch_n as usize)
         .collect::<Result<Vec<_>>>()?;
-    let single =
-        client::ingest_singles(&http, &srv.base_url, &ingest_token, singles, cfg.single_clients, srv.pid).await?;
+    let single = client::ingest_singles(
+        &http,
+        &srv.base_url,
+        &ingest_token,
+        singles,
+        cfg.single_clients,
+        srv.pid,
+    )
+    .await?;
     step(format_args!("  {:.0} events/s", single.events_per_sec));
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_loaded = proc::rss(srv.pid).unwrap_or_default();
@@ -480,10 +518,18 @@ async fn run_auditlog(
     for shape in shapes {
         for range in &ranges() {
             let api = &api;
-            let dashboard = rep.run(|| async move { api.dashboard(shape, range).await.map(drop) }).await?;
-            let count = rep.run(|| async move { api.count(shape, range).await.map(drop) }).await?;
-            let histogram = rep.run(|| async move { api.histogram(shape, range).await.map(drop) }).await?;
-            let first_page = rep.run(|| async move { api.first_page(shape, range).await.map(drop) }).await?;
+            let dashboard = rep
+                .run(|| async move { api.dashboard(shape, range).await.map(drop) })
+                .await?;
+            let count = rep
+                .run(|| async move { api.count(shape, range).await.map(drop) })
+                .await?;
+            let histogram = rep
+                .run(|| async move { api.histogram(shape, range).await.map(drop) })
+                .await?;
+            let first_page = rep
+                .run(|| async move { api.first_page(shape, range).await.map(drop) })
+                .await?;
             let matched = api.count(shape, range).await?;
             queries.push((
                 shape.name.clone(),
@@ -532,7 +578,14 @@ async fn run_auditlog(
     srv.stop().await?;
 
     step("auditlog: verify of the JSONL export");
-    let verify = run_verify(work, &jsonl_path, &checkpoint, &public_key, export_jsonl.rows).await;
+    let verify = run_verify(
+        work,
+        &jsonl_path,
+        &checkpoint,
+        &public_key,
+        export_jsonl.rows,
+    )
+    .await;
     let _ = std::fs::remove_file(&jsonl_path);
 
     let median = restarts.get(restarts.len() / 2).copied().unwrap_or(0.0);
@@ -547,8 +600,10 @@ async fn run_auditlog(
             rss_idle,
             rss_loaded,
             rss_restarted,
-            rss_growth_per_event_bytes: rss_loaded.total.saturating_sub(rss_idle.total) as f64 / cfg.events as f64,
-            anon_growth_per_event_bytes: rss_loaded.anon.saturating_sub(rss_idle.anon) as f64 / cfg.events as f64,
+            rss_growth_per_event_bytes: rss_loaded.total.saturating_sub(rss_idle.total) as f64
+                / cfg.events as f64,
+            anon_growth_per_event_bytes: rss_loaded.anon.saturating_sub(rss_idle.anon) as f64
+                / cfg.events as f64,
             disk_bytes,
             disk_per_event_bytes: disk_bytes as f64 / cfg.events as f64,
             restart_secs_median: median,
@@ -558,14 +613,23 @@ async fn run_auditlog(
 }
 
 /// Runs an all-time export while sampling the server's memory.
-async fn timed_export(api: &Api, pid: u32, format: &str, save: Option<&PathBuf>) -> Result<ExportTimes> {
+async fn timed_export(
+    api: &Api,
+    pid: u32,
+    format: &str,
+    save: Option<&PathBuf>,
+) -> Result<ExportTimes> {
     let before = proc::rss(pid);
     let sampler = proc::RssSampler::start(pid);
     let t = Instant::now();
     let (lines, bytes) = api.export(format, save).await?;
     let secs = t.elapsed().as_secs_f64();
     let peak = sampler.finish(pid).await;
-    let rows = if format == "csv" { lines.saturating_sub(1) } else { lines };
+    let rows = if format == "csv" {
+        lines.saturating_sub(1)
+    } else {
+        lines
+    };
     Ok(ExportTimes {
         rows,
         bytes,
@@ -581,8 +645,14 @@ async fn timed_export(api: &Api, pid: u32, format: &str, save: Option<&PathBuf>)
 async fn wait_for_checkpoint(api: &Api, size: u64) -> Result<String> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let note = api.text(&format!("/v1/accounts/{}/checkpoint", api.account), true).await?;
-        let covered = note.lines().nth(1).and_then(|l| l.trim().parse::<u64>().ok()).unwrap_or(0);
+        let note = api
+            .text(&format!("/v1/accounts/{}/checkpoint", api.account), true)
+            .await?;
+        let covered = note
+            .lines()
+            .nth(1)
+            .and_then(|l| l.trim().parse::<u64>().ok())
+            .unwrap_or(0);
         if covered >= size {
             return Ok(note);
         }
@@ -596,7 +666,13 @@ async fn wait_for_checkpoint(api: &Api, size: u64) -> Result<String> {
 
 /// Times `auditlog verify --export … --checkpoint … --public-key …`; a
 /// failure (including "not implemented yet") is reported, not raised.
-async fn run_verify(work: &Path, export: &Path, checkpoint: &str, key: &str, records: u64) -> VerifyTimes {
+async fn run_verify(
+    work: &Path,
+    export: &Path,
+    checkpoint: &str,
+    key: &str,
+    records: u64,
+) -> VerifyTimes {
     let cp = work.join("checkpoint.txt");
     let kp = work.join("public-key.txt");
     if let Err(e) = std::fs::write(&cp, checkpoint).and_then(|()| std::fs::write(&kp, key)) {
@@ -605,9 +681,22 @@ async fn run_verify(work: &Path, export: &Path, checkpoint: &str, key: &str, rec
             ..VerifyTimes::default()
         };
     }
-    let (e, c, k) = (export.to_string_lossy(), cp.to_string_lossy(), kp.to_string_lossy());
+    let (e, c, k) = (
+        export.to_string_lossy(),
+        cp.to_string_lossy(),
+        kp.to_string_lossy(),
+    );
     let t = Instant::now();
-    let out = server::run_self(&["verify", "--export", &e, "--checkpoint", &c, "--public-key", &k]).await;
+    let out = server::run_self(&[
+        "verify",
+        "--export",
+        &e,
+        "--checkpoint",
+        &c,
+        "--public-key",
+        &k,
+    ])
+    .await;
     let secs = t.elapsed().as_secs_f64();
     match out {
         Ok(_) => VerifyTimes {
@@ -633,7 +722,13 @@ struct BaselineRun {
 }
 
 /// The baseline, start to finish (blocking: SQLite in this thread).
-fn run_baseline(cfg: &Config, path: &Path, data_path: &Path, batch_n: u64, shapes: &[Shape]) -> Result<BaselineRun> {
+fn run_baseline(
+    cfg: &Config,
+    path: &Path,
+    data_path: &Path,
+    batch_n: u64,
+    shapes: &[Shape],
+) -> Result<BaselineRun> {
     use baseline::{Baseline, BaselineRow};
     let mut db = Baseline::create(path)?;
 
@@ -664,7 +759,10 @@ fn run_baseline(cfg: &Config, path: &Path, data_path: &Path, batch_n: u64, shape
         server_cpu_secs: None,
         client_cpu_secs: proc::cpu_secs(None) - cpu0,
     };
-    step(format_args!("  baseline: {:.0} events/s in 1,000-row transactions", batch.events_per_sec));
+    step(format_args!(
+        "  baseline: {:.0} events/s in 1,000-row transactions",
+        batch.events_per_sec
+    ));
 
     let singles = reader
         .map(|item| item.and_then(|(a, j)| BaselineRow::from_ingest(&a, &j)))
@@ -685,7 +783,10 @@ fn run_baseline(cfg: &Config, path: &Path, data_path: &Path, batch_n: u64, shape
         server_cpu_secs: None,
         client_cpu_secs: proc::cpu_secs(None) - cpu0,
     };
-    step(format_args!("  baseline: {:.0} events/s with one commit per event", single.events_per_sec));
+    step(format_args!(
+        "  baseline: {:.0} events/s with one commit per event",
+        single.events_per_sec
+    ));
     db.checkpoint()?;
     let disk_bytes = db.size_bytes();
 
@@ -696,11 +797,14 @@ fn run_baseline(cfg: &Config, path: &Path, data_path: &Path, batch_n: u64, shape
     let mut queries = Vec::new();
     for shape in shapes {
         for range in ranges() {
-            let dashboard = rep.run_blocking(|| baseline_dashboard(&mut conns, shape, &range).map(drop))?;
+            let dashboard =
+                rep.run_blocking(|| baseline_dashboard(&mut conns, shape, &range).map(drop))?;
             let c = &conns[0];
             let count = rep.run_blocking(|| baseline::count(c, acct, shape, &range).map(drop))?;
-            let histogram = rep.run_blocking(|| baseline::histogram(c, acct, shape, &range).map(drop))?;
-            let first_page = rep.run_blocking(|| baseline::first_page(c, acct, shape, &range).map(drop))?;
+            let histogram =
+                rep.run_blocking(|| baseline::histogram(c, acct, shape, &range).map(drop))?;
+            let first_page =
+                rep.run_blocking(|| baseline::first_page(c, acct, shape, &range).map(drop))?;
             let matched = baseline::count(c, acct, shape, &range)?;
             queries.push(QueryTimes {
                 dashboard,
@@ -733,7 +837,10 @@ fn run_baseline(cfg: &Config, path: &Path, data_path: &Path, batch_n: u64, shape
     let rows_out = baseline::export_csv(&conns[0], acct, &mut sink)?;
     let secs = t.elapsed().as_secs_f64();
     let bytes = sink.get_ref().0;
-    step(format_args!("  baseline: {:.0} rows/s", rows_out as f64 / secs));
+    step(format_args!(
+        "  baseline: {:.0} rows/s",
+        rows_out as f64 / secs
+    ));
     drop(conns);
     drop(db);
     Ok(BaselineRun {
@@ -755,15 +862,21 @@ fn run_baseline(cfg: &Config, path: &Path, data_path: &Path, batch_n: u64, shape
 /// Count, histogram and first page on three connections in three threads,
 /// as a dashboard backend on the baseline would issue them; returns the
 /// count.
-fn baseline_dashboard(conns: &mut [rusqlite::Connection; 3], shape: &Shape, range: &Range) -> Result<u64> {
+fn baseline_dashboard(
+    conns: &mut [rusqlite::Connection; 3],
+    shape: &Shape,
+    range: &Range,
+) -> Result<u64> {
     let [c0, c1, c2] = conns;
     let acct = MAIN_ACCOUNT;
     std::thread::scope(|s| {
         let h = s.spawn(move || baseline::histogram(c1, acct, shape, range));
         let p = s.spawn(move || baseline::first_page(c2, acct, shape, range));
         let count = baseline::count(c0, acct, shape, range);
-        h.join().map_err(|_| anyhow::anyhow!("histogram thread panicked"))??;
-        p.join().map_err(|_| anyhow::anyhow!("page thread panicked"))??;
+        h.join()
+            .map_err(|_| anyhow::anyhow!("histogram thread panicked"))??;
+        p.join()
+            .map_err(|_| anyhow::anyhow!("page thread panicked"))??;
         count
     })
 }
@@ -788,7 +901,10 @@ impl Results {
     /// The worst warm p95 and cold figures of the dashboard query.
     fn worst_dashboard(&self) -> (f64, f64) {
         self.queries.iter().fold((0.0, 0.0), |(w, c), q| {
-            (f64::max(w, q.auditlog.dashboard.p95_ms), f64::max(c, q.auditlog.dashboard_cold_ms))
+            (
+                f64::max(w, q.auditlog.dashboard.p95_ms),
+                f64::max(c, q.auditlog.dashboard_cold_ms),
+            )
         })
     }
 }

@@ -40,6 +40,48 @@ pub async fn catalog(_caller: Caller) -> Response {
     json_response(StatusCode::OK, body.clone())
 }
 
+/// The URL query's pairs, decoded as `application/x-www-form-urlencoded`
+/// but strictly: `form_urlencoded::parse` replaces bytes that are not UTF-8
+/// with U+FFFD, which would turn a garbled filter value into one that
+/// silently matches nothing. Invalid UTF-8 is a 400 (PRODUCT.md §3).
+fn query_pairs(raw: Option<String>) -> ApiResult<Vec<(String, String)>> {
+    // As the URL standard's decoder: `+` is a space, `%XY` a byte, and a
+    // `%` not followed by two hex digits stays as it is.
+    fn decode(s: &str) -> Option<String> {
+        let b = s.as_bytes();
+        let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            let byte = match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+                (b'%', Some(hi), Some(lo)) => {
+                    i += 2;
+                    hi << 4 | lo
+                }
+                (b'+', _, _) => b' ',
+                (c, _, _) => c,
+            };
+            out.push(byte);
+            i += 1;
+        }
+        String::from_utf8(out).ok()
+    }
+    let raw = raw.unwrap_or_default();
+    let mut pairs = Vec::new();
+    for part in raw.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = part.split_once('=').unwrap_or((part, ""));
+        match (decode(k), decode(v)) {
+            (Some(k), Some(v)) => pairs.push((k, v)),
+            _ => {
+                return Err(ApiError::BadRequest(
+                    "the query string is not UTF-8 once percent-decoded".into(),
+                ));
+            }
+        }
+    }
+    Ok(pairs)
+}
+
 /// A parsed, resolved request: what every read endpoint needs.
 struct Prepared {
     account: AccountId,
@@ -57,9 +99,7 @@ fn prepare(
     raw: Option<String>,
 ) -> ApiResult<Prepared> {
     let account = caller.authorize(account, Needed::Read)?;
-    let pairs: Vec<(String, String)> = form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
-        .into_owned()
-        .collect();
+    let pairs = query_pairs(raw)?;
     let query = parse_query(&pairs)?;
     let range = query.range.resolve(state.now())?;
     let bounds = TimeBounds {
@@ -471,10 +511,10 @@ pub async fn suggestions(
     let account = caller.authorize(&account, Needed::Read)?;
     let mut column = None;
     let mut needle = String::new();
-    for (k, v) in form_urlencoded::parse(q.unwrap_or_default().as_bytes()) {
-        match &*k {
-            "column" => column = Some(v.into_owned()),
-            "q" => needle = v.into_owned(),
+    for (k, v) in query_pairs(q)? {
+        match k.as_str() {
+            "column" => column = Some(v),
+            "q" => needle = v,
             other => {
                 return Err(ApiError::BadRequest(format!(
                     "unknown parameter `{other}`; accepted: column, q"

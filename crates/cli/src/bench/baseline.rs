@@ -254,7 +254,9 @@ pub fn export_csv(conn: &Connection, account: &str, out: &mut impl std::io::Writ
          FROM baseline_events WHERE account = ? ORDER BY occurred_at DESC",
     )?;
     let mut rows = stmt.query([account])?;
-    out.write_all(b"Date and Time,Event Name,Event Category,Description,User/App Name,IP Address\r\n")?;
+    out.write_all(
+        b"Date and Time,Event Name,Event Category,Description,User/App Name,IP Address\r\n",
+    )?;
     let mut n = 0;
     let mut line = String::with_capacity(512);
     while let Some(r) = rows.next()? {

@@ -92,7 +92,8 @@ pub async fn ingest_batches(
         let mut per_account: HashMap<String, u64> = HashMap::new();
         let mut requests = 0;
         let send = |account: &str, lines: &[String]| {
-            let mut body = Vec::with_capacity(lines.iter().map(|l| l.len() + 1).sum::<usize>() + 16);
+            let mut body =
+                Vec::with_capacity(lines.iter().map(|l| l.len() + 1).sum::<usize>() + 16);
             body.extend_from_slice(b"{\"events\":[");
             for (i, l) in lines.iter().enumerate() {
                 if i > 0 {
@@ -101,7 +102,8 @@ pub async fn ingest_batches(
                 body.extend_from_slice(l.as_bytes());
             }
             body.extend_from_slice(b"]}");
-            tx.blocking_send((account.to_owned(), Bytes::from(body))).is_ok()
+            tx.blocking_send((account.to_owned(), Bytes::from(body)))
+                .is_ok()
         };
         for item in Reader::open(&path)?.take(n as usize) {
             let (account, json) = item?;
@@ -190,12 +192,19 @@ pub async fn ingest_singles(
     let started = Instant::now();
     let mut workers = Vec::with_capacity(clients);
     for _ in 0..clients {
-        let (client, events, next, token) = (client.clone(), events.clone(), next.clone(), token.to_owned());
+        let (client, events, next, token) = (
+            client.clone(),
+            events.clone(),
+            next.clone(),
+            token.to_owned(),
+        );
         workers.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((url, body)) = events.get(i) else { break };
+                let Some((url, body)) = events.get(i) else {
+                    break;
+                };
                 lat.push(post(&client, url, &token, body.clone()).await?);
             }
             anyhow::Ok(lat)
@@ -240,7 +249,12 @@ impl Api {
         for (k, v) in extra {
             q.append_pair(k, v);
         }
-        format!("{}/v1/accounts/{}/events{endpoint}?{}", self.base, self.account, q.finish())
+        format!(
+            "{}/v1/accounts/{}/events{endpoint}?{}",
+            self.base,
+            self.account,
+            q.finish()
+        )
     }
 
     async fn get(&self, url: String) -> Result<Bytes> {
@@ -263,19 +277,25 @@ impl Api {
     pub async fn count(&self, shape: &Shape, range: &Range) -> Result<u64> {
         let body = self.get(self.url("/count", shape, range, &[])).await?;
         let v: Value = serde_json::from_slice(&body)?;
-        v["count"].as_u64().context("count response without `count`")
+        v["count"]
+            .as_u64()
+            .context("count response without `count`")
     }
 
     /// `GET …/histogram?bucket=day`: returns the number of buckets.
     pub async fn histogram(&self, shape: &Shape, range: &Range) -> Result<usize> {
-        let body = self.get(self.url("/histogram", shape, range, &[("bucket", "day")])).await?;
+        let body = self
+            .get(self.url("/histogram", shape, range, &[("bucket", "day")]))
+            .await?;
         let v: Value = serde_json::from_slice(&body)?;
         Ok(v["buckets"].as_array().map_or(0, Vec::len))
     }
 
     /// `GET …/events?limit=50`: the first page; returns its size in bytes.
     pub async fn first_page(&self, shape: &Shape, range: &Range) -> Result<usize> {
-        let body = self.get(self.url("", shape, range, &[("limit", "50")])).await?;
+        let body = self
+            .get(self.url("", shape, range, &[("limit", "50")]))
+            .await?;
         Ok(body.len())
     }
 
@@ -306,12 +326,17 @@ impl Api {
             .with_context(|| format!("GET {url}"))?;
         if !res.status().is_success() {
             let status = res.status();
-            bail!("GET {url}: {status}: {}", res.text().await.unwrap_or_default());
+            bail!(
+                "GET {url}: {status}: {}",
+                res.text().await.unwrap_or_default()
+            );
         }
         let mut file = match save {
             Some(p) => Some(tokio::io::BufWriter::with_capacity(
                 1 << 20,
-                tokio::fs::File::create(p).await.with_context(|| format!("creating {}", p.display()))?,
+                tokio::fs::File::create(p)
+                    .await
+                    .with_context(|| format!("creating {}", p.display()))?,
             )),
             None => None,
         };

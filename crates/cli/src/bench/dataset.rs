@@ -7,7 +7,7 @@
 //! share of the two cores on JSON building instead of sending. A file read
 //! back from the page cache costs little CPU and bounds the bench's memory.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -63,7 +63,9 @@ pub struct DatasetStats {
     pub events: u64,
     pub main_account_events: u64,
     pub accounts: usize,
+    /// Users of the generator, and how many of them appear.
     pub users: usize,
+    pub users_seen: usize,
     pub days: i64,
     pub first_at: String,
     pub last_at: String,
@@ -93,7 +95,8 @@ pub fn generate(path: &Path, n: u64, seed: u64, now_us: i64) -> Result<DatasetSt
     // A second stream for what the bench adds (account, padding), so the
     // generator's own sequence stays what `auditlog demo` would produce.
     let mut rng = StdRng::seed_from_u64(seed ^ 0x6265_6e63_6821);
-    let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
 
     // Whole milliseconds: the API keeps milliseconds, and the baseline's
@@ -128,7 +131,12 @@ pub fn generate(path: &Path, n: u64, seed: u64, now_us: i64) -> Result<DatasetSt
             line.push_str(&account_name(account));
             line.push('\t');
             line.push_str(&serde_json::to_string(&body)?);
-            acc.add(account == 0, &body, line.len() - account_name(account).len() - 1, &at);
+            acc.add(
+                account == 0,
+                &body,
+                line.len() - account_name(account).len() - 1,
+                &at,
+            );
             line.push('\n');
             out.write_all(line.as_bytes())?;
         }
@@ -136,7 +144,9 @@ pub fn generate(path: &Path, n: u64, seed: u64, now_us: i64) -> Result<DatasetSt
     out.flush()?;
     drop(out);
     let file_bytes = std::fs::metadata(path)?.len();
-    Ok(acc.finish(n, file_bytes, started.elapsed().as_secs_f64()))
+    let mut stats = acc.finish(n, file_bytes, started.elapsed().as_secs_f64());
+    stats.users = g.users().len();
+    Ok(stats)
 }
 
 /// Adds a request id, a session id and a client string to the metadata.
@@ -166,7 +176,7 @@ struct Accumulator {
     meta_sum: u64,
     body_sum: u64,
     seen: u64,
-    users: HashMap<String, u64>,
+    users: HashSet<String>,
     names: HashMap<String, u64>,
     first_at: Option<String>,
     last_at: String,
@@ -179,17 +189,23 @@ impl Accumulator {
             self.first_at = Some(at.to_owned());
         }
         at.clone_into(&mut self.last_at);
-        let desc = body["description"].as_str().map_or(0, |d| d.chars().count());
-        self.desc_min = if self.seen == 1 { desc } else { self.desc_min.min(desc) };
+        let desc = body["description"]
+            .as_str()
+            .map_or(0, |d| d.chars().count());
+        self.desc_min = if self.seen == 1 {
+            desc
+        } else {
+            self.desc_min.min(desc)
+        };
         self.desc_max = self.desc_max.max(desc);
         self.desc_sum += desc as u64;
         self.desc_in_range += u64::from((80..=150).contains(&desc));
         self.meta_sum += serde_json::to_string(&body["metadata"]).map_or(0, |s| s.len()) as u64;
         self.body_sum += body_bytes as u64;
-        if let Some(id) = body["actor"]["id"].as_str() {
-            if !self.users.contains_key(id) {
-                self.users.insert(id.to_owned(), 0);
-            }
+        if let Some(id) = body["actor"]["id"].as_str()
+            && !self.users.contains(id)
+        {
+            self.users.insert(id.to_owned());
         }
         if main {
             self.main += 1;
@@ -216,7 +232,8 @@ impl Accumulator {
             events: n,
             main_account_events: self.main,
             accounts: OTHER_ACCOUNTS + 1,
-            users: self.users.len(),
+            users: 0,
+            users_seen: self.users.len(),
             days: DAYS,
             first_at: self.first_at.unwrap_or_default(),
             last_at: self.last_at,
@@ -244,7 +261,8 @@ pub struct Reader {
 
 impl Reader {
     pub fn open(path: &PathBuf) -> Result<Reader> {
-        let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let file =
+            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
         Ok(Reader {
             lines: BufReader::with_capacity(1 << 20, file).lines(),
         })

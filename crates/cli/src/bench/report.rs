@@ -12,7 +12,7 @@ fn int(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);
@@ -58,7 +58,12 @@ fn p50_p95(l: &Latency) -> String {
 /// `total / anon / file` in MiB.
 fn rss3(r: &Rss) -> String {
     let m = |b: u64| b as f64 / (1024.0 * 1024.0);
-    format!("{:.1} / {:.1} / {:.1} MiB", m(r.total), m(r.anon), m(r.file))
+    format!(
+        "{:.1} / {:.1} / {:.1} MiB",
+        m(r.total),
+        m(r.anon),
+        m(r.file)
+    )
 }
 
 /// Peak RSS of an export with its growth, total and anonymous.
@@ -100,11 +105,18 @@ pub fn markdown(r: &Results) -> String {
     let _ = writeln!(
         o,
         "**Machine**: {} CPUs ({}), {:.1} GiB RAM, Linux {} · {} build · seed {} · started {} · {:.0} s in all\n",
-        m.cpus, m.cpu_model, m.memory_gib, m.kernel, r.config.build, r.config.seed, r.started_at, r.total_secs
+        m.cpus,
+        m.cpu_model,
+        m.memory_gib,
+        m.kernel,
+        r.config.build,
+        r.config.seed,
+        r.started_at,
+        r.total_secs
     );
     let _ = writeln!(
         o,
-        "**Dataset**: {} events ({} in `acme`, the rest over {} other accounts), {} users, {} days \
+        "**Dataset**: {} events ({} in `acme`, the rest over {} other accounts), {} users ({} seen), {} days \
          ({} to {}); in `acme` Login is {:.1} % and Role created {:.2} %; descriptions {}–{} characters \
          (mean {:.0}, {:.0} % within 80–150); metadata {:.0} bytes and ingest bodies {:.0} bytes on average; \
          busiest user name \"{}\" ({} events). Generated in {:.1} s.\n",
@@ -112,6 +124,7 @@ pub fn markdown(r: &Results) -> String {
         int(d.main_account_events),
         d.accounts - 1,
         int(d.users as u64),
+        int(d.users_seen as u64),
         d.days,
         d.first_at,
         d.last_at,
@@ -142,7 +155,10 @@ pub fn markdown(r: &Results) -> String {
     goals_section(&mut o, r);
 
     if r.count_mismatches.is_empty() {
-        let _ = writeln!(o, "Counts: auditlog and the baseline agree on every filter shape and range.");
+        let _ = writeln!(
+            o,
+            "Counts: auditlog and the baseline agree on every filter shape and range."
+        );
     } else {
         let _ = writeln!(o, "Counts that differ between auditlog and the baseline:");
         for c in &r.count_mismatches {
@@ -189,7 +205,11 @@ fn ingest_section(o: &mut String, r: &Results) {
                 "{} / {} per {}",
                 ms(b.latency.p50_ms),
                 ms(b.latency.p99_ms),
-                if name == "single events" { "commit" } else { "transaction" }
+                if name == "single events" {
+                    "commit"
+                } else {
+                    "transaction"
+                }
             )),
         );
         let _ = writeln!(
@@ -213,7 +233,10 @@ fn ingest_section(o: &mut String, r: &Results) {
 
 fn query_sections(o: &mut String, r: &Results) {
     let reps = r.queries.first().map_or(0, |q| q.auditlog.dashboard.n);
-    let _ = writeln!(o, "### Dashboard queries: count + histogram + first page together\n");
+    let _ = writeln!(
+        o,
+        "### Dashboard queries: count + histogram + first page together\n"
+    );
     let _ = writeln!(
         o,
         "The three requests are issued concurrently (as the dashboard does; the baseline runs them on \
@@ -239,13 +262,26 @@ fn query_sections(o: &mut String, r: &Results) {
             int(a.matched),
             p50_p95(&a.dashboard),
             ms(a.dashboard_cold_ms),
-            b.map_or("—".into(), |b| format!("{} (n={})", p50_p95(&b.dashboard), b.dashboard.n)),
+            b.map_or("—".into(), |b| format!(
+                "{} (n={})",
+                p50_p95(&b.dashboard),
+                b.dashboard.n
+            )),
             b.map_or("—".into(), |b| ms(b.dashboard_cold_ms)),
-            b.map_or("—".into(), |b| ratio(b.dashboard.p95_ms, a.dashboard.p95_ms)),
-            b.map_or("—".into(), |b| ratio(b.dashboard_cold_ms, a.dashboard_cold_ms)),
+            b.map_or("—".into(), |b| ratio(
+                b.dashboard.p95_ms,
+                a.dashboard.p95_ms
+            )),
+            b.map_or("—".into(), |b| ratio(
+                b.dashboard_cold_ms,
+                a.dashboard_cold_ms
+            )),
         );
     }
-    let _ = writeln!(o, "\n### The same queries one at a time (warm p50 / p95, ms)\n");
+    let _ = writeln!(
+        o,
+        "\n### The same queries one at a time (warm p50 / p95, ms)\n"
+    );
     let _ = writeln!(
         o,
         "| filter | range | count: auditlog | count: baseline | histogram: auditlog | histogram: baseline | first page: auditlog | first page: baseline |"
@@ -271,7 +307,10 @@ fn query_sections(o: &mut String, r: &Results) {
 }
 
 fn export_section(o: &mut String, r: &Results) {
-    let _ = writeln!(o, "### Export and verification (all time, account `acme`)\n");
+    let _ = writeln!(
+        o,
+        "### Export and verification (all time, account `acme`)\n"
+    );
     let _ = writeln!(o, "| | auditlog | baseline | speedup |");
     let _ = writeln!(o, "|---|---:|---:|---:|");
     let a = &r.export_csv;
@@ -282,7 +321,11 @@ fn export_section(o: &mut String, r: &Results) {
         int(a.rows_per_sec.round() as u64),
         int(a.rows),
         a.secs,
-        b.map_or("—".into(), |b| format!("{} ({:.1} s)", int(b.rows_per_sec.round() as u64), b.secs)),
+        b.map_or("—".into(), |b| format!(
+            "{} ({:.1} s)",
+            int(b.rows_per_sec.round() as u64),
+            b.secs
+        )),
         b.map_or("—".into(), |b| ratio(a.rows_per_sec, b.rows_per_sec)),
     );
     let _ = writeln!(
@@ -305,11 +348,22 @@ fn export_section(o: &mut String, r: &Results) {
     );
     let v = &r.verify;
     let verify = if v.available {
-        format!("{} ({} records, {:.1} s)", int(v.records_per_sec.round() as u64), int(v.records), v.secs)
+        format!(
+            "{} ({} records, {:.1} s)",
+            int(v.records_per_sec.round() as u64),
+            int(v.records),
+            v.secs
+        )
     } else {
-        format!("not available ({})", v.error.as_deref().unwrap_or("unknown error"))
+        format!(
+            "not available ({})",
+            v.error.as_deref().unwrap_or("unknown error")
+        )
     };
-    let _ = writeln!(o, "| `auditlog verify` of the JSONL export: records/s | {verify} | — | |\n");
+    let _ = writeln!(
+        o,
+        "| `auditlog verify` of the JSONL export: records/s | {verify} | — | |\n"
+    );
 }
 
 fn footprint_section(o: &mut String, r: &Results) {
@@ -418,7 +472,10 @@ fn goals_section(o: &mut String, r: &Results) {
         v.available && v.records_per_sec >= 1_000_000.0,
     ));
     goals.push((
-        format!("server RSS with the events stored ({} here)", int(r.config.events)),
+        format!(
+            "server RSS with the events stored ({} here)",
+            int(r.config.events)
+        ),
         "≤ 512 MiB at 10M".into(),
         format!("{:.0} MiB", mib_f(rss_stored)),
         mib_f(rss_stored) <= 512.0,

@@ -51,7 +51,13 @@ pub async fn run_self(args: &[&str]) -> Result<String> {
         .with_context(|| format!("running auditlog {}", args.join(" ")))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        bail!("{}", err.trim().lines().last().unwrap_or("failed without a message"));
+        bail!(
+            "{}",
+            err.trim()
+                .lines()
+                .last()
+                .unwrap_or("failed without a message")
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -59,9 +65,18 @@ pub async fn run_self(args: &[&str]) -> Result<String> {
 /// Creates a token offline in `data_dir`.
 pub async fn create_token(data_dir: &Path, account: &str, role: &str) -> Result<String> {
     let dir = data_dir.to_string_lossy();
-    let out = run_self(&["token", "create", "--data-dir", &dir, "--account", account, "--role", role])
-        .await
-        .with_context(|| format!("creating a {role} token for {account}"))?;
+    let out = run_self(&[
+        "token",
+        "create",
+        "--data-dir",
+        &dir,
+        "--account",
+        account,
+        "--role",
+        role,
+    ])
+    .await
+    .with_context(|| format!("creating a {role} token for {account}"))?;
     Ok(out.trim().to_owned())
 }
 
@@ -140,7 +155,10 @@ impl Server {
                 status?;
             }
             Err(_) => {
-                tracing::warn!(pid = self.pid, "server did not stop within a minute; killing it");
+                tracing::warn!(
+                    pid = self.pid,
+                    "server did not stop within a minute; killing it"
+                );
                 self.child.kill().await?;
             }
         }

@@ -88,7 +88,10 @@ mod tests {
     #[test]
     fn nearest_rank_percentiles() {
         let l = Latency::of((1..=100).map(Duration::from_millis).collect());
-        assert_eq!((l.n, l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms), (100, 50.0, 95.0, 99.0, 100.0));
+        assert_eq!(
+            (l.n, l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms),
+            (100, 50.0, 95.0, 99.0, 100.0)
+        );
         let one = Latency::of(vec![Duration::from_millis(7)]);
         assert_eq!((one.p50_ms, one.p99_ms), (7.0, 7.0));
         assert_eq!(Latency::of(Vec::new()).n, 0);

@@ -707,18 +707,6 @@ impl Plan {
         rows.truncate(limit);
         (rows, more)
     }
-
-    /// Every matching row, newest first: the order of an export.
-    pub fn collect_sorted(
-        &self,
-        bounds: TimeBounds,
-        description: &mut dyn FnMut(u64) -> bool,
-    ) -> Vec<RowKey> {
-        let mut rows = Vec::new();
-        self.for_each_match(bounds, description, |r| rows.push(r));
-        rows.sort_unstable_by(|a, b| b.cmp(a));
-        rows
-    }
 }
 
 #[cfg(test)]

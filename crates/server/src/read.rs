@@ -53,10 +53,11 @@ fn query_pairs(raw: Option<String>) -> ApiResult<Vec<(String, String)>> {
         let mut out = Vec::with_capacity(b.len());
         let mut i = 0;
         while i < b.len() {
-            let byte = match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+            let digit = |at: usize| b.get(at).copied().and_then(hex);
+            let byte = match (b[i], digit(i + 1), digit(i + 2)) {
                 (b'%', Some(hi), Some(lo)) => {
                     i += 2;
-                    hi << 4 | lo
+                    (hi << 4) | lo
                 }
                 (b'+', _, _) => b' ',
                 (c, _, _) => c,

@@ -141,8 +141,11 @@ pub struct SqliteOptions {
 impl Default for SqliteOptions {
     fn default() -> Self {
         SqliteOptions {
-            cache_kib: 32 * 1024,
-            mmap_bytes: 256 * 1024 * 1024,
+            // 16 MiB of page cache per connection. No mmap: mapped file
+            // pages count in the process's RSS, and an export would map the
+            // whole file; the kernel's page cache serves reads as well.
+            cache_kib: 16 * 1024,
+            mmap_bytes: 0,
         }
     }
 }
@@ -1053,19 +1056,29 @@ impl Store for SqliteStore {
             // not hold a pooled one.
             let conn = open_conn(&sh.path, &sh.opts, true)?;
             let plan = acc.index.plan(&sel.filters, sel.join, index_scope(&sel.scope));
-            let keys = {
-                let mut desc = description_checker(&conn, acc.db_id, plan.description_filters(), plan.join());
-                plan.collect_sorted(sel.bounds, &mut desc)
-            };
+            let mut desc =
+                description_checker(&conn, acc.db_id, plan.description_filters(), plan.join());
+            // Page through the plan's snapshot newest first, one batch at a
+            // time: memory stays flat however many rows match, and for a
+            // log ingested roughly in time order each page touches about
+            // one chunk of the index.
+            let mut after = None;
             let mut batch = Vec::with_capacity(EXPORT_BATCH);
             let mut n = 0u64;
-            for chunk in keys.chunks(EXPORT_BATCH) {
+            loop {
+                let (keys, more) = plan.page(sel.bounds, after, EXPORT_BATCH, &mut desc);
                 batch.clear();
-                for k in chunk {
+                for k in &keys {
                     batch.push(fetch_raw(&conn, acc.db_id, k.seq)?);
                 }
-                sink(&batch)?;
-                n += batch.len() as u64;
+                if !batch.is_empty() {
+                    sink(&batch)?;
+                    n += batch.len() as u64;
+                }
+                match (more, keys.last()) {
+                    (true, Some(last)) => after = Some(*last),
+                    _ => break,
+                }
             }
             Ok(n)
         })

@@ -1080,11 +1080,20 @@ async fn bad_query_parameters_are_400_naming_the_parameter_on_every_read_route()
         }
     }
     // Percent-encoded bytes that are not UTF-8.
-    for raw in ["filter=event:eq:%FF", "tz=Europe%2F%C3%28", "range=today%FE"] {
+    for raw in [
+        "filter=event:eq:%FF",
+        "tz=Europe%2F%C3%28",
+        "range=today%FE",
+    ] {
         for route in &routes {
             let path = format!("{route}?{raw}");
             let res = app.get(&read, &path).await;
-            assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{path}: {}", res.text().await.unwrap());
+            assert_eq!(
+                res.status(),
+                StatusCode::BAD_REQUEST,
+                "{path}: {}",
+                res.text().await.unwrap()
+            );
         }
     }
     // The edges of what is accepted.

@@ -117,6 +117,7 @@ pub async fn import(args: ImportArgs) -> Result<()> {
     let url = format!("{}/v1/accounts/{}/events/batch", args.url.trim_end_matches('/'), args.account);
     let mut batch = Vec::with_capacity(args.batch);
     let mut sent = 0usize;
+    let mut skipped = 0usize;
     let reader = std::io::BufReader::new(file);
     let flush = |batch: Vec<Value>| {
         let client = client.clone();
@@ -144,6 +145,12 @@ pub async fn import(args: ImportArgs) -> Result<()> {
             continue;
         }
         let v: Value = serde_json::from_str(&line).with_context(|| format!("line {} is not JSON", i + 1))?;
+        // The server records its own exports; those records describe reads
+        // of the source log and cannot (and need not) be ingested again.
+        if v.get("category").and_then(Value::as_str) == Some(auditlog_core::validate::RESERVED_CATEGORY) {
+            skipped += 1;
+            continue;
+        }
         batch.push(to_ingest_body(v));
         if batch.len() == args.batch {
             sent += batch.len();
@@ -156,5 +163,11 @@ pub async fn import(args: ImportArgs) -> Result<()> {
     }
     progress.finish_and_clear();
     eprintln!("imported {sent} events");
+    if skipped > 0 {
+        eprintln!(
+            "skipped {skipped} `{}` records (the source server's own export records)",
+            auditlog_core::validate::RESERVED_CATEGORY
+        );
+    }
     Ok(())
 }

@@ -40,7 +40,7 @@ fn context(state: &AppState, headers: &HeaderMap, peer: Option<Peer>) -> IngestC
 }
 
 /// The body, or a problem document when it is over the limit or unreadable.
-fn read_body(body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
+pub(crate) fn read_body(body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
     body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::TooLarge(format!(

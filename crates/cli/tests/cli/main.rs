@@ -6,3 +6,4 @@ mod commands;
 mod crash;
 mod helpers;
 mod serve;
+mod tlog;

@@ -20,8 +20,22 @@ const LAST: &[&str] = &[
     "Khan", "Murphy", "Petrova", "Aziz", "Martin", "Garcia", "Bello", "Berg", "Sato", "Kim",
 ];
 const WORDS: &[&str] = &[
-    "invoice", "claims", "onboarding", "support", "triage", "summary", "extraction", "routing",
-    "review", "forecast", "intake", "renewal", "audit", "ledger", "contract", "email",
+    "invoice",
+    "claims",
+    "onboarding",
+    "support",
+    "triage",
+    "summary",
+    "extraction",
+    "routing",
+    "review",
+    "forecast",
+    "intake",
+    "renewal",
+    "audit",
+    "ledger",
+    "contract",
+    "email",
 ];
 
 /// One synthetic user.
@@ -45,7 +59,9 @@ pub struct Generator {
 
 impl std::fmt::Debug for Generator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Generator").field("users", &self.users.len()).finish()
+        f.debug_struct("Generator")
+            .field("users", &self.users.len())
+            .finish()
     }
 }
 
@@ -137,8 +153,14 @@ impl Generator {
         } else if let Some(entity) = key.strip_suffix("_id") {
             format!("{entity}_{n}")
         } else if key.contains("type") {
-            ["custom", "standard", "commercial", "open-source", "gpu-a100", "cpu"]
-                [self.rng.random_range(0..6usize)]
+            [
+                "custom",
+                "standard",
+                "commercial",
+                "open-source",
+                "gpu-a100",
+                "cpu",
+            ][self.rng.random_range(0..6usize)]
             .to_owned()
         } else if key.contains("url") {
             format!("https://hooks.example.com/{}", self.words(1))
@@ -173,7 +195,10 @@ impl Generator {
             let v = match f.ty {
                 FieldType::String => json!(self.string_value(&f.key)),
                 FieldType::Number => {
-                    if f.key.contains("rate") || f.key.contains("temperature") || f.key.contains("top_p") {
+                    if f.key.contains("rate")
+                        || f.key.contains("temperature")
+                        || f.key.contains("top_p")
+                    {
                         json!((self.rng.random_range(1..100u32) as f64) / 100.0)
                     } else {
                         json!(self.rng.random_range(1..512u32))
@@ -189,9 +214,17 @@ impl Generator {
         let description = format!(
             "{} {} — {}{}",
             user.name,
-            entry.event.description.trim_end_matches('.').to_lowercase().replacen("tracks", "performed", 1),
+            entry
+                .event
+                .description
+                .trim_end_matches('.')
+                .to_lowercase()
+                .replacen("tracks", "performed", 1),
             self.words(6),
-            workflow.as_deref().map(|w| format!(" in workflow {w}")).unwrap_or_default(),
+            workflow
+                .as_deref()
+                .map(|w| format!(" in workflow {w}"))
+                .unwrap_or_default(),
         );
         let mut body = json!({
             "level": entry.level.as_str(),
@@ -242,7 +275,10 @@ mod tests {
         for _ in 0..500 {
             let body = g.event("2026-11-20T10:00:00Z");
             let mut errors = Vec::new();
-            assert!(validate_event(catalog, &body, "", &ctx, &mut errors).is_some(), "{errors:?}");
+            assert!(
+                validate_event(catalog, &body, "", &ctx, &mut errors).is_some(),
+                "{errors:?}"
+            );
         }
     }
 }

@@ -40,7 +40,8 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         eprintln!("account `{account}` already has events; serving them");
     }
     let now = Micros::from_timestamp(jiff::Timestamp::now()).0;
-    let (secret, record) = auditlog_server::auth::new_token(TokenScope::Account(account.clone()), Role::Admin, now);
+    let (secret, record) =
+        auditlog_server::auth::new_token(TokenScope::Account(account.clone()), Role::Admin, now);
     store.create_token(record).await?;
     let (ingest_secret, ingest) =
         auditlog_server::auth::new_token(TokenScope::Account(account.clone()), Role::Ingest, now);
@@ -56,7 +57,10 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         } else {
             addr.ip().to_string()
         };
-        println!("dashboard:    http://{host}:{}/#token={secret}", addr.port());
+        println!(
+            "dashboard:    http://{host}:{}/#token={secret}",
+            addr.port()
+        );
     })
     .await
 }
@@ -67,16 +71,26 @@ async fn fill(store: &DynStore, account: &AccountId, n: usize) -> Result<()> {
     let now = Micros::from_timestamp(jiff::Timestamp::now());
     let start = now.0 - DAYS * 86_400_000_000;
     let mut g = Generator::new(2026, 2000);
-    let mut times: Vec<i64> = (0..n).map(|_| g.instant(start, now.0 - 3_600_000_000)).collect();
+    let mut times: Vec<i64> = (0..n)
+        .map(|_| g.instant(start, now.0 - 3_600_000_000))
+        .collect();
     times.sort_unstable();
     let catalog = Catalog::get();
-    let ctx = IngestContext { now, client_ip: None };
+    let ctx = IngestContext {
+        now,
+        client_ip: None,
+    };
     let progress = indicatif::ProgressBar::new(n as u64 + catalog.len() as u64);
     progress.set_style(
-        indicatif::ProgressStyle::with_template("generating demo events {bar:40} {pos}/{len} ({per_sec})")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(
+            "generating demo events {bar:40} {pos}/{len} ({per_sec})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let mut bodies: Vec<serde_json::Value> = times.iter().map(|t| g.event(&Micros(*t).to_rfc3339())).collect();
+    let mut bodies: Vec<serde_json::Value> = times
+        .iter()
+        .map(|t| g.event(&Micros(*t).to_rfc3339()))
+        .collect();
     for (i, e) in catalog.entries().enumerate() {
         if e.category == auditlog_core::validate::RESERVED_CATEGORY {
             continue;

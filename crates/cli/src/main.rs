@@ -17,16 +17,26 @@ use auditlog_store::sqlite::{SqliteOptions, SqliteStore};
 use auditlog_store::{DynStore, Role, TokenScope};
 
 mod bench;
-mod demo;
 mod datagen;
+mod demo;
 mod transfer;
 mod verify_cmd;
 
 #[derive(Parser, Debug)]
-#[command(name = "auditlog", version, about = "A tamper-evident audit log service")]
+#[command(
+    name = "auditlog",
+    version,
+    about = "A tamper-evident audit log service"
+)]
 struct Cli {
     /// Log format on stderr.
-    #[arg(long, global = true, value_enum, default_value = "text", env = "AUDITLOG_LOG_FORMAT")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "AUDITLOG_LOG_FORMAT"
+    )]
     log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
@@ -105,7 +115,11 @@ pub struct ServeArgs {
     #[arg(long, env = "AUDITLOG_DATABASE_URL")]
     pub database_url: Option<String>,
     /// A proxy whose X-Forwarded-For is believed (repeatable, CIDR).
-    #[arg(long = "trusted-proxy", env = "AUDITLOG_TRUSTED_PROXY", value_delimiter = ',')]
+    #[arg(
+        long = "trusted-proxy",
+        env = "AUDITLOG_TRUSTED_PROXY",
+        value_delimiter = ','
+    )]
     pub trusted_proxy: Vec<IpNet>,
     /// Checkpoint origin prefix: an account's log is `<origin>/<account>`.
     #[arg(long, default_value = "auditlog.local", env = "AUDITLOG_ORIGIN")]

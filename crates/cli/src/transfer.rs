@@ -51,7 +51,9 @@ pub async fn export(args: ExportArgs) -> Result<()> {
     for f in &args.filter {
         query.push(("filter", f));
     }
-    let qs: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(&query).finish();
+    let qs: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&query)
+        .finish();
     let url = format!(
         "{}/v1/accounts/{}/events/export?{qs}",
         args.url.trim_end_matches('/'),
@@ -65,12 +67,17 @@ pub async fn export(args: ExportArgs) -> Result<()> {
         .with_context(|| format!("GET {url}"))?;
     if !res.status().is_success() {
         let status = res.status();
-        bail!("export failed: {status}: {}", res.text().await.unwrap_or_default());
+        bail!(
+            "export failed: {status}: {}",
+            res.text().await.unwrap_or_default()
+        );
     }
     let progress = indicatif::ProgressBar::new_spinner();
     progress.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} exported {human_pos} records ({per_sec})")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        indicatif::ProgressStyle::with_template(
+            "{spinner} exported {human_pos} records ({per_sec})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
     );
     let mut out: Box<dyn Write> = match &args.output {
         Some(p) => Box::new(std::io::BufWriter::new(
@@ -106,7 +113,8 @@ fn to_ingest_body(mut v: Value) -> Value {
 }
 
 pub async fn import(args: ImportArgs) -> Result<()> {
-    let file = std::fs::File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
+    let file = std::fs::File::open(&args.file)
+        .with_context(|| format!("opening {}", args.file.display()))?;
     let total = file.metadata().map(|m| m.len()).unwrap_or(0);
     let progress = indicatif::ProgressBar::new(total);
     progress.set_style(
@@ -114,7 +122,11 @@ pub async fn import(args: ImportArgs) -> Result<()> {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let client = reqwest::Client::new();
-    let url = format!("{}/v1/accounts/{}/events/batch", args.url.trim_end_matches('/'), args.account);
+    let url = format!(
+        "{}/v1/accounts/{}/events/batch",
+        args.url.trim_end_matches('/'),
+        args.account
+    );
     let mut batch = Vec::with_capacity(args.batch);
     let mut sent = 0usize;
     let mut skipped = 0usize;
@@ -133,7 +145,10 @@ pub async fn import(args: ImportArgs) -> Result<()> {
                 .with_context(|| format!("POST {url}"))?;
             if !res.status().is_success() {
                 let status = res.status();
-                bail!("import failed: {status}: {}", res.text().await.unwrap_or_default());
+                bail!(
+                    "import failed: {status}: {}",
+                    res.text().await.unwrap_or_default()
+                );
             }
             Ok(())
         }
@@ -144,10 +159,13 @@ pub async fn import(args: ImportArgs) -> Result<()> {
         if line.trim().is_empty() {
             continue;
         }
-        let v: Value = serde_json::from_str(&line).with_context(|| format!("line {} is not JSON", i + 1))?;
+        let v: Value =
+            serde_json::from_str(&line).with_context(|| format!("line {} is not JSON", i + 1))?;
         // The server records its own exports; those records describe reads
         // of the source log and cannot (and need not) be ingested again.
-        if v.get("category").and_then(Value::as_str) == Some(auditlog_core::validate::RESERVED_CATEGORY) {
+        if v.get("category").and_then(Value::as_str)
+            == Some(auditlog_core::validate::RESERVED_CATEGORY)
+        {
             skipped += 1;
             continue;
         }

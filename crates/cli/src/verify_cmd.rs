@@ -86,8 +86,8 @@ pub fn run(args: VerifyArgs) -> Result<()> {
         (None, [old, new], Some(proof)) => {
             let old_note = read_text(old, "old checkpoint")?;
             let new_note = read_text(new, "new checkpoint")?;
-            let proof_json =
-                std::fs::read(proof).with_context(|| format!("reading the proof {}", proof.display()))?;
+            let proof_json = std::fs::read(proof)
+                .with_context(|| format!("reading the proof {}", proof.display()))?;
             let report = verify_consistency_bundle(&old_note, &new_note, &proof_json, &verifier)
                 .map_err(|e| anyhow::anyhow!("FAILED: {}", error_chain(&e)))?;
             println!(
@@ -97,8 +97,8 @@ pub fn run(args: VerifyArgs) -> Result<()> {
             Ok(())
         }
         (None, [], Some(bundle)) => {
-            let json =
-                std::fs::read(bundle).with_context(|| format!("reading the bundle {}", bundle.display()))?;
+            let json = std::fs::read(bundle)
+                .with_context(|| format!("reading the bundle {}", bundle.display()))?;
             let ok = verify_proof_bundle(&json, &verifier)
                 .map_err(|e| anyhow::anyhow!("FAILED: {}", error_chain(&e)))?;
             println!(

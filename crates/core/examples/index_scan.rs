@@ -13,7 +13,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let n: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
     let catalog = Catalog::get();
     let ids: Vec<_> = catalog.entries().map(|e| e.id).collect();
     let users: Vec<String> = (0..2000).map(|i| format!("user {i}")).collect();
@@ -27,7 +30,11 @@ fn main() {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        let ev = if x % 10 < 7 { ids[0] } else { ids[(x % ids.len() as u64) as usize] };
+        let ev = if x % 10 < 7 {
+            ids[0]
+        } else {
+            ids[(x % ids.len() as u64) as usize]
+        };
         let t = start + (i as i64) * (400 * day / n as i64);
         rows.push((t, ev, (x >> 20) as usize % users.len()));
         if rows.len() == 10_000 || i + 1 == n {
@@ -44,13 +51,44 @@ fn main() {
     }
     println!("built {n} rows in {:.2?}", t0.elapsed());
     let end = start + 400 * day;
-    let ranges = [("all_time", TimeBounds::ALL), ("last_30_days", TimeBounds { start: Some(end - 30 * day), end: Some(end) })];
+    let ranges = [
+        ("all_time", TimeBounds::ALL),
+        (
+            "last_30_days",
+            TimeBounds {
+                start: Some(end - 30 * day),
+                end: Some(end),
+            },
+        ),
+    ];
     let shapes: Vec<(&str, Vec<Filter>, Join)> = vec![
         ("none", vec![], Join::And),
-        ("event=rare", vec![Filter::parse("event:eq:Role created").unwrap()], Join::And),
-        ("category!=common", vec![Filter::parse("category:ne:Login/Logout").unwrap()], Join::And),
-        ("event=X OR user=Y", vec![Filter::parse("event:eq:Role created").unwrap(), Filter::parse("user:eq:user 7").unwrap()], Join::Or),
-        ("event!=A AND category!=B", vec![Filter::parse("event:ne:Login").unwrap(), Filter::parse("category:ne:Prompts").unwrap()], Join::And),
+        (
+            "event=rare",
+            vec![Filter::parse("event:eq:Role created").unwrap()],
+            Join::And,
+        ),
+        (
+            "category!=common",
+            vec![Filter::parse("category:ne:Login/Logout").unwrap()],
+            Join::And,
+        ),
+        (
+            "event=X OR user=Y",
+            vec![
+                Filter::parse("event:eq:Role created").unwrap(),
+                Filter::parse("user:eq:user 7").unwrap(),
+            ],
+            Join::Or,
+        ),
+        (
+            "event!=A AND category!=B",
+            vec![
+                Filter::parse("event:ne:Login").unwrap(),
+                Filter::parse("category:ne:Prompts").unwrap(),
+            ],
+            Join::And,
+        ),
     ];
     for (rname, bounds) in ranges {
         let lo = bounds.start.unwrap_or(start);
@@ -71,7 +109,10 @@ fn main() {
                 times[2].push(t.elapsed().as_secs_f64() * 1e3);
             }
             let [c, h, p] = times.map(median);
-            println!("{rname:>13} {sname:<26} count {c:7.2} ms  histogram {h:7.2} ms  page {p:7.2} ms  sum {:7.2} ms", c + h + p);
+            println!(
+                "{rname:>13} {sname:<26} count {c:7.2} ms  histogram {h:7.2} ms  page {p:7.2} ms  sum {:7.2} ms",
+                c + h + p
+            );
         }
     }
 }

@@ -15,7 +15,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let n: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let n: u64 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
     // A typical canonical record is ~550 bytes.
     let mut leaf = vec![b'x'; 550];
     let t = Instant::now();
@@ -25,7 +28,10 @@ fn main() {
         leaves.push(hash_leaf(&leaf));
     }
     let secs = t.elapsed().as_secs_f64();
-    println!("leaf hashes (550-byte leaves): {:.0} leaves/s", n as f64 / secs);
+    println!(
+        "leaf hashes (550-byte leaves): {:.0} leaves/s",
+        n as f64 / secs
+    );
 
     let mut tree = TreeState::new();
     let mut tiles = MemoryTiles::new();
@@ -34,10 +40,14 @@ fn main() {
         tree.append(*l);
         // Tiles are flushed once per commit; model commits of 1,000 events.
         if i % 1000 == 999 {
-            tiles.upsert_all(tree.take_dirty_tiles()).expect("tiles grow");
+            tiles
+                .upsert_all(tree.take_dirty_tiles())
+                .expect("tiles grow");
         }
     }
-    tiles.upsert_all(tree.take_dirty_tiles()).expect("tiles grow");
+    tiles
+        .upsert_all(tree.take_dirty_tiles())
+        .expect("tiles grow");
     let secs = t.elapsed().as_secs_f64();
     println!("tree appends with tiles: {:.0} leaves/s", n as f64 / secs);
     let root = tree.root();

@@ -33,7 +33,11 @@ pub fn guard_formula(cell: &str) -> std::borrow::Cow<'_, str> {
 pub fn format_in_zone(t: Micros, tz: &jiff::tz::TimeZone) -> String {
     let ts = t.to_timestamp();
     let offset = tz.to_offset(ts).seconds();
-    let (sign, abs) = if offset < 0 { ('-', -offset) } else { ('+', offset) };
+    let (sign, abs) = if offset < 0 {
+        ('-', -offset)
+    } else {
+        ('+', offset)
+    };
     let dt = tz.to_datetime(ts);
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}{sign}{:02}:{:02}",
@@ -152,7 +156,10 @@ mod tests {
         let rows: Vec<csv::StringRecord> = rdr.records().map(|r| r.unwrap()).collect();
         assert_eq!(rows.len(), 3);
         assert_eq!(&rows[0][0], "2026-11-25T11:00:00.123+01:00");
-        assert_eq!(&rows[0][3], nasty, "only a leading formula character is guarded");
+        assert_eq!(
+            &rows[0][3], nasty,
+            "only a leading formula character is guarded"
+        );
         assert_eq!(&rows[0][4], "'=HYPERLINK(\"x\")");
         assert_eq!(&rows[1][3], "'-2+3");
         assert_eq!(&rows[1][4], "'@SUM(A1)");

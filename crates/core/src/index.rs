@@ -152,7 +152,9 @@ impl Default for LogIndex {
 
 impl std::fmt::Debug for LogIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LogIndex").field("len", &self.len()).finish()
+        f.debug_struct("LogIndex")
+            .field("len", &self.len())
+            .finish()
     }
 }
 
@@ -263,7 +265,9 @@ impl LogIndex {
         let inner = &mut *g;
         for row in rows {
             let user = inner.user_ids.intern(Some(row.actor_id));
-            let name = inner.names.intern(Some(row.actor_name.unwrap_or(row.actor_id)));
+            let name = inner
+                .names
+                .intern(Some(row.actor_name.unwrap_or(row.actor_id)));
             let next = u32::try_from(inner.actors.pairs.len()).expect("fewer than 2^32 actors");
             let actor = *inner.actors.ids.entry((user, name)).or_insert(next);
             if actor == next {
@@ -373,7 +377,9 @@ impl LogIndex {
                             .actors
                             .pairs
                             .iter()
-                            .map(|&(user, name)| by_value[if by_name { name } else { user } as usize])
+                            .map(|&(user, name)| {
+                                by_value[if by_name { name } else { user } as usize]
+                            })
                             .collect();
                         (1, table)
                     }
@@ -553,7 +559,13 @@ impl Plan {
         mut visit: impl FnMut(RowKey),
     ) {
         for (ci, chunk) in self.chunks.iter().enumerate() {
-            self.scan_chunk(chunk, (ci * CHUNK_ROWS) as u64, bounds, description, &mut visit);
+            self.scan_chunk(
+                chunk,
+                (ci * CHUNK_ROWS) as u64,
+                bounds,
+                description,
+                &mut visit,
+            );
         }
     }
 
@@ -580,7 +592,8 @@ impl Plan {
                 continue;
             }
             if let Some(scope) = &self.scope_event
-                && (!scope[chunk.event[i] as usize] || Some(chunk.workflow[i]) != self.scope_workflow)
+                && (!scope[chunk.event[i] as usize]
+                    || Some(chunk.workflow[i]) != self.scope_workflow)
             {
                 continue;
             }
@@ -671,7 +684,11 @@ impl Plan {
             // bounds so whole chunks are skipped.
             Some(a) => TimeBounds {
                 start: bounds.start,
-                end: Some(bounds.end.map_or(a.occurred_at_us + 1, |e| e.min(a.occurred_at_us + 1))),
+                end: Some(
+                    bounds
+                        .end
+                        .map_or(a.occurred_at_us + 1, |e| e.min(a.occurred_at_us + 1)),
+                ),
             },
             None => bounds,
         };
@@ -687,19 +704,25 @@ impl Plan {
             {
                 continue;
             }
-            self.scan_chunk(chunk, (ci * CHUNK_ROWS) as u64, bounds, description, &mut |row| {
-                if after.is_some_and(|a| row >= a) {
-                    return;
-                }
-                if heap.len() < keep {
-                    heap.push(std::cmp::Reverse(row));
-                } else if let Some(min) = heap.peek()
-                    && row > min.0
-                {
-                    heap.pop();
-                    heap.push(std::cmp::Reverse(row));
-                }
-            });
+            self.scan_chunk(
+                chunk,
+                (ci * CHUNK_ROWS) as u64,
+                bounds,
+                description,
+                &mut |row| {
+                    if after.is_some_and(|a| row >= a) {
+                        return;
+                    }
+                    if heap.len() < keep {
+                        heap.push(std::cmp::Reverse(row));
+                    } else if let Some(min) = heap.peek()
+                        && row > min.0
+                    {
+                        heap.pop();
+                        heap.push(std::cmp::Reverse(row));
+                    }
+                },
+            );
         }
         let mut rows: Vec<RowKey> = heap.into_iter().map(|r| r.0).collect();
         rows.sort_unstable_by(|a, b| b.cmp(a));
@@ -768,7 +791,9 @@ mod tests {
     fn seqs(idx: &LogIndex, filters: &[Filter], join: Join, scope: Scope<'_>) -> Vec<u64> {
         let plan = idx.plan(filters, join, scope);
         let mut out = Vec::new();
-        plan.for_each_match(TimeBounds::ALL, &mut |_| unreachable!(), |r| out.push(r.seq));
+        plan.for_each_match(TimeBounds::ALL, &mut |_| unreachable!(), |r| {
+            out.push(r.seq)
+        });
         out
     }
 
@@ -796,11 +821,17 @@ mod tests {
             filter(Column::User, Op::Eq, "jane doe"),
         ];
         assert_eq!(seqs(&idx, &both, Join::Or, Scope::Account), [0, 1, 3]);
-        assert_eq!(seqs(&idx, &both, Join::And, Scope::Account), Vec::<u64>::new());
+        assert_eq!(
+            seqs(&idx, &both, Join::And, Scope::Account),
+            Vec::<u64>::new()
+        );
         let f = filter(Column::Level, Op::Eq, "workflow");
         assert_eq!(seqs(&idx, &[f], and, Scope::Account), [3, 4]);
         assert_eq!(seqs(&idx, &[], and, Scope::Workflow("wf_1")), [3]);
-        assert_eq!(seqs(&idx, &[], and, Scope::Workflow("nope")), Vec::<u64>::new());
+        assert_eq!(
+            seqs(&idx, &[], and, Scope::Workflow("nope")),
+            Vec::<u64>::new()
+        );
     }
 
     #[test]
@@ -847,9 +878,18 @@ mod tests {
     fn histogram_and_bounds() {
         let idx = sample();
         let plan = idx.plan(&[], Join::And, Scope::Account);
-        assert_eq!(plan.histogram(TimeBounds::ALL, &[0, 10, 20, 40], &mut |_| true), [1, 1, 3]);
-        let b = TimeBounds { start: Some(11), end: None };
-        assert_eq!(plan.histogram(b, &[0, 10, 20, 40], &mut |_| true), [0, 0, 3]);
+        assert_eq!(
+            plan.histogram(TimeBounds::ALL, &[0, 10, 20, 40], &mut |_| true),
+            [1, 1, 3]
+        );
+        let b = TimeBounds {
+            start: Some(11),
+            end: None,
+        };
+        assert_eq!(
+            plan.histogram(b, &[0, 10, 20, 40], &mut |_| true),
+            [0, 0, 3]
+        );
         let b = TimeBounds {
             start: Some(10),
             end: Some(30),
@@ -890,8 +930,13 @@ mod tests {
                 x ^= x >> 7;
                 x ^= x << 17;
                 // Mostly in time order, some late arrivals.
-                let t = i as i64 * 60_000_000 - i64::from(x.is_multiple_of(5)) * (x % 1000) as i64 * 60_000_000;
-                (t, ids[(x % ids.len() as u64) as usize], format!("u{}", x % 13))
+                let t = i as i64 * 60_000_000
+                    - i64::from(x.is_multiple_of(5)) * (x % 1000) as i64 * 60_000_000;
+                (
+                    t,
+                    ids[(x % ids.len() as u64) as usize],
+                    format!("u{}", x % 13),
+                )
             })
             .collect();
         idx.append(rows.iter().map(|(t, e, u)| IndexRow {
@@ -906,8 +951,14 @@ mod tests {
             vec![],
             vec![filter(Column::Event, Op::Eq, "Login")],
             vec![filter(Column::Category, Op::Ne, "Login/Logout")],
-            vec![filter(Column::Event, Op::Ne, "Login"), filter(Column::Category, Op::Ne, "Prompts")],
-            vec![filter(Column::Event, Op::Eq, "Login"), filter(Column::User, Op::Eq, "u3")],
+            vec![
+                filter(Column::Event, Op::Ne, "Login"),
+                filter(Column::Category, Op::Ne, "Prompts"),
+            ],
+            vec![
+                filter(Column::Event, Op::Eq, "Login"),
+                filter(Column::User, Op::Eq, "u3"),
+            ],
         ];
         let edges: Vec<i64> = (-2..30).map(|h| h * 24 * hour + 30 * 60_000_000).collect();
         for filters in &shapes {
@@ -915,8 +966,14 @@ mod tests {
                 let plan = idx.plan(filters, join, Scope::Account);
                 for bounds in [
                     TimeBounds::ALL,
-                    TimeBounds { start: Some(5 * hour), end: Some(500 * hour) },
-                    TimeBounds { start: Some(5 * hour + 1), end: None },
+                    TimeBounds {
+                        start: Some(5 * hour),
+                        end: Some(500 * hour),
+                    },
+                    TimeBounds {
+                        start: Some(5 * hour + 1),
+                        end: None,
+                    },
                 ] {
                     assert_eq!(
                         idx.count(&plan, bounds, &mut |_| true),
@@ -946,8 +1003,15 @@ mod tests {
             ip_address: None,
             workflow_id: None,
         }));
-        let plan = idx.plan(&[filter(Column::UserId, Op::Eq, "a")], Join::And, Scope::Account);
-        assert_eq!(plan.count(TimeBounds::ALL, &mut |_| true), (n as u64).div_ceil(2));
+        let plan = idx.plan(
+            &[filter(Column::UserId, Op::Eq, "a")],
+            Join::And,
+            Scope::Account,
+        );
+        assert_eq!(
+            plan.count(TimeBounds::ALL, &mut |_| true),
+            (n as u64).div_ceil(2)
+        );
         let (rows, more) = plan.page(TimeBounds::ALL, None, 3, &mut |_| true);
         assert!(more);
         assert_eq!(rows[0].seq, (n - 1) as u64);

@@ -45,7 +45,9 @@ pub struct AccountId(String);
 
 /// Why a string is not an account id.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid account id `{0}`: expected 1 to 63 characters of a-z, 0-9, `_` or `-`, starting with a letter or digit")]
+#[error(
+    "invalid account id `{0}`: expected 1 to 63 characters of a-z, 0-9, `_` or `-`, starting with a letter or digit"
+)]
 pub struct ParseAccountIdError(pub String);
 
 impl AccountId {
@@ -55,9 +57,9 @@ impl AccountId {
         let first_ok = b
             .first()
             .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-        let rest_ok = b.iter().all(|c| {
-            c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-'
-        });
+        let rest_ok = b
+            .iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-');
         if first_ok && rest_ok && b.len() <= 63 {
             Ok(AccountId(s.to_owned()))
         } else {
@@ -340,7 +342,10 @@ mod tests {
         // Re-serializing the parsed body gives the very same canonical bytes.
         assert_eq!(back.body.canonical_bytes(), rec.body.canonical_bytes());
         let text = String::from_utf8(bytes).unwrap();
-        assert!(text.ends_with(&format!(",\"leaf_hash\":\"{}\"}}", hex::encode(rec.leaf_hash))));
+        assert!(text.ends_with(&format!(
+            ",\"leaf_hash\":\"{}\"}}",
+            hex::encode(rec.leaf_hash)
+        )));
     }
 
     #[test]

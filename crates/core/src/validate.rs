@@ -131,7 +131,10 @@ pub fn validate_event(
             "account" => Some(Level::Account),
             "workflow" => Some(Level::Workflow),
             _ => {
-                errs.push("level", format!("unknown level `{s}`; accepted: account, workflow"));
+                errs.push(
+                    "level",
+                    format!("unknown level `{s}`; accepted: account, workflow"),
+                );
                 None
             }
         },
@@ -214,7 +217,10 @@ pub fn validate_event(
         Some(Value::String(s)) => match s.trim().parse::<IpAddr>() {
             Ok(ip) => Some(ip.to_string()),
             Err(_) => {
-                errs.push("ip_address", format!("`{s}` is not an IPv4 or IPv6 address"));
+                errs.push(
+                    "ip_address",
+                    format!("`{s}` is not an IPv4 or IPv6 address"),
+                );
                 None
             }
         },
@@ -375,7 +381,10 @@ fn validate_actor(v: Option<&Value>, errs: &mut Errors<'_>) -> Option<Actor> {
             "app" => Some(ActorKind::App),
             "system" => Some(ActorKind::System),
             _ => {
-                errs.push("kind", format!("unknown kind `{s}`; accepted: user, app, system"));
+                errs.push(
+                    "kind",
+                    format!("unknown kind `{s}`; accepted: user, app, system"),
+                );
                 None
             }
         },
@@ -416,7 +425,10 @@ fn validate_metadata(
         None | Some(Value::Null) => &empty,
         Some(Value::Object(o)) => o,
         Some(_) => {
-            errs.push("metadata", "must be an object of string, number, boolean or null values");
+            errs.push(
+                "metadata",
+                "must be an object of string, number, boolean or null values",
+            );
             return None;
         }
     };
@@ -424,7 +436,10 @@ fn validate_metadata(
     if obj.len() > MAX_METADATA_KEYS {
         errs.push(
             "metadata",
-            format!("has {} keys; at most {MAX_METADATA_KEYS} are accepted", obj.len()),
+            format!(
+                "has {} keys; at most {MAX_METADATA_KEYS} are accepted",
+                obj.len()
+            ),
         );
     }
     let mut out = BTreeMap::new();
@@ -433,7 +448,9 @@ fn validate_metadata(
         if key.is_empty() || key.chars().count() > MAX_METADATA_KEY_CHARS || key.contains('\0') {
             errs.push(
                 &path,
-                format!("metadata keys must be 1 to {MAX_METADATA_KEY_CHARS} characters without NUL"),
+                format!(
+                    "metadata keys must be 1 to {MAX_METADATA_KEY_CHARS} characters without NUL"
+                ),
             );
             continue;
         }
@@ -562,11 +579,23 @@ mod tests {
         }))
         .unwrap_err();
         let p = paths(&errs);
-        for want in ["seq", "bogus", "event", "occurred_at", "actor.kind", "actor.id", "ip_address"] {
+        for want in [
+            "seq",
+            "bogus",
+            "event",
+            "occurred_at",
+            "actor.kind",
+            "actor.id",
+            "ip_address",
+        ] {
             assert!(p.contains(&want), "{want} missing from {errs:?}");
         }
         let ev = errs.iter().find(|e| e.path == "event").unwrap();
-        assert!(ev.message.contains("did you mean `Role created`"), "{}", ev.message);
+        assert!(
+            ev.message.contains("did you mean `Role created`"),
+            "{}",
+            ev.message
+        );
     }
 
     #[test]
@@ -615,7 +644,13 @@ mod tests {
     #[test]
     fn batch_prefix_goes_into_paths() {
         let mut errors = Vec::new();
-        let r = validate_event(Catalog::get(), &json!({"actor": {}}), "events[3]", &ctx(), &mut errors);
+        let r = validate_event(
+            Catalog::get(),
+            &json!({"actor": {}}),
+            "events[3]",
+            &ctx(),
+            &mut errors,
+        );
         assert!(r.is_none());
         let p = paths(&errors);
         assert!(p.contains(&"events[3].level"));

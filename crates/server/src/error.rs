@@ -96,7 +96,10 @@ impl From<StoreError> for ApiError {
         match e.kind {
             StoreErrorKind::Unavailable => {
                 tracing::warn!(error = %e, source = ?e.source, "store unavailable");
-                ApiError::Unavailable(format!("the store is unavailable ({}); retry shortly", e.message))
+                ApiError::Unavailable(format!(
+                    "the store is unavailable ({}); retry shortly",
+                    e.message
+                ))
             }
             StoreErrorKind::Invalid => ApiError::BadRequest(e.message),
             StoreErrorKind::Internal => {
@@ -145,7 +148,10 @@ impl IntoResponse for ApiError {
         );
         match self {
             ApiError::Unavailable(_) => {
-                h.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+                h.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from_static(RETRY_AFTER_SECS),
+                );
             }
             ApiError::Unauthorized => {
                 h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -53,7 +53,8 @@ pub(crate) fn read_body(body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes>
 }
 
 fn parse_json(bytes: &[u8], what: &str) -> ApiResult<Value> {
-    serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest(format!("{what} is not valid JSON: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::BadRequest(format!("{what} is not valid JSON: {e}")))
 }
 
 fn invalid(errors: Vec<auditlog_core::validate::FieldError>) -> ApiError {
@@ -87,9 +88,15 @@ pub async fn ingest_one(
         return Err(invalid(errors));
     };
     let mut appended = state.store.append(&account, vec![event]).await?;
-    let a = appended.pop().ok_or_else(|| ApiError::Internal("append returned nothing".into()))?;
+    let a = appended
+        .pop()
+        .ok_or_else(|| ApiError::Internal("append returned nothing".into()))?;
     metrics::counter!("auditlog_events_ingested_total").increment(u64::from(a.created));
-    let status = if a.created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if a.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((
         status,
         [(header::CONTENT_TYPE, "application/json")],
@@ -115,7 +122,12 @@ pub async fn ingest_batch(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json");
-    let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let mime = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     let items: Vec<Value> = match mime.as_str() {
         "application/x-ndjson" | "application/jsonl" | "application/json-seq" => {
             let mut items = Vec::new();
@@ -187,7 +199,11 @@ pub async fn ingest_batch(
         .iter()
         .map(|a| serde_json::json!({"id": a.record.body.id, "seq": a.record.body.seq}))
         .collect();
-    Ok((StatusCode::CREATED, Json(serde_json::json!({ "records": records }))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "records": records })),
+    )
+        .into_response())
 }
 
 fn too_many() -> ApiError {

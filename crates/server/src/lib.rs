@@ -114,24 +114,45 @@ pub fn app(state: AppState) -> Router {
         .route("/catalog", get(read::catalog))
         .route("/whoami", get(tokens::whoami))
         .route("/public-key", get(tlog::public_key))
-        .route("/accounts/{account}/events", post(ingest::ingest_one).get(read::list))
-        .route("/accounts/{account}/events/batch", post(ingest::ingest_batch))
+        .route(
+            "/accounts/{account}/events",
+            post(ingest::ingest_one).get(read::list),
+        )
+        .route(
+            "/accounts/{account}/events/batch",
+            post(ingest::ingest_batch),
+        )
         .route("/accounts/{account}/events/count", get(read::count))
         .route("/accounts/{account}/events/histogram", get(read::histogram))
         .route("/accounts/{account}/events/export", get(read::export))
         .route("/accounts/{account}/events/{id}", get(read::get_one))
-        .route("/accounts/{account}/events/{id}/proof", get(tlog::event_proof))
-        .route("/accounts/{account}/workflows/{workflow}/events", get(read::wf_list))
-        .route("/accounts/{account}/workflows/{workflow}/events/count", get(read::wf_count))
+        .route(
+            "/accounts/{account}/events/{id}/proof",
+            get(tlog::event_proof),
+        )
+        .route(
+            "/accounts/{account}/workflows/{workflow}/events",
+            get(read::wf_list),
+        )
+        .route(
+            "/accounts/{account}/workflows/{workflow}/events/count",
+            get(read::wf_count),
+        )
         .route(
             "/accounts/{account}/workflows/{workflow}/events/histogram",
             get(read::wf_histogram),
         )
-        .route("/accounts/{account}/workflows/{workflow}/events/export", get(read::wf_export))
+        .route(
+            "/accounts/{account}/workflows/{workflow}/events/export",
+            get(read::wf_export),
+        )
         .route("/accounts/{account}/suggestions", get(read::suggestions))
         .route("/accounts/{account}/checkpoint", get(tlog::checkpoint))
         .route("/accounts/{account}/proof/inclusion", get(tlog::inclusion))
-        .route("/accounts/{account}/proof/consistency", get(tlog::consistency))
+        .route(
+            "/accounts/{account}/proof/consistency",
+            get(tlog::consistency),
+        )
         .route("/accounts/{account}/tokens", post(tokens::create))
         .route("/accounts/{account}/tokens/{id}", delete(tokens::revoke))
         .fallback(ops::not_found);
@@ -192,10 +213,12 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let svc = app.clone().map_request(move |mut req: axum::http::Request<_>| {
-            req.extensions_mut().insert(Peer(peer));
-            req
-        });
+        let svc = app
+            .clone()
+            .map_request(move |mut req: axum::http::Request<_>| {
+                req.extensions_mut().insert(Peer(peer));
+                req
+            });
         let conn = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(svc))
             .into_owned();
@@ -232,7 +255,11 @@ mod tests {
         // Through the proxy: the right-most untrusted hop, not the left-most
         // (which the client controls).
         assert_eq!(
-            client_ip(Some(ip("10.0.0.2")), Some("6.6.6.6, 198.51.100.7, 10.0.0.3"), &trusted),
+            client_ip(
+                Some(ip("10.0.0.2")),
+                Some("6.6.6.6, 198.51.100.7, 10.0.0.3"),
+                &trusted
+            ),
             Some(ip("198.51.100.7"))
         );
         assert_eq!(

@@ -15,13 +15,19 @@ use crate::error::ApiError;
 pub fn install_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
     let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
         .set_buckets_for_metric(
-            metrics_exporter_prometheus::Matcher::Full("auditlog_http_request_duration_seconds".into()),
-            &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0],
+            metrics_exporter_prometheus::Matcher::Full(
+                "auditlog_http_request_duration_seconds".into(),
+            ),
+            &[
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+            ],
         )
         .and_then(|b| {
             b.set_buckets_for_metric(
                 metrics_exporter_prometheus::Matcher::Full("auditlog_commit_batch_events".into()),
-                &[1.0, 2.0, 5.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 5000.0, 20000.0],
+                &[
+                    1.0, 2.0, 5.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 5000.0, 20000.0,
+                ],
             )
         })
         .ok()?
@@ -51,7 +57,10 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
     }
     let body = st.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         body,
     )
         .into_response()
@@ -60,11 +69,7 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
 /// `GET /openapi.json`
 pub async fn openapi() -> Response {
     let doc = crate::openapi::document();
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        doc,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "application/json")], doc).into_response()
 }
 
 pub async fn not_found() -> ApiError {
@@ -97,8 +102,14 @@ pub async fn observe(req: Request, next: Next) -> Response {
         tracing::debug!(%method, route, status = status.as_u16(), elapsed, "request");
     }
     let h = res.headers_mut();
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     let _ = StatusCode::OK;
     res
 }

@@ -224,7 +224,12 @@ async fn do_histogram(state: AppState, p: Prepared) -> ApiResult<Response> {
 }
 
 /// Streams the export, then records an "Audit logs exported" event.
-async fn do_export(state: AppState, caller: Caller, p: Prepared, workflow: bool) -> ApiResult<Response> {
+async fn do_export(
+    state: AppState,
+    caller: Caller,
+    p: Prepared,
+    workflow: bool,
+) -> ApiResult<Response> {
     let format = p.query.format;
     let tz = p.query.range.tz.clone();
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
@@ -241,7 +246,10 @@ async fn do_export(state: AppState, caller: Caller, p: Prepared, workflow: bool)
             Some(enc) => {
                 for r in batch {
                     let body: RecordBody = serde_json::from_str(&r.canonical).map_err(|e| {
-                        StoreError::new(StoreErrorKind::Internal, format!("stored record does not parse: {e}"))
+                        StoreError::new(
+                            StoreErrorKind::Internal,
+                            format!("stored record does not parse: {e}"),
+                        )
                     })?;
                     enc.push(&body);
                 }
@@ -276,7 +284,15 @@ async fn do_export(state: AppState, caller: Caller, p: Prepared, workflow: bool)
         match st.store.export(&account, &sel, sink).await {
             Ok(rows) => {
                 metrics::counter!("auditlog_export_rows_total").increment(rows);
-                let event = export_event(&st, &caller, format_name, &range_echo, &filters_wire, join, rows);
+                let event = export_event(
+                    &st,
+                    &caller,
+                    format_name,
+                    &range_echo,
+                    &filters_wire,
+                    join,
+                    rows,
+                );
                 if let Err(e) = st.store.append(&account, vec![event]).await {
                     tracing::error!(account = %account, error = %e, "could not record the export");
                 }
@@ -293,14 +309,23 @@ async fn do_export(state: AppState, caller: Caller, p: Prepared, workflow: bool)
     let (ctype, file) = match (format, workflow) {
         (ExportFormat::Csv, false) => ("text/csv; charset=utf-8", ACCOUNT_CSV_FILE.to_owned()),
         (ExportFormat::Csv, true) => ("text/csv; charset=utf-8", WORKFLOW_CSV_FILE.to_owned()),
-        (ExportFormat::Jsonl, false) => ("application/x-ndjson", "Account_Audit_Logs.jsonl".to_owned()),
-        (ExportFormat::Jsonl, true) => ("application/x-ndjson", "Workflow_Audit_Logs.jsonl".to_owned()),
+        (ExportFormat::Jsonl, false) => (
+            "application/x-ndjson",
+            "Account_Audit_Logs.jsonl".to_owned(),
+        ),
+        (ExportFormat::Jsonl, true) => (
+            "application/x-ndjson",
+            "Workflow_Audit_Logs.jsonl".to_owned(),
+        ),
     };
     Ok((
         StatusCode::OK,
         [
             (header::CONTENT_TYPE, ctype.to_owned()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file}\"")),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{file}\""),
+            ),
             (header::CACHE_CONTROL, "no-store".to_owned()),
         ],
         Body::from_stream(stream),
@@ -495,7 +520,9 @@ pub async fn get_one(
     let account = caller.authorize(&account, Needed::Read)?;
     match st.store.get(&account, &id).await? {
         Some(r) => Ok(json_response(StatusCode::OK, Record::to_json_bytes(&r))),
-        None => Err(ApiError::NotFound(format!("no event with id `{id}` in this account"))),
+        None => Err(ApiError::NotFound(format!(
+            "no event with id `{id}` in this account"
+        ))),
     }
 }
 
@@ -530,7 +557,11 @@ pub async fn suggestions(
                 "invalid `column`: `{other}`; accepted: user (event and category names come from /v1/catalog)"
             )));
         }
-        None => return Err(ApiError::BadRequest("`column` is required; accepted: user".into())),
+        None => {
+            return Err(ApiError::BadRequest(
+                "`column` is required; accepted: user".into(),
+            ));
+        }
     };
     Ok(axum::Json(json!({ "values": values })).into_response())
 }

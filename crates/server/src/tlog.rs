@@ -23,13 +23,17 @@ pub async fn sign_pending(state: &AppState) -> Result<usize, ApiError> {
     let heads = state.store.unsigned_heads().await?;
     let n = heads.len();
     for (account, head) in heads {
-        let checkpoint = Checkpoint::new(state.origin_of(account.as_str()), head.size, head.root)
-            .map_err(|e| ApiError::Internal(format!("checkpoint for {account}: {e}")))?;
+        let checkpoint =
+            Checkpoint::new(state.origin_of(account.as_str()), head.size, head.root)
+                .map_err(|e| ApiError::Internal(format!("checkpoint for {account}: {e}")))?;
         let note = state
             .signer
             .sign_checkpoint(&checkpoint)
             .map_err(|e| ApiError::Internal(format!("sign checkpoint: {e}")))?;
-        state.store.put_checkpoint(&account, head.size, note).await?;
+        state
+            .store
+            .put_checkpoint(&account, head.size, note)
+            .await?;
     }
     Ok(n)
 }
@@ -42,7 +46,9 @@ pub async fn run_checkpointer(state: AppState) {
     loop {
         tick.tick().await;
         match sign_pending(&state).await {
-            Ok(n) if n > 0 => metrics::counter!("auditlog_checkpoints_signed_total").increment(n as u64),
+            Ok(n) if n > 0 => {
+                metrics::counter!("auditlog_checkpoints_signed_total").increment(n as u64)
+            }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = ?e, "checkpoint signing failed; retrying"),
         }
@@ -72,7 +78,9 @@ pub async fn checkpoint(
     let account = caller.authorize(&account, Needed::Read)?;
     sign_pending(&st).await?;
     match st.store.latest_checkpoint(&account).await? {
-        Some(note) => Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response()),
+        Some(note) => {
+            Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
+        }
         None => Err(ApiError::NotFound(
             "this account has no checkpoint yet: it has no events".into(),
         )),
@@ -89,7 +97,9 @@ fn params(raw: Option<String>, names: [&str; 2]) -> ApiResult<[u64; 2]> {
             )));
         };
         let n = v.parse::<u64>().map_err(|_| {
-            ApiError::BadRequest(format!("invalid `{k}`: `{v}` is not a non-negative integer"))
+            ApiError::BadRequest(format!(
+                "invalid `{k}`: `{v}` is not a non-negative integer"
+            ))
         })?;
         out[i] = Some(n);
     }
@@ -118,7 +128,9 @@ pub async fn inclusion(
 ) -> ApiResult<Response> {
     let account = caller.authorize(&account, Needed::Read)?;
     let [seq, size] = params(q, ["seq", "size"])?;
-    Ok(hashes_json(&st.store.inclusion_proof(&account, seq, size).await?))
+    Ok(hashes_json(
+        &st.store.inclusion_proof(&account, seq, size).await?,
+    ))
 }
 
 /// `GET …/proof/consistency?from=S1&to=S2`
@@ -132,7 +144,9 @@ pub async fn consistency(
 ) -> ApiResult<Response> {
     let account = caller.authorize(&account, Needed::Read)?;
     let [from, to] = params(q, ["from", "to"])?;
-    Ok(hashes_json(&st.store.consistency_proof(&account, from, to).await?))
+    Ok(hashes_json(
+        &st.store.consistency_proof(&account, from, to).await?,
+    ))
 }
 
 /// `GET /v1/accounts/{account}/events/{id}/proof`: a self-contained proof
@@ -148,11 +162,10 @@ pub async fn event_proof(
     Path((account, id)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let account = caller.authorize(&account, Needed::Read)?;
-    let record = st
-        .store
-        .get(&account, &id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no event with id `{id}` in this account")))?;
+    let record =
+        st.store.get(&account, &id).await?.ok_or_else(|| {
+            ApiError::NotFound(format!("no event with id `{id}` in this account"))
+        })?;
     sign_pending(&st).await?;
     let note = st
         .store
@@ -165,7 +178,6 @@ pub async fn event_proof(
         .store
         .inclusion_proof(&account, record.body.seq, checkpoint.size)
         .await?;
-    let bundle =
-        auditlog_core::verify::ProofBundle::new(&record, checkpoint.size, hashes, note);
+    let bundle = auditlog_core::verify::ProofBundle::new(&record, checkpoint.size, hashes, note);
     Ok(axum::Json(bundle).into_response())
 }

@@ -44,7 +44,9 @@ pub async fn create(
         .get("role")
         .and_then(|r| r.as_str())
         .and_then(Role::parse)
-        .ok_or_else(|| ApiError::BadRequest("`role` is required; accepted: ingest, read, admin".into()))?;
+        .ok_or_else(|| {
+            ApiError::BadRequest("`role` is required; accepted: ingest, read, admin".into())
+        })?;
     let now = Micros::from_timestamp(st.now()).0;
     let (secret, record) = new_token(TokenScope::Account(account.clone()), role, now);
     let id = record.id.clone();
@@ -52,7 +54,9 @@ pub async fn create(
     tracing::info!(account = %account, token_id = %id, role = role.as_str(), by = %caller.token.id, "token created");
     Ok((
         StatusCode::CREATED,
-        Json(json!({"id": id, "token": secret, "account": account.as_str(), "role": role.as_str()})),
+        Json(
+            json!({"id": id, "token": secret, "account": account.as_str(), "role": role.as_str()}),
+        ),
     )
         .into_response())
 }
@@ -70,6 +74,8 @@ pub async fn revoke(
         tracing::info!(account = %account, token_id = %id, by = %caller.token.id, "token revoked");
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
-        Err(ApiError::NotFound(format!("no live token `{id}` in this account")))
+        Err(ApiError::NotFound(format!(
+            "no live token `{id}` in this account"
+        )))
     }
 }

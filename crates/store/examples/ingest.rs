@@ -13,7 +13,10 @@ use auditlog_store::sqlite::{SqliteOptions, SqliteStore};
 
 #[tokio::main]
 async fn main() {
-    let n: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(100_000);
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100_000);
     let bodies: Vec<Vec<u8>> = (0..n)
         .map(|i| {
             serde_json::to_vec(&serde_json::json!({
@@ -28,7 +31,10 @@ async fn main() {
         })
         .collect();
     let catalog = Catalog::get();
-    let ctx = IngestContext { now: Micros(1_770_000_000_000_000), client_ip: None };
+    let ctx = IngestContext {
+        now: Micros(1_770_000_000_000_000),
+        client_ip: None,
+    };
     let t = Instant::now();
     let mut events = Vec::with_capacity(n);
     for b in &bodies {
@@ -37,7 +43,10 @@ async fn main() {
         events.push(validate_event(catalog, &v, "", &ctx, &mut errors).unwrap());
     }
     let parse = t.elapsed();
-    println!("parse+validate: {:.0} events/s", n as f64 / parse.as_secs_f64());
+    println!(
+        "parse+validate: {:.0} events/s",
+        n as f64 / parse.as_secs_f64()
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
@@ -67,7 +76,10 @@ async fn main() {
         h.await.unwrap();
     }
     let append = t.elapsed();
-    println!("append (batches of 1000): {:.0} events/s", n as f64 / append.as_secs_f64());
+    println!(
+        "append (batches of 1000): {:.0} events/s",
+        n as f64 / append.as_secs_f64()
+    );
     let size: u64 = store.size_bytes().await.unwrap();
     println!("bytes on disk per event: {:.0}", size as f64 / n as f64);
 }

@@ -225,8 +225,12 @@ pub trait Store: Send + Sync + 'static {
     async fn count(&self, account: &AccountId, sel: &Selection) -> Result<u64>;
 
     /// Records per bucket: `edges` are bucket starts then the final end.
-    async fn histogram(&self, account: &AccountId, sel: &Selection, edges: Vec<i64>)
-    -> Result<Vec<u64>>;
+    async fn histogram(
+        &self,
+        account: &AccountId,
+        sel: &Selection,
+        edges: Vec<i64>,
+    ) -> Result<Vec<u64>>;
 
     /// Earliest `occurred_at` of the account, if it has events.
     async fn first_event_time(&self, account: &AccountId) -> Result<Option<i64>>;
@@ -242,8 +246,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<u64>;
 
     /// User names seen in the account's log containing `needle`.
-    async fn user_names(&self, account: &AccountId, needle: &str, limit: usize)
-    -> Result<Vec<String>>;
+    async fn user_names(
+        &self,
+        account: &AccountId,
+        needle: &str,
+        limit: usize,
+    ) -> Result<Vec<String>>;
 
     /// The committed tree head of the account (size 0 if it has no events).
     async fn tree_head(&self, account: &AccountId) -> Result<TreeHead>;
@@ -259,8 +267,7 @@ pub trait Store: Send + Sync + 'static {
     async fn latest_checkpoint(&self, account: &AccountId) -> Result<Option<String>>;
 
     /// Inclusion proof of leaf `seq` in the tree of `size` leaves.
-    async fn inclusion_proof(&self, account: &AccountId, seq: u64, size: u64)
-    -> Result<Vec<Hash>>;
+    async fn inclusion_proof(&self, account: &AccountId, seq: u64, size: u64) -> Result<Vec<Hash>>;
 
     /// Consistency proof between the trees of `from` and `to` leaves.
     async fn consistency_proof(&self, account: &AccountId, from: u64, to: u64)

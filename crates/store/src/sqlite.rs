@@ -180,14 +180,21 @@ pub fn create_token_offline(data_dir: &Path, token: &TokenRecord) -> Result<()> 
         StoreError::with_source(StoreErrorKind::Unavailable, "create data directory", e)
     })?;
     let conn = open_conn(&data_dir.join(DB_FILE), &SqliteOptions::default(), false)?;
-    conn.execute_batch(SCHEMA).map_err(sql_err("create schema"))?;
+    conn.execute_batch(SCHEMA)
+        .map_err(sql_err("create schema"))?;
     insert_token(&conn, token)
 }
 
 fn insert_token(conn: &Connection, t: &TokenRecord) -> Result<()> {
     conn.execute(
         "INSERT INTO tokens (id, secret_hash, scope, role, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![t.id, &t.secret_hash[..], t.scope.as_str(), t.role.as_str(), t.created_at_us],
+        params![
+            t.id,
+            &t.secret_hash[..],
+            t.scope.as_str(),
+            t.role.as_str(),
+            t.created_at_us
+        ],
     )
     .map_err(sql_err("insert token"))?;
     Ok(())
@@ -294,7 +301,8 @@ impl SqliteStore {
         })?;
         let path = data_dir.join(DB_FILE);
         let conn = open_conn(&path, &opts, false)?;
-        conn.execute_batch(SCHEMA).map_err(sql_err("create schema"))?;
+        conn.execute_batch(SCHEMA)
+            .map_err(sql_err("create schema"))?;
 
         let event_types = sync_event_types(&conn)?;
         let by_type: HashMap<i64, EventId> = event_types.iter().map(|(e, t)| (*t, *e)).collect();
@@ -315,8 +323,14 @@ impl SqliteStore {
                 .map_err(|e| internal(format!("stored account name is invalid: {e}")))?;
             let size = size as u64;
             let index = rebuild_index(&conn, db_id, size, &by_type)?;
-            let tree = TreeState::restore(size, &SqlTiles { conn: &conn, account: db_id })
-                .map_err(|e| internal(format!("restore tree of {account}: {e}")))?;
+            let tree = TreeState::restore(
+                size,
+                &SqlTiles {
+                    conn: &conn,
+                    account: db_id,
+                },
+            )
+            .map_err(|e| internal(format!("restore tree of {account}: {e}")))?;
             let signed: i64 = conn
                 .query_row(
                     "SELECT COALESCE(MAX(size), 0) FROM checkpoints WHERE account = ?1",
@@ -545,10 +559,12 @@ impl Writer {
                                 self.conn
                                     .execute_batch("RELEASE op")
                                     .map_err(sql_err("release savepoint"))?;
-                                pending_index
-                                    .entry(account.clone())
-                                    .or_default()
-                                    .extend(appended.iter().filter(|a| a.created).map(|a| a.record.clone()));
+                                pending_index.entry(account.clone()).or_default().extend(
+                                    appended
+                                        .iter()
+                                        .filter(|a| a.created)
+                                        .map(|a| a.record.clone()),
+                                );
                                 Outcome::Appended(appended)
                             }
                             Err(e) if e.kind != StoreErrorKind::Unavailable => {
@@ -558,7 +574,12 @@ impl Writer {
                                     .map_err(sql_err("rollback savepoint"))?;
                                 let acc = self.account_mut(account)?;
                                 if acc.tree.size() != before {
-                                    acc.tree = restore_prefix(&snapshots[account], &pending_index, account, before)?;
+                                    acc.tree = restore_prefix(
+                                        &snapshots[account],
+                                        &pending_index,
+                                        account,
+                                        before,
+                                    )?;
                                 }
                                 Outcome::Failed(e)
                             }
@@ -566,7 +587,10 @@ impl Writer {
                         }
                     }
                     WriteOp::Checkpoint {
-                        account, size, note, ..
+                        account,
+                        size,
+                        note,
+                        ..
                     } => {
                         let acc = self.account_mut(account)?;
                         let db_id = acc.state.db_id;
@@ -597,7 +621,10 @@ impl Writer {
             }
             // Tiles and sizes of every account this group appended to.
             for account in &touched {
-                let acc = self.accounts.get_mut(account).expect("touched accounts exist");
+                let acc = self
+                    .accounts
+                    .get_mut(account)
+                    .expect("touched accounts exist");
                 let db_id = acc.state.db_id;
                 for (tile, bytes) in acc.tree.take_dirty_tiles() {
                     self.conn
@@ -666,16 +693,28 @@ impl Writer {
             match (op, outcome) {
                 (WriteOp::Append { reply, .. }, Outcome::Appended(a)) => drop(reply.send(Ok(a))),
                 (WriteOp::Append { reply, .. }, Outcome::Failed(e)) => drop(reply.send(Err(e))),
-                (WriteOp::Checkpoint { account, size, reply, .. }, _) => {
+                (
+                    WriteOp::Checkpoint {
+                        account,
+                        size,
+                        reply,
+                        ..
+                    },
+                    _,
+                ) => {
                     if let Some(acc) = self.accounts.get(&account) {
                         let mut s = acc.state.signed.lock().unwrap_or_else(|e| e.into_inner());
                         *s = (*s).max(size);
                     }
                     drop(reply.send(Ok(())))
                 }
-                (WriteOp::CreateToken { reply, .. }, Outcome::Failed(e)) => drop(reply.send(Err(e))),
+                (WriteOp::CreateToken { reply, .. }, Outcome::Failed(e)) => {
+                    drop(reply.send(Err(e)))
+                }
                 (WriteOp::CreateToken { reply, .. }, _) => drop(reply.send(Ok(()))),
-                (WriteOp::RevokeToken { reply, .. }, Outcome::Revoked(b)) => drop(reply.send(Ok(b))),
+                (WriteOp::RevokeToken { reply, .. }, Outcome::Revoked(b)) => {
+                    drop(reply.send(Ok(b)))
+                }
                 (WriteOp::RevokeToken { reply, .. }, _) => drop(reply.send(Ok(false))),
                 (WriteOp::Append { reply, .. }, _) => {
                     drop(reply.send(Err(internal("append produced no outcome"))))
@@ -774,7 +813,8 @@ impl Writer {
             let acc = self.accounts.get_mut(account).expect("registered above");
             let seq = acc.tree.size();
             let body = RecordBody {
-                id: ulid::Ulid::from_parts((now.0 / 1000) as u64, rand::random::<u128>()).to_string(),
+                id: ulid::Ulid::from_parts((now.0 / 1000) as u64, rand::random::<u128>())
+                    .to_string(),
                 seq,
                 account_id: account.as_str().to_owned(),
                 level: ev.level,
@@ -958,7 +998,9 @@ impl Store for SqliteStore {
         self.blocking(move |sh| {
             sh.with_reader(|conn| {
                 let row: Option<(String, Vec<u8>)> = conn
-                    .prepare_cached("SELECT body, leaf_hash FROM events WHERE account = ?1 AND id = ?2")
+                    .prepare_cached(
+                        "SELECT body, leaf_hash FROM events WHERE account = ?1 AND id = ?2",
+                    )
                     .and_then(|mut s| {
                         s.query_row(params![acc.db_id, id], |r| Ok((r.get(0)?, r.get(1)?)))
                             .optional()
@@ -986,8 +1028,11 @@ impl Store for SqliteStore {
         let sel = sel.clone();
         self.blocking(move |sh| {
             sh.with_reader(|conn| {
-                let plan = acc.index.plan(&sel.filters, sel.join, index_scope(&sel.scope));
-                let mut desc = description_checker(conn, acc.db_id, plan.description_filters(), plan.join());
+                let plan = acc
+                    .index
+                    .plan(&sel.filters, sel.join, index_scope(&sel.scope));
+                let mut desc =
+                    description_checker(conn, acc.db_id, plan.description_filters(), plan.join());
                 let (keys, more) = plan.page(sel.bounds, after, limit, &mut desc);
                 let mut records = Vec::with_capacity(keys.len());
                 for k in &keys {
@@ -1008,8 +1053,11 @@ impl Store for SqliteStore {
         let sel = sel.clone();
         self.blocking(move |sh| {
             sh.with_reader(|conn| {
-                let plan = acc.index.plan(&sel.filters, sel.join, index_scope(&sel.scope));
-                let mut desc = description_checker(conn, acc.db_id, plan.description_filters(), plan.join());
+                let plan = acc
+                    .index
+                    .plan(&sel.filters, sel.join, index_scope(&sel.scope));
+                let mut desc =
+                    description_checker(conn, acc.db_id, plan.description_filters(), plan.join());
                 Ok(acc.index.count(&plan, sel.bounds, &mut desc))
             })
         })
@@ -1028,8 +1076,11 @@ impl Store for SqliteStore {
         let sel = sel.clone();
         self.blocking(move |sh| {
             sh.with_reader(|conn| {
-                let plan = acc.index.plan(&sel.filters, sel.join, index_scope(&sel.scope));
-                let mut desc = description_checker(conn, acc.db_id, plan.description_filters(), plan.join());
+                let plan = acc
+                    .index
+                    .plan(&sel.filters, sel.join, index_scope(&sel.scope));
+                let mut desc =
+                    description_checker(conn, acc.db_id, plan.description_filters(), plan.join());
                 // The edges span exactly the selection's range.
                 Ok(acc.index.histogram(&plan, sel.bounds, &edges, &mut desc))
             })
@@ -1038,7 +1089,10 @@ impl Store for SqliteStore {
     }
 
     async fn first_event_time(&self, account: &AccountId) -> Result<Option<i64>> {
-        Ok(self.shared.account(account).and_then(|a| a.index.min_time()))
+        Ok(self
+            .shared
+            .account(account)
+            .and_then(|a| a.index.min_time()))
     }
 
     async fn export(
@@ -1055,7 +1109,9 @@ impl Store for SqliteStore {
             // A dedicated connection: an export may run for minutes and must
             // not hold a pooled one.
             let conn = open_conn(&sh.path, &sh.opts, true)?;
-            let plan = acc.index.plan(&sel.filters, sel.join, index_scope(&sel.scope));
+            let plan = acc
+                .index
+                .plan(&sel.filters, sel.join, index_scope(&sel.scope));
             let mut desc =
                 description_checker(&conn, acc.db_id, plan.description_filters(), plan.join());
             // Page through the plan's snapshot newest first, one batch at a
@@ -1109,7 +1165,11 @@ impl Store for SqliteStore {
     }
 
     async fn unsigned_heads(&self) -> Result<Vec<(AccountId, TreeHead)>> {
-        let accounts = self.shared.accounts.read().unwrap_or_else(|e| e.into_inner());
+        let accounts = self
+            .shared
+            .accounts
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
         Ok(accounts
             .iter()
             .filter_map(|(id, a)| {
@@ -1147,12 +1207,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn inclusion_proof(
-        &self,
-        account: &AccountId,
-        seq: u64,
-        size: u64,
-    ) -> Result<Vec<Hash>> {
+    async fn inclusion_proof(&self, account: &AccountId, seq: u64, size: u64) -> Result<Vec<Hash>> {
         let head = self.tree_head(account).await?;
         if size > head.size || seq >= size {
             return Err(StoreError::invalid(format!(
@@ -1160,11 +1215,21 @@ impl Store for SqliteStore {
                 head.size
             )));
         }
-        let acc = self.shared.account(account).ok_or_else(|| internal("account vanished"))?;
+        let acc = self
+            .shared
+            .account(account)
+            .ok_or_else(|| internal("account vanished"))?;
         self.blocking(move |sh| {
             sh.with_reader(|conn| {
-                merkle::inclusion_proof(seq, size, &SqlTiles { conn, account: acc.db_id })
-                    .map_err(|e| internal(format!("inclusion proof: {e}")))
+                merkle::inclusion_proof(
+                    seq,
+                    size,
+                    &SqlTiles {
+                        conn,
+                        account: acc.db_id,
+                    },
+                )
+                .map_err(|e| internal(format!("inclusion proof: {e}")))
             })
         })
         .await
@@ -1186,18 +1251,29 @@ impl Store for SqliteStore {
         if from == 0 || from == to {
             return Ok(Vec::new());
         }
-        let acc = self.shared.account(account).ok_or_else(|| internal("account vanished"))?;
+        let acc = self
+            .shared
+            .account(account)
+            .ok_or_else(|| internal("account vanished"))?;
         self.blocking(move |sh| {
             sh.with_reader(|conn| {
-                merkle::consistency_proof(from, to, &SqlTiles { conn, account: acc.db_id })
-                    .map_err(|e| internal(format!("consistency proof: {e}")))
+                merkle::consistency_proof(
+                    from,
+                    to,
+                    &SqlTiles {
+                        conn,
+                        account: acc.db_id,
+                    },
+                )
+                .map_err(|e| internal(format!("consistency proof: {e}")))
             })
         })
         .await
     }
 
     async fn create_token(&self, token: TokenRecord) -> Result<()> {
-        self.send(|reply| WriteOp::CreateToken { token, reply }).await
+        self.send(|reply| WriteOp::CreateToken { token, reply })
+            .await
     }
 
     async fn find_token(&self, secret_hash: &Hash) -> Result<Option<TokenRecord>> {

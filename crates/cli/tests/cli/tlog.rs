@@ -18,7 +18,11 @@ async fn checkpoint(server: &Server, token: &str) -> String {
 }
 
 fn size_of(note: &str) -> u64 {
-    note.lines().nth(1).expect("size line").parse().expect("size")
+    note.lines()
+        .nth(1)
+        .expect("size line")
+        .parse()
+        .expect("size")
 }
 
 /// Runs `auditlog verify` with `args`; returns (success, stdout + stderr).
@@ -53,7 +57,11 @@ async fn checkpoints_before_and_after_a_sigkill_are_consistent() {
 
     let batch: Vec<Value> = (0..300).map(role_created).collect();
     let res = server
-        .post(&ingest, &format!("/v1/accounts/{ACME}/events/batch"), &json!({ "events": batch }))
+        .post(
+            &ingest,
+            &format!("/v1/accounts/{ACME}/events/batch"),
+            &json!({ "events": batch }),
+        )
         .await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let before = checkpoint(&server, &read).await;
@@ -65,7 +73,9 @@ async fn checkpoints_before_and_after_a_sigkill_are_consistent() {
     let writer_token = ingest.clone();
     let writer = tokio::spawn(async move {
         for round in 0.. {
-            let events: Vec<Value> = (0..50).map(|i| role_created(1000 + round * 50 + i)).collect();
+            let events: Vec<Value> = (0..50)
+                .map(|i| role_created(1000 + round * 50 + i))
+                .collect();
             let sent = client
                 .post(format!("{base}/v1/accounts/{ACME}/events/batch"))
                 .bearer_auth(&writer_token)
@@ -122,7 +132,10 @@ async fn checkpoints_before_and_after_a_sigkill_are_consistent() {
     // The whole log verifies against the checkpoint after the restart, and
     // one edited byte is found and named.
     let export = server
-        .get(&read, &format!("/v1/accounts/{ACME}/events/export?format=jsonl&range=all_time"))
+        .get(
+            &read,
+            &format!("/v1/accounts/{ACME}/events/export?format=jsonl&range=all_time"),
+        )
         .await
         .text()
         .await

@@ -60,7 +60,9 @@ fn event(category: &str, name: &str, t_ms: i64, user: &str, key: Option<&str>) -
     } else {
         Level::Account
     };
-    let id = Catalog::get().find(level, category, name).expect("in catalog");
+    let id = Catalog::get()
+        .find(level, category, name)
+        .expect("in catalog");
     ValidEvent {
         event_id: id,
         level,
@@ -102,7 +104,13 @@ async fn append_seqs<B: Backend>(b: &B, account: &str, n: usize, start_ms: i64) 
             } else {
                 ("Login/Logout", "Login")
             };
-            event(c, e, start_ms + i as i64, if i % 2 == 0 { "alice" } else { "bob" }, None)
+            event(
+                c,
+                e,
+                start_ms + i as i64,
+                if i % 2 == 0 { "alice" } else { "bob" },
+                None,
+            )
         })
         .collect();
     b.store()
@@ -130,10 +138,21 @@ async fn appends_get_dense_seqs_and_valid_leaf_hashes<B: Backend>() {
         assert_eq!(r.body.compute_leaf_hash(), r.leaf_hash);
         assert_eq!(r.body.account_id, "acme");
         assert_eq!(r.body.id.len(), 26);
-        let got = b.store().get(&acct("acme"), &r.body.id).await.unwrap().unwrap();
+        let got = b
+            .store()
+            .get(&acct("acme"), &r.body.id)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(&got, r);
         // Never across accounts.
-        assert!(b.store().get(&acct("other"), &r.body.id).await.unwrap().is_none());
+        assert!(
+            b.store()
+                .get(&acct("other"), &r.body.id)
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 }
 
@@ -142,7 +161,10 @@ async fn idempotency_keys_return_the_first_record<B: Backend>() {
     let s = b.store();
     let a = acct("acme");
     let first = s
-        .append(&a, vec![event("Roles", "Role created", 1, "alice", Some("k1"))])
+        .append(
+            &a,
+            vec![event("Roles", "Role created", 1, "alice", Some("k1"))],
+        )
         .await
         .unwrap();
     assert!(first[0].created);
@@ -166,7 +188,10 @@ async fn idempotency_keys_return_the_first_record<B: Backend>() {
     assert_eq!(s.count(&a, &all(vec![], Join::And)).await.unwrap(), 2);
     // The same key in another account is another event.
     let other = s
-        .append(&acct("other"), vec![event("Roles", "Role created", 1, "x", Some("k1"))])
+        .append(
+            &acct("other"),
+            vec![event("Roles", "Role created", 1, "x", Some("k1"))],
+        )
         .await
         .unwrap();
     assert!(other[0].created);
@@ -213,17 +238,30 @@ async fn filters_counts_and_histograms<B: Backend>() {
     };
     assert_eq!(count(vec![], Join::And).await, 30);
     assert_eq!(count(vec![f("event:eq:role created")], Join::And).await, 10);
-    assert_eq!(count(vec![f("category:ne:Login/Logout")], Join::And).await, 10);
+    assert_eq!(
+        count(vec![f("category:ne:Login/Logout")], Join::And).await,
+        10
+    );
     assert_eq!(
         count(vec![f("event:eq:Role created"), f("user:eq:bob")], Join::Or).await,
         10 + 15 - 5
     );
     assert_eq!(
-        count(vec![f("event:eq:Role created"), f("user:eq:bob")], Join::And).await,
+        count(
+            vec![f("event:eq:Role created"), f("user:eq:bob")],
+            Join::And
+        )
+        .await,
         5
     );
-    assert_eq!(count(vec![f("description:contains:<B>")], Join::And).await, 30);
-    assert_eq!(count(vec![f("description:contains:by alice")], Join::And).await, 15);
+    assert_eq!(
+        count(vec![f("description:contains:<B>")], Join::And).await,
+        30
+    );
+    assert_eq!(
+        count(vec![f("description:contains:by alice")], Join::And).await,
+        15
+    );
     // Time bounds are half-open.
     let sel = Selection {
         bounds: TimeBounds {
@@ -241,7 +279,12 @@ async fn filters_counts_and_histograms<B: Backend>() {
     assert_eq!(s.first_event_time(&a).await.unwrap(), Some(0));
     assert_eq!(s.user_names(&a, "ali", 10).await.unwrap(), ["alice"]);
     // Another account sees none of it.
-    assert_eq!(s.count(&acct("other"), &all(vec![], Join::And)).await.unwrap(), 0);
+    assert_eq!(
+        s.count(&acct("other"), &all(vec![], Join::And))
+            .await
+            .unwrap(),
+        0
+    );
 }
 
 async fn pages_visit_every_event_once_while_appending<B: Backend>() {
@@ -268,7 +311,11 @@ async fn pages_visit_every_event_once_while_appending<B: Backend>() {
     sorted.sort_unstable();
     sorted.dedup();
     assert_eq!(sorted.len(), seen.len(), "no event twice");
-    assert_eq!(sorted, (0..95).collect::<Vec<u64>>(), "every original event once");
+    assert_eq!(
+        sorted,
+        (0..95).collect::<Vec<u64>>(),
+        "every original event once"
+    );
 }
 
 async fn workflow_scope_and_export_order<B: Backend>() {
@@ -302,7 +349,10 @@ async fn workflow_scope_and_export_order<B: Backend>() {
             &a,
             &all(vec![], Join::And),
             Box::new(move |batch| {
-                sink_rows.lock().unwrap().extend(batch.iter().map(|r| r.seq));
+                sink_rows
+                    .lock()
+                    .unwrap()
+                    .extend(batch.iter().map(|r| r.seq));
                 Ok(())
             }),
         )
@@ -320,7 +370,10 @@ async fn proofs_verify_against_the_tree_head<B: Backend>() {
     let a = acct("acme");
     let head = s.tree_head(&a).await.unwrap();
     assert_eq!(head.size, 300);
-    let page = s.list(&a, &all(vec![], Join::And), None, 1000).await.unwrap();
+    let page = s
+        .list(&a, &all(vec![], Join::And), None, 1000)
+        .await
+        .unwrap();
     let mut leaves = vec![[0u8; 32]; 300];
     for r in &page.records {
         leaves[r.body.seq as usize] = r.leaf_hash;
@@ -353,7 +406,10 @@ async fn checkpoints_are_tracked<B: Backend>() {
     assert_eq!(pending[0].1.size, 3);
     s.put_checkpoint(&a, 3, "note-3".into()).await.unwrap();
     assert!(s.unsigned_heads().await.unwrap().is_empty());
-    assert_eq!(s.latest_checkpoint(&a).await.unwrap().as_deref(), Some("note-3"));
+    assert_eq!(
+        s.latest_checkpoint(&a).await.unwrap().as_deref(),
+        Some("note-3")
+    );
     assert_eq!(s.latest_checkpoint(&acct("other")).await.unwrap(), None);
 }
 

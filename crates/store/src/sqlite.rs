@@ -361,6 +361,12 @@ impl SqliteStore {
         // A bounded queue: when the writer falls behind, producers wait
         // rather than pile up memory.
         let (tx, rx) = mpsc::sync_channel(4096);
+        // The writer never checkpoints the WAL itself: a checkpoint copies
+        // pages into the main file and syncs it, which would stall the
+        // commit that happened to trigger it. A background thread does it.
+        conn.execute_batch("PRAGMA wal_autocheckpoint=0")
+            .map_err(sql_err("configure database"))?;
+        spawn_wal_checkpointer(Arc::downgrade(&shared))?;
         let mut writer = Writer {
             conn,
             shared: shared.clone(),
@@ -395,6 +401,34 @@ impl SqliteStore {
             .await
             .map_err(|e| internal(format!("blocking task failed: {e}")))?
     }
+}
+
+/// How often the WAL is folded into the main file.
+const WAL_CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Checkpoints the WAL in the background (PASSIVE: never waits for readers
+/// or the writer) until the store is dropped.
+fn spawn_wal_checkpointer(shared: std::sync::Weak<Shared>) -> Result<()> {
+    std::thread::Builder::new()
+        .name("auditlog-wal".into())
+        .spawn(move || {
+            let mut conn = None;
+            loop {
+                std::thread::sleep(WAL_CHECKPOINT_INTERVAL);
+                let Some(sh) = shared.upgrade() else { return };
+                if conn.is_none() {
+                    conn = open_conn(&sh.path, &sh.opts, false).ok();
+                }
+                if let Some(c) = &conn
+                    && let Err(e) = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                {
+                    tracing::warn!(error = %e, "wal checkpoint failed; retrying");
+                    conn = None;
+                }
+            }
+        })
+        .map_err(|e| StoreError::with_source(StoreErrorKind::Internal, "spawn wal checkpointer", e))?;
+    Ok(())
 }
 
 /// Makes sure every catalog event has a stable type id; returns the map.
@@ -531,7 +565,6 @@ impl Writer {
         // the in-memory tree exactly as the file is.
         let mut snapshots: HashMap<AccountId, TreeState> = HashMap::new();
         let mut outcomes: Vec<Outcome> = Vec::with_capacity(ops.len());
-        let mut pending_index: HashMap<AccountId, Vec<Record>> = HashMap::new();
         let mut touched: Vec<AccountId> = Vec::new();
 
         let result = (|| -> Result<()> {
@@ -559,12 +592,6 @@ impl Writer {
                                 self.conn
                                     .execute_batch("RELEASE op")
                                     .map_err(sql_err("release savepoint"))?;
-                                pending_index.entry(account.clone()).or_default().extend(
-                                    appended
-                                        .iter()
-                                        .filter(|a| a.created)
-                                        .map(|a| a.record.clone()),
-                                );
                                 Outcome::Appended(appended)
                             }
                             Err(e) if e.kind != StoreErrorKind::Unavailable => {
@@ -574,12 +601,22 @@ impl Writer {
                                     .map_err(sql_err("rollback savepoint"))?;
                                 let acc = self.account_mut(account)?;
                                 if acc.tree.size() != before {
-                                    acc.tree = restore_prefix(
-                                        &snapshots[account],
-                                        &pending_index,
-                                        account,
-                                        before,
-                                    )?;
+                                    // The leaves earlier ops of this group
+                                    // appended to the same account.
+                                    let leaves = ops.iter().zip(&outcomes).flat_map(|(op, out)| {
+                                        match (op, out) {
+                                            (WriteOp::Append { account: a, .. }, Outcome::Appended(ap))
+                                                if a == account =>
+                                            {
+                                                ap.as_slice()
+                                            }
+                                            _ => &[],
+                                        }
+                                        .iter()
+                                        .filter(|x| x.created)
+                                        .map(|x| x.record.leaf_hash)
+                                    });
+                                    acc.tree = restore_prefix(&snapshots[account], leaves, before)?;
                                 }
                                 Outcome::Failed(e)
                             }
@@ -670,19 +707,31 @@ impl Writer {
         }
 
         // Committed: make the events visible to queries, then acknowledge.
+        // Ops are visited in order, so each account's index receives its
+        // rows in `seq` order.
+        for (op, outcome) in ops.iter().zip(&outcomes) {
+            if let (WriteOp::Append { account, events, .. }, Outcome::Appended(appended)) =
+                (op, outcome)
+            {
+                let acc = &self.accounts[account];
+                acc.state.index.append(
+                    events
+                        .iter()
+                        .zip(appended)
+                        .filter(|(_, a)| a.created)
+                        .map(|(ev, a)| IndexRow {
+                            occurred_at_us: a.record.body.occurred_at.0,
+                            event: ev.event_id,
+                            actor_id: &a.record.body.actor.id,
+                            actor_name: a.record.body.actor.name.as_deref(),
+                            ip_address: a.record.body.ip_address.as_deref(),
+                            workflow_id: a.record.body.workflow_id.as_deref(),
+                        }),
+                );
+            }
+        }
         for account in &touched {
             let acc = &self.accounts[account];
-            if let Some(records) = pending_index.get(account) {
-                let index_of = |r: &Record| self.shared_event_id(r);
-                acc.state.index.append(records.iter().map(|r| IndexRow {
-                    occurred_at_us: r.body.occurred_at.0,
-                    event: index_of(r),
-                    actor_id: &r.body.actor.id,
-                    actor_name: r.body.actor.name.as_deref(),
-                    ip_address: r.body.ip_address.as_deref(),
-                    workflow_id: r.body.workflow_id.as_deref(),
-                }));
-            }
             *acc.state.head.lock().unwrap_or_else(|e| e.into_inner()) = TreeHead {
                 size: acc.tree.size(),
                 root: acc.tree.root(),
@@ -723,11 +772,6 @@ impl Writer {
         }
     }
 
-    fn shared_event_id(&self, r: &Record) -> EventId {
-        Catalog::get()
-            .find(r.body.level, &r.body.category, &r.body.event)
-            .expect("validated events are in the catalog")
-    }
 
     /// The writer's state of `account`, registering the account on first use.
     fn account_mut(&mut self, account: &AccountId) -> Result<&mut WriterAccount> {
@@ -879,13 +923,12 @@ impl Writer {
 /// earlier ops of the group appended.
 fn restore_prefix(
     snapshot: &TreeState,
-    pending: &HashMap<AccountId, Vec<Record>>,
-    account: &AccountId,
+    leaves: impl Iterator<Item = Hash>,
     size: u64,
 ) -> Result<TreeState> {
     let mut tree = snapshot.clone();
-    for r in pending.get(account).into_iter().flatten() {
-        tree.append(r.leaf_hash);
+    for leaf in leaves {
+        tree.append(leaf);
     }
     if tree.size() != size {
         return Err(internal("tree state diverged from the log"));

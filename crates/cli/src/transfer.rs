@@ -20,13 +20,13 @@ pub struct ExportArgs {
     #[arg(long, env = "AUDITLOG_ACCOUNT")]
     pub account: String,
     /// Time range preset (all_time by default: the whole log).
-    #[arg(long, default_value = "all_time")]
+    #[arg(long, default_value = "all_time", env = "AUDITLOG_RANGE")]
     pub range: String,
-    /// Filters `COLUMN:OP:VALUE` (repeatable).
-    #[arg(long)]
+    /// Filters `COLUMN:OP:VALUE` (repeatable; the variable takes one).
+    #[arg(long, env = "AUDITLOG_FILTER")]
     pub filter: Vec<String>,
     /// Output file (stdout when absent).
-    #[arg(long, short)]
+    #[arg(long, short, env = "AUDITLOG_OUTPUT")]
     pub output: Option<PathBuf>,
 }
 
@@ -40,9 +40,10 @@ pub struct ImportArgs {
     #[arg(long, env = "AUDITLOG_ACCOUNT")]
     pub account: String,
     /// JSONL file of records (an export) or of ingest bodies.
+    #[arg(env = "AUDITLOG_IMPORT_FILE")]
     pub file: PathBuf,
     /// Events per request.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, env = "AUDITLOG_BATCH")]
     pub batch: usize,
 }
 

@@ -18,17 +18,17 @@ Modes:
   --proof BUNDLE --public-key KEY                           one event's proof bundle")]
 pub struct VerifyArgs {
     /// A JSONL export (`GET …/events/export?format=jsonl&range=all_time`), in any line order.
-    #[arg(long)]
+    #[arg(long, env = "AUDITLOG_EXPORT_FILE")]
     pub export: Option<PathBuf>,
     /// A signed checkpoint (`GET …/checkpoint`); give two, oldest first, for a consistency check.
-    #[arg(long)]
+    #[arg(long, env = "AUDITLOG_CHECKPOINT", value_delimiter = ',')]
     pub checkpoint: Vec<PathBuf>,
     /// The verifier key (`GET /v1/public-key`).
     #[arg(long, env = "AUDITLOG_PUBLIC_KEY")]
     pub public_key: PathBuf,
     /// A consistency proof (`GET …/proof/consistency`) with two checkpoints,
     /// or a proof bundle (`GET …/events/{id}/proof`) alone.
-    #[arg(long)]
+    #[arg(long, env = "AUDITLOG_PROOF")]
     pub proof: Option<PathBuf>,
 }
 

@@ -17,7 +17,7 @@ use auditlog_core::index::{RowKey, TimeBounds};
 use auditlog_core::query::{
     Bucket, Cursor, ExportFormat, Query, ResolvedRange, bucket_bounds, parse_query,
 };
-use auditlog_core::record::{AccountId, Actor, ActorKind, Micros, Record, RecordBody};
+use auditlog_core::record::{AccountId, Actor, ActorKind, Micros, Record};
 use auditlog_core::validate::{MAX_FUTURE_MICROS, ValidEvent};
 use auditlog_store::{RawRecord, Scope, Selection, StoreError, StoreErrorKind};
 
@@ -245,13 +245,12 @@ async fn do_export(
         match csv.as_mut() {
             Some(enc) => {
                 for r in batch {
-                    let body: RecordBody = serde_json::from_str(&r.canonical).map_err(|e| {
+                    enc.push_canonical(&r.canonical).map_err(|e| {
                         StoreError::new(
                             StoreErrorKind::Internal,
                             format!("stored record does not parse: {e}"),
                         )
                     })?;
-                    enc.push(&body);
                 }
                 buf = enc.take();
             }

@@ -14,7 +14,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -210,7 +209,19 @@ struct AccountState {
     signed: Mutex<u64>,
 }
 
+/// How long a token found in the database is trusted without asking again.
+/// Revocation through this store clears the cache at once; the TTL bounds
+/// staleness for anything else.
+const TOKEN_CACHE_TTL: Duration = Duration::from_secs(30);
+
 struct Shared {
+    /// Live tokens by secret hash, with the time they were read: every
+    /// request authenticates, and a database read per request would cost
+    /// more than the rest of a small ingest.
+    token_cache: Mutex<HashMap<Hash, (TokenRecord, std::time::Instant)>>,
+    /// Bumped by every revocation, so a look-up that raced one does not
+    /// cache what it read before it.
+    token_generation: std::sync::atomic::AtomicU64,
     path: PathBuf,
     opts: SqliteOptions,
     readers: Mutex<Vec<Connection>>,
@@ -269,7 +280,7 @@ enum WriteOp {
 /// The embedded SQLite store.
 pub struct SqliteStore {
     shared: Arc<Shared>,
-    writer: mpsc::SyncSender<WriteOp>,
+    writer: tokio::sync::mpsc::Sender<WriteOp>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -352,6 +363,8 @@ impl SqliteStore {
         }
 
         let shared = Arc::new(Shared {
+            token_cache: Mutex::new(HashMap::new()),
+            token_generation: std::sync::atomic::AtomicU64::new(0),
             path,
             opts,
             readers: Mutex::new(Vec::new()),
@@ -360,7 +373,7 @@ impl SqliteStore {
         });
         // A bounded queue: when the writer falls behind, producers wait
         // rather than pile up memory.
-        let (tx, rx) = mpsc::sync_channel(4096);
+        let (tx, rx) = tokio::sync::mpsc::channel(4096);
         // The writer never checkpoints the WAL itself: a checkpoint copies
         // pages into the main file and syncs it, which would stall the
         // commit that happened to trigger it. A background thread does it.
@@ -381,12 +394,10 @@ impl SqliteStore {
 
     async fn send<T>(&self, op: impl FnOnce(oneshot::Sender<Result<T>>) -> WriteOp) -> Result<T> {
         let (tx, rx) = oneshot::channel();
-        let writer = self.writer.clone();
-        let op = op(tx);
-        // `send` blocks only while the queue is full.
-        tokio::task::spawn_blocking(move || writer.send(op))
+        // Waits only while the queue is full: backpressure, not memory.
+        self.writer
+            .send(op(tx))
             .await
-            .map_err(|e| internal(format!("writer queue task failed: {e}")))?
             .map_err(|_| StoreError::new(StoreErrorKind::Unavailable, "store is shutting down"))?;
         rx.await
             .map_err(|_| StoreError::new(StoreErrorKind::Unavailable, "store writer stopped"))?
@@ -537,8 +548,8 @@ impl TileReader for SqlTiles<'_> {
 }
 
 impl Writer {
-    fn run(&mut self, rx: mpsc::Receiver<WriteOp>) {
-        while let Ok(first) = rx.recv() {
+    fn run(&mut self, mut rx: tokio::sync::mpsc::Receiver<WriteOp>) {
+        while let Some(first) = rx.blocking_recv() {
             let mut ops = vec![first];
             let mut events = op_events(&ops[0]);
             while ops.len() < MAX_GROUP_OPS && events < MAX_GROUP_EVENTS {
@@ -987,6 +998,64 @@ fn fetch_raw(conn: &Connection, db_id: i64, seq: u64) -> Result<RawRecord> {
         })
 }
 
+/// Reads the records of `keys` into `out`, in the order of `keys`. When
+/// the keys cover a dense run of seqs (an export of a log ingested roughly
+/// in time order), one range scan of the clustered table replaces a point
+/// look-up per row.
+fn fetch_many(
+    conn: &Connection,
+    db_id: i64,
+    keys: &[RowKey],
+    out: &mut Vec<RawRecord>,
+) -> Result<()> {
+    let (Some(lo), Some(hi)) = (
+        keys.iter().map(|k| k.seq).min(),
+        keys.iter().map(|k| k.seq).max(),
+    ) else {
+        return Ok(());
+    };
+    let span = (hi - lo + 1) as usize;
+    if span > keys.len() * 2 {
+        for k in keys {
+            out.push(fetch_raw(conn, db_id, k.seq)?);
+        }
+        return Ok(());
+    }
+    let mut slots: Vec<Option<RawRecord>> = Vec::with_capacity(span);
+    slots.resize_with(span, || None);
+    let wanted: std::collections::HashSet<u64> = keys.iter().map(|k| k.seq).collect();
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT seq, body, leaf_hash FROM events WHERE account = ?1 AND seq BETWEEN ?2 AND ?3",
+        )
+        .map_err(sql_err("read events"))?;
+    let mut rows = stmt
+        .query(params![db_id, lo as i64, hi as i64])
+        .map_err(sql_err("read events"))?;
+    while let Some(r) = rows.next().map_err(sql_err("read events"))? {
+        let seq = r.get::<_, i64>(0).map_err(sql_err("read events"))? as u64;
+        if !wanted.contains(&seq) {
+            continue;
+        }
+        let hash: Vec<u8> = r.get(2).map_err(sql_err("read events"))?;
+        slots[(seq - lo) as usize] = Some(RawRecord {
+            seq,
+            canonical: r.get(1).map_err(sql_err("read events"))?,
+            leaf_hash: hash
+                .as_slice()
+                .try_into()
+                .map_err(|_| internal("stored leaf hash is not 32 bytes"))?,
+        });
+    }
+    for k in keys {
+        let rec = slots[(k.seq - lo) as usize]
+            .take()
+            .ok_or_else(|| internal(format!("event seq {} is missing from the log", k.seq)))?;
+        out.push(rec);
+    }
+    Ok(())
+}
+
 /// The description closure for plans with description filters.
 fn description_checker<'a>(
     conn: &'a Connection,
@@ -1167,9 +1236,7 @@ impl Store for SqliteStore {
             loop {
                 let (keys, more) = plan.page(sel.bounds, after, EXPORT_BATCH, &mut desc);
                 batch.clear();
-                for k in &keys {
-                    batch.push(fetch_raw(&conn, acc.db_id, k.seq)?);
-                }
+                fetch_many(&conn, acc.db_id, &keys, &mut batch)?;
                 if !batch.is_empty() {
                     sink(&batch)?;
                     n += batch.len() as u64;
@@ -1321,7 +1388,18 @@ impl Store for SqliteStore {
 
     async fn find_token(&self, secret_hash: &Hash) -> Result<Option<TokenRecord>> {
         let hash = *secret_hash;
-        self.blocking(move |sh| {
+        if let Some((token, at)) = self
+            .shared
+            .token_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&hash)
+            && at.elapsed() < TOKEN_CACHE_TTL
+        {
+            return Ok(Some(token.clone()));
+        }
+        let generation = self.shared.token_generation.load(std::sync::atomic::Ordering::SeqCst);
+        let found = self.blocking(move |sh| {
             sh.with_reader(|conn| {
                 let row: Option<(String, Vec<u8>, String, String, i64)> = conn
                     .prepare_cached(
@@ -1359,14 +1437,29 @@ impl Store for SqliteStore {
                 }))
             })
         })
-        .await
+        .await?;
+        if let Some(token) = &found {
+            let mut cache = self.shared.token_cache.lock().unwrap_or_else(|e| e.into_inner());
+            if self.shared.token_generation.load(std::sync::atomic::Ordering::SeqCst) == generation {
+                cache.insert(hash, (token.clone(), std::time::Instant::now()));
+            }
+        }
+        Ok(found)
     }
 
     async fn revoke_token(&self, account: &AccountId, id: &str) -> Result<bool> {
         let account = account.clone();
         let id = id.to_owned();
-        self.send(|reply| WriteOp::RevokeToken { account, id, reply })
-            .await
+        let revoked = self
+            .send(|reply| WriteOp::RevokeToken { account, id, reply })
+            .await?;
+        // Whatever was revoked must stop working now, not after the TTL.
+        let mut cache = self.shared.token_cache.lock().unwrap_or_else(|e| e.into_inner());
+        self.shared
+            .token_generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        cache.clear();
+        Ok(revoked)
     }
 
     async fn ready(&self) -> Result<()> {

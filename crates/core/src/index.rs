@@ -128,6 +128,12 @@ type Rollup = BTreeMap<i64, Vec<(u16, u32)>>;
 struct Inner {
     chunks: Vec<Arc<Chunk>>,
     rollup: Rollup,
+    /// Per actor, the seqs of its events, ascending: a `user` filter that
+    /// picks a few actors visits their rows instead of scanning the log.
+    /// `u32` halves the memory; an account past 2^32 events stops keeping
+    /// them (`postings_complete`) and falls back to scans.
+    postings: Vec<Vec<u32>>,
+    postings_complete: bool,
     len: u64,
     min_time: i64,
     max_time: i64,
@@ -225,6 +231,8 @@ impl LogIndex {
             inner: RwLock::new(Inner {
                 chunks: Vec::new(),
                 rollup: Rollup::new(),
+                postings: Vec::new(),
+                postings_complete: true,
                 len: 0,
                 min_time: i64::MAX,
                 max_time: i64::MIN,
@@ -272,6 +280,11 @@ impl LogIndex {
             let actor = *inner.actors.ids.entry((user, name)).or_insert(next);
             if actor == next {
                 inner.actors.pairs.push((user, name));
+                inner.postings.push(Vec::new());
+            }
+            match u32::try_from(inner.len) {
+                Ok(seq) if inner.postings_complete => inner.postings[actor as usize].push(seq),
+                _ => inner.postings_complete = false,
             }
             let ip = inner.ips.intern(row.ip_address);
             let workflow = inner.workflows.intern(row.workflow_id);
@@ -443,14 +456,43 @@ impl LogIndex {
         if let Some(table) = plan.event_only_table()
             && let Some((lo, hi)) = slot_range(bounds)
         {
+            return rollup_count(&self.read(), table, lo, hi);
+        }
+        if let Some(part) = plan.actor_part() {
             let g = self.read();
-            return g
-                .rollup
-                .range(lo..hi)
-                .flat_map(|(_, v)| v)
-                .filter(|(e, _)| table.is_none_or(|t| t[*e as usize]))
-                .map(|(_, c)| u64::from(*c))
-                .sum();
+            if let Some(seqs) = actor_rows(&g, plan, &part) {
+                let event_hit = |e: u16| part.event.is_some_and(|ev| ev[e as usize]);
+                match part.join {
+                    Join::And => {
+                        return seqs
+                            .iter()
+                            .filter(|&&s| {
+                                let (t, e) = plan.row(s);
+                                bounds.contains(t) && part.event.is_none_or(|ev| ev[e as usize])
+                            })
+                            .count() as u64;
+                    }
+                    Join::Or => {
+                        let base = match (part.event, slot_range(bounds)) {
+                            (None, _) => Some(0),
+                            (Some(ev), Some((lo, hi))) => Some(rollup_count(&g, Some(ev), lo, hi)),
+                            (Some(_), None) => None,
+                        };
+                        if let Some(base) = base {
+                            // Rows the event part already counted are not
+                            // counted again.
+                            return base
+                                + seqs
+                                    .iter()
+                                    .filter(|&&s| {
+                                        let (t, e) = plan.row(s);
+                                        bounds.contains(t) && !event_hit(e)
+                                    })
+                                    .count() as u64;
+                        }
+                    }
+                }
+            }
         }
         plan.count(bounds, description)
     }
@@ -475,24 +517,117 @@ impl LogIndex {
             };
             if let Some((lo, hi)) = slot_range(clipped) {
                 let mut counts = vec![0u64; edges.len() - 1];
-                let g = self.read();
-                let mut bucket = 0;
-                for (slot, v) in g.rollup.range(lo..hi) {
-                    let t = slot * SLOT_US;
-                    while bucket + 1 < edges.len() - 1 && edges[bucket + 1] <= t {
-                        bucket += 1;
-                    }
-                    counts[bucket] += v
-                        .iter()
-                        .filter(|(e, _)| table.is_none_or(|t| t[*e as usize]))
-                        .map(|(_, c)| u64::from(*c))
-                        .sum::<u64>();
-                }
+                rollup_histogram(&self.read(), table, lo, hi, edges, &mut counts);
                 return counts;
+            }
+        }
+        if let Some(part) = plan.actor_part()
+            && let (Some(&first), Some(&last)) = (edges.first(), edges.last())
+        {
+            let clipped = TimeBounds {
+                start: Some(bounds.start.map_or(first, |s| s.max(first))),
+                end: Some(bounds.end.map_or(last, |e| e.min(last))),
+            };
+            let g = self.read();
+            if let Some(seqs) = actor_rows(&g, plan, &part) {
+                let mut counts = vec![0u64; edges.len() - 1];
+                let base_ok = match (part.join, part.event, slot_range(clipped)) {
+                    (Join::And, _, _) | (Join::Or, None, _) => true,
+                    (Join::Or, Some(ev), Some((lo, hi))) if aligned => {
+                        rollup_histogram(&g, Some(ev), lo, hi, edges, &mut counts);
+                        true
+                    }
+                    _ => false,
+                };
+                if base_ok {
+                    for &s in &seqs {
+                        let (t, e) = plan.row(s);
+                        if !clipped.contains(t) {
+                            continue;
+                        }
+                        let keep = match part.join {
+                            Join::And => part.event.is_none_or(|ev| ev[e as usize]),
+                            Join::Or => !part.event.is_some_and(|ev| ev[e as usize]),
+                        };
+                        if keep {
+                            counts[edges.partition_point(|&x| x <= t) - 1] += 1;
+                        }
+                    }
+                    return counts;
+                }
             }
         }
         plan.histogram(bounds, edges, description)
     }
+}
+
+fn rollup_count(g: &Inner, table: Option<&[bool]>, lo: i64, hi: i64) -> u64 {
+    g.rollup
+        .range(lo..hi)
+        .flat_map(|(_, v)| v)
+        .filter(|(e, _)| table.is_none_or(|t| t[*e as usize]))
+        .map(|(_, c)| u64::from(*c))
+        .sum()
+}
+
+/// Adds the rollup counts of slots `lo..hi` into the buckets of `edges`.
+fn rollup_histogram(
+    g: &Inner,
+    table: Option<&[bool]>,
+    lo: i64,
+    hi: i64,
+    edges: &[i64],
+    counts: &mut [u64],
+) {
+    let mut bucket = 0;
+    for (slot, v) in g.rollup.range(lo..hi) {
+        let t = slot * SLOT_US;
+        while bucket + 1 < edges.len() - 1 && edges[bucket + 1] <= t {
+            bucket += 1;
+        }
+        counts[bucket] += v
+            .iter()
+            .filter(|(e, _)| table.is_none_or(|t| t[*e as usize]))
+            .map(|(_, c)| u64::from(*c))
+            .sum::<u64>();
+    }
+}
+
+/// The seqs of the plan's matching actors, ascending, within the plan's
+/// snapshot — when they are few enough (an eighth of the log at most) that
+/// visiting them beats a scan.
+fn actor_rows(g: &Inner, plan: &Plan, part: &ActorPart<'_>) -> Option<Vec<u32>> {
+    if !g.postings_complete {
+        return None;
+    }
+    let picked: Vec<&Vec<u32>> = part
+        .actor
+        .iter()
+        .enumerate()
+        .filter(|(_, hit)| **hit)
+        .filter_map(|(a, _)| g.postings.get(a))
+        .collect();
+    let total: usize = picked.iter().map(|p| p.len()).sum();
+    if total.saturating_mul(8) > plan.len as usize {
+        return None;
+    }
+    let mut seqs: Vec<u32> = picked
+        .into_iter()
+        .flatten()
+        .copied()
+        .filter(|&s| u64::from(s) < plan.len)
+        .collect();
+    seqs.sort_unstable();
+    Some(seqs)
+}
+
+/// A plan over the event and actor columns only, whose actor part may be
+/// answered from postings.
+struct ActorPart<'a> {
+    join: Join,
+    /// The event table; for OR, `None` when no filter touched the event.
+    event: Option<&'a [bool]>,
+    actor: &'a [bool],
 }
 
 /// The slots covering `bounds` exactly, if both ends fall on slot edges.
@@ -511,6 +646,34 @@ fn slot_range(bounds: TimeBounds) -> Option<(i64, i64)> {
 }
 
 impl Plan {
+    /// The plan as event and actor parts, when it touches nothing else.
+    fn actor_part(&self) -> Option<ActorPart<'_>> {
+        if !self.description.is_empty() || self.scope_event.is_some() {
+            return None;
+        }
+        let t = self.tables.as_ref()?;
+        if !t.touched[1] || t.touched[2] || t.touched[3] {
+            return None;
+        }
+        let event = match self.join {
+            Join::And => Some(t.event.as_slice()),
+            Join::Or => t.touched[0].then_some(t.event.as_slice()),
+        };
+        Some(ActorPart {
+            join: self.join,
+            event,
+            actor: &t.actor,
+        })
+    }
+
+    /// Time and catalog event of row `seq` of the snapshot.
+    fn row(&self, seq: u32) -> (i64, u16) {
+        let seq = seq as usize;
+        let chunk = &self.chunks[seq / CHUNK_ROWS];
+        let i = seq % CHUNK_ROWS;
+        (chunk.time[i], chunk.event[i])
+    }
+
     /// When the plan's outcome depends only on a row's catalog event: the
     /// table of events that match (`None` = all do). `None` overall (the
     /// outer option) when another column, a description filter or a

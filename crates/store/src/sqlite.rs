@@ -374,12 +374,11 @@ impl SqliteStore {
         // A bounded queue: when the writer falls behind, producers wait
         // rather than pile up memory.
         let (tx, rx) = tokio::sync::mpsc::channel(4096);
-        // The writer never checkpoints the WAL itself: a checkpoint copies
-        // pages into the main file and syncs it, which would stall the
-        // commit that happened to trigger it. A background thread does it.
-        conn.execute_batch("PRAGMA wal_autocheckpoint=0")
-            .map_err(sql_err("configure database"))?;
-        spawn_wal_checkpointer(Arc::downgrade(&shared))?;
+        // The writer checkpoints the WAL itself (SQLite's automatic
+        // checkpoint every 1,000 pages). Measured: a background PASSIVE
+        // checkpointer instead let the WAL grow without bound under
+        // sustained ingest (it never caught up with the writer) and cost
+        // 25 % of the append rate (33k vs 44k events/s in-process).
         let mut writer = Writer {
             conn,
             shared: shared.clone(),
@@ -412,34 +411,6 @@ impl SqliteStore {
             .await
             .map_err(|e| internal(format!("blocking task failed: {e}")))?
     }
-}
-
-/// How often the WAL is folded into the main file.
-const WAL_CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
-
-/// Checkpoints the WAL in the background (PASSIVE: never waits for readers
-/// or the writer) until the store is dropped.
-fn spawn_wal_checkpointer(shared: std::sync::Weak<Shared>) -> Result<()> {
-    std::thread::Builder::new()
-        .name("auditlog-wal".into())
-        .spawn(move || {
-            let mut conn = None;
-            loop {
-                std::thread::sleep(WAL_CHECKPOINT_INTERVAL);
-                let Some(sh) = shared.upgrade() else { return };
-                if conn.is_none() {
-                    conn = open_conn(&sh.path, &sh.opts, false).ok();
-                }
-                if let Some(c) = &conn
-                    && let Err(e) = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                {
-                    tracing::warn!(error = %e, "wal checkpoint failed; retrying");
-                    conn = None;
-                }
-            }
-        })
-        .map_err(|e| StoreError::with_source(StoreErrorKind::Internal, "spawn wal checkpointer", e))?;
-    Ok(())
 }
 
 /// Makes sure every catalog event has a stable type id; returns the map.

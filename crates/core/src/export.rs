@@ -233,9 +233,13 @@ mod tests {
         let tz = jiff::tz::TimeZone::get("Asia/Kolkata").unwrap();
         let mut a = CsvEncoder::new(tz.clone());
         let mut b = CsvEncoder::new(tz);
-        for r in [body("plain", "Jane"), body("=x, \"q\"\n", "Bob \\ \u{1F600}")] {
+        for r in [
+            body("plain", "Jane"),
+            body("=x, \"q\"\n", "Bob \\ \u{1F600}"),
+        ] {
             a.push(&r);
-            b.push_canonical(std::str::from_utf8(&r.canonical_bytes()).unwrap()).unwrap();
+            b.push_canonical(std::str::from_utf8(&r.canonical_bytes()).unwrap())
+                .unwrap();
         }
         assert_eq!(a.take(), b.take());
     }

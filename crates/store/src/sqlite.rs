@@ -587,11 +587,10 @@ impl Writer {
                                     // appended to the same account.
                                     let leaves = ops.iter().zip(&outcomes).flat_map(|(op, out)| {
                                         match (op, out) {
-                                            (WriteOp::Append { account: a, .. }, Outcome::Appended(ap))
-                                                if a == account =>
-                                            {
-                                                ap.as_slice()
-                                            }
+                                            (
+                                                WriteOp::Append { account: a, .. },
+                                                Outcome::Appended(ap),
+                                            ) if a == account => ap.as_slice(),
                                             _ => &[],
                                         }
                                         .iter()
@@ -692,24 +691,26 @@ impl Writer {
         // Ops are visited in order, so each account's index receives its
         // rows in `seq` order.
         for (op, outcome) in ops.iter().zip(&outcomes) {
-            if let (WriteOp::Append { account, events, .. }, Outcome::Appended(appended)) =
-                (op, outcome)
+            if let (
+                WriteOp::Append {
+                    account, events, ..
+                },
+                Outcome::Appended(appended),
+            ) = (op, outcome)
             {
                 let acc = &self.accounts[account];
-                acc.state.index.append(
-                    events
-                        .iter()
-                        .zip(appended)
-                        .filter(|(_, a)| a.created)
-                        .map(|(ev, a)| IndexRow {
+                acc.state
+                    .index
+                    .append(events.iter().zip(appended).filter(|(_, a)| a.created).map(
+                        |(ev, a)| IndexRow {
                             occurred_at_us: a.record.body.occurred_at.0,
                             event: ev.event_id,
                             actor_id: &a.record.body.actor.id,
                             actor_name: a.record.body.actor.name.as_deref(),
                             ip_address: a.record.body.ip_address.as_deref(),
                             workflow_id: a.record.body.workflow_id.as_deref(),
-                        }),
-                );
+                        },
+                    ));
             }
         }
         for account in &touched {
@@ -753,7 +754,6 @@ impl Writer {
             }
         }
     }
-
 
     /// The writer's state of `account`, registering the account on first use.
     fn account_mut(&mut self, account: &AccountId) -> Result<&mut WriterAccount> {
@@ -1369,49 +1369,63 @@ impl Store for SqliteStore {
         {
             return Ok(Some(token.clone()));
         }
-        let generation = self.shared.token_generation.load(std::sync::atomic::Ordering::SeqCst);
-        let found = self.blocking(move |sh| {
-            sh.with_reader(|conn| {
-                let row: Option<(String, Vec<u8>, String, String, i64)> = conn
-                    .prepare_cached(
-                        "SELECT id, secret_hash, scope, role, created_at FROM tokens \
+        let generation = self
+            .shared
+            .token_generation
+            .load(std::sync::atomic::Ordering::SeqCst);
+        let found = self
+            .blocking(move |sh| {
+                sh.with_reader(|conn| {
+                    let row: Option<(String, Vec<u8>, String, String, i64)> = conn
+                        .prepare_cached(
+                            "SELECT id, secret_hash, scope, role, created_at FROM tokens \
                          WHERE secret_hash = ?1 AND revoked_at IS NULL",
-                    )
-                    .and_then(|mut s| {
-                        s.query_row([&hash[..]], |r| {
-                            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                        )
+                        .and_then(|mut s| {
+                            s.query_row([&hash[..]], |r| {
+                                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                            })
+                            .optional()
                         })
-                        .optional()
-                    })
-                    .map_err(sql_err("read token"))?;
-                let Some((id, stored, scope, role, created_at_us)) = row else {
-                    return Ok(None);
-                };
-                let secret_hash: Hash = stored
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| internal("stored token hash is not 32 bytes"))?;
-                let scope = if scope == "*" {
-                    TokenScope::All
-                } else {
-                    TokenScope::Account(
-                        AccountId::parse(&scope).map_err(|e| internal(e.to_string()))?,
-                    )
-                };
-                let role = Role::parse(&role).ok_or_else(|| internal("stored role is unknown"))?;
-                Ok(Some(TokenRecord {
-                    id,
-                    secret_hash,
-                    scope,
-                    role,
-                    created_at_us,
-                }))
+                        .map_err(sql_err("read token"))?;
+                    let Some((id, stored, scope, role, created_at_us)) = row else {
+                        return Ok(None);
+                    };
+                    let secret_hash: Hash = stored
+                        .as_slice()
+                        .try_into()
+                        .map_err(|_| internal("stored token hash is not 32 bytes"))?;
+                    let scope = if scope == "*" {
+                        TokenScope::All
+                    } else {
+                        TokenScope::Account(
+                            AccountId::parse(&scope).map_err(|e| internal(e.to_string()))?,
+                        )
+                    };
+                    let role =
+                        Role::parse(&role).ok_or_else(|| internal("stored role is unknown"))?;
+                    Ok(Some(TokenRecord {
+                        id,
+                        secret_hash,
+                        scope,
+                        role,
+                        created_at_us,
+                    }))
+                })
             })
-        })
-        .await?;
+            .await?;
         if let Some(token) = &found {
-            let mut cache = self.shared.token_cache.lock().unwrap_or_else(|e| e.into_inner());
-            if self.shared.token_generation.load(std::sync::atomic::Ordering::SeqCst) == generation {
+            let mut cache = self
+                .shared
+                .token_cache
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if self
+                .shared
+                .token_generation
+                .load(std::sync::atomic::Ordering::SeqCst)
+                == generation
+            {
                 cache.insert(hash, (token.clone(), std::time::Instant::now()));
             }
         }
@@ -1425,7 +1439,11 @@ impl Store for SqliteStore {
             .send(|reply| WriteOp::RevokeToken { account, id, reply })
             .await?;
         // Whatever was revoked must stop working now, not after the TTL.
-        let mut cache = self.shared.token_cache.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = self
+            .shared
+            .token_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         self.shared
             .token_generation
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);

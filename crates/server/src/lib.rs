@@ -132,19 +132,19 @@ pub fn app(state: AppState) -> Router {
         )
         .route(
             "/accounts/{account}/workflows/{workflow}/events",
-            get(read::wf_list),
+            get(read::list),
         )
         .route(
             "/accounts/{account}/workflows/{workflow}/events/count",
-            get(read::wf_count),
+            get(read::count),
         )
         .route(
             "/accounts/{account}/workflows/{workflow}/events/histogram",
-            get(read::wf_histogram),
+            get(read::histogram),
         )
         .route(
             "/accounts/{account}/workflows/{workflow}/events/export",
-            get(read::wf_export),
+            get(read::export),
         )
         .route("/accounts/{account}/suggestions", get(read::suggestions))
         .route("/accounts/{account}/checkpoint", get(tlog::checkpoint))

@@ -131,6 +131,30 @@ pub struct ProofHashes {
     hashes: Vec<String>,
 }
 
+/// The query parameters every view takes (list, count, histogram, export).
+#[allow(dead_code)]
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ViewParams {
+    /// all_time, today, yesterday, this_week, this_month, last_month,
+    /// last_30_days (default), last_90_days, this_year, last_year, custom
+    range: Option<String>,
+    /// YYYY-MM-DD, with range=custom
+    from: Option<String>,
+    /// YYYY-MM-DD, with range=custom (default today)
+    to: Option<String>,
+    /// IANA time zone of the viewer (default UTC)
+    tz: Option<String>,
+    /// monday (default) or sunday
+    week_start: Option<String>,
+    /// COLUMN:OP:VALUE, repeatable; columns event, category, user, user_id,
+    /// ip_address, workflow_id, level, description; ops eq, ne, contains,
+    /// not_contains
+    filter: Option<Vec<String>>,
+    /// and (default) or or: one join for the whole set
+    join: Option<String>,
+}
+
 struct BearerAuth;
 
 impl Modify for BearerAuth {
@@ -156,7 +180,6 @@ impl Modify for BearerAuth {
         crate::read::export,
         crate::read::get_one,
         crate::read::suggestions,
-        crate::read::wf_list,
         crate::tlog::checkpoint,
         crate::tlog::inclusion,
         crate::tlog::consistency,

@@ -383,129 +383,70 @@ fn export_event(
     }
 }
 
-#[utoipa::path(get, path = "/v1/accounts/{account}/events", params(("account" = String, Path, description = "Account id"),
-        ("range" = Option<String>, Query, description = "all_time, today, yesterday, this_week, this_month, last_month, last_30_days (default), last_90_days, this_year, last_year, custom"),
-        ("from" = Option<String>, Query, description = "YYYY-MM-DD, with range=custom"),
-        ("to" = Option<String>, Query, description = "YYYY-MM-DD, with range=custom (default today)"),
-        ("tz" = Option<String>, Query, description = "IANA time zone of the viewer (default UTC)"),
-        ("filter" = Option<Vec<String>>, Query, description = "COLUMN:OP:VALUE, repeatable; columns event, category, user, user_id, ip_address, workflow_id, level, description; ops eq, ne, contains, not_contains"),
-        ("join" = Option<String>, Query, description = "and (default) or or"),
+/// The path of a view: an account, and for a workflow's own view the
+/// workflow (one handler serves both routes).
+#[derive(serde::Deserialize)]
+pub struct ViewPath {
+    account: String,
+    workflow: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/accounts/{account}/events",
+    params(("account" = String, Path, description = "Account id"), crate::openapi::ViewParams,
         ("limit" = Option<u32>, Query, description = "1–1000, default 50"),
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
-    responses((status = 200, description = "Newest first", body = crate::openapi::EventList), (status = 400, description = "A bad parameter", body = crate::openapi::Problem)))]
+    responses((status = 200, description = "Newest first; `/v1/accounts/{account}/workflows/{workflow}/events` (and its /count, /histogram, /export) is the same for one workflow's workflow-level events", body = crate::openapi::EventList),
+        (status = 400, description = "A bad parameter", body = crate::openapi::Problem)))]
 pub async fn list(
     State(st): State<AppState>,
     caller: Caller,
-    Path(account): Path<String>,
+    Path(path): Path<ViewPath>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    let p = prepare(&st, &caller, &account, None, q)?;
+    let p = prepare(&st, &caller, &path.account, path.workflow, q)?;
     do_list(st, p).await
 }
 
-#[utoipa::path(get, path = "/v1/accounts/{account}/events/count", params(("account" = String, Path, description = "Account id"),
-        ("range" = Option<String>, Query, description = "all_time, today, yesterday, this_week, this_month, last_month, last_30_days (default), last_90_days, this_year, last_year, custom"),
-        ("from" = Option<String>, Query, description = "YYYY-MM-DD, with range=custom"),
-        ("to" = Option<String>, Query, description = "YYYY-MM-DD, with range=custom (default today)"),
-        ("tz" = Option<String>, Query, description = "IANA time zone of the viewer (default UTC)"),
-        ("filter" = Option<Vec<String>>, Query, description = "COLUMN:OP:VALUE, repeatable; columns event, category, user, user_id, ip_address, workflow_id, level, description; ops eq, ne, contains, not_contains"),
-        ("join" = Option<String>, Query, description = "and (default) or or"),), responses((status = 200, description = "Exact count", body = crate::openapi::Count)))]
+#[utoipa::path(get, path = "/v1/accounts/{account}/events/count",
+    params(("account" = String, Path, description = "Account id"), crate::openapi::ViewParams),
+    responses((status = 200, description = "Exact count", body = crate::openapi::Count)))]
 pub async fn count(
     State(st): State<AppState>,
     caller: Caller,
-    Path(account): Path<String>,
+    Path(path): Path<ViewPath>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    let p = prepare(&st, &caller, &account, None, q)?;
+    let p = prepare(&st, &caller, &path.account, path.workflow, q)?;
     do_count(st, p).await
 }
 
-#[utoipa::path(get, path = "/v1/accounts/{account}/events/histogram", params(("account" = String, Path, description = "Account id"),
-        ("range" = Option<String>, Query, description = "all_time, today, yesterday, this_week, this_month, last_month, last_30_days (default), last_90_days, this_year, last_year, custom"),
-        ("from" = Option<String>, Query, description = "YYYY-MM-DD, with range=custom"),
-        ("to" = Option<String>, Query, description = "YYYY-MM-DD, with range=custom (default today)"),
-        ("tz" = Option<String>, Query, description = "IANA time zone of the viewer (default UTC)"),
-        ("filter" = Option<Vec<String>>, Query, description = "COLUMN:OP:VALUE, repeatable; columns event, category, user, user_id, ip_address, workflow_id, level, description; ops eq, ne, contains, not_contains"),
-        ("join" = Option<String>, Query, description = "and (default) or or"),
+#[utoipa::path(get, path = "/v1/accounts/{account}/events/histogram",
+    params(("account" = String, Path, description = "Account id"), crate::openapi::ViewParams,
         ("bucket" = Option<String>, Query, description = "hour, day or auto")),
     responses((status = 200, description = "Buckets ascending, aligned to the viewer's zone", body = crate::openapi::Histogram)))]
 pub async fn histogram(
     State(st): State<AppState>,
     caller: Caller,
-    Path(account): Path<String>,
+    Path(path): Path<ViewPath>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    let p = prepare(&st, &caller, &account, None, q)?;
+    let p = prepare(&st, &caller, &path.account, path.workflow, q)?;
     do_histogram(st, p).await
 }
 
-#[utoipa::path(get, path = "/v1/accounts/{account}/events/export", params(("account" = String, Path, description = "Account id"),
-        ("range" = Option<String>, Query, description = "all_time, today, yesterday, this_week, this_month, last_month, last_30_days (default), last_90_days, this_year, last_year, custom"),
-        ("from" = Option<String>, Query, description = "YYYY-MM-DD, with range=custom"),
-        ("to" = Option<String>, Query, description = "YYYY-MM-DD, with range=custom (default today)"),
-        ("tz" = Option<String>, Query, description = "IANA time zone of the viewer (default UTC)"),
-        ("filter" = Option<Vec<String>>, Query, description = "COLUMN:OP:VALUE, repeatable; columns event, category, user, user_id, ip_address, workflow_id, level, description; ops eq, ne, contains, not_contains"),
-        ("join" = Option<String>, Query, description = "and (default) or or"),
+#[utoipa::path(get, path = "/v1/accounts/{account}/events/export",
+    params(("account" = String, Path, description = "Account id"), crate::openapi::ViewParams,
         ("format" = Option<String>, Query, description = "csv (default) or jsonl")),
-    responses((status = 200, description = "Streamed Account_Audit_Logs.csv, or JSONL records")))]
+    responses((status = 200, description = "Streamed Account_Audit_Logs.csv (Workflow_Audit_Logs.csv for a workflow), or JSONL records")))]
 pub async fn export(
     State(st): State<AppState>,
     caller: Caller,
-    Path(account): Path<String>,
+    Path(path): Path<ViewPath>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    let p = prepare(&st, &caller, &account, None, q)?;
-    do_export(st, caller, p, false).await
-}
-
-#[utoipa::path(get, path = "/v1/accounts/{account}/workflows/{workflow}/events", params(("account" = String, Path, description = "Account id"), ("workflow" = String, Path, description = "Workflow id"),
-        ("range" = Option<String>, Query, description = "all_time, today, yesterday, this_week, this_month, last_month, last_30_days (default), last_90_days, this_year, last_year, custom"),
-        ("from" = Option<String>, Query, description = "YYYY-MM-DD, with range=custom"),
-        ("to" = Option<String>, Query, description = "YYYY-MM-DD, with range=custom (default today)"),
-        ("tz" = Option<String>, Query, description = "IANA time zone of the viewer (default UTC)"),
-        ("filter" = Option<Vec<String>>, Query, description = "COLUMN:OP:VALUE, repeatable; columns event, category, user, user_id, ip_address, workflow_id, level, description; ops eq, ne, contains, not_contains"),
-        ("join" = Option<String>, Query, description = "and (default) or or"),
-        ("limit" = Option<u32>, Query, description = "1–1000, default 50"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
-    responses((status = 200, description = "The workflow's workflow-level events; /count, /histogram and /export (Workflow_Audit_Logs.csv) work as for the account", body = crate::openapi::EventList)))]
-pub async fn wf_list(
-    State(st): State<AppState>,
-    caller: Caller,
-    Path((account, wf)): Path<(String, String)>,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Response> {
-    let p = prepare(&st, &caller, &account, Some(wf), q)?;
-    do_list(st, p).await
-}
-
-pub async fn wf_count(
-    State(st): State<AppState>,
-    caller: Caller,
-    Path((account, wf)): Path<(String, String)>,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Response> {
-    let p = prepare(&st, &caller, &account, Some(wf), q)?;
-    do_count(st, p).await
-}
-
-pub async fn wf_histogram(
-    State(st): State<AppState>,
-    caller: Caller,
-    Path((account, wf)): Path<(String, String)>,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Response> {
-    let p = prepare(&st, &caller, &account, Some(wf), q)?;
-    do_histogram(st, p).await
-}
-
-pub async fn wf_export(
-    State(st): State<AppState>,
-    caller: Caller,
-    Path((account, wf)): Path<(String, String)>,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Response> {
-    let p = prepare(&st, &caller, &account, Some(wf), q)?;
-    do_export(st, caller, p, true).await
+    let workflow = path.workflow.is_some();
+    let p = prepare(&st, &caller, &path.account, path.workflow, q)?;
+    do_export(st, caller, p, workflow).await
 }
 
 /// `GET /v1/accounts/{account}/events/{id}`

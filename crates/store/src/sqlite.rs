@@ -402,6 +402,27 @@ impl SqliteStore {
             .map_err(|_| StoreError::new(StoreErrorKind::Unavailable, "store writer stopped"))?
     }
 
+    /// Runs `f` on a blocking thread with the account's stored tiles.
+    async fn with_tiles<T: Send + 'static>(
+        &self,
+        account: &AccountId,
+        f: impl FnOnce(&SqlTiles<'_>) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let acc = self
+            .shared
+            .account(account)
+            .ok_or_else(|| internal("account vanished"))?;
+        self.blocking(move |sh| {
+            sh.with_reader(|conn| {
+                f(&SqlTiles {
+                    conn,
+                    account: acc.db_id,
+                })
+            })
+        })
+        .await
+    }
+
     async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Shared) -> Result<T> + Send + 'static,
@@ -1296,22 +1317,9 @@ impl Store for SqliteStore {
                 head.size
             )));
         }
-        let acc = self
-            .shared
-            .account(account)
-            .ok_or_else(|| internal("account vanished"))?;
-        self.blocking(move |sh| {
-            sh.with_reader(|conn| {
-                merkle::inclusion_proof(
-                    seq,
-                    size,
-                    &SqlTiles {
-                        conn,
-                        account: acc.db_id,
-                    },
-                )
+        self.with_tiles(account, move |tiles| {
+            merkle::inclusion_proof(seq, size, tiles)
                 .map_err(|e| internal(format!("inclusion proof: {e}")))
-            })
         })
         .await
     }
@@ -1332,22 +1340,9 @@ impl Store for SqliteStore {
         if from == 0 || from == to {
             return Ok(Vec::new());
         }
-        let acc = self
-            .shared
-            .account(account)
-            .ok_or_else(|| internal("account vanished"))?;
-        self.blocking(move |sh| {
-            sh.with_reader(|conn| {
-                merkle::consistency_proof(
-                    from,
-                    to,
-                    &SqlTiles {
-                        conn,
-                        account: acc.db_id,
-                    },
-                )
+        self.with_tiles(account, move |tiles| {
+            merkle::consistency_proof(from, to, tiles)
                 .map_err(|e| internal(format!("consistency proof: {e}")))
-            })
         })
         .await
     }

@@ -136,7 +136,6 @@ struct Inner {
     postings_complete: bool,
     len: u64,
     min_time: i64,
-    max_time: i64,
     actors: Actors,
     user_ids: Dict,
     names: Dict,
@@ -199,7 +198,6 @@ impl TimeBounds {
 pub struct Plan {
     chunks: Vec<Arc<Chunk>>,
     len: u64,
-    min_time: i64,
     /// `None` means the query has no indexed filter and matches every row in
     /// scope, which lets counts skip the look-ups.
     tables: Option<Tables>,
@@ -235,7 +233,6 @@ impl LogIndex {
                 postings_complete: true,
                 len: 0,
                 min_time: i64::MAX,
-                max_time: i64::MIN,
                 actors: Actors::default(),
                 user_ids: Dict::new(),
                 names: Dict::new(),
@@ -305,7 +302,6 @@ impl LogIndex {
             tail.min_time = tail.min_time.min(t);
             tail.max_time = tail.max_time.max(t);
             inner.min_time = inner.min_time.min(t);
-            inner.max_time = inner.max_time.max(t);
             let slot = inner.rollup.entry(t.div_euclid(SLOT_US)).or_default();
             match slot.iter_mut().find(|(e, _)| *e == row.event.0) {
                 Some((_, c)) => *c += 1,
@@ -429,7 +425,6 @@ impl LogIndex {
         Plan {
             chunks: g.chunks.clone(),
             len: g.len,
-            min_time: g.min_time,
             tables,
             scope_event,
             scope_workflow,
@@ -690,16 +685,6 @@ impl Plan {
             }
             Some(_) => None,
         }
-    }
-
-    /// The log size this plan's snapshot reflects.
-    pub fn log_size(&self) -> u64 {
-        self.len
-    }
-
-    /// Earliest event time in the snapshot (for all-time histograms).
-    pub fn min_time(&self) -> Option<i64> {
-        (self.len > 0).then_some(self.min_time)
     }
 
     /// Description filters with their needles; the caller's closure must

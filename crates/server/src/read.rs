@@ -233,38 +233,43 @@ async fn do_export(
     let format = p.query.format;
     let tz = p.query.range.tz.clone();
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-    let header_tx = tx.clone();
-    let sink_tx = tx.clone();
     let mut csv = matches!(format, ExportFormat::Csv).then(|| CsvEncoder::new(tz));
     if let Some(enc) = csv.as_mut() {
-        let head = enc.take();
-        let _ = header_tx.send(Ok(Bytes::from(head))).await;
+        let _ = tx.send(Ok(Bytes::from(enc.take()))).await;
     }
-    let sink = Box::new(move |batch: &[RawRecord]| -> Result<(), StoreError> {
-        let mut buf = Vec::with_capacity(batch.len() * 400);
-        match csv.as_mut() {
-            Some(enc) => {
-                for r in batch {
-                    enc.push_canonical(&r.canonical).map_err(|e| {
-                        StoreError::new(
-                            StoreErrorKind::Internal,
-                            format!("stored record does not parse: {e}"),
-                        )
-                    })?;
+    // Two stages on two threads: the store reads batches of records, an
+    // encoder turns them into CSV or JSONL. Both channels are bounded: a
+    // slow client slows the reader instead of growing memory.
+    let (raw_tx, mut raw_rx) = tokio::sync::mpsc::channel::<Vec<RawRecord>>(2);
+    let body_tx = tx.clone();
+    let encoder = tokio::task::spawn_blocking(move || -> Result<(), String> {
+        while let Some(batch) = raw_rx.blocking_recv() {
+            let mut buf = Vec::with_capacity(batch.len() * 400);
+            match csv.as_mut() {
+                Some(enc) => {
+                    for r in &batch {
+                        enc.push_canonical(&r.canonical).map_err(|e| {
+                            format!("stored record seq {} does not parse: {e}", r.seq)
+                        })?;
+                    }
+                    buf = enc.take();
                 }
-                buf = enc.take();
-            }
-            None => {
-                for r in batch {
-                    push_jsonl(r.canonical.as_bytes(), &r.leaf_hash, &mut buf);
+                None => {
+                    for r in &batch {
+                        push_jsonl(r.canonical.as_bytes(), &r.leaf_hash, &mut buf);
+                    }
                 }
             }
+            body_tx
+                .blocking_send(Ok(Bytes::from(buf)))
+                .map_err(|_| "export client went away".to_owned())?;
         }
-        // The bounded channel is the backpressure: a slow client slows the
-        // reader instead of growing memory.
-        sink_tx
-            .blocking_send(Ok(Bytes::from(buf)))
-            .map_err(|_| StoreError::new(StoreErrorKind::Unavailable, "export client went away"))
+        Ok(())
+    });
+    let sink = Box::new(move |batch: Vec<RawRecord>| -> Result<(), StoreError> {
+        raw_tx
+            .blocking_send(batch)
+            .map_err(|_| StoreError::new(StoreErrorKind::Unavailable, "export encoder stopped"))
     });
     let account = p.account.clone();
     let sel = p.sel.clone();
@@ -280,7 +285,18 @@ async fn do_export(
     };
     let st = state.clone();
     tokio::spawn(async move {
-        match st.store.export(&account, &sel, sink).await {
+        // The export is complete when the encoder has handed over its last
+        // bytes, not when the reader is done.
+        let read = st.store.export(&account, &sel, sink).await;
+        let encoded = encoder
+            .await
+            .unwrap_or_else(|e| Err(format!("export encoder failed: {e}")));
+        let outcome = match (read, encoded) {
+            (Ok(rows), Ok(())) => Ok(rows),
+            (Err(e), _) => Err(e.to_string()),
+            (Ok(_), Err(e)) => Err(e),
+        };
+        match outcome {
             Ok(rows) => {
                 metrics::counter!("auditlog_export_rows_total").increment(rows);
                 let event = export_event(
@@ -298,7 +314,7 @@ async fn do_export(
             }
             Err(e) => {
                 tracing::warn!(account = %account, error = %e, "export stopped");
-                let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                let _ = tx.send(Err(std::io::Error::other(e))).await;
             }
         }
     });

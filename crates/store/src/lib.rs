@@ -69,12 +69,6 @@ impl StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// An event handed to [`Store::append`].
-#[derive(Clone, Debug)]
-pub struct NewEvent {
-    pub event: ValidEvent,
-}
-
 /// The outcome of appending one event.
 #[derive(Clone, Debug)]
 pub struct Appended {
@@ -187,7 +181,7 @@ pub struct TokenRecord {
 }
 
 /// A byte sink for streamed exports; returning an error stops the stream.
-pub type RawSink<'a> = dyn FnMut(&[RawRecord]) -> Result<(), StoreError> + Send + 'a;
+pub type RawSink<'a> = dyn FnMut(Vec<RawRecord>) -> Result<(), StoreError> + Send + 'a;
 
 /// The storage boundary. Used as `Arc<dyn Store>`.
 ///

@@ -1230,8 +1230,11 @@ impl Store for SqliteStore {
                 batch.clear();
                 fetch_many(&conn, acc.db_id, &keys, &mut batch)?;
                 if !batch.is_empty() {
-                    sink(&batch)?;
                     n += batch.len() as u64;
+                    sink(std::mem::replace(
+                        &mut batch,
+                        Vec::with_capacity(EXPORT_BATCH),
+                    ))?;
                 }
                 match (more, keys.last()) {
                     (true, Some(last)) => after = Some(*last),

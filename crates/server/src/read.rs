@@ -44,28 +44,14 @@ pub async fn catalog(_caller: Caller) -> Response {
 /// but strictly: `form_urlencoded::parse` replaces bytes that are not UTF-8
 /// with U+FFFD, which would turn a garbled filter value into one that
 /// silently matches nothing. Invalid UTF-8 is a 400 (PRODUCT.md §3).
-fn query_pairs(raw: Option<String>) -> ApiResult<Vec<(String, String)>> {
-    // As the URL standard's decoder: `+` is a space, `%XY` a byte, and a
-    // `%` not followed by two hex digits stays as it is.
+pub(crate) fn query_pairs(raw: Option<String>) -> ApiResult<Vec<(String, String)>> {
+    // `+` is a space, then percent-decoding, then a strict UTF-8 check.
     fn decode(s: &str) -> Option<String> {
-        let b = s.as_bytes();
-        let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-        let mut out = Vec::with_capacity(b.len());
-        let mut i = 0;
-        while i < b.len() {
-            let digit = |at: usize| b.get(at).copied().and_then(hex);
-            let byte = match (b[i], digit(i + 1), digit(i + 2)) {
-                (b'%', Some(hi), Some(lo)) => {
-                    i += 2;
-                    (hi << 4) | lo
-                }
-                (b'+', _, _) => b' ',
-                (c, _, _) => c,
-            };
-            out.push(byte);
-            i += 1;
-        }
-        String::from_utf8(out).ok()
+        let spaced = s.replace('+', " ");
+        percent_encoding::percent_decode_str(&spaced)
+            .decode_utf8()
+            .ok()
+            .map(|c| c.into_owned())
     }
     let raw = raw.unwrap_or_default();
     let mut pairs = Vec::new();

@@ -89,7 +89,7 @@ pub async fn checkpoint(
 
 fn params(raw: Option<String>, names: [&str; 2]) -> ApiResult<[u64; 2]> {
     let mut out = [None, None];
-    for (k, v) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+    for (k, v) in crate::read::query_pairs(raw)? {
         let Some(i) = names.iter().position(|n| *n == k) else {
             return Err(ApiError::BadRequest(format!(
                 "unknown parameter `{k}`; accepted: {}, {}",

@@ -89,6 +89,35 @@ async fn main() {
         "append (batches of 1000): {:.0} events/s",
         n as f64 / append.as_secs_f64()
     );
+
+    // Single events from 64 concurrent producers: group commit at work.
+    let singles: Vec<_> = (0..20_000)
+        .map(|i| {
+            let v: serde_json::Value = serde_json::from_slice(&bodies[i % bodies.len()]).unwrap();
+            let mut errors = Vec::new();
+            validate_event(catalog, &v, "", &ctx, &mut errors).unwrap()
+        })
+        .collect();
+    let t = Instant::now();
+    let mut handles = Vec::new();
+    let mut it = singles.into_iter();
+    for _ in 0..64 {
+        let mine: Vec<_> = it.by_ref().take(20_000 / 64 + 1).collect();
+        let store = store.clone();
+        let account = account.clone();
+        handles.push(tokio::spawn(async move {
+            for e in mine {
+                store.append(&account, vec![e]).await.unwrap();
+            }
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    println!(
+        "append (single events, 64 producers): {:.0} events/s",
+        20_000.0 / t.elapsed().as_secs_f64()
+    );
     let size: u64 = store.size_bytes().await.unwrap();
     println!("bytes on disk per event: {:.0}", size as f64 / n as f64);
 }

@@ -586,44 +586,16 @@ impl Writer {
                             snapshots.insert(account.clone(), tree);
                             touched.push(account.clone());
                         }
-                        self.conn
-                            .execute_batch("SAVEPOINT op")
-                            .map_err(sql_err("savepoint"))?;
-                        let before = self.account_mut(account)?.tree.size();
-                        match self.append_events(account, events, now, &mut group_keys) {
-                            Ok(appended) => {
-                                self.conn
-                                    .execute_batch("RELEASE op")
-                                    .map_err(sql_err("release savepoint"))?;
-                                Outcome::Appended(appended)
-                            }
-                            Err(e) if e.kind != StoreErrorKind::Unavailable => {
-                                // This op alone fails; the group goes on.
-                                self.conn
-                                    .execute_batch("ROLLBACK TO op; RELEASE op")
-                                    .map_err(sql_err("rollback savepoint"))?;
-                                let acc = self.account_mut(account)?;
-                                if acc.tree.size() != before {
-                                    // The leaves earlier ops of this group
-                                    // appended to the same account.
-                                    let leaves = ops.iter().zip(&outcomes).flat_map(|(op, out)| {
-                                        match (op, out) {
-                                            (
-                                                WriteOp::Append { account: a, .. },
-                                                Outcome::Appended(ap),
-                                            ) if a == account => ap.as_slice(),
-                                            _ => &[],
-                                        }
-                                        .iter()
-                                        .filter(|x| x.created)
-                                        .map(|x| x.record.leaf_hash)
-                                    });
-                                    acc.tree = restore_prefix(&snapshots[account], leaves, before)?;
-                                }
-                                Outcome::Failed(e)
-                            }
-                            Err(e) => return Err(e),
-                        }
+                        // An error here fails the whole group (every request
+                        // in it is answered with it and may retry): a failed
+                        // insert cannot be undone without a savepoint per
+                        // request, which costs more than the rare failure.
+                        Outcome::Appended(self.append_events(
+                            account,
+                            events,
+                            now,
+                            &mut group_keys,
+                        )?)
                     }
                     WriteOp::Checkpoint {
                         account,
@@ -919,24 +891,6 @@ impl Writer {
         }
         Ok(out)
     }
-}
-
-/// After an op fails inside a group, rebuilds the account's tree as it was
-/// before that op: the snapshot from before the group plus the leaves that
-/// earlier ops of the group appended.
-fn restore_prefix(
-    snapshot: &TreeState,
-    leaves: impl Iterator<Item = Hash>,
-    size: u64,
-) -> Result<TreeState> {
-    let mut tree = snapshot.clone();
-    for leaf in leaves {
-        tree.append(leaf);
-    }
-    if tree.size() != size {
-        return Err(internal("tree state diverged from the log"));
-    }
-    Ok(tree)
 }
 
 enum Outcome {

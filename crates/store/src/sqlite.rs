@@ -571,6 +571,16 @@ impl Writer {
         let mut touched: Vec<AccountId> = Vec::new();
 
         let result = (|| -> Result<()> {
+            // New accounts are registered before the group's transaction, in
+            // their own: if the group then fails, the in-memory account still
+            // matches a row in the file (an empty account is harmless; an
+            // account whose row was rolled back would hand its id to the next
+            // account registered).
+            for op in &ops {
+                if let WriteOp::Append { account, .. } = op {
+                    self.account_mut(account)?;
+                }
+            }
             self.conn
                 .execute_batch("BEGIN IMMEDIATE")
                 .map_err(sql_err("begin transaction"))?;
@@ -717,7 +727,6 @@ impl Writer {
         for (op, outcome) in ops.into_iter().zip(outcomes) {
             match (op, outcome) {
                 (WriteOp::Append { reply, .. }, Outcome::Appended(a)) => drop(reply.send(Ok(a))),
-                (WriteOp::Append { reply, .. }, Outcome::Failed(e)) => drop(reply.send(Err(e))),
                 (
                     WriteOp::Checkpoint {
                         account,

@@ -198,6 +198,11 @@ struct ApiDoc;
 /// The document as JSON bytes, built once.
 pub fn document() -> Vec<u8> {
     static DOC: OnceLock<Vec<u8>> = OnceLock::new();
-    DOC.get_or_init(|| ApiDoc::openapi().to_json().unwrap_or_default().into_bytes())
-        .clone()
+    DOC.get_or_init(|| {
+        ApiDoc::openapi()
+            .to_json()
+            .expect("the OpenAPI document serializes")
+            .into_bytes()
+    })
+    .clone()
 }

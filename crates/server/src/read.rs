@@ -35,7 +35,7 @@ pub async fn catalog(_caller: Caller) -> Response {
     static JSON: OnceLock<Vec<u8>> = OnceLock::new();
     let body = JSON.get_or_init(|| {
         let c = Catalog::get();
-        serde_json::to_vec(&json!({ "levels": c.levels })).unwrap_or_default()
+        serde_json::to_vec(&json!({ "levels": c.levels })).expect("the catalog serializes")
     });
     json_response(StatusCode::OK, body.clone())
 }
@@ -460,12 +460,20 @@ pub async fn get_one(
     Path((account, id)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let account = caller.authorize(&account, Needed::Read)?;
-    match st.store.get(&account, &id).await? {
-        Some(r) => Ok(json_response(StatusCode::OK, Record::to_json_bytes(&r))),
-        None => Err(ApiError::NotFound(format!(
-            "no event with id `{id}` in this account"
-        ))),
-    }
+    let record = record_or_404(&st, &account, &id).await?;
+    Ok(json_response(StatusCode::OK, record.to_json_bytes()))
+}
+
+/// One record of the account, or the `404` every by-id route answers.
+pub(crate) async fn record_or_404(
+    st: &AppState,
+    account: &AccountId,
+    id: &str,
+) -> ApiResult<Record> {
+    st.store
+        .get(account, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no event with id `{id}` in this account")))
 }
 
 /// `GET /v1/accounts/{account}/suggestions?column=user&q=…`: values seen in

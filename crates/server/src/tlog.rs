@@ -162,10 +162,7 @@ pub async fn event_proof(
     Path((account, id)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let account = caller.authorize(&account, Needed::Read)?;
-    let record =
-        st.store.get(&account, &id).await?.ok_or_else(|| {
-            ApiError::NotFound(format!("no event with id `{id}` in this account"))
-        })?;
+    let record = crate::read::record_or_404(&st, &account, &id).await?;
     sign_pending(&st).await?;
     let note = st
         .store

@@ -1011,27 +1011,56 @@ fn fetch_many(
     Ok(())
 }
 
-/// The description closure for plans with description filters.
-fn description_checker<'a>(
+/// Decides a plan's description filters for one row by reading the stored
+/// record. A read error is kept, not swallowed: a scan that met one has no
+/// answer, and [`DescriptionCheck::finish`] returns it.
+struct DescriptionCheck<'a> {
     conn: &'a Connection,
     db_id: i64,
-    filters: &'a [(auditlog_core::query::Filter, String)],
-    join: Join,
-) -> impl FnMut(u64) -> bool + 'a {
-    move |seq| {
-        let desc: Option<String> = conn
+    plan: &'a auditlog_core::index::Plan,
+    error: Option<StoreError>,
+}
+
+impl<'a> DescriptionCheck<'a> {
+    fn new(conn: &'a Connection, db_id: i64, plan: &'a auditlog_core::index::Plan) -> Self {
+        DescriptionCheck {
+            conn,
+            db_id,
+            plan,
+            error: None,
+        }
+    }
+
+    fn matches(&mut self, seq: u64) -> bool {
+        if self.error.is_some() {
+            return false;
+        }
+        let desc: Option<String> = match self
+            .conn
             .prepare_cached(
                 "SELECT json_extract(body, '$.description') FROM events WHERE account = ?1 AND seq = ?2",
             )
-            .and_then(|mut s| s.query_row(params![db_id, seq as i64], |r| r.get(0)))
-            .ok();
-        let mut results = filters
+            .and_then(|mut s| s.query_row(params![self.db_id, seq as i64], |r| r.get(0)))
+        {
+            Ok(d) => d,
+            Err(e) => {
+                self.error = Some(sql_err("read event description")(e));
+                return false;
+            }
+        };
+        let mut results = self
+            .plan
+            .description_filters()
             .iter()
             .map(|(f, needle)| op_matches(f.op, desc.as_deref(), needle));
-        match join {
+        match self.plan.join() {
             Join::And => results.all(|b| b),
             Join::Or => results.any(|b| b),
         }
+    }
+
+    fn finish(self) -> Result<()> {
+        self.error.map_or(Ok(()), Err)
     }
 }
 
@@ -1098,9 +1127,9 @@ impl Store for SqliteStore {
                 let plan = acc
                     .index
                     .plan(&sel.filters, sel.join, index_scope(&sel.scope));
-                let mut desc =
-                    description_checker(conn, acc.db_id, plan.description_filters(), plan.join());
-                let (keys, more) = plan.page(sel.bounds, after, limit, &mut desc);
+                let mut check = DescriptionCheck::new(conn, acc.db_id, &plan);
+                let (keys, more) = plan.page(sel.bounds, after, limit, &mut |s| check.matches(s));
+                check.finish()?;
                 let mut records = Vec::with_capacity(keys.len());
                 for k in &keys {
                     let raw = fetch_raw(conn, acc.db_id, k.seq)?;
@@ -1123,9 +1152,12 @@ impl Store for SqliteStore {
                 let plan = acc
                     .index
                     .plan(&sel.filters, sel.join, index_scope(&sel.scope));
-                let mut desc =
-                    description_checker(conn, acc.db_id, plan.description_filters(), plan.join());
-                Ok(acc.index.count(&plan, sel.bounds, &mut desc))
+                let mut check = DescriptionCheck::new(conn, acc.db_id, &plan);
+                let n = acc
+                    .index
+                    .count(&plan, sel.bounds, &mut |s| check.matches(s));
+                check.finish()?;
+                Ok(n)
             })
         })
         .await
@@ -1146,10 +1178,12 @@ impl Store for SqliteStore {
                 let plan = acc
                     .index
                     .plan(&sel.filters, sel.join, index_scope(&sel.scope));
-                let mut desc =
-                    description_checker(conn, acc.db_id, plan.description_filters(), plan.join());
-                // The edges span exactly the selection's range.
-                Ok(acc.index.histogram(&plan, sel.bounds, &edges, &mut desc))
+                let mut check = DescriptionCheck::new(conn, acc.db_id, &plan);
+                let counts = acc
+                    .index
+                    .histogram(&plan, sel.bounds, &edges, &mut |s| check.matches(s));
+                check.finish()?;
+                Ok(counts)
             })
         })
         .await
@@ -1179,8 +1213,7 @@ impl Store for SqliteStore {
             let plan = acc
                 .index
                 .plan(&sel.filters, sel.join, index_scope(&sel.scope));
-            let mut desc =
-                description_checker(&conn, acc.db_id, plan.description_filters(), plan.join());
+            let mut check = DescriptionCheck::new(&conn, acc.db_id, &plan);
             // Page through the plan's snapshot newest first, one batch at a
             // time: memory stays flat however many rows match, and for a
             // log ingested roughly in time order each page touches about
@@ -1189,7 +1222,13 @@ impl Store for SqliteStore {
             let mut batch = Vec::with_capacity(EXPORT_BATCH);
             let mut n = 0u64;
             loop {
-                let (keys, more) = plan.page(sel.bounds, after, EXPORT_BATCH, &mut desc);
+                let (keys, more) =
+                    plan.page(sel.bounds, after, EXPORT_BATCH, &mut |s| check.matches(s));
+                // Rows whose description could not be read were left out of
+                // this page: stop rather than export an incomplete view.
+                if let Some(e) = check.error.take() {
+                    return Err(e);
+                }
                 batch.clear();
                 fetch_many(&conn, acc.db_id, &keys, &mut batch)?;
                 if !batch.is_empty() {

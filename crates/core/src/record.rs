@@ -33,11 +33,9 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use sha2::{Digest, Sha256};
 
 pub use crate::catalog::Level;
-/// A SHA-256 digest.
-pub type Hash = [u8; 32];
+pub use crate::merkle::Hash;
 
 /// A tenant id, validated: `^[a-z0-9][a-z0-9_-]{0,62}$`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -217,16 +215,8 @@ impl RecordBody {
 
     /// `SHA-256(0x00 ‖ canonical_bytes)`.
     pub fn compute_leaf_hash(&self) -> Hash {
-        leaf_hash_of(&self.canonical_bytes())
+        crate::merkle::hash_leaf(&self.canonical_bytes())
     }
-}
-
-/// `SHA-256(0x00 ‖ leaf)`, the RFC 9162 leaf hash.
-pub fn leaf_hash_of(canonical: &[u8]) -> Hash {
-    let mut h = Sha256::new();
-    h.update([0u8]);
-    h.update(canonical);
-    h.finalize().into()
 }
 
 /// A stored record: the committed body and its leaf hash.
@@ -352,7 +342,7 @@ mod tests {
     fn leaf_hash_uses_the_rfc9162_prefix() {
         // SHA-256(0x00) — the leaf hash of an empty leaf.
         assert_eq!(
-            hex::encode(leaf_hash_of(b"")),
+            hex::encode(crate::merkle::hash_leaf(b"")),
             "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"
         );
     }

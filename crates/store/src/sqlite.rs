@@ -857,7 +857,7 @@ impl Writer {
                 metadata: ev.metadata.clone(),
             };
             let canonical = body.canonical_bytes();
-            let leaf_hash = auditlog_core::record::leaf_hash_of(&canonical);
+            let leaf_hash = merkle::hash_leaf(&canonical);
             let canonical =
                 String::from_utf8(canonical).map_err(|_| internal("canonical JSON is UTF-8"))?;
             let ty = *self

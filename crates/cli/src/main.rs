@@ -11,6 +11,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
 
 use auditlog_core::checkpoint::NoteSigner;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use auditlog_core::record::{AccountId, Micros};
 use auditlog_server::AppState;
 use auditlog_store::sqlite::{SqliteOptions, SqliteStore};

@@ -268,7 +268,7 @@ mod tests {
             }
             let body = g.event_of(&e, "2026-11-20T10:00:00Z");
             let mut errors = Vec::new();
-            let v = validate_event(catalog, &body, "", &ctx, &mut errors);
+            let v = validate_event(catalog, body, "", &ctx, &mut errors);
             assert!(v.is_some(), "{} / {}: {errors:?}", e.category, e.event.name);
         }
         // And weighted picks are valid too.
@@ -276,7 +276,7 @@ mod tests {
             let body = g.event("2026-11-20T10:00:00Z");
             let mut errors = Vec::new();
             assert!(
-                validate_event(catalog, &body, "", &ctx, &mut errors).is_some(),
+                validate_event(catalog, body, "", &ctx, &mut errors).is_some(),
                 "{errors:?}"
             );
         }

@@ -102,7 +102,7 @@ async fn fill(store: &DynStore, account: &AccountId, n: usize) -> Result<()> {
         let mut errors = Vec::new();
         let events: Vec<_> = chunk
             .iter()
-            .filter_map(|b| validate_event(catalog, b, "", &ctx, &mut errors))
+            .filter_map(|b| validate_event(catalog, b.clone(), "", &ctx, &mut errors))
             .collect();
         anyhow::ensure!(errors.is_empty(), "generated an invalid event: {errors:?}");
         store.append(account, events).await?;

@@ -94,10 +94,11 @@ impl Errors<'_> {
 
 /// Validates one event body. `prefix` is the path of the item (`""` for a
 /// single event, `events[3]` in a batch). Problems are appended to `errors`;
-/// `None` is returned when there was at least one.
+/// `None` is returned when there was at least one. The body is consumed:
+/// its strings and metadata move into the event instead of being copied.
 pub fn validate_event(
     catalog: &Catalog,
-    body: &Value,
+    body: Value,
     prefix: &str,
     ctx: &IngestContext,
     errors: &mut Vec<FieldError>,
@@ -107,7 +108,7 @@ pub fn validate_event(
         prefix,
         list: errors,
     };
-    let Some(obj) = body.as_object() else {
+    let Value::Object(mut obj) = body else {
         errs.push("", "an event must be a JSON object");
         return None;
     };
@@ -143,8 +144,8 @@ pub fn validate_event(
             None
         }
     };
-    let category = required_string(obj, "category", &mut errs);
-    let event_name = required_string(obj, "event", &mut errs);
+    let category = required_string(&mut obj, "category", &mut errs);
+    let event_name = required_string(&mut obj, "event", &mut errs);
 
     let mut entry = None;
     if let (Some(level), Some(category), Some(event_name)) = (level, &category, &event_name) {
@@ -204,7 +205,7 @@ pub fn validate_event(
         }
     };
 
-    let actor = validate_actor(obj.get("actor"), &mut errs);
+    let actor = validate_actor(obj.remove("actor"), &mut errs);
     if let (Some(e), Some(a)) = (&entry, &actor)
         && e.category == "Login/Logout"
         && a.email.is_none()
@@ -230,7 +231,7 @@ pub fn validate_event(
         }
     };
 
-    let workflow_id = optional_string(obj, "workflow_id", MAX_STRING_CHARS, &mut errs);
+    let workflow_id = optional_string(&mut obj, "workflow_id", MAX_STRING_CHARS, &mut errs);
     if let Some(e) = &entry {
         let needs_workflow = e.level == Level::Workflow || e.category == "Workflows";
         if needs_workflow && workflow_id.is_none() {
@@ -243,10 +244,10 @@ pub fn validate_event(
         }
     }
 
-    let description = optional_string(obj, "description", MAX_DESCRIPTION_CHARS, &mut errs);
-    let metadata = validate_metadata(obj.get("metadata"), entry.as_ref(), &mut errs);
+    let description = optional_string(&mut obj, "description", MAX_DESCRIPTION_CHARS, &mut errs);
+    let metadata = validate_metadata(obj.remove("metadata"), entry.as_ref(), &mut errs);
     let idempotency_key =
-        optional_string(obj, "idempotency_key", MAX_IDEMPOTENCY_KEY_CHARS, &mut errs);
+        optional_string(&mut obj, "idempotency_key", MAX_IDEMPOTENCY_KEY_CHARS, &mut errs);
 
     if errs.list.len() > before {
         return None;
@@ -309,12 +310,13 @@ fn check_text(s: &str, max_chars: usize, field: &str, errs: &mut Errors<'_>) -> 
     true
 }
 
+/// `obj[key]` as a required string; the value is taken out of `obj`.
 fn required_string(
-    obj: &serde_json::Map<String, Value>,
+    obj: &mut serde_json::Map<String, Value>,
     key: &str,
     errs: &mut Errors<'_>,
 ) -> Option<String> {
-    match obj.get(key) {
+    match obj.remove(key) {
         None | Some(Value::Null) => {
             errs.push(key, "is required");
             None
@@ -323,7 +325,7 @@ fn required_string(
             errs.push(key, "must not be empty");
             None
         }
-        Some(Value::String(s)) => check_text(s, MAX_STRING_CHARS, key, errs).then(|| s.clone()),
+        Some(Value::String(s)) => check_text(&s, MAX_STRING_CHARS, key, errs).then_some(s),
         Some(_) => {
             errs.push(key, "must be a string");
             None
@@ -331,19 +333,20 @@ fn required_string(
     }
 }
 
+/// `obj[key]` as an optional string; the value is taken out of `obj`.
 fn optional_string(
-    obj: &serde_json::Map<String, Value>,
+    obj: &mut serde_json::Map<String, Value>,
     key: &str,
     max_chars: usize,
     errs: &mut Errors<'_>,
 ) -> Option<String> {
-    match obj.get(key) {
+    match obj.remove(key) {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.trim().is_empty() => {
             errs.push(key, "must not be empty (omit it or send null instead)");
             None
         }
-        Some(Value::String(s)) => check_text(s, max_chars, key, errs).then(|| s.clone()),
+        Some(Value::String(s)) => check_text(&s, max_chars, key, errs).then_some(s),
         Some(_) => {
             errs.push(key, "must be a string");
             None
@@ -351,8 +354,8 @@ fn optional_string(
     }
 }
 
-fn validate_actor(v: Option<&Value>, errs: &mut Errors<'_>) -> Option<Actor> {
-    let obj = match v {
+fn validate_actor(v: Option<Value>, errs: &mut Errors<'_>) -> Option<Actor> {
+    let mut obj = match v {
         None | Some(Value::Null) => {
             errs.push("actor", "is required: {\"kind\": \"user\"|\"app\"|\"system\", \"id\": …, \"name\": …, \"email\": …}");
             return None;
@@ -393,9 +396,9 @@ fn validate_actor(v: Option<&Value>, errs: &mut Errors<'_>) -> Option<Actor> {
             None
         }
     };
-    let id = required_string(obj, "id", &mut errs);
-    let name = optional_string(obj, "name", MAX_STRING_CHARS, &mut errs);
-    let email = optional_string(obj, "email", MAX_STRING_CHARS, &mut errs);
+    let id = required_string(&mut obj, "id", &mut errs);
+    let name = optional_string(&mut obj, "name", MAX_STRING_CHARS, &mut errs);
+    let email = optional_string(&mut obj, "email", MAX_STRING_CHARS, &mut errs);
     if errs.list.len() > before {
         return None;
     }
@@ -416,13 +419,12 @@ fn nested(prefix: &str, field: &str) -> String {
 }
 
 fn validate_metadata(
-    v: Option<&Value>,
+    v: Option<Value>,
     entry: Option<&crate::catalog::EventEntry<'_>>,
     errs: &mut Errors<'_>,
 ) -> Option<BTreeMap<String, MetaValue>> {
-    let empty = serde_json::Map::new();
     let obj = match v {
-        None | Some(Value::Null) => &empty,
+        None | Some(Value::Null) => serde_json::Map::new(),
         Some(Value::Object(o)) => o,
         Some(_) => {
             errs.push(
@@ -442,6 +444,17 @@ fn validate_metadata(
             ),
         );
     }
+    // Required catalog fields are looked up before the map is consumed;
+    // their problems are reported after the per-key ones.
+    let missing: Vec<_> = entry
+        .map(|e| {
+            e.event
+                .fields
+                .iter()
+                .filter(|f| f.required && obj.get(&f.key).is_none_or(Value::is_null))
+                .collect()
+        })
+        .unwrap_or_default();
     let mut out = BTreeMap::new();
     for (key, value) in obj {
         let path = format!("metadata.{key}");
@@ -454,7 +467,7 @@ fn validate_metadata(
             );
             continue;
         }
-        match value {
+        match &value {
             Value::String(s) => {
                 check_text(s, MAX_STRING_CHARS, &path, errs);
             }
@@ -466,7 +479,7 @@ fn validate_metadata(
         }
         if let Some(field) = entry.and_then(|e| e.event.fields.iter().find(|f| f.key == *key)) {
             let ok = matches!(
-                (field.ty, value),
+                (field.ty, &value),
                 (_, Value::Null)
                     | (FieldType::String, Value::String(_))
                     | (FieldType::Number, Value::Number(_))
@@ -481,16 +494,14 @@ fn validate_metadata(
                 errs.push(&path, format!("{} must be {ty}", field.label));
             }
         }
-        out.insert(key.clone(), value.clone());
+        out.insert(key, value);
     }
     if let Some(e) = entry {
-        for field in e.event.fields.iter().filter(|f| f.required) {
-            if obj.get(&field.key).is_none_or(Value::is_null) {
-                errs.push(
-                    &format!("metadata.{}", field.key),
-                    format!("{} is required for `{}` events", field.label, e.event.name),
-                );
-            }
+        for field in missing {
+            errs.push(
+                &format!("metadata.{}", field.key),
+                format!("{} is required for `{}` events", field.label, e.event.name),
+            );
         }
     }
     (errs.list.len() == before).then_some(out)
@@ -543,7 +554,7 @@ mod tests {
 
     fn check(v: Value) -> Result<ValidEvent, Vec<FieldError>> {
         let mut errors = Vec::new();
-        match validate_event(Catalog::get(), &v, "", &ctx(), &mut errors) {
+        match validate_event(Catalog::get(), v, "", &ctx(), &mut errors) {
             Some(e) => Ok(e),
             None => Err(errors),
         }
@@ -646,7 +657,7 @@ mod tests {
         let mut errors = Vec::new();
         let r = validate_event(
             Catalog::get(),
-            &json!({"actor": {}}),
+            json!({"actor": {}}),
             "events[3]",
             &ctx(),
             &mut errors,

@@ -84,7 +84,7 @@ pub async fn ingest_one(
     let value = parse_json(&body, "the body")?;
     let ctx = context(&state, &headers, peer.map(|p| p.0));
     let mut errors = Vec::new();
-    let Some(event) = validate_event(Catalog::get(), &value, "", &ctx, &mut errors) else {
+    let Some(event) = validate_event(Catalog::get(), value, "", &ctx, &mut errors) else {
         return Err(invalid(errors));
     };
     let mut appended = state.store.append(&account, vec![event]).await?;
@@ -183,7 +183,7 @@ pub async fn ingest_batch(
     let catalog = Catalog::get();
     let mut errors = Vec::new();
     let mut events: Vec<ValidEvent> = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
+    for (i, item) in items.into_iter().enumerate() {
         if let Some(e) = validate_event(catalog, item, &format!("events[{i}]"), &ctx, &mut errors) {
             events.push(e);
         }
@@ -195,15 +195,27 @@ pub async fn ingest_batch(
     let appended = state.store.append(&account, events).await?;
     let created = appended.iter().filter(|a| a.created).count() as u64;
     metrics::counter!("auditlog_events_ingested_total").increment(created);
-    let records: Vec<Value> = appended
+    let records: Vec<Ack<'_>> = appended
         .iter()
-        .map(|a| serde_json::json!({"id": a.record.body.id, "seq": a.record.body.seq}))
+        .map(|a| Ack {
+            id: &a.record.body.id,
+            seq: a.record.body.seq,
+        })
         .collect();
-    Ok((
-        StatusCode::CREATED,
-        Json(serde_json::json!({ "records": records })),
-    )
-        .into_response())
+    Ok((StatusCode::CREATED, Json(Acks { records })).into_response())
+}
+
+/// The batch answer, `{"records": [{"id", "seq"}, …]}`, serialized straight
+/// from the records (no intermediate `Value`).
+#[derive(serde::Serialize)]
+struct Acks<'a> {
+    records: Vec<Ack<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct Ack<'a> {
+    id: &'a str,
+    seq: u64,
 }
 
 fn too_many() -> ApiError {

@@ -50,7 +50,7 @@ async fn main() {
     for b in &bodies {
         let v: serde_json::Value = serde_json::from_slice(b).unwrap();
         let mut errors = Vec::new();
-        events.push(validate_event(catalog, &v, "", &ctx, &mut errors).unwrap());
+        events.push(validate_event(catalog, v, "", &ctx, &mut errors).unwrap());
     }
     let parse = t.elapsed();
     println!(
@@ -95,7 +95,7 @@ async fn main() {
         .map(|i| {
             let v: serde_json::Value = serde_json::from_slice(&bodies[i % bodies.len()]).unwrap();
             let mut errors = Vec::new();
-            validate_event(catalog, &v, "", &ctx, &mut errors).unwrap()
+            validate_event(catalog, v, "", &ctx, &mut errors).unwrap()
         })
         .collect();
     let t = Instant::now();

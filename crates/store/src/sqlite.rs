@@ -560,7 +560,7 @@ impl Writer {
 
     /// One transaction for the whole group; every op's reply is sent only
     /// after it commits (or with the error if it did not).
-    fn commit_group(&mut self, ops: Vec<WriteOp>) {
+    fn commit_group(&mut self, mut ops: Vec<WriteOp>) {
         let n_ops = ops.len();
         let n_events: usize = ops.iter().map(op_events).sum();
         let now = Micros::from_timestamp(jiff::Timestamp::now());
@@ -585,11 +585,16 @@ impl Writer {
                 .execute_batch("BEGIN IMMEDIATE")
                 .map_err(sql_err("begin transaction"))?;
             let mut group_keys: HashMap<(AccountId, String), Record> = HashMap::new();
-            for op in &ops {
+            for op in &mut ops {
                 let outcome = match op {
                     WriteOp::Append {
                         account, events, ..
                     } => {
+                        // The events move into their records (nothing is
+                        // cloned); a failed group answers with the error,
+                        // so they are not needed again.
+                        let events = std::mem::take(events);
+                        let account = &*account;
                         if !snapshots.contains_key(account) {
                             let acc = self.account_mut(account)?;
                             let tree = acc.tree.clone();
@@ -600,12 +605,10 @@ impl Writer {
                         // in it is answered with it and may retry): a failed
                         // insert cannot be undone without a savepoint per
                         // request, which costs more than the rare failure.
-                        Outcome::Appended(self.append_events(
-                            account,
-                            events,
-                            now,
-                            &mut group_keys,
-                        )?)
+                        let event_ids: Vec<EventId> = events.iter().map(|e| e.event_id).collect();
+                        let appended =
+                            self.append_events(account, events, now, &mut group_keys)?;
+                        Outcome::Appended(appended, event_ids)
                     }
                     WriteOp::Checkpoint {
                         account,
@@ -618,7 +621,7 @@ impl Writer {
                         self.conn
                             .execute(
                                 "INSERT OR IGNORE INTO checkpoints (account, size, note) VALUES (?1, ?2, ?3)",
-                                params![db_id, *size as i64, note],
+                                params![db_id, *size as i64, &*note],
                             )
                             .map_err(sql_err("store checkpoint"))?;
                         Outcome::Done
@@ -632,7 +635,7 @@ impl Writer {
                             .conn
                             .execute(
                                 "UPDATE tokens SET revoked_at = ?1 WHERE id = ?2 AND scope = ?3 AND revoked_at IS NULL",
-                                params![now.0, id, account.as_str()],
+                                params![now.0, &*id, account.as_str()],
                             )
                             .map_err(sql_err("revoke token"))?;
                         Outcome::Revoked(n > 0)
@@ -694,20 +697,16 @@ impl Writer {
         // Ops are visited in order, so each account's index receives its
         // rows in `seq` order.
         for (op, outcome) in ops.iter().zip(&outcomes) {
-            if let (
-                WriteOp::Append {
-                    account, events, ..
-                },
-                Outcome::Appended(appended),
-            ) = (op, outcome)
+            if let (WriteOp::Append { account, .. }, Outcome::Appended(appended, event_ids)) =
+                (op, outcome)
             {
                 let acc = &self.accounts[account];
                 acc.state
                     .index
-                    .append(events.iter().zip(appended).filter(|(_, a)| a.created).map(
-                        |(ev, a)| IndexRow {
+                    .append(event_ids.iter().zip(appended).filter(|(_, a)| a.created).map(
+                        |(event, a)| IndexRow {
                             occurred_at_us: a.record.body.occurred_at.0,
-                            event: ev.event_id,
+                            event: *event,
                             actor_id: &a.record.body.actor.id,
                             actor_name: a.record.body.actor.name.as_deref(),
                             ip_address: a.record.body.ip_address.as_deref(),
@@ -726,7 +725,9 @@ impl Writer {
         metrics_group(n_ops, n_events);
         for (op, outcome) in ops.into_iter().zip(outcomes) {
             match (op, outcome) {
-                (WriteOp::Append { reply, .. }, Outcome::Appended(a)) => drop(reply.send(Ok(a))),
+                (WriteOp::Append { reply, .. }, Outcome::Appended(a, _)) => {
+                    drop(reply.send(Ok(a)))
+                }
                 (
                     WriteOp::Checkpoint {
                         account,
@@ -804,7 +805,7 @@ impl Writer {
     fn append_events(
         &mut self,
         account: &AccountId,
-        events: &[ValidEvent],
+        events: Vec<ValidEvent>,
         now: Micros,
         group_keys: &mut HashMap<(AccountId, String), Record>,
     ) -> Result<Vec<Appended>> {
@@ -846,15 +847,15 @@ impl Writer {
                 seq,
                 account_id: account.as_str().to_owned(),
                 level: ev.level,
-                category: ev.category.clone(),
-                event: ev.event.clone(),
+                category: ev.category,
+                event: ev.event,
                 occurred_at: ev.occurred_at,
                 recorded_at: now,
-                actor: ev.actor.clone(),
-                ip_address: ev.ip_address.clone(),
-                workflow_id: ev.workflow_id.clone(),
-                description: ev.description.clone(),
-                metadata: ev.metadata.clone(),
+                actor: ev.actor,
+                ip_address: ev.ip_address,
+                workflow_id: ev.workflow_id,
+                description: ev.description,
+                metadata: ev.metadata,
             };
             let canonical = body.canonical_bytes();
             let leaf_hash = merkle::hash_leaf(&canonical);
@@ -903,7 +904,8 @@ impl Writer {
 }
 
 enum Outcome {
-    Appended(Vec<Appended>),
+    /// The records, and the catalog event of each (for the index).
+    Appended(Vec<Appended>, Vec<EventId>),
     Failed(StoreError),
     Revoked(bool),
     Done,

@@ -246,8 +246,12 @@ pub fn validate_event(
 
     let description = optional_string(&mut obj, "description", MAX_DESCRIPTION_CHARS, &mut errs);
     let metadata = validate_metadata(obj.remove("metadata"), entry.as_ref(), &mut errs);
-    let idempotency_key =
-        optional_string(&mut obj, "idempotency_key", MAX_IDEMPOTENCY_KEY_CHARS, &mut errs);
+    let idempotency_key = optional_string(
+        &mut obj,
+        "idempotency_key",
+        MAX_IDEMPOTENCY_KEY_CHARS,
+        &mut errs,
+    );
 
     if errs.list.len() > before {
         return None;

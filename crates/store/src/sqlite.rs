@@ -606,8 +606,7 @@ impl Writer {
                         // insert cannot be undone without a savepoint per
                         // request, which costs more than the rare failure.
                         let event_ids: Vec<EventId> = events.iter().map(|e| e.event_id).collect();
-                        let appended =
-                            self.append_events(account, events, now, &mut group_keys)?;
+                        let appended = self.append_events(account, events, now, &mut group_keys)?;
                         Outcome::Appended(appended, event_ids)
                     }
                     WriteOp::Checkpoint {
@@ -701,18 +700,20 @@ impl Writer {
                 (op, outcome)
             {
                 let acc = &self.accounts[account];
-                acc.state
-                    .index
-                    .append(event_ids.iter().zip(appended).filter(|(_, a)| a.created).map(
-                        |(event, a)| IndexRow {
+                acc.state.index.append(
+                    event_ids
+                        .iter()
+                        .zip(appended)
+                        .filter(|(_, a)| a.created)
+                        .map(|(event, a)| IndexRow {
                             occurred_at_us: a.record.body.occurred_at.0,
                             event: *event,
                             actor_id: &a.record.body.actor.id,
                             actor_name: a.record.body.actor.name.as_deref(),
                             ip_address: a.record.body.ip_address.as_deref(),
                             workflow_id: a.record.body.workflow_id.as_deref(),
-                        },
-                    ));
+                        }),
+                );
             }
         }
         for account in &touched {
@@ -725,9 +726,7 @@ impl Writer {
         metrics_group(n_ops, n_events);
         for (op, outcome) in ops.into_iter().zip(outcomes) {
             match (op, outcome) {
-                (WriteOp::Append { reply, .. }, Outcome::Appended(a, _)) => {
-                    drop(reply.send(Ok(a)))
-                }
+                (WriteOp::Append { reply, .. }, Outcome::Appended(a, _)) => drop(reply.send(Ok(a))),
                 (
                     WriteOp::Checkpoint {
                         account,

@@ -468,7 +468,6 @@ async fn run_auditlog(
         cfg.batch_clients
     ));
     let (batch, _) = client::ingest_batches(
-        &http,
         &srv.base_url,
         &ingest_token,
         data_path,
@@ -477,7 +476,7 @@ async fn run_auditlog(
         srv.pid,
     )
     .await?;
-    step(format_args!("  {:.0} events/s", batch.events_per_sec));
+    step(format_args!("  {}", batch.summary()));
     step(format_args!(
         "auditlog: ingesting {} events one per request from {} clients",
         cfg.single_events, cfg.single_clients
@@ -486,7 +485,6 @@ async fn run_auditlog(
         .skip(batch_n as usize)
         .collect::<Result<Vec<_>>>()?;
     let single = client::ingest_singles(
-        &http,
         &srv.base_url,
         &ingest_token,
         singles,
@@ -494,7 +492,7 @@ async fn run_auditlog(
         srv.pid,
     )
     .await?;
-    step(format_args!("  {:.0} events/s", single.events_per_sec));
+    step(format_args!("  {}", single.summary()));
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_loaded = proc::rss(srv.pid).unwrap_or_default();
     let disk_bytes = proc::dir_size(&data_dir);

@@ -11,6 +11,10 @@ use auditlog_core::validate::{IngestContext, validate_event};
 use auditlog_store::Store;
 use auditlog_store::sqlite::{SqliteOptions, SqliteStore};
 
+// The binary's allocator, so the figures are the server's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     let n: usize = std::env::args()

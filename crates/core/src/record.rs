@@ -208,14 +208,130 @@ pub struct RecordBody {
 impl RecordBody {
     /// The canonical leaf bytes (see the module docs).
     pub fn canonical_bytes(&self) -> Vec<u8> {
-        // serde_json writes struct fields in declaration order, compactly,
-        // and a BTreeMap in key order: exactly the canonical form.
-        serde_json::to_vec(self).expect("a record always serializes")
+        let mut out = Vec::with_capacity(512);
+        CanonicalParts::new(
+            &self.account_id,
+            self.level,
+            &self.category,
+            &self.event,
+            self.occurred_at,
+            &self.actor,
+            self.ip_address.as_deref(),
+            self.workflow_id.as_deref(),
+            &self.description,
+            &self.metadata,
+        )
+        .finish(
+            &self.id,
+            self.seq,
+            &CanonicalParts::time(self.recorded_at),
+            &mut out,
+        );
+        out
     }
 
     /// `SHA-256(0x00 ‖ canonical_bytes)`.
     pub fn compute_leaf_hash(&self) -> Hash {
         crate::merkle::hash_leaf(&self.canonical_bytes())
+    }
+}
+
+/// A record's canonical form without the three fields the store assigns
+/// when it commits (`id`, `seq`, `recorded_at`): everything else is
+/// serialized before the event reaches the store's single writer, which then
+/// only splices the three in ([`CanonicalParts::finish`]). [`RecordBody::
+/// canonical_bytes`] is built the same way, so there is one serialization
+/// of the canonical form; a test holds it equal to `RecordBody`'s derived
+/// `Serialize` (whose field order the module docs define).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CanonicalParts {
+    /// `"account_id":…,"level":…,"category":…,"event":…,"occurred_at":…`
+    head: Vec<u8>,
+    /// `"actor":…,"ip_address":…,"workflow_id":…,"description":…,"metadata":…`
+    tail: Vec<u8>,
+}
+
+/// The fields between `seq` and `recorded_at`, in canonical order.
+#[derive(Serialize)]
+struct Head<'a> {
+    account_id: &'a str,
+    level: Level,
+    category: &'a str,
+    event: &'a str,
+    occurred_at: Micros,
+}
+
+/// The fields after `recorded_at`, in canonical order.
+#[derive(Serialize)]
+struct Tail<'a> {
+    actor: &'a Actor,
+    ip_address: Option<&'a str>,
+    workflow_id: Option<&'a str>,
+    description: &'a str,
+    metadata: &'a BTreeMap<String, MetaValue>,
+}
+
+impl CanonicalParts {
+    /// Serializes everything but `id`, `seq` and `recorded_at`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        account_id: &str,
+        level: Level,
+        category: &str,
+        event: &str,
+        occurred_at: Micros,
+        actor: &Actor,
+        ip_address: Option<&str>,
+        workflow_id: Option<&str>,
+        description: &str,
+        metadata: &BTreeMap<String, MetaValue>,
+    ) -> CanonicalParts {
+        // An object's members without its braces.
+        fn members(v: &impl Serialize) -> Vec<u8> {
+            let mut b = serde_json::to_vec(v).expect("record fields always serialize");
+            b.pop();
+            b.remove(0);
+            b
+        }
+        CanonicalParts {
+            head: members(&Head {
+                account_id,
+                level,
+                category,
+                event,
+                occurred_at,
+            }),
+            tail: members(&Tail {
+                actor,
+                ip_address,
+                workflow_id,
+                description,
+                metadata,
+            }),
+        }
+    }
+
+    /// A timestamp as the canonical form writes it, quotes included; the
+    /// writer renders its commit time once per group.
+    pub fn time(t: Micros) -> String {
+        format!("\"{}\"", t.to_rfc3339())
+    }
+
+    /// Appends the whole canonical form to `out`; `recorded_at` comes from
+    /// [`CanonicalParts::time`].
+    pub fn finish(&self, id: &str, seq: u64, recorded_at: &str, out: &mut Vec<u8>) {
+        out.reserve(self.head.len() + self.tail.len() + id.len() + recorded_at.len() + 48);
+        out.extend_from_slice(b"{\"id\":");
+        serde_json::to_writer(&mut *out, id).expect("a string always serializes");
+        out.extend_from_slice(b",\"seq\":");
+        out.extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
+        out.push(b',');
+        out.extend_from_slice(&self.head);
+        out.extend_from_slice(b",\"recorded_at\":");
+        out.extend_from_slice(recorded_at.as_bytes());
+        out.push(b',');
+        out.extend_from_slice(&self.tail);
+        out.push(b'}');
     }
 }
 
@@ -320,6 +436,61 @@ mod tests {
             r#""description":"Jane created the role Auditor\n","metadata":{"n":1.5,"role_id":"r_9","role_type":"custom"}}"#
         );
         assert_eq!(got, want);
+    }
+
+    mod spliced {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// The spliced canonical form (what the store writes) is exactly
+            /// what `RecordBody`'s derived `Serialize` gives in declaration
+            /// order, whatever the strings, optional fields and metadata hold.
+            #[test]
+            fn spliced_canonical_form_equals_the_derived_serialization(
+                id in "\\PC{0,30}",
+                seq in any::<u64>(),
+                text in prop::collection::vec("\\PC{0,20}|[\"\\\\\u{0}-\u{1f}\u{7f}é€😀]{0,8}", 6),
+                optional in prop::collection::vec(any::<bool>(), 4),
+                times in prop::collection::vec(-62_000_000_000_000_000i64..250_000_000_000_000_000, 2),
+                meta in prop::collection::btree_map(
+                    "\\PC{1,10}",
+                    prop_oneof![
+                        any::<i64>().prop_map(serde_json::Value::from),
+                        any::<f64>()
+                            .prop_filter("finite", |f| f.is_finite())
+                            .prop_map(serde_json::Value::from),
+                        any::<bool>().prop_map(serde_json::Value::from),
+                        "\\PC{0,12}".prop_map(serde_json::Value::from),
+                        Just(serde_json::Value::Null),
+                    ],
+                    0..6,
+                ),
+            ) {
+                let opt = |i: usize, s: &str| optional[i].then(|| s.to_owned());
+                let body = RecordBody {
+                    id,
+                    seq,
+                    account_id: "acme".into(),
+                    level: if optional[0] { Level::Account } else { Level::Workflow },
+                    category: text[0].clone(),
+                    event: text[1].clone(),
+                    occurred_at: Micros(times[0] / 1000 * 1000),
+                    recorded_at: Micros(times[1] / 1000 * 1000),
+                    actor: Actor {
+                        kind: ActorKind::App,
+                        id: text[2].clone(),
+                        name: opt(1, &text[3]),
+                        email: opt(2, &text[4]),
+                    },
+                    ip_address: opt(3, "2001:db8::1"),
+                    workflow_id: opt(0, &text[5]),
+                    description: text[5].clone(),
+                    metadata: meta,
+                };
+                prop_assert_eq!(body.canonical_bytes(), serde_json::to_vec(&body).unwrap());
+            }
+        }
     }
 
     #[test]

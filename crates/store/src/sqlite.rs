@@ -21,7 +21,7 @@ use auditlog_core::catalog::{Catalog, EventId};
 use auditlog_core::index::{IndexRow, LogIndex, RowKey, Scope as IndexScope};
 use auditlog_core::merkle::{self, Hash, TileReader, TreeState};
 use auditlog_core::query::{Join, op_matches};
-use auditlog_core::record::{AccountId, Micros, Record, RecordBody};
+use auditlog_core::record::{AccountId, CanonicalParts, Micros, Record, RecordBody};
 use auditlog_core::validate::ValidEvent;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::oneshot;
@@ -258,6 +258,8 @@ enum WriteOp {
     Append {
         account: AccountId,
         events: Vec<ValidEvent>,
+        /// The canonical form of each event, but for id, seq, recorded_at.
+        parts: Vec<CanonicalParts>,
         reply: oneshot::Sender<Result<Vec<Appended>>>,
     },
     Checkpoint {
@@ -564,6 +566,7 @@ impl Writer {
         let n_ops = ops.len();
         let n_events: usize = ops.iter().map(op_events).sum();
         let now = Micros::from_timestamp(jiff::Timestamp::now());
+        let now_json = CanonicalParts::time(now);
         // Tree states are cloned before the group so a failed commit leaves
         // the in-memory tree exactly as the file is.
         let mut snapshots: HashMap<AccountId, TreeState> = HashMap::new();
@@ -588,12 +591,16 @@ impl Writer {
             for op in &mut ops {
                 let outcome = match op {
                     WriteOp::Append {
-                        account, events, ..
+                        account,
+                        events,
+                        parts,
+                        ..
                     } => {
                         // The events move into their records (nothing is
                         // cloned); a failed group answers with the error,
                         // so they are not needed again.
                         let events = std::mem::take(events);
+                        let parts = std::mem::take(parts);
                         let account = &*account;
                         if !snapshots.contains_key(account) {
                             let acc = self.account_mut(account)?;
@@ -606,7 +613,14 @@ impl Writer {
                         // insert cannot be undone without a savepoint per
                         // request, which costs more than the rare failure.
                         let event_ids: Vec<EventId> = events.iter().map(|e| e.event_id).collect();
-                        let appended = self.append_events(account, events, now, &mut group_keys)?;
+                        let appended = self.append_events(
+                            account,
+                            events,
+                            parts,
+                            now,
+                            &now_json,
+                            &mut group_keys,
+                        )?;
                         Outcome::Appended(appended, event_ids)
                     }
                     WriteOp::Checkpoint {
@@ -805,12 +819,14 @@ impl Writer {
         &mut self,
         account: &AccountId,
         events: Vec<ValidEvent>,
+        parts: Vec<CanonicalParts>,
         now: Micros,
+        now_json: &str,
         group_keys: &mut HashMap<(AccountId, String), Record>,
     ) -> Result<Vec<Appended>> {
         let db_id = self.account_mut(account)?.state.db_id;
         let mut out = Vec::with_capacity(events.len());
-        for ev in events {
+        for (ev, parts) in events.into_iter().zip(parts) {
             if let Some(key) = &ev.idempotency_key {
                 let gk = (account.clone(), key.clone());
                 if let Some(rec) = group_keys.get(&gk) {
@@ -840,9 +856,12 @@ impl Writer {
             }
             let acc = self.accounts.get_mut(account).expect("registered above");
             let seq = acc.tree.size();
+            let id =
+                ulid::Ulid::from_parts((now.0 / 1000) as u64, rand::random::<u128>()).to_string();
+            let mut canonical = Vec::with_capacity(512);
+            parts.finish(&id, seq, now_json, &mut canonical);
             let body = RecordBody {
-                id: ulid::Ulid::from_parts((now.0 / 1000) as u64, rand::random::<u128>())
-                    .to_string(),
+                id,
                 seq,
                 account_id: account.as_str().to_owned(),
                 level: ev.level,
@@ -856,7 +875,7 @@ impl Writer {
                 description: ev.description,
                 metadata: ev.metadata,
             };
-            let canonical = body.canonical_bytes();
+            debug_assert_eq!(canonical, body.canonical_bytes());
             let leaf_hash = merkle::hash_leaf(&canonical);
             let canonical =
                 String::from_utf8(canonical).map_err(|_| internal("canonical JSON is UTF-8"))?;
@@ -1078,10 +1097,31 @@ impl Store for SqliteStore {
         if events.is_empty() {
             return Ok(Vec::new());
         }
+        // Everything of the canonical form but what the writer assigns is
+        // serialized here, on the caller's thread, leaving the single writer
+        // only the splice.
+        let parts = events
+            .iter()
+            .map(|e| {
+                CanonicalParts::new(
+                    account.as_str(),
+                    e.level,
+                    &e.category,
+                    &e.event,
+                    e.occurred_at,
+                    &e.actor,
+                    e.ip_address.as_deref(),
+                    e.workflow_id.as_deref(),
+                    &e.description,
+                    &e.metadata,
+                )
+            })
+            .collect();
         let account = account.clone();
         self.send(|reply| WriteOp::Append {
             account,
             events,
+            parts,
             reply,
         })
         .await

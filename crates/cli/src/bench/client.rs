@@ -130,7 +130,13 @@ impl Conn {
                     .headers
                     .iter()
                     .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                    .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse::<usize>().ok())
+                    .and_then(|h| {
+                        std::str::from_utf8(h.value)
+                            .ok()?
+                            .trim()
+                            .parse::<usize>()
+                            .ok()
+                    })
                     .with_context(|| format!("POST {path}: an answer without Content-Length"))?;
                 break (res.code.unwrap_or(0), n, len);
             }

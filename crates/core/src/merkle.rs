@@ -89,6 +89,14 @@ pub fn hash_node(left: &Hash, right: &Hash) -> Hash {
     out
 }
 
+/// The root of a full tile's subtree: the node one tile level up. A store
+/// that keeps only full tiles derives a partial tile of level `L` from the
+/// roots of the full tiles below it (and level 0 from the leaf hashes).
+pub fn full_tile_root(tile: &[Hash]) -> Hash {
+    assert_eq!(tile.len(), usize::from(TILE_WIDTH), "a full tile");
+    perfect_root(tile)
+}
+
 /// The root of a perfect subtree whose bottom row is `row` (a power of two
 /// long, at most one tile): reduces pairwise, in place, like the tree.
 fn perfect_root(row: &[Hash]) -> Hash {
@@ -419,6 +427,14 @@ impl TreeState {
                 dirty[tl] = false;
             }
         });
+    }
+
+    /// The tiles that filled up since the last call (width 256), for a store
+    /// that keeps only full tiles: each is written once and never changes,
+    /// and partial tiles are derived on demand (see [`full_tile_root`]).
+    pub fn take_full_tiles(&mut self) -> Vec<(TileId, Vec<u8>)> {
+        self.dirty.fill(false);
+        std::mem::take(&mut self.filled)
     }
 
     /// The tiles changed since the last call, each with its whole content so

@@ -44,10 +44,10 @@ const MAX_GROUP_EVENTS: usize = 20_000;
 const EXPORT_BATCH: usize = 1000;
 
 const SCHEMA: &str = r#"
+-- An account's size is its number of events (seqs are dense from 0).
 CREATE TABLE IF NOT EXISTS accounts (
     id    INTEGER PRIMARY KEY,
-    name  TEXT NOT NULL UNIQUE,
-    size  INTEGER NOT NULL DEFAULT 0
+    name  TEXT NOT NULL UNIQUE
 );
 -- Stable small ids for (level, category, event); the catalog's own order may
 -- change between versions, these ids never do.
@@ -81,7 +81,10 @@ CREATE UNIQUE INDEX IF NOT EXISTS events_by_id ON events (account, id);
 CREATE UNIQUE INDEX IF NOT EXISTS events_by_idempotency_key
     ON events (account, idempotency_key) WHERE idempotency_key IS NOT NULL;
 -- Merkle tiles (C2SP tlog-tiles layout): level L holds tree level 8L,
--- tile N its nodes [256N, 256N+256). Partial tiles grow in place.
+-- tile N its nodes [256N, 256N+256). Only full tiles are stored, once each:
+-- a partial tile is derived from the leaf hashes or the full tiles below,
+-- so a commit writes no tile until one fills up. (Files written before this
+-- may hold partial tiles too; they are read when wide enough.)
 CREATE TABLE IF NOT EXISTS tiles (
     account  INTEGER NOT NULL,
     level    INTEGER NOT NULL,
@@ -322,20 +325,19 @@ impl SqliteStore {
 
         let mut shared_accounts = HashMap::new();
         let mut writer_accounts = HashMap::new();
-        let rows: Vec<(i64, String, i64)> = {
+        let rows: Vec<(i64, String)> = {
             let mut stmt = conn
-                .prepare("SELECT id, name, size FROM accounts ORDER BY id")
+                .prepare("SELECT id, name FROM accounts ORDER BY id")
                 .map_err(sql_err("list accounts"))?;
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
                 .map_err(sql_err("list accounts"))?
                 .collect::<Result<_, _>>()
                 .map_err(sql_err("list accounts"))?
         };
-        for (db_id, name, size) in rows {
+        for (db_id, name) in rows {
             let account = AccountId::parse(&name)
                 .map_err(|e| internal(format!("stored account name is invalid: {e}")))?;
-            let size = size as u64;
-            let index = rebuild_index(&conn, db_id, size, &by_type)?;
+            let (index, size) = rebuild_index(&conn, db_id, &by_type)?;
             let tree = TreeState::restore(
                 size,
                 &SqlTiles {
@@ -458,12 +460,13 @@ fn sync_event_types(conn: &Connection) -> Result<HashMap<EventId, i64>> {
     Ok(out)
 }
 
+/// The column index of an account's log, and its size; fails on a gap in
+/// the seqs.
 fn rebuild_index(
     conn: &Connection,
     account: i64,
-    size: u64,
     by_type: &HashMap<i64, EventId>,
-) -> Result<LogIndex> {
+) -> Result<(LogIndex, u64)> {
     let index = LogIndex::new();
     let mut stmt = conn
         .prepare(
@@ -498,12 +501,7 @@ fn rebuild_index(
             workflow_id: wf.as_deref(),
         }]);
     }
-    if expected != size {
-        return Err(internal(format!(
-            "account {account} records size {size} but holds {expected} events"
-        )));
-    }
-    Ok(index)
+    Ok((index, expected))
 }
 
 /// Reads tiles from SQLite for proofs and tree restoration.
@@ -516,6 +514,7 @@ impl TileReader for SqlTiles<'_> {
     type Error = StoreError;
 
     fn read_tile(&self, level: u8, index: u64, width: u16) -> Result<Vec<Hash>> {
+        let want = width as usize * 32;
         let blob: Option<Vec<u8>> = self
             .conn
             .prepare_cached(
@@ -526,9 +525,13 @@ impl TileReader for SqlTiles<'_> {
                     .optional()
             })
             .map_err(sql_err("read tile"))?;
-        let blob = blob.ok_or_else(|| internal(format!("tile {level}/{index} is missing")))?;
-        let want = width as usize * 32;
-        if blob.len() < want || blob.len() % 32 != 0 {
+        let blob = match blob {
+            Some(b) if b.len() >= want => b,
+            // Not stored (yet): only full tiles are. Derive it from below.
+            _ if width < merkle::TILE_WIDTH => return self.derive_tile(level, index, width),
+            _ => return Err(internal(format!("tile {level}/{index} is missing"))),
+        };
+        if blob.len() % 32 != 0 {
             return Err(internal(format!(
                 "tile {level}/{index} holds {} bytes, {want} needed",
                 blob.len()
@@ -538,6 +541,59 @@ impl TileReader for SqlTiles<'_> {
             .chunks_exact(32)
             .map(|c| c.try_into().expect("chunks of 32"))
             .collect())
+    }
+}
+
+impl SqlTiles<'_> {
+    /// The first `width` hashes of a tile that is not stored: at level 0 the
+    /// leaf hashes of its events, above it the roots of the full tiles of
+    /// the level below.
+    fn derive_tile(&self, level: u8, index: u64, width: u16) -> Result<Vec<Hash>> {
+        let first = index * u64::from(merkle::TILE_WIDTH);
+        if level > 0 {
+            return (0..u64::from(width))
+                .map(|j| {
+                    let below = self.read_tile(level - 1, first + j, merkle::TILE_WIDTH)?;
+                    Ok(merkle::full_tile_root(&below))
+                })
+                .collect();
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, leaf_hash FROM events WHERE account = ?1 AND seq >= ?2 AND seq < ?3 ORDER BY seq",
+            )
+            .map_err(sql_err("read leaf hashes"))?;
+        let mut rows = stmt
+            .query(params![
+                self.account,
+                first as i64,
+                (first + u64::from(width)) as i64
+            ])
+            .map_err(sql_err("read leaf hashes"))?;
+        let mut out = Vec::with_capacity(usize::from(width));
+        while let Some(r) = rows.next().map_err(sql_err("read leaf hashes"))? {
+            let seq: i64 = r.get(0).map_err(sql_err("read leaf hashes"))?;
+            let hash: Vec<u8> = r.get(1).map_err(sql_err("read leaf hashes"))?;
+            if seq as u64 != first + out.len() as u64 {
+                return Err(internal(format!(
+                    "leaf {} is missing from the log",
+                    first + out.len() as u64
+                )));
+            }
+            out.push(
+                hash.as_slice()
+                    .try_into()
+                    .map_err(|_| internal("stored leaf hash is not 32 bytes"))?,
+            );
+        }
+        if out.len() != usize::from(width) {
+            return Err(internal(format!(
+                "tile 0/{index} needs {width} leaves, the log holds {}",
+                out.len()
+            )));
+        }
+        Ok(out)
     }
 }
 
@@ -656,14 +712,14 @@ impl Writer {
                 };
                 outcomes.push(outcome);
             }
-            // Tiles and sizes of every account this group appended to.
+            // Tiles that filled up in every account this group appended to.
             for account in &touched {
                 let acc = self
                     .accounts
                     .get_mut(account)
                     .expect("touched accounts exist");
                 let db_id = acc.state.db_id;
-                for (tile, bytes) in acc.tree.take_dirty_tiles() {
+                for (tile, bytes) in acc.tree.take_full_tiles() {
                     self.conn
                         .prepare_cached(
                             "INSERT INTO tiles (account, level, idx, hashes) VALUES (?1, ?2, ?3, ?4) \
@@ -674,10 +730,6 @@ impl Writer {
                         })
                         .map_err(sql_err("write tile"))?;
                 }
-                self.conn
-                    .prepare_cached("UPDATE accounts SET size = ?1 WHERE id = ?2")
-                    .and_then(|mut s| s.execute(params![acc.tree.size() as i64, db_id]))
-                    .map_err(sql_err("update account size"))?;
             }
             self.conn
                 .execute_batch("COMMIT")
@@ -776,7 +828,7 @@ impl Writer {
         if !self.accounts.contains_key(account) {
             self.conn
                 .execute(
-                    "INSERT OR IGNORE INTO accounts (name, size) VALUES (?1, 0)",
+                    "INSERT OR IGNORE INTO accounts (name) VALUES (?1)",
                     [account.as_str()],
                 )
                 .map_err(sql_err("register account"))?;

@@ -978,7 +978,11 @@ fn fetch_many(
     }
     let mut slots: Vec<Option<RawRecord>> = Vec::with_capacity(span);
     slots.resize_with(span, || None);
-    let wanted: std::collections::HashSet<u64> = keys.iter().map(|k| k.seq).collect();
+    // Which seqs of the span are wanted: the range scan skips the others.
+    let mut wanted = vec![false; span];
+    for k in keys {
+        wanted[(k.seq - lo) as usize] = true;
+    }
     let mut stmt = conn
         .prepare_cached(
             "SELECT seq, body, leaf_hash FROM events WHERE account = ?1 AND seq BETWEEN ?2 AND ?3",
@@ -989,7 +993,7 @@ fn fetch_many(
         .map_err(sql_err("read events"))?;
     while let Some(r) = rows.next().map_err(sql_err("read events"))? {
         let seq = r.get::<_, i64>(0).map_err(sql_err("read events"))? as u64;
-        if !wanted.contains(&seq) {
+        if !wanted[(seq - lo) as usize] {
             continue;
         }
         let hash: Vec<u8> = r.get(2).map_err(sql_err("read events"))?;
@@ -1214,33 +1218,28 @@ impl Store for SqliteStore {
                 .index
                 .plan(&sel.filters, sel.join, index_scope(&sel.scope));
             let mut check = DescriptionCheck::new(&conn, acc.db_id, &plan);
-            // Page through the plan's snapshot newest first, one batch at a
-            // time: memory stays flat however many rows match, and for a
-            // log ingested roughly in time order each page touches about
-            // one chunk of the index.
-            let mut after = None;
-            let mut batch = Vec::with_capacity(EXPORT_BATCH);
+            // Walk the plan's snapshot newest first in batches of keys
+            // (a few MiB at most, see `ExportKeys`), and read and hand over
+            // the records of a batch a thousand at a time: memory stays
+            // flat however many rows match.
+            let mut walk = plan.export_keys(sel.bounds);
+            let mut keys = Vec::new();
             let mut n = 0u64;
             loop {
-                let (keys, more) =
-                    plan.page(sel.bounds, after, EXPORT_BATCH, &mut |s| check.matches(s));
+                let more = walk.next_batch(&mut |s| check.matches(s), &mut keys);
                 // Rows whose description could not be read were left out of
-                // this page: stop rather than export an incomplete view.
+                // this batch: stop rather than export an incomplete view.
                 if let Some(e) = check.error.take() {
                     return Err(e);
                 }
-                batch.clear();
-                fetch_many(&conn, acc.db_id, &keys, &mut batch)?;
-                if !batch.is_empty() {
-                    n += batch.len() as u64;
-                    sink(std::mem::replace(
-                        &mut batch,
-                        Vec::with_capacity(EXPORT_BATCH),
-                    ))?;
+                if !more {
+                    break;
                 }
-                match (more, keys.last()) {
-                    (true, Some(last)) => after = Some(*last),
-                    _ => break,
+                for part in keys.chunks(EXPORT_BATCH) {
+                    let mut batch = Vec::with_capacity(part.len());
+                    fetch_many(&conn, acc.db_id, part, &mut batch)?;
+                    n += batch.len() as u64;
+                    sink(batch)?;
                 }
             }
             Ok(n)

@@ -42,6 +42,13 @@ const MAX_GROUP_OPS: usize = 256;
 const MAX_GROUP_EVENTS: usize = 20_000;
 /// Rows fetched per export batch.
 const EXPORT_BATCH: usize = 1000;
+/// Export batches read in one read transaction. A statement outside a
+/// transaction takes and drops the WAL read lock itself (two `fcntl` calls
+/// and a look at the WAL index): that was a fifth of the export reader's
+/// time (perf). Not the whole export in one: a reader's snapshot holds the
+/// WAL back from being checkpointed and reset, and the sink may block on a
+/// slow client between batches.
+const EXPORT_BATCHES_PER_READ: usize = 16;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS accounts (
@@ -1235,11 +1242,17 @@ impl Store for SqliteStore {
                 if !more {
                     break;
                 }
-                for part in keys.chunks(EXPORT_BATCH) {
-                    let mut batch = Vec::with_capacity(part.len());
-                    fetch_many(&conn, acc.db_id, part, &mut batch)?;
-                    n += batch.len() as u64;
-                    sink(batch)?;
+                for group in keys.chunks(EXPORT_BATCH * EXPORT_BATCHES_PER_READ) {
+                    conn.execute_batch("BEGIN")
+                        .map_err(sql_err("begin export read"))?;
+                    for part in group.chunks(EXPORT_BATCH) {
+                        let mut batch = Vec::with_capacity(part.len());
+                        fetch_many(&conn, acc.db_id, part, &mut batch)?;
+                        n += batch.len() as u64;
+                        sink(batch)?;
+                    }
+                    conn.execute_batch("COMMIT")
+                        .map_err(sql_err("end export read"))?;
                 }
             }
             Ok(n)

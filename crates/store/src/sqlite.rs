@@ -1003,14 +1003,17 @@ fn fetch_many(
         if !wanted[(seq - lo) as usize] {
             continue;
         }
-        let hash: Vec<u8> = r.get(2).map_err(sql_err("read events"))?;
+        // The hash is borrowed from SQLite, not allocated.
+        let leaf_hash = r
+            .get_ref(2)
+            .and_then(|v| v.as_blob().map_err(Into::into))
+            .map_err(sql_err("read events"))?
+            .try_into()
+            .map_err(|_| internal("stored leaf hash is not 32 bytes"))?;
         slots[(seq - lo) as usize] = Some(RawRecord {
             seq,
             canonical: r.get(1).map_err(sql_err("read events"))?,
-            leaf_hash: hash
-                .as_slice()
-                .try_into()
-                .map_err(|_| internal("stored leaf hash is not 32 bytes"))?,
+            leaf_hash,
         });
     }
     for k in keys {

@@ -944,7 +944,9 @@ fn fetch_raw(conn: &Connection, db_id: i64, seq: u64) -> Result<RawRecord> {
     conn.prepare_cached("SELECT body, leaf_hash FROM events WHERE account = ?1 AND seq = ?2")
         .and_then(|mut s| {
             s.query_row(params![db_id, seq as i64], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+                // `as_bytes` takes TEXT as it is (a `Vec<u8>` would want a
+                // BLOB).
+                Ok((r.get_ref(0)?.as_bytes()?.to_vec(), r.get::<_, Vec<u8>>(1)?))
             })
         })
         .map_err(sql_err("read event"))
@@ -1010,9 +1012,14 @@ fn fetch_many(
             .map_err(sql_err("read events"))?
             .try_into()
             .map_err(|_| internal("stored leaf hash is not 32 bytes"))?;
+        let canonical = r
+            .get_ref(1)
+            .and_then(|v| v.as_bytes().map_err(Into::into))
+            .map_err(sql_err("read events"))?
+            .to_vec();
         slots[(seq - lo) as usize] = Some(RawRecord {
             seq,
-            canonical: r.get(1).map_err(sql_err("read events"))?,
+            canonical,
             leaf_hash,
         });
     }
@@ -1147,7 +1154,9 @@ impl Store for SqliteStore {
                 let mut records = Vec::with_capacity(keys.len());
                 for k in &keys {
                     let raw = fetch_raw(conn, acc.db_id, k.seq)?;
-                    records.push(parse_record(&raw.canonical, &raw.leaf_hash)?);
+                    let body = std::str::from_utf8(&raw.canonical)
+                        .map_err(|e| internal(format!("stored record is not UTF-8: {e}")))?;
+                    records.push(parse_record(body, &raw.leaf_hash)?);
                 }
                 let next = if more { keys.last().copied() } else { None };
                 Ok(Page { records, next })

@@ -234,15 +234,23 @@ async fn do_export(
             match csv.as_mut() {
                 Some(enc) => {
                     for r in &batch {
-                        enc.push_canonical(&r.canonical).map_err(|e| {
-                            format!("stored record seq {} does not parse: {e}", r.seq)
-                        })?;
+                        std::str::from_utf8(&r.canonical)
+                            .map_err(|e| e.to_string())
+                            .and_then(|c| enc.push_canonical(c).map_err(|e| e.to_string()))
+                            .map_err(|e| {
+                                format!("stored record seq {} does not parse: {e}", r.seq)
+                            })?;
                     }
                     buf = enc.take();
                 }
                 None => {
                     for r in &batch {
-                        push_jsonl(r.canonical.as_bytes(), &r.leaf_hash, &mut buf);
+                        // Only UTF-8 leaves, as the CSV (the reader does
+                        // not check).
+                        std::str::from_utf8(&r.canonical).map_err(|e| {
+                            format!("stored record seq {} is not UTF-8: {e}", r.seq)
+                        })?;
+                        push_jsonl(&r.canonical, &r.leaf_hash, &mut buf);
                     }
                 }
             }

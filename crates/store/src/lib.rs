@@ -105,10 +105,14 @@ pub struct Page {
 
 /// A stored record as raw canonical bytes, for streaming exports without
 /// re-serializing: the API JSON is `canonical` with the leaf hash spliced in.
+///
+/// The bytes are as stored, not yet checked to be UTF-8: the consumer
+/// checks them (the export's encoder thread has time to spare, its reader
+/// has not).
 #[derive(Clone, Debug)]
 pub struct RawRecord {
     pub seq: u64,
-    pub canonical: String,
+    pub canonical: Vec<u8>,
     pub leaf_hash: Hash,
 }
 

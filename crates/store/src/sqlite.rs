@@ -42,6 +42,9 @@ const MAX_GROUP_OPS: usize = 256;
 const MAX_GROUP_EVENTS: usize = 20_000;
 /// Rows fetched per export batch.
 const EXPORT_BATCH: usize = 1000;
+/// Page cache of the writer's connection, in KiB (readers use
+/// [`SqliteOptions::cache_kib`]).
+const WRITER_CACHE_KIB: u32 = 4096;
 /// Export batches read in one read transaction. A statement outside a
 /// transaction takes and drops the WAL read lock itself (two `fcntl` calls
 /// and a look at the WAL index): that was a fifth of the export reader's
@@ -390,6 +393,10 @@ impl SqliteStore {
         // (1M events, batches of 1,000): a background PASSIVE checkpointer
         // with a 64 MiB safety net gave 99k events/s against 97k/s here —
         // noise — and a background one alone let the WAL grow without bound.
+        // The writer's working set is the right edge of each B-tree (the log
+        // is append-only): a smaller cache than the readers' is enough.
+        conn.execute_batch(&format!("PRAGMA cache_size=-{WRITER_CACHE_KIB}"))
+            .map_err(sql_err("configure writer cache"))?;
         let mut writer = Writer {
             conn,
             shared: shared.clone(),

@@ -297,36 +297,22 @@ struct CanonicalColumns<'a> {
 impl<'a> CanonicalColumns<'a> {
     fn read(s: &'a str) -> Option<CanonicalColumns<'a>> {
         let mut c = Cursor { s, i: 0 };
-        c.lit("{\"id\":")?;
-        c.string()?;
+        c.field("{\"id\":")?;
         c.lit(",\"seq\":")?;
         c.digits()?;
-        c.lit(",\"account_id\":")?;
-        c.string()?;
-        c.lit(",\"level\":")?;
-        c.string()?;
-        c.lit(",\"category\":")?;
-        let category = c.string()?;
-        c.lit(",\"event\":")?;
-        let event = c.string()?;
-        c.lit(",\"occurred_at\":")?;
-        let occurred_at = Micros::parse_rfc3339(&c.string()?).ok()?;
-        c.lit(",\"recorded_at\":")?;
-        c.string()?;
-        c.lit(",\"actor\":{\"kind\":")?;
-        c.string()?;
-        c.lit(",\"id\":")?;
-        let actor_id = c.string()?;
-        c.lit(",\"name\":")?;
-        let actor_name = c.nullable_string()?;
-        c.lit(",\"email\":")?;
-        c.nullable_string()?;
-        c.lit("},\"ip_address\":")?;
-        let ip_address = c.nullable_string()?;
-        c.lit(",\"workflow_id\":")?;
-        c.nullable_string()?;
-        c.lit(",\"description\":")?;
-        let description = c.string()?;
+        c.field(",\"account_id\":")?;
+        c.field(",\"level\":")?;
+        let category = c.field(",\"category\":")?;
+        let event = c.field(",\"event\":")?;
+        let occurred_at = Micros::parse_rfc3339(&c.field(",\"occurred_at\":")?).ok()?;
+        c.field(",\"recorded_at\":")?;
+        c.field(",\"actor\":{\"kind\":")?;
+        let actor_id = c.field(",\"id\":")?;
+        let actor_name = c.nullable_field(",\"name\":")?;
+        c.nullable_field(",\"email\":")?;
+        let ip_address = c.nullable_field("},\"ip_address\":")?;
+        c.nullable_field(",\"workflow_id\":")?;
+        let description = c.field(",\"description\":")?;
         c.lit(",\"metadata\":{")?;
         s.ends_with('}').then_some(CanonicalColumns {
             category,
@@ -391,6 +377,18 @@ impl<'a> Cursor<'a> {
             return Some(None);
         }
         self.string().map(Some)
+    }
+
+    /// `key` (the literal up to the value), then a string value.
+    fn field(&mut self, key: &str) -> Option<Cow<'a, str>> {
+        self.lit(key)?;
+        self.string()
+    }
+
+    /// `key`, then a string or `null`.
+    fn nullable_field(&mut self, key: &str) -> Option<Option<Cow<'a, str>>> {
+        self.lit(key)?;
+        self.nullable_string()
     }
 }
 

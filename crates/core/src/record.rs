@@ -210,16 +210,20 @@ impl RecordBody {
     pub fn canonical_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(512);
         CanonicalParts::new(
-            &self.account_id,
-            self.level,
-            &self.category,
-            &self.event,
-            self.occurred_at,
-            &self.actor,
-            self.ip_address.as_deref(),
-            self.workflow_id.as_deref(),
-            &self.description,
-            &self.metadata,
+            &CanonicalHead {
+                account_id: &self.account_id,
+                level: self.level,
+                category: &self.category,
+                event: &self.event,
+                occurred_at: self.occurred_at,
+            },
+            &CanonicalTail {
+                actor: &self.actor,
+                ip_address: self.ip_address.as_deref(),
+                workflow_id: self.workflow_id.as_deref(),
+                description: &self.description,
+                metadata: &self.metadata,
+            },
         )
         .finish(
             &self.id,
@@ -245,69 +249,38 @@ impl RecordBody {
 /// `Serialize` (whose field order the module docs define).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CanonicalParts {
-    /// `"account_id":…,"level":…,"category":…,"event":…,"occurred_at":…`
+    /// `{"account_id":…,"level":…,"category":…,"event":…,"occurred_at":…}`
     head: Vec<u8>,
-    /// `"actor":…,"ip_address":…,"workflow_id":…,"description":…,"metadata":…`
+    /// `{"actor":…,"ip_address":…,"workflow_id":…,"description":…,"metadata":…}`
     tail: Vec<u8>,
 }
 
 /// The fields between `seq` and `recorded_at`, in canonical order.
-#[derive(Serialize)]
-struct Head<'a> {
-    account_id: &'a str,
-    level: Level,
-    category: &'a str,
-    event: &'a str,
-    occurred_at: Micros,
+#[derive(Debug, Serialize)]
+pub struct CanonicalHead<'a> {
+    pub account_id: &'a str,
+    pub level: Level,
+    pub category: &'a str,
+    pub event: &'a str,
+    pub occurred_at: Micros,
 }
 
 /// The fields after `recorded_at`, in canonical order.
-#[derive(Serialize)]
-struct Tail<'a> {
-    actor: &'a Actor,
-    ip_address: Option<&'a str>,
-    workflow_id: Option<&'a str>,
-    description: &'a str,
-    metadata: &'a BTreeMap<String, MetaValue>,
+#[derive(Debug, Serialize)]
+pub struct CanonicalTail<'a> {
+    pub actor: &'a Actor,
+    pub ip_address: Option<&'a str>,
+    pub workflow_id: Option<&'a str>,
+    pub description: &'a str,
+    pub metadata: &'a BTreeMap<String, MetaValue>,
 }
 
 impl CanonicalParts {
     /// Serializes everything but `id`, `seq` and `recorded_at`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        account_id: &str,
-        level: Level,
-        category: &str,
-        event: &str,
-        occurred_at: Micros,
-        actor: &Actor,
-        ip_address: Option<&str>,
-        workflow_id: Option<&str>,
-        description: &str,
-        metadata: &BTreeMap<String, MetaValue>,
-    ) -> CanonicalParts {
-        // An object's members without its braces.
-        fn members(v: &impl Serialize) -> Vec<u8> {
-            let mut b = serde_json::to_vec(v).expect("record fields always serialize");
-            b.pop();
-            b.remove(0);
-            b
-        }
+    pub fn new(head: &CanonicalHead<'_>, tail: &CanonicalTail<'_>) -> CanonicalParts {
         CanonicalParts {
-            head: members(&Head {
-                account_id,
-                level,
-                category,
-                event,
-                occurred_at,
-            }),
-            tail: members(&Tail {
-                actor,
-                ip_address,
-                workflow_id,
-                description,
-                metadata,
-            }),
+            head: serde_json::to_vec(head).expect("record fields always serialize"),
+            tail: serde_json::to_vec(tail).expect("record fields always serialize"),
         }
     }
 
@@ -326,13 +299,18 @@ impl CanonicalParts {
         out.extend_from_slice(b",\"seq\":");
         out.extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
         out.push(b',');
-        out.extend_from_slice(&self.head);
+        out.extend_from_slice(members(&self.head));
         out.extend_from_slice(b",\"recorded_at\":");
         out.extend_from_slice(recorded_at.as_bytes());
         out.push(b',');
-        out.extend_from_slice(&self.tail);
+        out.extend_from_slice(members(&self.tail));
         out.push(b'}');
     }
+}
+
+/// An object's members: its JSON without the braces.
+fn members(object: &[u8]) -> &[u8] {
+    &object[1..object.len() - 1]
 }
 
 /// A stored record: the committed body and its leaf hash.

@@ -21,7 +21,9 @@ use auditlog_core::catalog::{Catalog, EventId};
 use auditlog_core::index::{IndexRow, LogIndex, RowKey, Scope as IndexScope};
 use auditlog_core::merkle::{self, Hash, TileReader, TreeState};
 use auditlog_core::query::{Join, op_matches};
-use auditlog_core::record::{AccountId, CanonicalParts, Micros, Record, RecordBody};
+use auditlog_core::record::{
+    AccountId, CanonicalHead, CanonicalParts, CanonicalTail, Micros, Record, RecordBody,
+};
 use auditlog_core::validate::ValidEvent;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::oneshot;
@@ -1184,16 +1186,20 @@ impl Store for SqliteStore {
             .iter()
             .map(|e| {
                 CanonicalParts::new(
-                    account.as_str(),
-                    e.level,
-                    &e.category,
-                    &e.event,
-                    e.occurred_at,
-                    &e.actor,
-                    e.ip_address.as_deref(),
-                    e.workflow_id.as_deref(),
-                    &e.description,
-                    &e.metadata,
+                    &CanonicalHead {
+                        account_id: account.as_str(),
+                        level: e.level,
+                        category: &e.category,
+                        event: &e.event,
+                        occurred_at: e.occurred_at,
+                    },
+                    &CanonicalTail {
+                        actor: &e.actor,
+                        ip_address: e.ip_address.as_deref(),
+                        workflow_id: e.workflow_id.as_deref(),
+                        description: &e.description,
+                        metadata: &e.metadata,
+                    },
                 )
             })
             .collect();

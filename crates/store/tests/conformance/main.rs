@@ -342,12 +342,21 @@ async fn workflow_scope_and_export_order<B: Backend>() {
         ..all(vec![], Join::And)
     };
     assert_eq!(s.count(&a, &other_wf).await.unwrap(), 0);
+    let (n, rows) = export_seqs(&s, &a, &all(vec![], Join::And)).await;
+    assert_eq!(n, 3);
+    // Newest first by occurred_at: 9 ms (seq 1), 7 ms (seq 2), 5 ms (seq 0).
+    assert_eq!(rows, [1, 2, 0]);
+}
+
+/// Exports `sel` and returns the count the store reported and the seqs of
+/// the records handed to the sink, in order.
+async fn export_seqs(s: &DynStore, a: &AccountId, sel: &Selection) -> (u64, Vec<u64>) {
     let rows = Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink_rows = rows.clone();
     let n = s
         .export(
-            &a,
-            &all(vec![], Join::And),
+            a,
+            sel,
             Box::new(move |batch| {
                 sink_rows
                     .lock()
@@ -358,9 +367,8 @@ async fn workflow_scope_and_export_order<B: Backend>() {
         )
         .await
         .unwrap();
-    assert_eq!(n, 3);
-    // Newest first by occurred_at: 9 ms (seq 1), 7 ms (seq 2), 5 ms (seq 0).
-    assert_eq!(*rows.lock().unwrap(), [1, 2, 0]);
+    let seqs = rows.lock().unwrap().clone();
+    (n, seqs)
 }
 
 /// An export walks the index in its own batches, not in pages: it must
@@ -406,23 +414,7 @@ async fn exports_equal_pages_in_order<B: Backend>() {
                 None => break,
             }
         }
-        let rows = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink_rows = rows.clone();
-        let n = s
-            .export(
-                &a,
-                &sel,
-                Box::new(move |batch| {
-                    sink_rows
-                        .lock()
-                        .unwrap()
-                        .extend(batch.iter().map(|r| r.seq));
-                    Ok(())
-                }),
-            )
-            .await
-            .unwrap();
-        let exported = rows.lock().unwrap().clone();
+        let (n, exported) = export_seqs(&s, &a, &sel).await;
         assert!(!paged.is_empty());
         assert_eq!(n as usize, exported.len());
         assert!(exported == paged, "{:?}", sel.filters);

@@ -98,17 +98,20 @@ async fn fill(store: &DynStore, account: &AccountId, n: usize) -> Result<()> {
         let t = Micros(now.0 - 3_500_000_000 + i as i64 * 30_000_000);
         bodies.push(g.event_of(&e, &t.to_rfc3339()));
     }
-    for chunk in bodies.chunks(5000) {
+    let total = bodies.len();
+    let mut bodies = bodies.into_iter().peekable();
+    while bodies.peek().is_some() {
         let mut errors = Vec::new();
-        let events: Vec<_> = chunk
-            .iter()
-            .filter_map(|b| validate_event(catalog, b.clone(), "", &ctx, &mut errors))
+        let events: Vec<_> = bodies
+            .by_ref()
+            .take(5000)
+            .filter_map(|b| validate_event(catalog, b, "", &ctx, &mut errors))
             .collect();
         anyhow::ensure!(errors.is_empty(), "generated an invalid event: {errors:?}");
+        progress.inc(events.len() as u64);
         store.append(account, events).await?;
-        progress.inc(chunk.len() as u64);
     }
     progress.finish_and_clear();
-    eprintln!("generated {} demo events", bodies.len());
+    eprintln!("generated {total} demo events");
     Ok(())
 }

@@ -42,6 +42,11 @@ const MAX_GROUP_OPS: usize = 256;
 /// Most events one group commit takes (a batch larger than this still goes
 /// through alone: batches are never split).
 const MAX_GROUP_EVENTS: usize = 20_000;
+/// Page size of a new database file. Every page a commit changes is one
+/// WAL frame, written with two `pwrite` calls, and copied again by the
+/// checkpoint: at 4 KiB those syscalls were a fifth of the writer's time
+/// (perf). Files created with another size keep it.
+const PAGE_SIZE: u32 = 16 * 1024;
 /// Rows fetched per export batch.
 const EXPORT_BATCH: usize = 1000;
 /// Page cache of the writer's connection, in KiB (readers use
@@ -70,10 +75,13 @@ CREATE TABLE IF NOT EXISTS event_types (
     event     TEXT NOT NULL,
     UNIQUE (level, category, event)
 );
--- The log. Clustered by (account, seq): a record is found by its position,
--- which is what the column index yields. `body` is the canonical JSON the
--- Merkle leaf commits to; the other columns are what the index is rebuilt
--- from at start-up.
+-- The log, in the order it was written (the implicit rowid): every insert
+-- lands at the end of the table, which SQLite does without a search or a
+-- page rebalance (measured: 25-30 % less insert time than a table clustered
+-- by (account, seq)). A record is found by its position, which is what the
+-- column index yields, through `events_by_seq` (see `create_schema`).
+-- `body` is the canonical JSON the Merkle leaf commits to; the other columns
+-- are what the index is rebuilt from at start-up.
 CREATE TABLE IF NOT EXISTS events (
     account          INTEGER NOT NULL,
     seq              INTEGER NOT NULL,
@@ -86,9 +94,8 @@ CREATE TABLE IF NOT EXISTS events (
     workflow_id      TEXT,
     idempotency_key  TEXT,
     body             TEXT NOT NULL,
-    leaf_hash        BLOB NOT NULL,
-    PRIMARY KEY (account, seq)
-) WITHOUT ROWID;
+    leaf_hash        BLOB NOT NULL
+);
 CREATE UNIQUE INDEX IF NOT EXISTS events_by_id ON events (account, id);
 CREATE UNIQUE INDEX IF NOT EXISTS events_by_idempotency_key
     ON events (account, idempotency_key) WHERE idempotency_key IS NOT NULL;
@@ -175,8 +182,10 @@ fn open_conn(path: &Path, opts: &SqliteOptions, read_only: bool) -> Result<Conne
     let conn = Connection::open_with_flags(path, flags).map_err(sql_err("open database"))?;
     conn.busy_timeout(Duration::from_secs(5))
         .map_err(sql_err("set busy timeout"))?;
+    // The page size applies only to a file not yet written (SQLite ignores
+    // it afterwards); see PAGE_SIZE.
     let pragmas = format!(
-        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF; \
+        "PRAGMA page_size={PAGE_SIZE}; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF; \
          PRAGMA cache_size=-{}; PRAGMA mmap_size={}; PRAGMA temp_store=MEMORY;",
         opts.cache_kib, opts.mmap_bytes
     );
@@ -194,8 +203,7 @@ pub fn create_token_offline(data_dir: &Path, token: &TokenRecord) -> Result<()> 
         StoreError::with_source(StoreErrorKind::Unavailable, "create data directory", e)
     })?;
     let conn = open_conn(&data_dir.join(DB_FILE), &SqliteOptions::default(), false)?;
-    conn.execute_batch(SCHEMA)
-        .map_err(sql_err("create schema"))?;
+    create_schema(&conn)?;
     insert_token(&conn, token)
 }
 
@@ -329,8 +337,7 @@ impl SqliteStore {
         })?;
         let path = data_dir.join(DB_FILE);
         let conn = open_conn(&path, &opts, false)?;
-        conn.execute_batch(SCHEMA)
-            .map_err(sql_err("create schema"))?;
+        let layout = create_schema(&conn)?;
 
         let event_types = sync_event_types(&conn)?;
         let by_type: HashMap<i64, EventId> = event_types.iter().map(|(e, t)| (*t, *e)).collect();
@@ -346,10 +353,12 @@ impl SqliteStore {
                 .collect::<Result<_, _>>()
                 .map_err(sql_err("list accounts"))?
         };
+        let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
+        let mut indexes = rebuild_indexes(&conn, layout, &ids, &by_type)?;
         for (db_id, name) in rows {
             let account = AccountId::parse(&name)
                 .map_err(|e| internal(format!("stored account name is invalid: {e}")))?;
-            let (index, size) = rebuild_index(&conn, db_id, &by_type)?;
+            let (index, size) = indexes.remove(&db_id).expect("one index per account");
             let tree = TreeState::restore(
                 size,
                 &SqlTiles {
@@ -476,48 +485,96 @@ fn sync_event_types(conn: &Connection) -> Result<HashMap<EventId, i64>> {
     Ok(out)
 }
 
-/// The column index of an account's log, and its size; fails on a gap in
-/// the seqs.
-fn rebuild_index(
-    conn: &Connection,
-    account: i64,
-    by_type: &HashMap<i64, EventId>,
-) -> Result<(LogIndex, u64)> {
-    let index = LogIndex::new();
-    let mut stmt = conn
-        .prepare(
-            "SELECT seq, occurred_at, event_type, actor_id, actor_name, ip_address, workflow_id \
-             FROM events WHERE account = ?1 ORDER BY seq",
+/// How a file's events table is laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layout {
+    /// Rows in write order (the rowid), found by (account, seq) through
+    /// the `events_by_seq` index.
+    WriteOrder,
+    /// Rows clustered by (account, seq) in a WITHOUT ROWID table: files
+    /// written before the write-order layout. They are read and appended
+    /// to as they are; every query here works on both.
+    Clustered,
+}
+
+/// Creates what is missing of the schema; returns the events table's
+/// layout.
+fn create_schema(conn: &Connection) -> Result<Layout> {
+    conn.execute_batch(SCHEMA)
+        .map_err(sql_err("create schema"))?;
+    let sql: String = conn
+        .query_row(
+            "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'events'",
+            [],
+            |r| r.get(0),
         )
+        .map_err(sql_err("read schema"))?;
+    if sql.contains("WITHOUT ROWID") {
+        return Ok(Layout::Clustered);
+    }
+    conn.execute_batch("CREATE UNIQUE INDEX IF NOT EXISTS events_by_seq ON events (account, seq)")
+        .map_err(sql_err("create schema"))?;
+    Ok(Layout::WriteOrder)
+}
+
+/// The column index of every account's log, and its size, from one scan of
+/// the table in storage order (each account's rows come in seq order in
+/// both layouts); fails on a gap in an account's seqs or a row of an
+/// account that is not registered.
+fn rebuild_indexes(
+    conn: &Connection,
+    layout: Layout,
+    accounts: &[i64],
+    by_type: &HashMap<i64, EventId>,
+) -> Result<HashMap<i64, (LogIndex, u64)>> {
+    let mut out: HashMap<i64, (LogIndex, u64)> = accounts
+        .iter()
+        .map(|&a| (a, (LogIndex::new(), 0)))
+        .collect();
+    let order = match layout {
+        Layout::WriteOrder => "rowid",
+        Layout::Clustered => "account, seq",
+    };
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT account, seq, occurred_at, event_type, actor_id, actor_name, ip_address, \
+             workflow_id FROM events ORDER BY {order}"
+        ))
         .map_err(sql_err("rebuild index"))?;
-    let mut rows = stmt.query([account]).map_err(sql_err("rebuild index"))?;
-    let mut expected = 0u64;
+    let mut rows = stmt.query([]).map_err(sql_err("rebuild index"))?;
     while let Some(r) = rows.next().map_err(sql_err("rebuild index"))? {
-        let seq: i64 = r.get(0).map_err(sql_err("rebuild index"))?;
-        if seq as u64 != expected {
+        let account: i64 = r.get(0).map_err(sql_err("rebuild index"))?;
+        let seq: i64 = r.get(1).map_err(sql_err("rebuild index"))?;
+        let (index, expected) = out.get_mut(&account).ok_or_else(|| {
+            internal(format!(
+                "the log holds events of unregistered account {account}"
+            ))
+        })?;
+        if seq as u64 != *expected {
             return Err(internal(format!(
                 "log of account {account} has a gap: expected seq {expected}, found {seq}"
             )));
         }
-        expected += 1;
-        let ty: i64 = r.get(2).map_err(sql_err("rebuild index"))?;
+        *expected += 1;
+        let ty: i64 = r.get(3).map_err(sql_err("rebuild index"))?;
         let event = *by_type
             .get(&ty)
             .ok_or_else(|| internal(format!("stored event type {ty} is not in the catalog")))?;
-        let actor_id: String = r.get(3).map_err(sql_err("rebuild index"))?;
-        let actor_name: Option<String> = r.get(4).map_err(sql_err("rebuild index"))?;
-        let ip: Option<String> = r.get(5).map_err(sql_err("rebuild index"))?;
-        let wf: Option<String> = r.get(6).map_err(sql_err("rebuild index"))?;
+        let text = |i| {
+            r.get_ref(i)
+                .and_then(|v| v.as_str_or_null().map_err(Into::into))
+                .map_err(sql_err("rebuild index"))
+        };
         index.append([IndexRow {
-            occurred_at_us: r.get(1).map_err(sql_err("rebuild index"))?,
+            occurred_at_us: r.get(2).map_err(sql_err("rebuild index"))?,
             event,
-            actor_id: &actor_id,
-            actor_name: actor_name.as_deref(),
-            ip_address: ip.as_deref(),
-            workflow_id: wf.as_deref(),
+            actor_id: text(4)?.ok_or_else(|| internal("stored event has no actor id"))?,
+            actor_name: text(5)?,
+            ip_address: text(6)?,
+            workflow_id: text(7)?,
         }]);
     }
-    Ok((index, expected))
+    Ok(out)
 }
 
 /// Reads tiles from SQLite for proofs and tree restoration.

@@ -489,6 +489,69 @@ async fn tokens_are_found_by_hash_and_revoked<B: Backend>() {
     assert_eq!(s.find_token(&[7; 32]).await.unwrap(), None);
 }
 
+/// A file as the first releases wrote it: events clustered by (account,
+/// seq) in a WITHOUT ROWID table, 4 KiB pages. The store keeps such a file
+/// in its layout; every behaviour must hold on it too.
+struct SqliteClustered(Sqlite);
+
+impl Backend for SqliteClustered {
+    fn fresh() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let conn =
+            rusqlite::Connection::open(dir.path().join(auditlog_store::sqlite::DB_FILE)).unwrap();
+        conn.execute_batch(
+            "PRAGMA page_size=4096; PRAGMA journal_mode=WAL;
+             CREATE TABLE events (
+                 account INTEGER NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL,
+                 occurred_at INTEGER NOT NULL, event_type INTEGER NOT NULL,
+                 actor_id TEXT NOT NULL, actor_name TEXT, ip_address TEXT,
+                 workflow_id TEXT, idempotency_key TEXT, body TEXT NOT NULL,
+                 leaf_hash BLOB NOT NULL,
+                 PRIMARY KEY (account, seq)
+             ) WITHOUT ROWID;",
+        )
+        .unwrap();
+        drop(conn);
+        let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
+        SqliteClustered(Sqlite {
+            dir,
+            store: Some(Arc::new(store)),
+        })
+    }
+
+    fn store(&self) -> DynStore {
+        self.0.store()
+    }
+
+    fn reopen(&mut self) {
+        self.0.reopen()
+    }
+}
+
+/// What the file looks like on disk, so the two suites test two layouts.
+fn file_layout(dir: &std::path::Path) -> (i64, bool) {
+    let conn = rusqlite::Connection::open(dir.join(auditlog_store::sqlite::DB_FILE)).unwrap();
+    let page_size: i64 = conn
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .unwrap();
+    let by_seq: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = 'events_by_seq'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    (page_size, by_seq == 1)
+}
+
+#[test]
+fn new_files_are_in_write_order_and_old_files_keep_their_layout() {
+    let new = Sqlite::fresh();
+    assert_eq!(file_layout(new.dir.path()), (16 * 1024, true));
+    let old = SqliteClustered::fresh();
+    assert_eq!(file_layout(old.0.dir.path()), (4096, false));
+}
+
 async fn reopening_rebuilds_index_and_tree_exactly<B: Backend>() {
     let mut b = B::fresh();
     append_seqs(&b, "acme", 70_000, 0).await;
@@ -547,6 +610,20 @@ macro_rules! conformance_suite {
 }
 
 conformance_suite!(sqlite, Sqlite:
+    appends_get_dense_seqs_and_valid_leaf_hashes,
+    idempotency_keys_return_the_first_record,
+    concurrent_appends_share_commits_and_keep_seq_dense,
+    filters_counts_and_histograms,
+    pages_visit_every_event_once_while_appending,
+    workflow_scope_and_export_order,
+    exports_equal_pages_in_order,
+    proofs_verify_against_the_tree_head,
+    checkpoints_are_tracked,
+    tokens_are_found_by_hash_and_revoked,
+    reopening_rebuilds_index_and_tree_exactly,
+);
+
+conformance_suite!(sqlite_clustered, SqliteClustered:
     appends_get_dense_seqs_and_valid_leaf_hashes,
     idempotency_keys_return_the_first_record,
     concurrent_appends_share_commits_and_keep_seq_dense,

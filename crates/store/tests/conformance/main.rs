@@ -547,7 +547,7 @@ fn file_layout(dir: &std::path::Path) -> (i64, bool) {
 #[test]
 fn new_files_are_in_write_order_and_old_files_keep_their_layout() {
     let new = Sqlite::fresh();
-    assert_eq!(file_layout(new.dir.path()), (16 * 1024, true));
+    assert_eq!(file_layout(new.dir.path()), (8 * 1024, true));
     let old = SqliteClustered::fresh();
     assert_eq!(file_layout(old.0.dir.path()), (4096, false));
 }

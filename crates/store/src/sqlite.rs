@@ -7,10 +7,11 @@
 //! Concurrent appends queue on one channel; the writer takes everything
 //! queued (up to a cap) into one transaction, so they share one fsync.
 //!
-//! Atomicity: events, their Merkle tiles and the account's size change in
-//! the same transaction, so after a crash the log, the tree and the sequence
-//! agree without repair. The column index and the tree's in-memory state are
-//! rebuilt from the file at start-up.
+//! Atomicity: events and the Merkle tiles they fill are written in the same
+//! transaction, and an account's size is its number of rows, so after a
+//! crash the log, the tree and the sequence agree without repair. The column
+//! index and the tree's in-memory state are rebuilt from the file at
+//! start-up.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

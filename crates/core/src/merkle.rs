@@ -251,6 +251,29 @@ impl CompactRange {
         self.size += 1;
     }
 
+    /// Appends a whole perfect subtree of `2^level` leaves, given its root:
+    /// the same as appending its leaves one by one. The size must be a
+    /// multiple of `2^level` (the subtree is aligned, as every node of a
+    /// [`Span`] is).
+    pub fn append_subtree(&mut self, level: u32, root: Hash) {
+        assert!(
+            level < 64 && self.size.trailing_zeros() >= level,
+            "a subtree of 2^{level} leaves cannot start at leaf {}",
+            self.size
+        );
+        let mut node = root;
+        let mut s = self.size >> level;
+        while s & 1 == 1 {
+            let Some(left) = self.hashes.pop() else {
+                unreachable!("compact range holds one hash per set bit of the size");
+            };
+            node = hash_node(&left, &node);
+            s >>= 1;
+        }
+        self.hashes.push(node);
+        self.size += 1 << level;
+    }
+
     /// The root hash (RFC 9162 MTH) of the leaves appended so far.
     pub fn root(&self) -> Hash {
         let mut it = self.hashes.iter().rev();
@@ -258,6 +281,94 @@ impl CompactRange {
             return EMPTY_ROOT;
         };
         it.fold(*last, |acc, left| hash_node(left, &acc))
+    }
+}
+
+/// The leaves `[lo, hi)` of a larger tree, reduced to the roots of the
+/// aligned perfect subtrees that tile them (at most two per level), and
+/// grown one leaf at a time at either end. The offline verifier hashes an
+/// export into one as it reads it, oldest first or newest first, in
+/// O(log n) memory; [`CompactRange::append_subtree`] then places it in the
+/// tree.
+///
+/// **Invariant:** `nodes` is the canonical tiling of `[lo, hi)`: the aligned
+/// perfect subtrees inside the span whose parents are not, left to right.
+/// Growing an end by a leaf only merges the new leaf with its ancestors'
+/// other halves, which are then the nodes at that end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Span {
+    lo: u64,
+    hi: u64,
+    /// `(level, root)`: the subtree of leaves `[i·2^level, (i+1)·2^level)`.
+    nodes: std::collections::VecDeque<(u32, Hash)>,
+}
+
+impl Span {
+    /// The span holding only leaf `at`.
+    pub fn new(at: u64, leaf: Hash) -> Self {
+        assert!(
+            at < u64::MAX,
+            "leaf index {at} leaves no room for the span's end"
+        );
+        Self {
+            lo: at,
+            hi: at + 1,
+            nodes: [(0, leaf)].into(),
+        }
+    }
+
+    /// The first leaf index held.
+    pub fn lo(&self) -> u64 {
+        self.lo
+    }
+
+    /// One past the last leaf index held.
+    pub fn hi(&self) -> u64 {
+        self.hi
+    }
+
+    /// Adds leaf `hi` at the right end.
+    pub fn push_back(&mut self, leaf: Hash) {
+        assert!(self.hi < u64::MAX, "the span is at the last leaf index");
+        let (mut node, mut level, mut pos) = (leaf, 0u32, u128::from(self.hi));
+        // A right child whose left sibling lies inside the span: that
+        // sibling is the last node (the tiling is canonical).
+        while pos & 1 == 1 && (pos - 1) << level >= u128::from(self.lo) {
+            let Some((left_level, left)) = self.nodes.pop_back() else {
+                unreachable!("the left sibling is in the span");
+            };
+            debug_assert_eq!(left_level, level);
+            node = hash_node(&left, &node);
+            pos >>= 1;
+            level += 1;
+        }
+        self.nodes.push_back((level, node));
+        self.hi += 1;
+    }
+
+    /// Adds leaf `lo - 1` at the left end.
+    pub fn push_front(&mut self, leaf: Hash) {
+        assert!(self.lo > 0, "the span already starts at leaf 0");
+        self.lo -= 1;
+        let (mut node, mut level, mut pos) = (leaf, 0u32, u128::from(self.lo));
+        // A left child whose right sibling lies inside the span: that
+        // sibling is the first node.
+        while pos & 1 == 0 && (pos + 2) << level <= u128::from(self.hi) {
+            let Some((right_level, right)) = self.nodes.pop_front() else {
+                unreachable!("the right sibling is in the span");
+            };
+            debug_assert_eq!(right_level, level);
+            node = hash_node(&node, &right);
+            pos >>= 1;
+            level += 1;
+        }
+        self.nodes.push_front((level, node));
+    }
+
+    /// The tiling's subtrees, left to right, as `(level, root)`: appended in
+    /// order to a [`CompactRange`] of size `lo`, they extend it to `hi`.
+    pub fn subtrees(&self) -> impl Iterator<Item = (u32, Hash)> + '_ {
+        self.nodes.iter().copied()
     }
 }
 
@@ -1516,5 +1627,50 @@ mod tests {
             inclusion_proof(3, 10, &Liar),
             Err(BuildProofError::Tile(ReadTileError::ShortTile { .. }))
         ));
+    }
+
+    /// A span grown from any leaf, by any sequence of front and back
+    /// pushes, placed in a compact range between the leaves before and
+    /// after it, gives the root of the whole tree.
+    #[test]
+    fn spans_grown_either_way_place_exactly() {
+        let d = leaves(70);
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        for n in 1..=70u64 {
+            for start in 0..n {
+                rng = rng
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let mut span = Span::new(start, d[start as usize]);
+                let mut bits = rng;
+                while span.hi() - span.lo() < n && bits != 0 {
+                    let front = span.lo() > 0 && (bits & 1 == 1 || span.hi() == n);
+                    if front {
+                        span.push_front(d[span.lo() as usize - 1]);
+                    } else {
+                        span.push_back(d[span.hi() as usize]);
+                    }
+                    bits >>= 1;
+                }
+                let (lo, hi) = (span.lo(), span.hi());
+                assert!(span.subtrees().count() <= 2 * 64);
+                let mut range = CompactRange::new();
+                for leaf in &d[..lo as usize] {
+                    range.append(*leaf);
+                }
+                for (level, root) in span.subtrees() {
+                    range.append_subtree(level, root);
+                }
+                assert_eq!(range.size(), hi);
+                for leaf in &d[hi as usize..n as usize] {
+                    range.append(*leaf);
+                }
+                assert_eq!(
+                    range.root(),
+                    root_from_leaves(d[..n as usize].to_vec()),
+                    "n {n}, span [{lo}, {hi}) from {start}"
+                );
+            }
+        }
     }
 }

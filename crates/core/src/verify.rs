@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 
 use crate::checkpoint::{Checkpoint, NoteVerifier, OpenNoteError, open_note};
-use crate::merkle::{CompactRange, Hash, VerifyProofError, hash_leaf, hash_leaf_parts};
+use crate::merkle::{CompactRange, Hash, Span, VerifyProofError, hash_leaf, hash_leaf_parts};
 use crate::merkle::{verify_consistency, verify_inclusion};
 use crate::record::Record;
 
@@ -118,6 +118,7 @@ pub enum VerifyExportError {
 }
 
 /// One record line, reduced to what the tree needs.
+#[derive(Clone, Copy)]
 struct Entry {
     seq: u64,
     line: u64,
@@ -156,7 +157,6 @@ fn fast_line(line: &[u8]) -> Option<LineLeaf> {
     let body_len = line.len().checked_sub(SUFFIX_LEN)?;
     let (body, suffix) = line.split_at(body_len);
     let hex = suffix.strip_prefix(HASH_PREFIX)?.strip_suffix(b"\"}")?;
-    let claimed = lower_hex_hash(hex)?;
 
     let rest = body.strip_prefix(ID_PREFIX)?;
     let id_end = rest.iter().position(|&b| b == b'"')?;
@@ -172,11 +172,17 @@ fn fast_line(line: &[u8]) -> Option<LineLeaf> {
         return None;
     }
     let seq = std::str::from_utf8(digits).ok()?.parse().ok()?;
-    Some(LineLeaf {
-        seq,
-        leaf: hash_leaf_parts(&[body, b"}"]),
-        claimed,
-    })
+    let leaf = hash_leaf_parts(&[body, b"}"]);
+    // Comparing the recomputed hash's hex with the line's is a quarter of
+    // the cost of decoding the line's (measured); only a mismatch decodes.
+    let mut leaf_hex = [0u8; 64];
+    hex::encode_to_slice(leaf, &mut leaf_hex).ok()?;
+    let claimed = if leaf_hex.as_slice() == hex {
+        leaf
+    } else {
+        lower_hex_hash(hex)?
+    };
+    Some(LineLeaf { seq, leaf, claimed })
 }
 
 /// The slow path: parse the line, re-canonicalize the record, and accept it
@@ -248,9 +254,10 @@ fn check_line(raw: &[u8]) -> LineOutcome {
 /// line text whatever the export's size.
 const BLOCK_BYTES: usize = 8 << 20;
 
-/// Checks the whole lines of `data` (the last may lack its `\n`), in order.
-fn check_lines(data: &[u8]) -> Vec<LineOutcome> {
-    let mut out = Vec::new();
+/// Checks the whole lines of `data` (the last may lack its `\n`), in order,
+/// into `out` (cleared first).
+fn check_lines(data: &[u8], out: &mut Vec<LineOutcome>) {
+    out.clear();
     let mut at = 0;
     while at < data.len() {
         // `skip_until` finds the newline with the standard library's
@@ -261,15 +268,25 @@ fn check_lines(data: &[u8]) -> Vec<LineOutcome> {
         out.push(check_line(&data[at..at + len]));
         at += len;
     }
-    out
 }
 
-/// Checks the whole lines of `data`, spreading the work over `workers`
-/// threads. Threads do no I/O and the outcome does not depend on their
-/// number: they only share the SHA-256 work, which dominates verification.
-fn check_block(data: &[u8], workers: usize) -> Vec<LineOutcome> {
+/// Checks the whole lines of `data`, spreading the work over
+/// `outcomes.len()` threads; part `k`'s outcomes land in `outcomes[k]`, so
+/// reading them in order reads the lines in order. Threads do no I/O and
+/// the outcome does not depend on their number: they only share the SHA-256
+/// work, which dominates verification. The buffers are reused from block to
+/// block: allocated anew for each one, they showed in profiles as page
+/// faults.
+fn check_block(data: &[u8], outcomes: &mut [Vec<LineOutcome>]) {
+    let workers = outcomes.len();
     if workers <= 1 || data.len() < 1 << 20 {
-        return check_lines(data);
+        for out in outcomes.iter_mut() {
+            out.clear();
+        }
+        if let Some(first) = outcomes.first_mut() {
+            check_lines(data, first);
+        }
+        return;
     }
     // Cut into `workers` parts of whole lines.
     let mut parts = Vec::with_capacity(workers);
@@ -284,28 +301,29 @@ fn check_block(data: &[u8], workers: usize) -> Vec<LineOutcome> {
         start = end;
     }
     parts.push(&data[start..]);
+    let (first, others) = outcomes.split_at_mut(1);
     std::thread::scope(|scope| {
-        let handles: Vec<_> = parts[1..]
-            .iter()
-            .map(|&part| {
-                std::thread::Builder::new()
-                    .spawn_scoped(scope, move || check_lines(part))
-                    // No thread to be had: that part is done here instead.
-                    .map_err(|_| part)
-            })
-            .collect();
-        let mut out = check_lines(parts[0]);
-        for handle in handles {
-            match handle {
-                Ok(handle) => match handle.join() {
-                    Ok(outcomes) => out.extend(outcomes),
-                    Err(panic) => std::panic::resume_unwind(panic),
-                },
-                Err(part) => out.extend(check_lines(part)),
+        let mut handles = Vec::new();
+        for (&part, out) in parts[1..].iter().zip(others.iter_mut()) {
+            let mut buf = std::mem::take(out);
+            let spawned = std::thread::Builder::new().spawn_scoped(scope, move || {
+                check_lines(part, &mut buf);
+                buf
+            });
+            match spawned {
+                Ok(handle) => handles.push((handle, out)),
+                // No thread to be had: that part is done here instead (in
+                // a new buffer; the one moved into the closure is gone).
+                Err(_) => check_lines(part, out),
             }
         }
-        out
-    })
+        check_lines(parts[0], &mut first[0]);
+        for (handle, out) in handles {
+            *out = handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        }
+    });
 }
 
 /// Checks `block` on another thread while `read` (the next block) runs on
@@ -315,20 +333,30 @@ fn check_block(data: &[u8], workers: usize) -> Vec<LineOutcome> {
 /// main cost there.)
 fn check_while_reading<T>(
     block: &[u8],
-    workers: usize,
+    outcomes: &mut Vec<Vec<LineOutcome>>,
     read: impl FnOnce() -> T,
-) -> (Vec<LineOutcome>, T) {
+) -> T {
+    let workers = outcomes.len();
+    let mut bufs = std::mem::take(outcomes);
     std::thread::scope(|scope| {
-        match std::thread::Builder::new().spawn_scoped(scope, || check_block(block, workers)) {
+        let spawned = std::thread::Builder::new().spawn_scoped(scope, move || {
+            check_block(block, &mut bufs);
+            bufs
+        });
+        match spawned {
             Ok(checker) => {
                 let read = read();
-                let outcomes = checker
+                *outcomes = checker
                     .join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                (outcomes, read)
+                read
             }
-            // No thread to be had: one after the other.
-            Err(_) => (check_block(block, workers), read()),
+            // No thread to be had: one after the other, in new buffers.
+            Err(_) => {
+                *outcomes = (0..workers).map(|_| Vec::new()).collect();
+                check_block(block, outcomes);
+                read()
+            }
         }
     })
 }
@@ -361,6 +389,215 @@ fn read_block<R: BufRead>(
     }
 }
 
+/// The record lines read so far, reduced to what the tree and the error
+/// report need.
+///
+/// An export as the server writes it (newest first) or sorted oldest first
+/// holds the checkpoint's records as one run of consecutive seqs. The first
+/// such run is hashed into a [`Span`] as it is read: O(log n) memory and no
+/// sort. Any other record (past the checkpoint, or out of that order) is
+/// kept as a 48-byte [`Entry`] and sorted at the end, so every order is
+/// still accepted and reported exactly as before.
+struct Leaves {
+    /// The checkpoint's size: only seqs below it can join the run.
+    size: u64,
+    run: Option<Run>,
+    /// Whether a record broke the run; it grows no more after that.
+    run_closed: bool,
+    rest: Vec<Entry>,
+    records: u64,
+}
+
+/// Consecutive seqs read one after the other, in one direction.
+struct Run {
+    span: Span,
+    /// The seq read first, and whether seqs then went down (newest first).
+    first: u64,
+    descending: Option<bool>,
+    /// Where line numbers jump (a blank line, a record outside the run):
+    /// `(k, line)` says the `k`-th record of the run (in reading order) is
+    /// on `line`, and the records after it on the lines after it.
+    line_jumps: Vec<(u64, u64)>,
+    last_line: u64,
+}
+
+impl Run {
+    /// The line the run's record `seq` is on.
+    fn line_of(&self, seq: u64) -> u64 {
+        let k = seq.abs_diff(self.first);
+        let at = self.line_jumps.partition_point(|&(jk, _)| jk <= k);
+        let (jk, line) = self.line_jumps[at - 1];
+        line + (k - jk)
+    }
+
+    /// Adds the record if it continues the run; false if it does not.
+    fn extend(&mut self, seq: u64, line: u64, leaf: Hash) -> bool {
+        let down = match self.descending {
+            _ if seq == self.span.hi() => false,
+            _ if seq.checked_add(1) == Some(self.span.lo()) => true,
+            _ => return false,
+        };
+        match self.descending {
+            Some(d) if d != down => return false,
+            _ => self.descending = Some(down),
+        }
+        if down {
+            self.span.push_front(leaf);
+        } else {
+            self.span.push_back(leaf);
+        }
+        if line != self.last_line + 1 {
+            self.line_jumps
+                .push((self.span.hi() - self.span.lo() - 1, line));
+        }
+        self.last_line = line;
+        true
+    }
+}
+
+impl Leaves {
+    fn new(size: u64) -> Self {
+        Self {
+            size,
+            run: None,
+            run_closed: false,
+            rest: Vec::new(),
+            records: 0,
+        }
+    }
+
+    fn add(&mut self, seq: u64, line: u64, leaf: Hash) {
+        self.records += 1;
+        if seq < self.size && !self.run_closed {
+            match &mut self.run {
+                None => {
+                    self.run = Some(Run {
+                        span: Span::new(seq, leaf),
+                        first: seq,
+                        descending: None,
+                        line_jumps: vec![(0, line)],
+                        last_line: line,
+                    });
+                    return;
+                }
+                Some(run) => {
+                    if run.extend(seq, line, leaf) {
+                        return;
+                    }
+                    self.run_closed = true;
+                }
+            }
+        }
+        self.rest.push(Entry { seq, line, leaf });
+    }
+
+    /// Puts the records in their places: the lowest-seq problem among
+    /// duplicates, a missing seq and a cut-off end (`edited` competes with
+    /// them), else the root they form.
+    fn finish(
+        mut self,
+        edited: Option<(u64, VerifyExportError)>,
+    ) -> Result<(Hash, Vec<u64>, u64), VerifyExportError> {
+        let size = self.size;
+        // Sorting is cheap when the rest is already in (either) seq order,
+        // and makes duplicates adjacent, the earlier line first.
+        self.rest.sort_unstable_by_key(|e| (e.seq, e.line));
+
+        let mut problem = edited;
+        let mut consider = |seq: u64, err: VerifyExportError| {
+            if problem.as_ref().is_none_or(|(s, _)| seq < *s) {
+                problem = Some((seq, err));
+            }
+        };
+        let mut range = CompactRange::new();
+        let mut not_yet_covered = Vec::new();
+        let mut missing: Option<u64> = None;
+        // The run takes its place among the rest's seqs: before the first
+        // entry at or past its start.
+        let mut run = self.run.take();
+        let place_run = |range: &mut CompactRange, missing: &mut Option<u64>, run: Run| {
+            if missing.is_none() && range.size() != run.span.lo() {
+                *missing = Some(range.size());
+            }
+            if missing.is_none() {
+                for (level, root) in run.span.subtrees() {
+                    range.append_subtree(level, root);
+                }
+            }
+        };
+        let mut i = 0;
+        while i < self.rest.len() {
+            let seq = self.rest[i].seq;
+            let same = self.rest[i..].iter().take_while(|e| e.seq == seq).count();
+            let in_run = match &run {
+                Some(r) if seq >= r.span.lo() => {
+                    if seq < r.span.hi() {
+                        Some(r.line_of(seq))
+                    } else {
+                        if let Some(r) = run.take() {
+                            place_run(&mut range, &mut missing, r);
+                        }
+                        None
+                    }
+                }
+                _ => None,
+            };
+            // The two earliest lines holding this seq, if it is held twice.
+            // The run's line comes first: the rest joins only after the
+            // run has stopped growing.
+            let mut lines = in_run
+                .into_iter()
+                .chain(self.rest[i..i + same].iter().map(|e| e.line));
+            let first = lines.next().unwrap_or(u64::MAX);
+            let second = lines.next().unwrap_or(u64::MAX);
+            let leaf = self.rest[i].leaf;
+            i += same;
+            if second != u64::MAX {
+                consider(
+                    seq,
+                    VerifyExportError::Duplicate {
+                        seq,
+                        first_line: first,
+                        second_line: second,
+                    },
+                );
+                if in_run.is_some() {
+                    continue;
+                }
+            }
+            if seq >= size {
+                not_yet_covered.push(seq);
+                continue;
+            }
+            if missing.is_none() && seq != range.size() {
+                missing = Some(range.size());
+            }
+            if missing.is_none() {
+                range.append(leaf);
+            }
+        }
+        if let Some(r) = run.take() {
+            place_run(&mut range, &mut missing, r);
+        }
+        if let Some(seq) = missing {
+            consider(seq, VerifyExportError::Missing { seq, size });
+        } else if range.size() < size {
+            let first_missing = range.size();
+            consider(
+                first_missing,
+                VerifyExportError::CutOff {
+                    first_missing,
+                    size,
+                },
+            );
+        }
+        match problem {
+            Some((_, err)) => Err(err),
+            None => Ok((range.root(), not_yet_covered, self.records)),
+        }
+    }
+}
+
 /// Verifies a JSONL export against a checkpoint (whose signature the caller
 /// has already checked with [`open_note`]): lines in any order, every seq
 /// below the checkpoint's size present exactly once and unaltered, and the
@@ -370,8 +607,9 @@ fn read_block<R: BufRead>(
 ///
 /// Blank lines are ignored and `\r\n` line ends are accepted; anything else
 /// around a record (white space, a byte order mark) makes the line malformed.
-/// Memory: about 48 bytes per record line plus two 8 MiB read blocks (one
-/// is read while the other is checked).
+/// Memory: two 8 MiB read blocks (one is read while the other is checked),
+/// O(log n) for an export in seq order (either way), and about 48 bytes per
+/// record line out of that order.
 /// Hashing runs on as many threads as
 /// [`std::thread::available_parallelism`] allows.
 pub fn verify_export<R: BufRead>(
@@ -379,20 +617,19 @@ pub fn verify_export<R: BufRead>(
     checkpoint: &Checkpoint,
 ) -> Result<VerifyReport, VerifyExportError> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(16));
-    let size = checkpoint.size;
-    let mut entries: Vec<Entry> = Vec::new();
+    let mut outcomes: Vec<Vec<LineOutcome>> = (0..workers).map(|_| Vec::new()).collect();
+    let mut leaves = Leaves::new(checkpoint.size);
     let mut reserialized = 0u64;
-    let mut edited: Option<VerifyExportError> = None;
-    let mut edited_seq = u64::MAX;
+    let mut edited: Option<(u64, VerifyExportError)> = None;
     let (mut block, mut next, mut carry) = (Vec::new(), Vec::new(), Vec::new());
     let mut line_no = 0u64;
     let mut have_block =
         read_block(&mut export, &mut block, &mut carry).map_err(VerifyExportError::Read)?;
     while have_block {
-        let (outcomes, next_read) = check_while_reading(&block, workers, || {
+        let next_read = check_while_reading(&block, &mut outcomes, || {
             read_block(&mut export, &mut next, &mut carry)
         });
-        for outcome in outcomes {
+        for outcome in outcomes.iter_mut().flat_map(|o| o.drain(..)) {
             line_no += 1;
             let parsed = match outcome {
                 LineOutcome::Blank => continue,
@@ -410,89 +647,35 @@ pub fn verify_export<R: BufRead>(
                     parsed
                 }
             };
-            if parsed.leaf != parsed.claimed && parsed.seq < edited_seq {
-                edited_seq = parsed.seq;
-                edited = Some(VerifyExportError::Edited {
-                    line: line_no,
-                    seq: parsed.seq,
-                    computed: hex::encode(parsed.leaf),
-                    claimed: hex::encode(parsed.claimed),
-                });
+            if parsed.leaf != parsed.claimed && edited.as_ref().is_none_or(|(s, _)| parsed.seq < *s)
+            {
+                edited = Some((
+                    parsed.seq,
+                    VerifyExportError::Edited {
+                        line: line_no,
+                        seq: parsed.seq,
+                        computed: hex::encode(parsed.leaf),
+                        claimed: hex::encode(parsed.claimed),
+                    },
+                ));
             }
-            entries.push(Entry {
-                seq: parsed.seq,
-                line: line_no,
-                leaf: parsed.leaf,
-            });
+            leaves.add(parsed.seq, line_no, parsed.leaf);
         }
         // A read error is reported after the lines read before it.
         have_block = next_read.map_err(VerifyExportError::Read)?;
         std::mem::swap(&mut block, &mut next);
     }
 
-    // Sorting is cheap when the export is already in (either) seq order,
-    // and makes duplicates adjacent, the earlier line first.
-    entries.sort_unstable_by_key(|e| (e.seq, e.line));
-
-    let mut problem: Option<(u64, VerifyExportError)> = edited.map(|e| (edited_seq, e));
-    let mut consider = |seq: u64, err: VerifyExportError| {
-        if problem.as_ref().is_none_or(|(s, _)| seq < *s) {
-            problem = Some((seq, err));
-        }
-    };
-    let mut range = CompactRange::new();
-    let mut not_yet_covered = Vec::new();
-    let mut missing: Option<u64> = None;
-    for (i, e) in entries.iter().enumerate() {
-        if let Some(prev) = i.checked_sub(1).map(|p| &entries[p])
-            && prev.seq == e.seq
-        {
-            consider(
-                e.seq,
-                VerifyExportError::Duplicate {
-                    seq: e.seq,
-                    first_line: prev.line,
-                    second_line: e.line,
-                },
-            );
-            continue;
-        }
-        if e.seq >= size {
-            not_yet_covered.push(e.seq);
-            continue;
-        }
-        if missing.is_none() && e.seq != range.size() {
-            missing = Some(range.size());
-        }
-        if missing.is_none() {
-            range.append(e.leaf);
-        }
-    }
-    if let Some(seq) = missing {
-        consider(seq, VerifyExportError::Missing { seq, size });
-    } else if range.size() < size {
-        let first_missing = range.size();
-        consider(
-            first_missing,
-            VerifyExportError::CutOff {
-                first_missing,
-                size,
-            },
-        );
-    }
-    if let Some((_, err)) = problem {
-        return Err(err);
-    }
-    let root = range.root();
+    let (root, not_yet_covered, records) = leaves.finish(edited)?;
     if root != checkpoint.root {
         return Err(VerifyExportError::RootMismatch {
             computed: hex::encode(root),
         });
     }
     Ok(VerifyReport {
-        covered: size,
+        covered: checkpoint.size,
         not_yet_covered,
-        records: entries.len() as u64,
+        records,
         reserialized,
     })
 }
@@ -1626,6 +1809,153 @@ mod tests {
                 lines.swap(i, (s >> 33) as usize % (i + 1));
             }
             prop_assert!(verify(&lines.concat(), &cp).is_ok());
+        }
+    }
+
+    /// The verifier before it streamed: every record kept and sorted, then
+    /// placed. The reference the streaming [`Leaves`] must match exactly.
+    fn reference_verify(export: &[u8], cp: &Checkpoint) -> Result<VerifyReport, VerifyExportError> {
+        let mut outcomes = Vec::new();
+        check_lines(export, &mut outcomes);
+        let (mut entries, mut reserialized, mut edited) = (Vec::new(), 0, None);
+        for (i, outcome) in outcomes.into_iter().enumerate() {
+            let line = i as u64 + 1;
+            let parsed = match outcome {
+                LineOutcome::Blank => continue,
+                LineOutcome::Malformed(reason) => {
+                    return Err(VerifyExportError::Malformed { line, reason });
+                }
+                LineOutcome::Record {
+                    parsed,
+                    reserialized: r,
+                } => {
+                    reserialized += u64::from(r);
+                    parsed
+                }
+            };
+            if parsed.leaf != parsed.claimed && edited.as_ref().is_none_or(|(s, _)| parsed.seq < *s)
+            {
+                let err = VerifyExportError::Edited {
+                    line,
+                    seq: parsed.seq,
+                    computed: hex::encode(parsed.leaf),
+                    claimed: hex::encode(parsed.claimed),
+                };
+                edited = Some((parsed.seq, err));
+            }
+            entries.push(Entry {
+                seq: parsed.seq,
+                line,
+                leaf: parsed.leaf,
+            });
+        }
+        entries.sort_by_key(|e| (e.seq, e.line));
+        let mut problem = edited;
+        let mut consider = |seq: u64, err| {
+            if problem.as_ref().is_none_or(|(s, _)| seq < *s) {
+                problem = Some((seq, err));
+            }
+        };
+        let (mut leaves, mut not_yet_covered, mut missing) = (Vec::new(), Vec::new(), None);
+        for (i, e) in entries.iter().enumerate() {
+            if i > 0 && entries[i - 1].seq == e.seq {
+                let (first_line, second_line) = (entries[i - 1].line, e.line);
+                consider(
+                    e.seq,
+                    VerifyExportError::Duplicate {
+                        seq: e.seq,
+                        first_line,
+                        second_line,
+                    },
+                );
+                continue;
+            }
+            if e.seq >= cp.size {
+                not_yet_covered.push(e.seq);
+            } else if missing.is_none() && e.seq != leaves.len() as u64 {
+                missing = Some(leaves.len() as u64);
+            } else if missing.is_none() {
+                leaves.push(e.leaf);
+            }
+        }
+        let size = cp.size;
+        if let Some(seq) = missing {
+            consider(seq, VerifyExportError::Missing { seq, size });
+        } else if (leaves.len() as u64) < size {
+            let first_missing = leaves.len() as u64;
+            consider(
+                first_missing,
+                VerifyExportError::CutOff {
+                    first_missing,
+                    size,
+                },
+            );
+        }
+        if let Some((_, err)) = problem {
+            return Err(err);
+        }
+        let root = crate::merkle::root_from_leaves(leaves);
+        if root != cp.root {
+            return Err(VerifyExportError::RootMismatch {
+                computed: hex::encode(root),
+            });
+        }
+        Ok(VerifyReport {
+            covered: size,
+            not_yet_covered,
+            records: entries.len() as u64,
+            reserialized,
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Exports in the server's order, the opposite one or shuffled,
+        /// then damaged (lines repeated, dropped, moved, blanked, edited),
+        /// against checkpoints of every size: streaming reports exactly
+        /// what sorting everything reported.
+        #[test]
+        fn streaming_reports_what_sorting_everything_reported(
+            n in 1u64..40,
+            size in any::<prop::sample::Index>(),
+            order in 0u8..3,
+            ops in prop::collection::vec((0u8..6, any::<prop::sample::Index>(), any::<prop::sample::Index>()), 0..4),
+        ) {
+            let mut records = sample_records(n);
+            let cp = checkpoint_of(&records, size.index(n as usize + 1) as u64);
+            match order {
+                0 => records.reverse(),
+                1 => {}
+                _ => {
+                    let m = records.len();
+                    for i in 0..m {
+                        records.swap(i, (i * 7 + 3) % m);
+                    }
+                }
+            }
+            let mut lines = lines_of(&export_lines(&records));
+            for (op, a, b) in ops {
+                let (i, j) = (a.index(lines.len()), b.index(lines.len() + 1));
+                match op {
+                    0 => { let l = lines[i].clone(); lines.insert(j, l); }
+                    1 if lines.len() > 1 => { lines.remove(i); }
+                    2 => { let l = lines.remove(i); lines.insert(j.min(lines.len()), l); }
+                    3 => lines.insert(j, b"\n".to_vec()),
+                    4 => {
+                        let text = String::from_utf8(lines[i].clone()).expect("utf8");
+                        lines[i] = text.replacen("\"description\":\"", "\"description\":\"x", 1).into_bytes();
+                    }
+                    _ => {
+                        let last = lines.len() - 1;
+                        lines.swap(i, j.min(last));
+                    }
+                }
+            }
+            let export = lines.concat();
+            let got = format!("{:?}", verify(&export, &cp));
+            let want = format!("{:?}", reference_verify(&export, &cp));
+            prop_assert_eq!(got, want);
         }
     }
 

@@ -786,11 +786,9 @@ impl WalCheckpoints {
                     self.phase.store(CKPT_IDLE, Ordering::Release);
                 }
             }
-            CKPT_IDLE if frames >= WAL_CHECKPOINT_FRAMES => {
-                if !self.wake() {
-                    // The thread is gone: do it here, as SQLite would.
-                    checkpoint_here(writer);
-                }
+            // The thread is gone: do it here, as SQLite would.
+            CKPT_IDLE if frames >= WAL_CHECKPOINT_FRAMES && !self.wake() => {
+                checkpoint_here(writer);
             }
             CKPT_RUNNING if frames >= WAL_MAX_FRAMES => {
                 // The thread fell behind: wait for it (backpressure: the

@@ -786,7 +786,8 @@ impl WalCheckpoints {
                     self.phase.store(CKPT_IDLE, Ordering::Release);
                 }
             }
-            // The thread is gone: do it here, as SQLite would.
+            // Over the threshold, the thread is woken (in the guard); if it
+            // is gone, the writer does it here, as SQLite would.
             CKPT_IDLE if frames >= WAL_CHECKPOINT_FRAMES && !self.wake() => {
                 checkpoint_here(writer);
             }

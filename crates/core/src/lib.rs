@@ -15,3 +15,4 @@ pub mod query;
 pub mod record;
 pub mod validate;
 pub mod verify;
+pub mod wire;

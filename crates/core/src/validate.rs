@@ -6,6 +6,7 @@
 //! path (`events[3].metadata.role_type`) and a message saying what is
 //! accepted.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
@@ -13,6 +14,7 @@ use serde_json::Value;
 
 use crate::catalog::{Catalog, EventId, FieldType, Level};
 use crate::record::{Actor, ActorKind, MetaValue, Micros};
+use crate::wire::{ActorField, Body, Field, MetadataField};
 
 /// Limits of spec §3.
 pub const MAX_DESCRIPTION_CHARS: usize = 4096;
@@ -103,19 +105,34 @@ pub fn validate_event(
     ctx: &IngestContext,
     errors: &mut Vec<FieldError>,
 ) -> Option<ValidEvent> {
+    validate_body(catalog, Body::from_value(body), prefix, ctx, errors)
+}
+
+/// [`validate_event`] of a body read straight from the request bytes (see
+/// [`crate::wire`]): the same rules and messages, without a `Value` tree.
+pub fn validate_body(
+    catalog: &Catalog,
+    body: Body<'_>,
+    prefix: &str,
+    ctx: &IngestContext,
+    errors: &mut Vec<FieldError>,
+) -> Option<ValidEvent> {
     let before = errors.len();
     let mut errs = Errors {
         prefix,
         list: errors,
     };
-    let Value::Object(mut obj) = body else {
+    let Body::Object(mut obj) = body else {
         errs.push("", "an event must be a JSON object");
         return None;
     };
-    for key in obj.keys() {
-        if SERVER_KEYS.contains(&key.as_str()) {
+    // In key order, once per key, as a parsed object lists them.
+    obj.other_keys.sort_unstable();
+    obj.other_keys.dedup();
+    for key in &obj.other_keys {
+        if SERVER_KEYS.contains(&&**key) {
             errs.push(key, "is assigned by the server and must not be sent");
-        } else if !ALLOWED_KEYS.contains(&key.as_str()) {
+        } else {
             errs.push(
                 key,
                 format!("unknown field; accepted: {}", ALLOWED_KEYS.join(", ")),
@@ -123,12 +140,12 @@ pub fn validate_event(
         }
     }
 
-    let level = match obj.get("level") {
-        None | Some(Value::Null) => {
+    let level = match &obj.level {
+        Field::Absent | Field::Null => {
             errs.push("level", "is required; accepted: account, workflow");
             None
         }
-        Some(Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
+        Field::Str(s) => match s.trim().to_ascii_lowercase().as_str() {
             "account" => Some(Level::Account),
             "workflow" => Some(Level::Workflow),
             _ => {
@@ -139,13 +156,13 @@ pub fn validate_event(
                 None
             }
         },
-        Some(_) => {
+        Field::Other => {
             errs.push("level", "must be a string: account or workflow");
             None
         }
     };
-    let category = required_string(&mut obj, "category", &mut errs);
-    let event_name = required_string(&mut obj, "event", &mut errs);
+    let category = required_string(std::mem::take(&mut obj.category), "category", &mut errs);
+    let event_name = required_string(std::mem::take(&mut obj.event), "event", &mut errs);
 
     let mut entry = None;
     if let (Some(level), Some(category), Some(event_name)) = (level, &category, &event_name) {
@@ -183,9 +200,9 @@ pub fn validate_event(
         }
     }
 
-    let occurred_at = match obj.get("occurred_at") {
-        None | Some(Value::Null) => Some(ctx.now),
-        Some(Value::String(s)) => match Micros::parse_rfc3339(s) {
+    let occurred_at = match &obj.occurred_at {
+        Field::Absent | Field::Null => Some(ctx.now),
+        Field::Str(s) => match Micros::parse_rfc3339(s) {
             Ok(t) if t.0 > ctx.now.0 + MAX_FUTURE_MICROS => {
                 errs.push("occurred_at", "is more than 5 minutes in the future");
                 None
@@ -199,13 +216,13 @@ pub fn validate_event(
                 None
             }
         },
-        Some(_) => {
+        Field::Other => {
             errs.push("occurred_at", "must be an RFC 3339 string");
             None
         }
     };
 
-    let actor = validate_actor(obj.remove("actor"), &mut errs);
+    let actor = validate_actor(std::mem::take(&mut obj.actor), &mut errs);
     if let (Some(e), Some(a)) = (&entry, &actor)
         && e.category == "Login/Logout"
         && a.email.is_none()
@@ -213,9 +230,9 @@ pub fn validate_event(
         errs.push("actor.email", "is required for Login/Logout events");
     }
 
-    let ip_address = match obj.get("ip_address") {
-        None | Some(Value::Null) => ctx.client_ip.map(|ip| ip.to_string()),
-        Some(Value::String(s)) => match s.trim().parse::<IpAddr>() {
+    let ip_address = match &obj.ip_address {
+        Field::Absent | Field::Null => ctx.client_ip.map(|ip| ip.to_string()),
+        Field::Str(s) => match s.trim().parse::<IpAddr>() {
             Ok(ip) => Some(ip.to_string()),
             Err(_) => {
                 errs.push(
@@ -225,13 +242,18 @@ pub fn validate_event(
                 None
             }
         },
-        Some(_) => {
+        Field::Other => {
             errs.push("ip_address", "must be a string");
             None
         }
     };
 
-    let workflow_id = optional_string(&mut obj, "workflow_id", MAX_STRING_CHARS, &mut errs);
+    let workflow_id = optional_string(
+        std::mem::take(&mut obj.workflow_id),
+        "workflow_id",
+        MAX_STRING_CHARS,
+        &mut errs,
+    );
     if let Some(e) = &entry {
         let needs_workflow = e.level == Level::Workflow || e.category == "Workflows";
         if needs_workflow && workflow_id.is_none() {
@@ -244,10 +266,15 @@ pub fn validate_event(
         }
     }
 
-    let description = optional_string(&mut obj, "description", MAX_DESCRIPTION_CHARS, &mut errs);
-    let metadata = validate_metadata(obj.remove("metadata"), entry.as_ref(), &mut errs);
+    let description = optional_string(
+        std::mem::take(&mut obj.description),
+        "description",
+        MAX_DESCRIPTION_CHARS,
+        &mut errs,
+    );
+    let metadata = validate_metadata(std::mem::take(&mut obj.metadata), entry.as_ref(), &mut errs);
     let idempotency_key = optional_string(
-        &mut obj,
+        std::mem::take(&mut obj.idempotency_key),
         "idempotency_key",
         MAX_IDEMPOTENCY_KEY_CHARS,
         &mut errs,
@@ -303,6 +330,10 @@ fn check_text(s: &str, max_chars: usize, field: &str, errs: &mut Errors<'_>) -> 
         errs.push(field, "must not contain NUL characters");
         return false;
     }
+    // No more bytes than the limit: no more characters either.
+    if s.len() <= max_chars {
+        return true;
+    }
     let n = s.chars().count();
     if n > max_chars {
         errs.push(
@@ -314,58 +345,54 @@ fn check_text(s: &str, max_chars: usize, field: &str, errs: &mut Errors<'_>) -> 
     true
 }
 
-/// `obj[key]` as a required string; the value is taken out of `obj`.
-fn required_string(
-    obj: &mut serde_json::Map<String, Value>,
-    key: &str,
-    errs: &mut Errors<'_>,
-) -> Option<String> {
-    match obj.remove(key) {
-        None | Some(Value::Null) => {
+/// A required string field (named `key` in messages).
+fn required_string<'a>(field: Field<'a>, key: &str, errs: &mut Errors<'_>) -> Option<Cow<'a, str>> {
+    match field {
+        Field::Absent | Field::Null => {
             errs.push(key, "is required");
             None
         }
-        Some(Value::String(s)) if s.trim().is_empty() => {
+        Field::Str(s) if s.trim().is_empty() => {
             errs.push(key, "must not be empty");
             None
         }
-        Some(Value::String(s)) => check_text(&s, MAX_STRING_CHARS, key, errs).then_some(s),
-        Some(_) => {
+        Field::Str(s) => check_text(&s, MAX_STRING_CHARS, key, errs).then_some(s),
+        Field::Other => {
             errs.push(key, "must be a string");
             None
         }
     }
 }
 
-/// `obj[key]` as an optional string; the value is taken out of `obj`.
+/// An optional string field (named `key` in messages), owned.
 fn optional_string(
-    obj: &mut serde_json::Map<String, Value>,
+    field: Field<'_>,
     key: &str,
     max_chars: usize,
     errs: &mut Errors<'_>,
 ) -> Option<String> {
-    match obj.remove(key) {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s.trim().is_empty() => {
+    match field {
+        Field::Absent | Field::Null => None,
+        Field::Str(s) if s.trim().is_empty() => {
             errs.push(key, "must not be empty (omit it or send null instead)");
             None
         }
-        Some(Value::String(s)) => check_text(&s, max_chars, key, errs).then_some(s),
-        Some(_) => {
+        Field::Str(s) => check_text(&s, max_chars, key, errs).then(|| s.into_owned()),
+        Field::Other => {
             errs.push(key, "must be a string");
             None
         }
     }
 }
 
-fn validate_actor(v: Option<Value>, errs: &mut Errors<'_>) -> Option<Actor> {
+fn validate_actor(v: ActorField<'_>, errs: &mut Errors<'_>) -> Option<Actor> {
     let mut obj = match v {
-        None | Some(Value::Null) => {
+        ActorField::Absent | ActorField::Null => {
             errs.push("actor", "is required: {\"kind\": \"user\"|\"app\"|\"system\", \"id\": …, \"name\": …, \"email\": …}");
             return None;
         }
-        Some(Value::Object(o)) => o,
-        Some(_) => {
+        ActorField::Object(o) => o,
+        ActorField::Other => {
             errs.push("actor", "must be an object");
             return None;
         }
@@ -376,14 +403,14 @@ fn validate_actor(v: Option<Value>, errs: &mut Errors<'_>) -> Option<Actor> {
         prefix: &prefix,
         list: &mut *errs.list,
     };
-    for key in obj.keys() {
-        if !["kind", "id", "name", "email"].contains(&key.as_str()) {
-            errs.push(key, "unknown field; accepted: kind, id, name, email");
-        }
+    obj.other_keys.sort_unstable();
+    obj.other_keys.dedup();
+    for key in &obj.other_keys {
+        errs.push(key, "unknown field; accepted: kind, id, name, email");
     }
-    let kind = match obj.get("kind") {
-        None | Some(Value::Null) => Some(ActorKind::User),
-        Some(Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
+    let kind = match &obj.kind {
+        Field::Absent | Field::Null => Some(ActorKind::User),
+        Field::Str(s) => match s.trim().to_ascii_lowercase().as_str() {
             "user" => Some(ActorKind::User),
             "app" => Some(ActorKind::App),
             "system" => Some(ActorKind::System),
@@ -395,14 +422,14 @@ fn validate_actor(v: Option<Value>, errs: &mut Errors<'_>) -> Option<Actor> {
                 None
             }
         },
-        Some(_) => {
+        Field::Other => {
             errs.push("kind", "must be a string: user, app or system");
             None
         }
     };
-    let id = required_string(&mut obj, "id", &mut errs);
-    let name = optional_string(&mut obj, "name", MAX_STRING_CHARS, &mut errs);
-    let email = optional_string(&mut obj, "email", MAX_STRING_CHARS, &mut errs);
+    let id = required_string(obj.id, "id", &mut errs).map(Cow::into_owned);
+    let name = optional_string(obj.name, "name", MAX_STRING_CHARS, &mut errs);
+    let email = optional_string(obj.email, "email", MAX_STRING_CHARS, &mut errs);
     if errs.list.len() > before {
         return None;
     }
@@ -423,14 +450,14 @@ fn nested(prefix: &str, field: &str) -> String {
 }
 
 fn validate_metadata(
-    v: Option<Value>,
+    v: MetadataField,
     entry: Option<&crate::catalog::EventEntry<'_>>,
     errs: &mut Errors<'_>,
 ) -> Option<BTreeMap<String, MetaValue>> {
     let obj = match v {
-        None | Some(Value::Null) => serde_json::Map::new(),
-        Some(Value::Object(o)) => o,
-        Some(_) => {
+        MetadataField::Absent | MetadataField::Null => BTreeMap::new(),
+        MetadataField::Object(o) => o,
+        MetadataField::Other => {
             errs.push(
                 "metadata",
                 "must be an object of string, number, boolean or null values",
@@ -459,31 +486,35 @@ fn validate_metadata(
                 .collect()
         })
         .unwrap_or_default();
-    let mut out = BTreeMap::new();
-    for (key, value) in obj {
-        let path = format!("metadata.{key}");
+    // The entries are checked in place and kept as they are: the map is the
+    // event's metadata when nothing is wrong.
+    for (key, value) in &obj {
+        // The path is spelled out only for a message.
+        let path = || format!("metadata.{key}");
         if key.is_empty() || key.chars().count() > MAX_METADATA_KEY_CHARS || key.contains('\0') {
             errs.push(
-                &path,
+                &path(),
                 format!(
                     "metadata keys must be 1 to {MAX_METADATA_KEY_CHARS} characters without NUL"
                 ),
             );
             continue;
         }
-        match &value {
+        match value {
             Value::String(s) => {
-                check_text(s, MAX_STRING_CHARS, &path, errs);
+                if s.len() > MAX_STRING_CHARS || s.contains('\0') {
+                    check_text(s, MAX_STRING_CHARS, &path(), errs);
+                }
             }
             Value::Number(_) | Value::Bool(_) | Value::Null => {}
             Value::Array(_) | Value::Object(_) => {
-                errs.push(&path, "must be a string, number, boolean or null");
+                errs.push(&path(), "must be a string, number, boolean or null");
                 continue;
             }
         }
         if let Some(field) = entry.and_then(|e| e.event.fields.iter().find(|f| f.key == *key)) {
             let ok = matches!(
-                (field.ty, &value),
+                (field.ty, value),
                 (_, Value::Null)
                     | (FieldType::String, Value::String(_))
                     | (FieldType::Number, Value::Number(_))
@@ -495,10 +526,9 @@ fn validate_metadata(
                     FieldType::Number => "a number",
                     FieldType::Boolean => "a boolean",
                 };
-                errs.push(&path, format!("{} must be {ty}", field.label));
+                errs.push(&path(), format!("{} must be {ty}", field.label));
             }
         }
-        out.insert(key, value);
     }
     if let Some(e) = entry {
         for field in missing {
@@ -508,7 +538,7 @@ fn validate_metadata(
             );
         }
     }
-    (errs.list.len() == before).then_some(out)
+    (errs.list.len() == before).then_some(obj)
 }
 
 /// The default description: "Role created by Jane Doe — Role ID: r_9, Role
@@ -546,6 +576,8 @@ pub fn render_description(
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
     use serde_json::json;
 
@@ -670,5 +702,160 @@ mod tests {
         let p = paths(&errors);
         assert!(p.contains(&"events[3].level"));
         assert!(p.contains(&"events[3].actor.id"), "{p:?}");
+    }
+
+    /// JSON text of an object with these entries, in this order, keys
+    /// possibly repeated (a `Value` could not hold that).
+    fn object_text(entries: &[(String, String)]) -> String {
+        let fields: Vec<String> = entries
+            .iter()
+            .map(|(k, v)| format!("{}:{v}", Value::String(k.clone())))
+            .collect();
+        format!("{{{}}}", fields.join(","))
+    }
+
+    fn scalar() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("null".to_owned()),
+            Just("true".to_owned()),
+            Just("42".to_owned()),
+            Just("-1.5e3".to_owned()),
+            Just("[1,{\"a\":[]}]".to_owned()),
+            Just("{\"x\":1}".to_owned()),
+            Just("\"\"".to_owned()),
+            Just("\"   \"".to_owned()),
+            Just("\"account\"".to_owned()),
+            Just("\" Workflow \"".to_owned()),
+            Just("\"Roles\"".to_owned()),
+            Just("\"Login/Logout\"".to_owned()),
+            Just("\"Role created\"".to_owned()),
+            Just("\"role CREATED\"".to_owned()),
+            Just("\"Login\"".to_owned()),
+            Just("\"2026-11-25T09:00:00Z\"".to_owned()),
+            Just("\"2026-11-25T10:06:00Z\"".to_owned()),
+            Just("\"203.0.113.7\"".to_owned()),
+            Just("\"wf_1\"".to_owned()),
+            Just("\"esc\\u00e9\\\"q\\n\"".to_owned()),
+            Just("\"nul\\u0000\"".to_owned()),
+            Just(format!("\"{}\"", "y".repeat(1100))),
+            Just(format!("\"{}\"", "é".repeat(600))),
+            Just("\"r_9\"".to_owned()),
+            Just("\"custom\"".to_owned()),
+        ]
+    }
+
+    fn keyed(
+        keys: &'static [&'static str],
+        value: BoxedStrategy<String>,
+    ) -> impl Strategy<Value = Vec<(String, String)>> {
+        prop::collection::vec(
+            (prop::sample::select(keys).prop_map(str::to_owned), value),
+            0..8,
+        )
+    }
+
+    fn event_text() -> impl Strategy<Value = String> {
+        let actor = keyed(
+            &["kind", "id", "name", "email", "zz", "Kind"],
+            scalar().boxed(),
+        )
+        .prop_map(|e| object_text(&e));
+        let metadata = keyed(
+            &["role_id", "role_type", "k", "", "é", "login_method"],
+            scalar().boxed(),
+        )
+        .prop_map(|e| object_text(&e));
+        let value = prop_oneof![
+            4 => scalar(),
+            1 => actor,
+            1 => metadata,
+        ]
+        .boxed();
+        let keys: &'static [&'static str] = &[
+            "level",
+            "category",
+            "event",
+            "occurred_at",
+            "actor",
+            "ip_address",
+            "workflow_id",
+            "description",
+            "metadata",
+            "idempotency_key",
+            "seq",
+            "leaf_hash",
+            "bogus",
+            "Level",
+        ];
+        // A good event, then a few of its entries replaced, added or
+        // dropped: most such bodies are close to valid, some are.
+        let good = || -> Vec<(String, String)> {
+            [
+                ("level", "\"account\""),
+                ("category", "\"Roles\""),
+                ("event", "\"Role created\""),
+                (
+                    "actor",
+                    "{\"kind\":\"user\",\"id\":\"u_1\",\"name\":\"Jane \\\"JD\\\" Doe\"}",
+                ),
+                (
+                    "metadata",
+                    "{\"role_id\":\"r_9\",\"role_type\":\"custom\",\"n\":3}",
+                ),
+                ("description", "\"Made a role\\nfor \\u00e9quipe\""),
+            ]
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+        };
+        let edits = prop::collection::vec(
+            (
+                0u8..3,
+                any::<prop::sample::Index>(),
+                prop::sample::select(keys),
+                value.clone(),
+            ),
+            0..3,
+        );
+        let near_valid = edits.prop_map(move |edits| {
+            let mut entries = good();
+            for (op, at, key, v) in edits {
+                match op {
+                    0 if !entries.is_empty() => {
+                        let i = at.index(entries.len());
+                        entries[i].1 = v;
+                    }
+                    1 if !entries.is_empty() => {
+                        entries.remove(at.index(entries.len()));
+                    }
+                    _ => entries.push((key.to_owned(), v)),
+                }
+            }
+            object_text(&entries)
+        });
+        prop_oneof![
+            6 => keyed(keys, value).prop_map(|e| object_text(&e)),
+            6 => near_valid,
+            1 => scalar(),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+
+        /// Validating the body read straight from its bytes and validating
+        /// it parsed as a `Value` agree exactly: the same event, or the same
+        /// problems in the same order.
+        #[test]
+        fn bytes_and_value_validate_alike(text in event_text()) {
+            let mut from_bytes = Vec::new();
+            let body: Body<'_> = serde_json::from_str(&text).expect("valid JSON");
+            let a = validate_body(Catalog::get(), body, "events[2]", &ctx(), &mut from_bytes);
+            let mut from_value = Vec::new();
+            let value: Value = serde_json::from_str(&text).expect("valid JSON");
+            let b = validate_event(Catalog::get(), value, "events[2]", &ctx(), &mut from_value);
+            proptest::prop_assert_eq!(a, b);
+            proptest::prop_assert_eq!(from_bytes, from_value);
+        }
     }
 }

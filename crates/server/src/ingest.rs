@@ -11,7 +11,8 @@ use serde_json::Value;
 
 use auditlog_core::catalog::Catalog;
 use auditlog_core::record::Micros;
-use auditlog_core::validate::{IngestContext, MAX_BATCH_EVENTS, ValidEvent, validate_event};
+use auditlog_core::validate::{IngestContext, MAX_BATCH_EVENTS, ValidEvent, validate_body};
+use auditlog_core::wire::{Batch, Body};
 
 use crate::auth::{Caller, Needed};
 use crate::error::{ApiError, ApiResult};
@@ -57,6 +58,15 @@ fn parse_json(bytes: &[u8], what: &str) -> ApiResult<Value> {
         .map_err(|e| ApiError::BadRequest(format!("{what} is not valid JSON: {e}")))
 }
 
+/// One event item read straight from its bytes; when they are not JSON,
+/// the `Value` parser's own message says where.
+fn parse_item<'a>(bytes: &'a [u8], what: &str) -> ApiResult<Body<'a>> {
+    match serde_json::from_slice(bytes) {
+        Ok(body) => Ok(body),
+        Err(_) => parse_json(bytes, what).map(Body::from_value),
+    }
+}
+
 fn invalid(errors: Vec<auditlog_core::validate::FieldError>) -> ApiError {
     let n = errors.len();
     ApiError::Invalid {
@@ -81,10 +91,10 @@ pub async fn ingest_one(
 ) -> ApiResult<Response> {
     let account = caller.authorize(&account, Needed::Ingest)?;
     let body = read_body(body)?;
-    let value = parse_json(&body, "the body")?;
+    let item = parse_item(&body, "the body")?;
     let ctx = context(&state, &headers, peer.map(|p| p.0));
     let mut errors = Vec::new();
-    let Some(event) = validate_event(Catalog::get(), value, "", &ctx, &mut errors) else {
+    let Some(event) = validate_body(Catalog::get(), item, "", &ctx, &mut errors) else {
         return Err(invalid(errors));
     };
     let mut appended = state.store.append(&account, vec![event]).await?;
@@ -128,7 +138,7 @@ pub async fn ingest_batch(
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    let items: Vec<Value> = match mime.as_str() {
+    let items: Vec<Body<'_>> = match mime.as_str() {
         "application/x-ndjson" | "application/jsonl" | "application/json-seq" => {
             let mut items = Vec::new();
             for (i, line) in body.split(|b| *b == b'\n').enumerate() {
@@ -139,31 +149,16 @@ pub async fn ingest_batch(
                 if items.len() == MAX_BATCH_EVENTS {
                     return Err(too_many());
                 }
-                items.push(parse_json(line, &format!("line {}", i + 1))?);
+                items.push(parse_item(line, &format!("line {}", i + 1))?);
             }
             items
         }
-        "application/json" | "" => {
-            let mut value = parse_json(&body, "the body")?;
-            let Some(obj) = value.as_object_mut() else {
-                return Err(ApiError::BadRequest(
-                    "the body must be an object {\"events\": [...]}".into(),
-                ));
-            };
-            if let Some(k) = obj.keys().find(|k| *k != "events") {
-                return Err(ApiError::BadRequest(format!(
-                    "unknown field `{k}` in the batch; the body is {{\"events\": [...]}}"
-                )));
-            }
-            match obj.remove("events") {
-                Some(Value::Array(items)) => items,
-                _ => {
-                    return Err(ApiError::BadRequest(
-                        "`events` must be an array of events".into(),
-                    ));
-                }
-            }
-        }
+        "application/json" | "" => match serde_json::from_slice::<Batch<'_>>(&body) {
+            Ok(batch) => batch.events,
+            // Not the usual shape: parsed again as a `Value`, to say what
+            // is wrong (or, should it be fine after all, to go on with it).
+            Err(_) => batch_from_value(parse_json(&body, "the body")?)?,
+        },
         other => {
             return Err(ApiError::UnsupportedMediaType(format!(
                 "content type `{other}` is not accepted; send application/json ({{\"events\": [...]}}) or application/x-ndjson (one event per line)"
@@ -184,7 +179,7 @@ pub async fn ingest_batch(
     let mut errors = Vec::new();
     let mut events: Vec<ValidEvent> = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
-        if let Some(e) = validate_event(catalog, item, &format!("events[{i}]"), &ctx, &mut errors) {
+        if let Some(e) = validate_body(catalog, item, &format!("events[{i}]"), &ctx, &mut errors) {
             events.push(e);
         }
     }
@@ -216,6 +211,27 @@ struct Acks<'a> {
 struct Ack<'a> {
     id: &'a str,
     seq: u64,
+}
+
+/// The events of a batch body parsed as a `Value`, or what is wrong with
+/// its shape.
+fn batch_from_value(mut value: Value) -> ApiResult<Vec<Body<'static>>> {
+    let Some(obj) = value.as_object_mut() else {
+        return Err(ApiError::BadRequest(
+            "the body must be an object {\"events\": [...]}".into(),
+        ));
+    };
+    if let Some(k) = obj.keys().find(|k| *k != "events") {
+        return Err(ApiError::BadRequest(format!(
+            "unknown field `{k}` in the batch; the body is {{\"events\": [...]}}"
+        )));
+    }
+    match obj.remove("events") {
+        Some(Value::Array(items)) => Ok(items.into_iter().map(Body::from_value).collect()),
+        _ => Err(ApiError::BadRequest(
+            "`events` must be an array of events".into(),
+        )),
+    }
 }
 
 fn too_many() -> ApiError {

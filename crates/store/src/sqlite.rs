@@ -341,7 +341,7 @@ impl SqliteStore {
             StoreError::with_source(StoreErrorKind::Unavailable, "create data directory", e)
         })?;
         let path = data_dir.join(DB_FILE);
-        let conn = open_conn(&path, &opts, false)?;
+        let mut conn = open_conn(&path, &opts, false)?;
         let layout = create_schema(&conn)?;
 
         let event_types = sync_event_types(&conn)?;
@@ -408,7 +408,6 @@ impl SqliteStore {
         // is append-only): a smaller cache than the readers' is enough.
         conn.execute_batch(&format!("PRAGMA cache_size=-{WRITER_CACHE_KIB}"))
             .map_err(sql_err("configure writer cache"))?;
-        let mut conn = conn;
         let wal = WalCheckpoints::start(&mut conn, &shared.path, &shared.opts)?;
         let mut writer = Writer {
             conn,

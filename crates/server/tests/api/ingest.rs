@@ -803,6 +803,24 @@ async fn malformed_json_and_invalid_utf8_are_400() {
             String::from_utf8_lossy(&body)
         );
     }
+    // A batch of another shape is told what the shape is (these bodies take
+    // the slow path, parsed as a `Value` after the typed read fails).
+    for (body, says) in [
+        (&b"[]"[..], "the body must be an object {\"events\": [...]}"),
+        (b"{\"events\": {}}", "`events` must be an array of events"),
+        (
+            b"{\"events\": [], \"extra\": 1}",
+            "unknown field `extra` in the batch",
+        ),
+        (b"{\"events\": [1, 2", "the body is not valid JSON"),
+    ] {
+        let res = app
+            .post_raw(&token, &batch, "application/json", body.to_vec())
+            .await;
+        let p = problem(res, StatusCode::BAD_REQUEST).await;
+        let detail = p["detail"].as_str().unwrap();
+        assert!(detail.contains(says), "{detail}");
+    }
     // Invalid UTF-8 inside an NDJSON line too.
     let res = app
         .post_raw(

@@ -118,7 +118,6 @@ pub enum VerifyExportError {
 }
 
 /// One record line, reduced to what the tree needs.
-#[derive(Clone, Copy)]
 struct Entry {
     seq: u64,
     line: u64,

@@ -127,10 +127,24 @@ impl<'de: 'a, 'a> Deserialize<'de> for CowStr<'a> {
     }
 }
 
-/// Consumes any JSON that is not a string or null; what the visitors below
-/// answer for it.
-macro_rules! other_json {
-    ($other:expr) => {
+/// The visitor methods the four types below share: `null` (and an
+/// `Option`'s `None`) is `$null`, `Some(x)` is read as `$ty`, and a number,
+/// boolean or array is consumed and answered with `$other`. Strings and
+/// objects are each type's own.
+macro_rules! any_json {
+    ($ty:ty, null: $null:expr, other: $other:expr) => {
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok($null)
+        }
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok($null)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            <$ty>::deserialize(d)
+        }
         fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
             Ok($other)
         }
@@ -155,9 +169,6 @@ impl<'de: 'a, 'a> Deserialize<'de> for Field<'a> {
         struct V;
         impl<'de> Visitor<'de> for V {
             type Value = Field<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
             fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
                 Ok(Field::Str(Cow::Borrowed(v)))
             }
@@ -167,20 +178,11 @@ impl<'de: 'a, 'a> Deserialize<'de> for Field<'a> {
             fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
                 Ok(Field::Str(Cow::Owned(v)))
             }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(Field::Null)
-            }
-            fn visit_none<E>(self) -> Result<Self::Value, E> {
-                Ok(Field::Null)
-            }
-            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-                Field::deserialize(d)
-            }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
                 Ok(Field::Other)
             }
-            other_json!(Field::Other);
+            any_json!(Field<'de>, null: Field::Null, other: Field::Other);
         }
         d.deserialize_any(V)
     }
@@ -191,20 +193,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for ActorField<'a> {
         struct V;
         impl<'de> Visitor<'de> for V {
             type Value = ActorField<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
             fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
                 Ok(ActorField::Other)
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(ActorField::Null)
-            }
-            fn visit_none<E>(self) -> Result<Self::Value, E> {
-                Ok(ActorField::Null)
-            }
-            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-                ActorField::deserialize(d)
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut a = ActorBody::default();
@@ -224,7 +214,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for ActorField<'a> {
                 }
                 Ok(ActorField::Object(a))
             }
-            other_json!(ActorField::Other);
+            any_json!(ActorField<'de>, null: ActorField::Null, other: ActorField::Other);
         }
         d.deserialize_any(V)
     }
@@ -235,20 +225,8 @@ impl<'de> Deserialize<'de> for MetadataField {
         struct V;
         impl<'de> Visitor<'de> for V {
             type Value = MetadataField;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
             fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
                 Ok(MetadataField::Other)
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(MetadataField::Null)
-            }
-            fn visit_none<E>(self) -> Result<Self::Value, E> {
-                Ok(MetadataField::Null)
-            }
-            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-                MetadataField::deserialize(d)
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut entries = BTreeMap::new();
@@ -257,7 +235,7 @@ impl<'de> Deserialize<'de> for MetadataField {
                 }
                 Ok(MetadataField::Object(entries))
             }
-            other_json!(MetadataField::Other);
+            any_json!(MetadataField, null: MetadataField::Null, other: MetadataField::Other);
         }
         d.deserialize_any(V)
     }
@@ -268,13 +246,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Body<'a> {
         struct V;
         impl<'de> Visitor<'de> for V {
             type Value = Body<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
             fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-                Ok(Body::NotObject)
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
                 Ok(Body::NotObject)
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
@@ -307,7 +279,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Body<'a> {
                 }
                 Ok(Body::Object(e))
             }
-            other_json!(Body::NotObject);
+            any_json!(Body<'de>, null: Body::NotObject, other: Body::NotObject);
         }
         d.deserialize_any(V)
     }

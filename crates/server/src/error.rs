@@ -23,6 +23,9 @@ pub enum ApiError {
     Forbidden(String),
     /// 404: not found, or another account's data.
     NotFound(String),
+    /// 409: the request conflicts with what is stored (an idempotency key
+    /// reused with another body).
+    Conflict(String),
     /// 413: body over the size limit.
     TooLarge(String),
     /// 415: a content type the endpoint does not take.
@@ -31,6 +34,11 @@ pub enum ApiError {
     Invalid {
         detail: String,
         errors: Vec<FieldError>,
+    },
+    /// 429: a rate or concurrency limit; retry after the given seconds.
+    TooManyRequests {
+        detail: String,
+        retry_after_secs: u32,
     },
     /// 503: the store cannot take work now.
     Unavailable(String),
@@ -56,9 +64,11 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -70,9 +80,11 @@ impl ApiError {
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not-found",
+            ApiError::Conflict(_) => "conflict",
             ApiError::TooLarge(_) => "too-large",
             ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
             ApiError::Invalid { .. } => "invalid-event",
+            ApiError::TooManyRequests { .. } => "too-many-requests",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -128,7 +140,9 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(d)
             | ApiError::Forbidden(d)
             | ApiError::NotFound(d)
+            | ApiError::Conflict(d)
             | ApiError::TooLarge(d)
+            | ApiError::TooManyRequests { detail: d, .. }
             | ApiError::UnsupportedMediaType(d)
             | ApiError::Unavailable(d) => (d.clone(), None),
         };
@@ -147,6 +161,11 @@ impl IntoResponse for ApiError {
             HeaderValue::from_static("application/problem+json"),
         );
         match self {
+            ApiError::TooManyRequests {
+                retry_after_secs, ..
+            } => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
             ApiError::Unavailable(_) => {
                 h.insert(
                     header::RETRY_AFTER,

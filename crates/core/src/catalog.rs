@@ -153,6 +153,10 @@ pub struct FieldDef {
     pub required: bool,
     #[serde(rename = "type")]
     pub ty: FieldType,
+    /// A credential: its value is replaced by a fingerprint before anything
+    /// is hashed or stored (see [`crate::redact`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sensitive: bool,
 }
 
 /// One event of the catalog.

@@ -13,6 +13,8 @@ pub mod index;
 pub mod merkle;
 pub mod query;
 pub mod record;
+pub mod redact;
+pub mod secret;
 pub mod validate;
 pub mod verify;
 pub mod wire;

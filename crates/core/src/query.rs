@@ -465,7 +465,14 @@ wire_enum! {
         Hour => "hour",
         /// One bucket per calendar day in the viewer's zone.
         Day => "day",
-        /// Hours for ranges of up to two days, days otherwise; the default.
+        /// One bucket per week, starting on the query's `week_start`.
+        Week => "week",
+        /// One bucket per calendar month.
+        Month => "month",
+        /// One bucket per calendar year.
+        Year => "year",
+        /// The finest of the above that suits the range (see
+        /// [`Bucket::resolve`]); the default.
         #[default]
         Auto => "auto",
     }
@@ -886,28 +893,69 @@ pub struct Cursor {
     pub seq: u64,
 }
 
-/// Bytes of an encoded cursor: occurred_at, seq and fingerprint, 8 each.
-const CURSOR_BYTES: usize = 24;
+/// The key cursors are authenticated with (derived from the server's
+/// secret, [`crate::secret::ServerSecret`]).
+#[derive(Clone)]
+pub struct CursorKey([u8; 32]);
+
+impl CursorKey {
+    pub fn new(key: [u8; 32]) -> CursorKey {
+        CursorKey(key)
+    }
+}
+
+impl std::fmt::Debug for CursorKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CursorKey(<secret>)")
+    }
+}
+
+/// Bytes of an encoded cursor: occurred_at and seq, 8 each, then 16 bytes
+/// of the tag.
+const CURSOR_BYTES: usize = 32;
 /// Length of [`CURSOR_BYTES`] in unpadded base64.
-const CURSOR_CHARS: usize = 32;
+const CURSOR_CHARS: usize = 43;
+/// Cursor format version, bound into the tag: a cursor of another version
+/// fails the check instead of being read wrongly.
+const CURSOR_VERSION: &[u8] = b"auditlog cursor v2\0";
+
+fn cursor_mac(key: &CursorKey, fingerprint: &[u8; 32], position: &[u8]) -> hmac::Hmac<Sha256> {
+    use hmac::{KeyInit, Mac};
+    let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(&key.0)
+        .expect("HMAC takes a key of any length");
+    mac.update(CURSOR_VERSION);
+    mac.update(fingerprint);
+    mac.update(position);
+    mac
+}
 
 impl Cursor {
     /// URL-safe base64 (no padding) of `occurred_at_us`, `seq` (both
-    /// big-endian) and the query's fingerprint.
-    pub fn encode(&self, fingerprint: [u8; 8]) -> String {
+    /// big-endian) and a tag: HMAC-SHA-256 under the server's cursor key of
+    /// the query's fingerprint and the position, truncated to 16 bytes. A
+    /// cursor is therefore bound to the account, scope and query, and
+    /// cannot be forged or edited to point elsewhere.
+    pub fn encode(&self, key: &CursorKey, fingerprint: &[u8; 32]) -> String {
+        use hmac::Mac;
         let mut bytes = [0u8; CURSOR_BYTES];
         bytes[..8].copy_from_slice(&self.occurred_at_us.to_be_bytes());
         bytes[8..16].copy_from_slice(&self.seq.to_be_bytes());
-        bytes[16..].copy_from_slice(&fingerprint);
+        let tag = cursor_mac(key, fingerprint, &bytes[..16])
+            .finalize()
+            .into_bytes();
+        bytes[16..].copy_from_slice(&tag[..16]);
         URL_SAFE_NO_PAD.encode(bytes)
     }
 
-    /// Reads a cursor back, refusing one whose fingerprint differs: it was
-    /// issued for another account, scope or query. The fingerprint is not a
-    /// secret, so this is a guard against mistakes (a cursor reused after
-    /// changing a filter), not an access check — the store must still scope
-    /// every read to the caller's account.
-    pub fn decode(s: &str, fingerprint: [u8; 8]) -> Result<Cursor, ParseQueryError> {
+    /// Reads a cursor back, refusing one whose tag does not check out: it
+    /// was issued for another account, scope or query, by another server,
+    /// or edited (constant-time comparison).
+    pub fn decode(
+        s: &str,
+        key: &CursorKey,
+        fingerprint: &[u8; 32],
+    ) -> Result<Cursor, ParseQueryError> {
+        use hmac::Mac;
         let not_ours =
             || ParseQueryError::new("cursor", "cursor was not issued for this account and query");
         if s.len() != CURSOR_CHARS {
@@ -915,9 +963,9 @@ impl Cursor {
         }
         let bytes = URL_SAFE_NO_PAD.decode(s).map_err(|_| not_ours())?;
         let bytes: [u8; CURSOR_BYTES] = bytes.try_into().map_err(|_| not_ours())?;
-        if bytes[16..] != fingerprint {
-            return Err(not_ours());
-        }
+        cursor_mac(key, fingerprint, &bytes[..16])
+            .verify_truncated_left(&bytes[16..])
+            .map_err(|_| not_ours())?;
         let mut occurred_at_us = [0u8; 8];
         occurred_at_us.copy_from_slice(&bytes[..8]);
         let mut seq = [0u8; 8];
@@ -948,7 +996,7 @@ impl Query {
     /// compared by normalized value and sorted (with one join for the set,
     /// order cannot matter), duplicates dropped, and the join ignored when
     /// there is at most one filter.
-    pub fn fingerprint(&self, account: &str, scope: &str) -> [u8; 8] {
+    pub fn fingerprint(&self, account: &str, scope: &str) -> [u8; 32] {
         let mut filters: Vec<(Column, Op, String)> = self
             .filters
             .iter()
@@ -979,28 +1027,32 @@ impl Query {
             hash_field(&mut hasher, op.as_str().as_bytes());
             hash_field(&mut hasher, needle.as_bytes());
         }
-        let digest = hasher.finalize();
-        let mut out = [0u8; 8];
-        out.copy_from_slice(&digest[..8]);
-        out
+        hasher.finalize().into()
     }
 
     /// The cursor of this query, checked against its fingerprint; `None`
     /// for the first page.
     pub fn decode_cursor(
         &self,
+        key: &CursorKey,
         account: &str,
         scope: &str,
     ) -> Result<Option<Cursor>, ParseQueryError> {
         match &self.cursor {
             None => Ok(None),
-            Some(s) => Cursor::decode(s, self.fingerprint(account, scope)).map(Some),
+            Some(s) => Cursor::decode(s, key, &self.fingerprint(account, scope)).map(Some),
         }
     }
 
     /// The `next_cursor` to return after a page ending at `last`.
-    pub fn encode_cursor(&self, last: Cursor, account: &str, scope: &str) -> String {
-        last.encode(self.fingerprint(account, scope))
+    pub fn encode_cursor(
+        &self,
+        key: &CursorKey,
+        last: Cursor,
+        account: &str,
+        scope: &str,
+    ) -> String {
+        last.encode(key, &self.fingerprint(account, scope))
     }
 
     /// A matcher for this query's filters and join.
@@ -1013,22 +1065,37 @@ impl Query {
 /// 50 hours (48 plus a DST shift, historically up to 2 hours), while three
 /// last at least 69, so this is "at most two days" in every zone.
 const AUTO_HOUR_MAX_SECONDS: i64 = 50 * 3600;
+/// Auto picks day buckets up to about two years (a chart of at most ~730
+/// bars), weeks up to about ten years (~520), months up to a century
+/// (~1,200), and years beyond: every span the accepted `occurred_at` window
+/// allows gets a chart of a readable size, far below [`MAX_BUCKETS`].
+const AUTO_DAY_MAX_SECONDS: i64 = 731 * 86_400;
+const AUTO_WEEK_MAX_SECONDS: i64 = 3_653 * 86_400;
+const AUTO_MONTH_MAX_SECONDS: i64 = 36_525 * 86_400;
 
 impl Bucket {
-    /// `Auto` becomes `Hour` when the range spans at most two days and `Day`
-    /// otherwise (including unbounded ranges); `Hour` and `Day` stay as they
-    /// are.
+    /// `Auto` becomes the finest bucket that suits the range: hours up to
+    /// two days, days up to two years, weeks up to ten years, months up to
+    /// a century, years beyond (and days for an unbounded range, whose span
+    /// is not known here). Every other bucket stays as it is.
     pub fn resolve(self, range: &ResolvedRange) -> Bucket {
-        match self {
-            Bucket::Hour | Bucket::Day => self,
-            Bucket::Auto => match (range.start, range.end) {
-                (Some(start), Some(end))
-                    if end.as_second() - start.as_second() <= AUTO_HOUR_MAX_SECONDS =>
-                {
-                    Bucket::Hour
-                }
-                _ => Bucket::Day,
-            },
+        if self != Bucket::Auto {
+            return self;
+        }
+        let (Some(start), Some(end)) = (range.start, range.end) else {
+            return Bucket::Day;
+        };
+        let span = end.as_second() - start.as_second();
+        if span <= AUTO_HOUR_MAX_SECONDS {
+            Bucket::Hour
+        } else if span <= AUTO_DAY_MAX_SECONDS {
+            Bucket::Day
+        } else if span <= AUTO_WEEK_MAX_SECONDS {
+            Bucket::Week
+        } else if span <= AUTO_MONTH_MAX_SECONDS {
+            Bucket::Month
+        } else {
+            Bucket::Year
         }
     }
 }
@@ -1113,6 +1180,7 @@ pub fn bucket_bounds(
     end: Timestamp,
     bucket: Bucket,
     tz: &TimeZone,
+    week_start: WeekStart,
 ) -> Result<Vec<Timestamp>, ParseQueryError> {
     if end <= start {
         return Ok(Vec::new());
@@ -1127,10 +1195,10 @@ pub fn bucket_bounds(
             format!(
                 "the range needs more than {MAX_BUCKETS} {bucket} buckets; \
                  use a shorter range{}",
-                if bucket == Bucket::Hour {
-                    " or bucket=day"
-                } else {
+                if bucket == Bucket::Year {
                     ""
+                } else {
+                    " or a wider bucket (bucket=auto picks one)"
                 }
             ),
         )
@@ -1150,13 +1218,37 @@ pub fn bucket_bounds(
                 bounds.push(cur);
             }
         }
-        Bucket::Day => {
-            let mut day = tz.to_datetime(start).date();
+        Bucket::Day | Bucket::Week | Bucket::Month | Bucket::Year => {
+            // The first day of the calendar unit holding `day`, and the
+            // first day of the next one.
+            let unit_start = |day: Date| -> Result<Date, ParseQueryError> {
+                Ok(match bucket {
+                    Bucket::Week => {
+                        let into_week = match week_start {
+                            WeekStart::Monday => day.weekday().to_monday_zero_offset(),
+                            WeekStart::Sunday => day.weekday().to_sunday_zero_offset(),
+                        };
+                        add_days(day, -i32::from(into_week), "bucket")?
+                    }
+                    Bucket::Month => day.first_of_month(),
+                    Bucket::Year => day.first_of_year(),
+                    _ => day,
+                })
+            };
+            let step = |day: Date, n: i32| -> Result<Date, ParseQueryError> {
+                match bucket {
+                    Bucket::Week => add_days(day, 7 * n, "bucket"),
+                    Bucket::Month => day.checked_add(n.months()).map_err(|_| bucket_error()),
+                    Bucket::Year => day.checked_add(n.years()).map_err(|_| bucket_error()),
+                    _ => add_days(day, n, "bucket"),
+                }
+            };
+            let mut day = unit_start(tz.to_datetime(start).date())?;
             let mut cur = start_of(day, tz, "bucket")?;
             // Only in a zone whose clocks went back across midnight can the
             // day's start lie after an instant carrying that date.
             if cur > start {
-                day = add_days(day, -1, "bucket")?;
+                day = step(day, -1)?;
                 cur = start_of(day, tz, "bucket")?;
             }
             bounds.push(cur);
@@ -1164,7 +1256,7 @@ pub fn bucket_bounds(
                 if bounds.len() > MAX_BUCKETS {
                     return Err(too_many());
                 }
-                day = add_days(day, 1, "bucket")?;
+                day = step(day, 1)?;
                 let next = start_of(day, tz, "bucket")?;
                 // A day skipped entirely (Pacific/Apia, 2011-12-30) starts
                 // when the next one does: it gets no bucket.
@@ -1819,6 +1911,8 @@ mod tests {
         parse_query(&pairs(items)).unwrap()
     }
 
+    static KEY: CursorKey = CursorKey([1; 32]);
+
     #[test]
     fn cursor_round_trips() {
         let q = query(&[("filter", "event:eq:Login")]);
@@ -1826,23 +1920,26 @@ mod tests {
             occurred_at_us: 1_780_000_000_123_456,
             seq: 42,
         };
-        let s = q.encode_cursor(c, "acme", "");
-        assert_eq!(s.len(), 32);
+        let s = q.encode_cursor(&KEY, c, "acme", "");
+        assert_eq!(s.len(), 43);
         assert!(
             s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         );
         let mut next = q.clone();
         next.cursor = Some(s.clone());
-        assert_eq!(next.decode_cursor("acme", ""), Ok(Some(c)));
-        assert_eq!(q.decode_cursor("acme", ""), Ok(None));
+        assert_eq!(next.decode_cursor(&KEY, "acme", ""), Ok(Some(c)));
+        assert_eq!(q.decode_cursor(&KEY, "acme", ""), Ok(None));
+        // Another server's key: refused.
+        let other = CursorKey::new([2; 32]);
+        assert!(next.decode_cursor(&other, "acme", "").is_err());
         // Negative times (before 1970) and extreme values survive too.
         let edge = Cursor {
             occurred_at_us: -1,
             seq: u64::MAX,
         };
         let fp = q.fingerprint("acme", "");
-        assert_eq!(Cursor::decode(&edge.encode(fp), fp), Ok(edge));
+        assert_eq!(Cursor::decode(&edge.encode(&KEY, &fp), &KEY, &fp), Ok(edge));
     }
 
     #[test]
@@ -1852,11 +1949,11 @@ mod tests {
             occurred_at_us: 1_780_000_000_123_456,
             seq: 42,
         };
-        let s = q.encode_cursor(c, "acme", "");
+        let s = q.encode_cursor(&KEY, c, "acme", "");
         let refused = |q: &Query, account: &str, scope: &str, s: &str| {
             let mut q = q.clone();
             q.cursor = Some(s.to_owned());
-            let err = q.decode_cursor(account, scope).unwrap_err();
+            let err = q.decode_cursor(&KEY, account, scope).unwrap_err();
             assert_eq!(err.param, "cursor");
             assert_eq!(
                 err.message,
@@ -1882,8 +1979,12 @@ mod tests {
         refused(&q, "acme", "", "garbage");
         refused(&q, "acme", "", "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
         refused(&q, "acme", "", &format!("{s}AA"));
-        refused(&q, "acme", "", &s[..31]);
+        refused(&q, "acme", "", &s[..42]);
         refused(&q, "acme", "", "");
+        // A forged position: seq edited, tag kept.
+        let mut bytes = URL_SAFE_NO_PAD.decode(&s).unwrap();
+        bytes[15] ^= 1;
+        refused(&q, "acme", "", &URL_SAFE_NO_PAD.encode(&bytes));
     }
 
     #[test]
@@ -1948,6 +2049,68 @@ mod tests {
         assert_eq!(Bucket::Auto.resolve(&r), Bucket::Hour);
     }
 
+    /// Regression: one event dated 1970 made the all-time histogram answer
+    /// 400 ("needs more than 20000 day buckets"); auto now widens the
+    /// bucket with the span, and every span ingest accepts fits.
+    #[test]
+    fn auto_bucket_widens_with_the_span() {
+        let range = |s: &str, e: &str| ResolvedRange {
+            start: Some(ts(s)),
+            end: Some(ts(e)),
+        };
+        let cases = [
+            ("2025-01-01T00:00:00Z", Bucket::Day),
+            ("2020-01-01T00:00:00Z", Bucket::Week),
+            ("1990-01-01T00:00:00Z", Bucket::Month),
+            ("1970-01-01T00:00:00Z", Bucket::Month),
+            ("1900-01-01T00:00:00Z", Bucket::Year),
+        ];
+        for (from, want) in cases {
+            let r = range(from, "2026-12-02T00:00:00Z");
+            assert_eq!(Bucket::Auto.resolve(&r), want, "{from}");
+            let b = bucket_bounds(
+                r.start.unwrap(),
+                r.end.unwrap(),
+                Bucket::Auto,
+                &TimeZone::get("America/New_York").unwrap(),
+                WeekStart::Monday,
+            )
+            .unwrap();
+            assert!(b.len() <= 1_300, "{from}: {} buckets", b.len());
+            assert!(b[0] <= r.start.unwrap() && *b.last().unwrap() >= r.end.unwrap());
+        }
+    }
+
+    #[test]
+    fn week_month_and_year_buckets_follow_the_calendar() {
+        let tz = TimeZone::get("Europe/Paris").unwrap();
+        let start = ts("2026-03-04T12:00:00Z"); // a Wednesday
+        let end = ts("2026-04-02T00:00:00Z");
+        let weeks = bucket_bounds(start, end, Bucket::Week, &tz, WeekStart::Monday).unwrap();
+        assert_eq!(
+            rendered(&weeks[..2], &tz),
+            ["2026-03-02T00:00:00+01:00", "2026-03-09T00:00:00+01:00"]
+        );
+        // The week of the DST change is 167 hours long, and still one bucket.
+        assert!(rendered(&weeks, &tz).contains(&"2026-03-30T00:00:00+02:00".to_owned()));
+        let sundays = bucket_bounds(start, end, Bucket::Week, &tz, WeekStart::Sunday).unwrap();
+        assert_eq!(rendered(&sundays[..1], &tz), ["2026-03-01T00:00:00+01:00"]);
+        let months = bucket_bounds(start, end, Bucket::Month, &tz, WeekStart::Monday).unwrap();
+        assert_eq!(
+            rendered(&months, &tz),
+            [
+                "2026-03-01T00:00:00+01:00",
+                "2026-04-01T00:00:00+02:00",
+                "2026-05-01T00:00:00+02:00"
+            ]
+        );
+        let years = bucket_bounds(start, end, Bucket::Year, &tz, WeekStart::Monday).unwrap();
+        assert_eq!(
+            rendered(&years, &tz),
+            ["2026-01-01T00:00:00+01:00", "2027-01-01T00:00:00+01:00"]
+        );
+    }
+
     fn rendered(bounds: &[Timestamp], tz: &TimeZone) -> Vec<String> {
         bounds
             .iter()
@@ -1963,6 +2126,7 @@ mod tests {
             ts("2026-03-30T12:00:00Z"),
             Bucket::Day,
             &tz,
+            WeekStart::Monday,
         )
         .unwrap();
         assert_eq!(
@@ -1980,6 +2144,7 @@ mod tests {
             ts("2026-10-25T23:00:00Z"),
             Bucket::Day,
             &tz,
+            WeekStart::Monday,
         )
         .unwrap();
         assert_eq!(
@@ -1998,6 +2163,7 @@ mod tests {
             ts("2026-03-29T02:00:00Z"),
             Bucket::Hour,
             &tz,
+            WeekStart::Monday,
         )
         .unwrap();
         assert_eq!(
@@ -2014,6 +2180,7 @@ mod tests {
             ts("2026-10-25T02:00:00Z"),
             Bucket::Hour,
             &tz,
+            WeekStart::Monday,
         )
         .unwrap();
         assert_eq!(
@@ -2031,6 +2198,7 @@ mod tests {
             ts("2026-10-25T01:45:00Z"),
             Bucket::Hour,
             &tz,
+            WeekStart::Monday,
         )
         .unwrap();
         assert_eq!(
@@ -2044,7 +2212,14 @@ mod tests {
             s.from = Some(d);
             s.to = Some(d);
             let r = s.resolve(ts("2027-01-01T00:00:00Z")).unwrap();
-            let b = bucket_bounds(r.start.unwrap(), r.end.unwrap(), Bucket::Auto, &tz).unwrap();
+            let b = bucket_bounds(
+                r.start.unwrap(),
+                r.end.unwrap(),
+                Bucket::Auto,
+                &tz,
+                WeekStart::Monday,
+            )
+            .unwrap();
             assert_eq!(b.len(), n + 1, "{day}");
             assert_eq!(b.last(), r.end.as_ref());
         }
@@ -2058,6 +2233,7 @@ mod tests {
             ts("2026-05-20T01:00:00Z"),
             Bucket::Hour,
             &tz,
+            WeekStart::Monday,
         )
         .unwrap();
         assert_eq!(
@@ -2073,16 +2249,20 @@ mod tests {
     #[test]
     fn bucket_bounds_edges() {
         let t = ts("2026-05-20T00:00:00Z");
-        assert_eq!(bucket_bounds(t, t, Bucket::Day, &TimeZone::UTC), Ok(vec![]));
+        assert_eq!(
+            bucket_bounds(t, t, Bucket::Day, &TimeZone::UTC, WeekStart::Monday),
+            Ok(vec![])
+        );
         let far = ts("2026-05-20T00:00:00Z")
             .checked_add(jiff::SignedDuration::from_hours(20_001))
             .unwrap();
-        let err = bucket_bounds(t, far, Bucket::Hour, &TimeZone::UTC).unwrap_err();
+        let err =
+            bucket_bounds(t, far, Bucket::Hour, &TimeZone::UTC, WeekStart::Monday).unwrap_err();
         assert_eq!(err.param, "bucket");
         let exactly = ts("2026-05-20T00:00:00Z")
             .checked_add(jiff::SignedDuration::from_hours(20_000))
             .unwrap();
-        let b = bucket_bounds(t, exactly, Bucket::Hour, &TimeZone::UTC).unwrap();
+        let b = bucket_bounds(t, exactly, Bucket::Hour, &TimeZone::UTC, WeekStart::Monday).unwrap();
         assert_eq!(b.len(), MAX_BUCKETS + 1);
         // Apia's skipped day has no bucket.
         let apia = TimeZone::get("Pacific/Apia").unwrap();
@@ -2091,6 +2271,7 @@ mod tests {
             ts("2011-12-30T12:00:00Z"),
             Bucket::Day,
             &apia,
+            WeekStart::Monday,
         )
         .unwrap();
         let days: Vec<Date> = b.iter().map(|t| apia.to_datetime(*t).date()).collect();
@@ -2156,7 +2337,7 @@ mod tests {
             let start = Timestamp::from_second(secs).unwrap();
             let end = Timestamp::from_second(secs + span).unwrap();
             let bucket = if hourly { Bucket::Hour } else { Bucket::Day };
-            let b = bucket_bounds(start, end, bucket, &tz).unwrap();
+            let b = bucket_bounds(start, end, bucket, &tz, WeekStart::Monday).unwrap();
             prop_assert!(b.len() >= 2);
             prop_assert!(b[0] <= start);
             prop_assert!(*b.last().unwrap() >= end);

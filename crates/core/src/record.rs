@@ -374,7 +374,41 @@ pub mod hex_hash {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// 9999-12-30T00:00:00Z, near the end of what jiff represents: far past any `occurred_at` ingest
+    /// accepts (now + 5 minutes), so the whole accepted window is inside.
+    const YEAR_9999_END_MS: i64 = 253_402_128_000_000;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Every instant of the accepted window prints as RFC 3339 and
+        /// parses back to itself (a stored year -1 printed as `-001-…` and
+        /// broke the account's list for good).
+        #[test]
+        fn times_print_and_parse_back(ms in 0i64..=YEAR_9999_END_MS) {
+            let t = Micros(ms * 1000);
+            let text = t.to_rfc3339();
+            prop_assert_eq!(text.len(), 24, "{}", text);
+            prop_assert_eq!(Micros::parse_rfc3339(&text).unwrap(), t);
+        }
+    }
+
+    #[test]
+    fn window_edges_print_and_parse_back() {
+        for ms in [0, 1, 999, 1_000, YEAR_9999_END_MS - 1, YEAR_9999_END_MS] {
+            let t = Micros(ms * 1000);
+            assert_eq!(Micros::parse_rfc3339(&t.to_rfc3339()).unwrap(), t);
+        }
+        assert_eq!(Micros(0).to_rfc3339(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            Micros(YEAR_9999_END_MS * 1000).to_rfc3339(),
+            "9999-12-30T00:00:00.000Z"
+        );
+    }
 
     fn sample() -> RecordBody {
         RecordBody {

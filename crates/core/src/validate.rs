@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::catalog::{Catalog, EventId, FieldType, Level};
 use crate::record::{Actor, ActorKind, MetaValue, Micros};
+use crate::redact::Redactor;
 use crate::wire::{ActorField, Body, Field, MetadataField};
 
 /// Limits of spec §3.
@@ -25,6 +26,20 @@ pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 128;
 pub const MAX_BATCH_EVENTS: usize = 10_000;
 /// How far in the future `occurred_at` may be (clock skew allowance).
 pub const MAX_FUTURE_MICROS: i64 = 5 * 60 * 1_000_000;
+/// The earliest accepted `occurred_at`: 1970-01-01T00:00:00Z. Nothing an
+/// audit log records happened before the Unix epoch, and every instant from
+/// here to the future allowance prints as a four-digit-year RFC 3339 time
+/// that parses back (a negative year did not: one such event made an
+/// account's list answer 500 for good).
+pub const MIN_OCCURRED_AT: Micros = Micros(0);
+/// Problems listed in one answer; past it, one more line says how many
+/// were left out. A 10 MiB batch of junk must not get a larger answer.
+pub const MAX_REPORTED_PROBLEMS: usize = 100;
+/// Characters of a client's value quoted back in a message.
+pub const MAX_QUOTED_CHARS: usize = 64;
+/// Names longer than this get no "did you mean": the edit distance costs
+/// the product of the lengths, and no catalog name is nearly this long.
+pub const MAX_HINT_INPUT_CHARS: usize = 64;
 /// The category clients may not write to: the product's own audit of reads.
 pub const RESERVED_CATEGORY: &str = "Audit Logs";
 
@@ -66,22 +81,84 @@ pub struct ValidEvent {
     pub idempotency_key: Option<String>,
 }
 
-/// What validation needs from the request: the time and the caller's address.
+/// What validation needs from the request: the time, the caller's address
+/// and the key secrets are fingerprinted with.
 #[derive(Clone, Copy, Debug)]
-pub struct IngestContext {
+pub struct IngestContext<'a> {
     pub now: Micros,
     /// The client address (after trusted-proxy resolution), the default
     /// `ip_address`.
     pub client_ip: Option<IpAddr>,
+    pub redactor: &'a Redactor,
+}
+
+/// The problems found in a request: every one is counted, the first
+/// [`MAX_REPORTED_PROBLEMS`] are kept.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Problems {
+    list: Vec<FieldError>,
+    total: usize,
+}
+
+impl Problems {
+    pub fn new() -> Problems {
+        Problems::default()
+    }
+
+    /// Number of problems found (kept or not).
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    fn is_full(&self) -> bool {
+        self.list.len() >= MAX_REPORTED_PROBLEMS
+    }
+
+    pub fn push(&mut self, error: FieldError) {
+        self.total += 1;
+        if !self.is_full() {
+            self.list.push(error);
+        }
+    }
+
+    /// The problems to answer with: the kept ones, then a line saying how
+    /// many more there were.
+    pub fn into_list(mut self) -> Vec<FieldError> {
+        let more = self.total - self.list.len();
+        if more > 0 {
+            self.list.push(FieldError {
+                path: String::new(),
+                message: format!("… and {more} more problems not listed"),
+            });
+        }
+        self.list
+    }
+}
+
+/// `s` as quoted back in a message: at most [`MAX_QUOTED_CHARS`]
+/// characters, the rest elided.
+pub fn quote(s: &str) -> Cow<'_, str> {
+    match s.char_indices().nth(MAX_QUOTED_CHARS) {
+        None => Cow::Borrowed(s),
+        Some((at, _)) => Cow::Owned(format!("{}…", &s[..at])),
+    }
 }
 
 struct Errors<'a> {
     prefix: &'a str,
-    list: &'a mut Vec<FieldError>,
+    list: &'a mut Problems,
 }
 
 impl Errors<'_> {
     fn push(&mut self, field: &str, message: impl Into<String>) {
+        if self.list.is_full() {
+            self.list.total += 1;
+            return;
+        }
         let path = match (self.prefix.is_empty(), field.is_empty()) {
             (true, _) => field.to_owned(),
             (false, true) => self.prefix.to_owned(),
@@ -91,6 +168,10 @@ impl Errors<'_> {
             path,
             message: message.into(),
         });
+    }
+
+    fn count(&self) -> usize {
+        self.list.total
     }
 }
 
@@ -103,7 +184,7 @@ pub fn validate_event(
     body: Value,
     prefix: &str,
     ctx: &IngestContext,
-    errors: &mut Vec<FieldError>,
+    errors: &mut Problems,
 ) -> Option<ValidEvent> {
     validate_body(catalog, Body::from_value(body), prefix, ctx, errors)
 }
@@ -115,9 +196,9 @@ pub fn validate_body(
     body: Body<'_>,
     prefix: &str,
     ctx: &IngestContext,
-    errors: &mut Vec<FieldError>,
+    errors: &mut Problems,
 ) -> Option<ValidEvent> {
-    let before = errors.len();
+    let before = errors.total();
     let mut errs = Errors {
         prefix,
         list: errors,
@@ -134,10 +215,13 @@ pub fn validate_body(
             errs.push(key, "is assigned by the server and must not be sent");
         } else {
             errs.push(
-                key,
+                &quote(key),
                 format!("unknown field; accepted: {}", ALLOWED_KEYS.join(", ")),
             );
         }
+    }
+    if obj.more_keys > 0 {
+        errs.push("", format!("has {} more unknown fields", obj.more_keys));
     }
 
     let level = match &obj.level {
@@ -151,7 +235,7 @@ pub fn validate_body(
             _ => {
                 errs.push(
                     "level",
-                    format!("unknown level `{s}`; accepted: account, workflow"),
+                    format!("unknown level `{}`; accepted: account, workflow", quote(s)),
                 );
                 None
             }
@@ -174,27 +258,23 @@ pub fn validate_body(
         } else if let Some(id) = find_ci(catalog, level, category, event_name) {
             entry = Some(catalog.entry(id));
         } else if let Some(cat) = canonical_category(catalog, level, category) {
-            let hint = catalog
-                .suggest_event(level, &cat, event_name)
-                .map(|s| format!("; did you mean `{s}`?"))
-                .unwrap_or_default();
+            let hint = hint(event_name, |name| catalog.suggest_event(level, &cat, name));
             errs.push(
                 "event",
                 format!(
-                    "unknown event `{event_name}` in {} category `{cat}`{hint} (GET /v1/catalog lists every event)",
+                    "unknown event `{}` in {} category `{cat}`{hint} (GET /v1/catalog lists every event)",
+                    quote(event_name),
                     level.as_str()
                 ),
             );
         } else {
-            let hint = catalog
-                .suggest_category(level, category)
-                .map(|s| format!("; did you mean `{s}`?"))
-                .unwrap_or_default();
+            let hint = hint(category, |name| catalog.suggest_category(level, name));
             errs.push(
                 "category",
                 format!(
-                    "unknown {} category `{category}`{hint} (GET /v1/catalog lists every category)",
-                    level.as_str()
+                    "unknown {} category `{}`{hint} (GET /v1/catalog lists every category)",
+                    level.as_str(),
+                    quote(category)
                 ),
             );
         }
@@ -203,15 +283,26 @@ pub fn validate_body(
     let occurred_at = match &obj.occurred_at {
         Field::Absent | Field::Null => Some(ctx.now),
         Field::Str(s) => match Micros::parse_rfc3339(s) {
-            Ok(t) if t.0 > ctx.now.0 + MAX_FUTURE_MICROS => {
-                errs.push("occurred_at", "is more than 5 minutes in the future");
+            Ok(t) if t < MIN_OCCURRED_AT || t.0 > ctx.now.0 + MAX_FUTURE_MICROS => {
+                errs.push(
+                    "occurred_at",
+                    format!(
+                        "`{}` is outside the accepted window: from {} to 5 minutes after the server's clock (now {})",
+                        quote(s),
+                        MIN_OCCURRED_AT.to_rfc3339(),
+                        ctx.now.to_rfc3339()
+                    ),
+                );
                 None
             }
             Ok(t) => Some(t),
             Err(_) => {
                 errs.push(
                     "occurred_at",
-                    format!("`{s}` is not an RFC 3339 instant such as 2026-11-25T10:00:00.123Z"),
+                    format!(
+                        "`{}` is not an RFC 3339 instant such as 2026-11-25T10:00:00.123Z",
+                        quote(s)
+                    ),
                 );
                 None
             }
@@ -237,7 +328,7 @@ pub fn validate_body(
             Err(_) => {
                 errs.push(
                     "ip_address",
-                    format!("`{s}` is not an IPv4 or IPv6 address"),
+                    format!("`{}` is not an IPv4 or IPv6 address", quote(s)),
                 );
                 None
             }
@@ -272,7 +363,12 @@ pub fn validate_body(
         MAX_DESCRIPTION_CHARS,
         &mut errs,
     );
-    let metadata = validate_metadata(std::mem::take(&mut obj.metadata), entry.as_ref(), &mut errs);
+    let metadata = validate_metadata(
+        std::mem::take(&mut obj.metadata),
+        entry.as_ref(),
+        ctx.redactor,
+        &mut errs,
+    );
     let idempotency_key = optional_string(
         std::mem::take(&mut obj.idempotency_key),
         "idempotency_key",
@@ -280,7 +376,7 @@ pub fn validate_body(
         &mut errs,
     );
 
-    if errs.list.len() > before {
+    if errs.count() > before {
         return None;
     }
     let (entry, occurred_at, actor, metadata) = (entry?, occurred_at?, actor?, metadata?);
@@ -300,6 +396,17 @@ pub fn validate_body(
         metadata,
         idempotency_key,
     })
+}
+
+/// "; did you mean `X`?" for a near miss, or nothing; long input gets no
+/// hint (see [`MAX_HINT_INPUT_CHARS`]).
+fn hint<'c>(name: &str, suggest: impl FnOnce(&str) -> Option<&'c str>) -> String {
+    if name.chars().count() > MAX_HINT_INPUT_CHARS {
+        return String::new();
+    }
+    suggest(name)
+        .map(|s| format!("; did you mean `{s}`?"))
+        .unwrap_or_default()
 }
 
 /// Exact match first, then a case- and space-insensitive one, so that
@@ -397,7 +504,7 @@ fn validate_actor(v: ActorField<'_>, errs: &mut Errors<'_>) -> Option<Actor> {
             return None;
         }
     };
-    let before = errs.list.len();
+    let before = errs.count();
     let prefix = nested(errs.prefix, "actor");
     let mut errs = Errors {
         prefix: &prefix,
@@ -406,7 +513,13 @@ fn validate_actor(v: ActorField<'_>, errs: &mut Errors<'_>) -> Option<Actor> {
     obj.other_keys.sort_unstable();
     obj.other_keys.dedup();
     for key in &obj.other_keys {
-        errs.push(key, "unknown field; accepted: kind, id, name, email");
+        errs.push(
+            &quote(key),
+            "unknown field; accepted: kind, id, name, email",
+        );
+    }
+    if obj.more_keys > 0 {
+        errs.push("", format!("has {} more unknown fields", obj.more_keys));
     }
     let kind = match &obj.kind {
         Field::Absent | Field::Null => Some(ActorKind::User),
@@ -417,7 +530,7 @@ fn validate_actor(v: ActorField<'_>, errs: &mut Errors<'_>) -> Option<Actor> {
             _ => {
                 errs.push(
                     "kind",
-                    format!("unknown kind `{s}`; accepted: user, app, system"),
+                    format!("unknown kind `{}`; accepted: user, app, system", quote(s)),
                 );
                 None
             }
@@ -430,7 +543,7 @@ fn validate_actor(v: ActorField<'_>, errs: &mut Errors<'_>) -> Option<Actor> {
     let id = required_string(obj.id, "id", &mut errs).map(Cow::into_owned);
     let name = optional_string(obj.name, "name", MAX_STRING_CHARS, &mut errs);
     let email = optional_string(obj.email, "email", MAX_STRING_CHARS, &mut errs);
-    if errs.list.len() > before {
+    if errs.count() > before {
         return None;
     }
     Some(Actor {
@@ -449,14 +562,26 @@ fn nested(prefix: &str, field: &str) -> String {
     }
 }
 
+/// Checks the metadata against the event's catalog fields and the limits,
+/// then replaces its secrets by fingerprints (see [`crate::redact`]): after
+/// the checks, so that the limits apply to what the client sent, and before
+/// anything else sees the values. No message quotes a metadata value.
 fn validate_metadata(
     v: MetadataField,
     entry: Option<&crate::catalog::EventEntry<'_>>,
+    redactor: &Redactor,
     errs: &mut Errors<'_>,
 ) -> Option<BTreeMap<String, MetaValue>> {
-    let obj = match v {
+    let mut obj = match v {
         MetadataField::Absent | MetadataField::Null => BTreeMap::new(),
         MetadataField::Object(o) => o,
+        MetadataField::TooManyKeys(n) => {
+            errs.push(
+                "metadata",
+                format!("has {n} keys; at most {MAX_METADATA_KEYS} are accepted"),
+            );
+            return None;
+        }
         MetadataField::Other => {
             errs.push(
                 "metadata",
@@ -465,7 +590,7 @@ fn validate_metadata(
             return None;
         }
     };
-    let before = errs.list.len();
+    let before = errs.count();
     if obj.len() > MAX_METADATA_KEYS {
         errs.push(
             "metadata",
@@ -490,7 +615,7 @@ fn validate_metadata(
     // event's metadata when nothing is wrong.
     for (key, value) in &obj {
         // The path is spelled out only for a message.
-        let path = || format!("metadata.{key}");
+        let path = || format!("metadata.{}", quote(key));
         if key.is_empty() || key.chars().count() > MAX_METADATA_KEY_CHARS || key.contains('\0') {
             errs.push(
                 &path(),
@@ -538,7 +663,11 @@ fn validate_metadata(
             );
         }
     }
-    (errs.list.len() == before).then_some(obj)
+    if errs.count() > before {
+        return None;
+    }
+    redactor.metadata(&mut obj, entry.map(|e| e.event));
+    Some(obj)
 }
 
 /// The default description: "Role created by Jane Doe — Role ID: r_9, Role
@@ -553,6 +682,10 @@ pub fn render_description(
     let mut s = format!("{event} by {}", actor.display_name());
     let mut first = true;
     for field in &def.fields {
+        // Even fingerprinted, a credential has no place in a sentence.
+        if field.sensitive {
+            continue;
+        }
         let Some(v) = metadata.get(&field.key) else {
             continue;
         };
@@ -581,18 +714,22 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn ctx() -> IngestContext {
+    static REDACTOR: std::sync::LazyLock<Redactor> =
+        std::sync::LazyLock::new(|| Redactor::new([3; 32]));
+
+    fn ctx() -> IngestContext<'static> {
         IngestContext {
             now: Micros::parse_rfc3339("2026-11-25T10:00:00Z").unwrap(),
             client_ip: Some("198.51.100.4".parse().unwrap()),
+            redactor: &REDACTOR,
         }
     }
 
     fn check(v: Value) -> Result<ValidEvent, Vec<FieldError>> {
-        let mut errors = Vec::new();
+        let mut errors = Problems::new();
         match validate_event(Catalog::get(), v, "", &ctx(), &mut errors) {
             Some(e) => Ok(e),
-            None => Err(errors),
+            None => Err(errors.into_list()),
         }
     }
 
@@ -688,9 +825,125 @@ mod tests {
         assert_eq!(paths(&errs), ["description", "metadata.k", "metadata.nul"]);
     }
 
+    fn login_at(occurred_at: &str) -> Value {
+        json!({
+            "level": "account", "category": "Login/Logout", "event": "Logout",
+            "actor": {"id": "u_1", "email": "a@b.example"},
+            "occurred_at": occurred_at
+        })
+    }
+
+    /// Regression: `-000001-01-01T00:00:00Z` was accepted and the stored
+    /// time did not parse back, so the account's list answered 500 forever.
+    #[test]
+    fn occurred_at_is_accepted_only_inside_the_window() {
+        for ok in [
+            "1970-01-01T00:00:00Z",
+            "1970-01-01T00:00:00.001Z",
+            "2026-11-25T10:05:00Z",
+            "2026-11-25T11:04:59+01:00",
+        ] {
+            assert!(check(login_at(ok)).is_ok(), "{ok}: {:?}", check(login_at(ok)));
+        }
+        for bad in [
+            "-000001-01-01T00:00:00Z",
+            "0000-01-01T00:00:00Z",
+            "1969-12-31T23:59:59.999Z",
+            "1970-01-01T00:30:00+01:00",
+            "2026-11-25T10:05:00.001Z",
+            "9000-01-01T00:00:00Z",
+        ] {
+            let errs = check(login_at(bad)).unwrap_err();
+            assert_eq!(paths(&errs), ["occurred_at"], "{bad}");
+            assert!(
+                errs[0].message.contains("outside the accepted window: from 1970-01-01T00:00:00.000Z"),
+                "{bad}: {errs:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn problems_are_capped_and_counted() {
+        let mut problems = Problems::new();
+        for i in 0..MAX_REPORTED_PROBLEMS + 50 {
+            let body = json!({"level": format!("nope{i}")});
+            validate_event(Catalog::get(), body, &format!("events[{i}]"), &ctx(), &mut problems);
+        }
+        let total = problems.total();
+        assert!(total > MAX_REPORTED_PROBLEMS + 50, "{total}");
+        let list = problems.into_list();
+        assert_eq!(list.len(), MAX_REPORTED_PROBLEMS + 1);
+        assert_eq!(
+            list.last().unwrap().message,
+            format!("… and {} more problems not listed", total - MAX_REPORTED_PROBLEMS)
+        );
+    }
+
+    #[test]
+    fn long_input_is_not_echoed_and_gets_no_hint() {
+        let long = "Role creat".to_owned() + &"e".repeat(900);
+        let errs = check(json!({
+            "level": "x".repeat(5000), "category": "Roles", "event": long,
+            "actor": {"id": "u_1", "kind": "k".repeat(3000)}, "ip_address": "9".repeat(4000)
+        }))
+        .unwrap_err();
+        for e in &errs {
+            assert!(e.message.len() < 400, "{e:?}");
+        }
+        let errs = check(json!({
+            "level": "account", "category": "Roles", "event": long,
+            "actor": {"id": "u_1"}
+        }))
+        .unwrap_err();
+        let ev = errs.iter().find(|e| e.path == "event").unwrap();
+        assert!(!ev.message.contains("did you mean"), "{ev:?}");
+    }
+
+    /// Issue 16: a catalog field marked sensitive, a URL with a password or
+    /// a secret query parameter, and a secret-named unknown key are stored
+    /// as fingerprints; the default description leaves the token out.
+    #[test]
+    fn secrets_become_fingerprints_before_anything_else_sees_them() {
+        let token = "sk_live_51Habcdefghijklmnop7731";
+        let e = check(json!({
+            "level": "workflow", "category": "Workflow Management",
+            "event": "API async enabled", "workflow_id": "wf_1",
+            "actor": {"id": "u_1", "name": "Jane Doe"},
+            "metadata": {
+                "url": "https://svc:hunter2-pass@hooks.example.com/run?token=tok_abc123def&x=1",
+                "access_token": token,
+                "version_id": "v_3",
+                "timeout": false,
+                "api_secret": "s3cr3t-value",
+                "session_count": 3
+            }
+        }))
+        .unwrap();
+        let stored = serde_json::to_string(&e.metadata).unwrap();
+        for secret in [token, "hunter2-pass", "tok_abc123def", "s3cr3t-value"] {
+            assert!(!stored.contains(secret), "{secret} in {stored}");
+            assert!(!e.description.contains(secret), "{secret} in {}", e.description);
+        }
+        let fp = e.metadata["access_token"].as_str().unwrap();
+        assert!(crate::redact::is_fingerprint(fp), "{fp}");
+        assert!(fp.ends_with(" …7731]"), "{fp}");
+        assert_eq!(e.metadata["session_count"], json!(3));
+        assert!(!e.description.contains("Access token"), "{}", e.description);
+        // A wrongly typed secret is refused without being quoted.
+        let errs = check(json!({
+            "level": "workflow", "category": "Workflow Management",
+            "event": "API async enabled", "workflow_id": "wf_1",
+            "actor": {"id": "u_1"},
+            "metadata": {"url": "https://h.example", "access_token": 123456789,
+                         "version_id": "v_3", "timeout": false}
+        }))
+        .unwrap_err();
+        assert!(errs.iter().all(|e| !e.message.contains("123456789")), "{errs:?}");
+    }
+
     #[test]
     fn batch_prefix_goes_into_paths() {
-        let mut errors = Vec::new();
+        let mut errors = Problems::new();
         let r = validate_event(
             Catalog::get(),
             json!({"actor": {}}),
@@ -699,6 +952,7 @@ mod tests {
             &mut errors,
         );
         assert!(r.is_none());
+        let errors = errors.into_list();
         let p = paths(&errors);
         assert!(p.contains(&"events[3].level"));
         assert!(p.contains(&"events[3].actor.id"), "{p:?}");
@@ -834,10 +1088,10 @@ mod tests {
         /// problems in the same order.
         #[test]
         fn bytes_and_value_validate_alike(text in event_text()) {
-            let mut from_bytes = Vec::new();
+            let mut from_bytes = Problems::new();
             let body: Body<'_> = serde_json::from_str(&text).expect("valid JSON");
             let a = validate_body(Catalog::get(), body, "events[2]", &ctx(), &mut from_bytes);
-            let mut from_value = Vec::new();
+            let mut from_value = Problems::new();
             let value: Value = serde_json::from_str(&text).expect("valid JSON");
             let b = validate_event(Catalog::get(), value, "events[2]", &ctx(), &mut from_value);
             proptest::prop_assert_eq!(a, b);

@@ -54,8 +54,24 @@ pub struct EventBody<'a> {
     pub description: Field<'a>,
     pub metadata: MetadataField,
     pub idempotency_key: Field<'a>,
-    /// Keys that are none of the above, as sent (possibly repeated).
+    /// Keys that are none of the above, as sent (possibly repeated), at
+    /// most [`MAX_UNKNOWN_KEYS_KEPT`] of them.
     pub other_keys: Vec<Cow<'a, str>>,
+    /// How many more unknown keys were sent than are kept.
+    pub more_keys: usize,
+}
+
+/// Unknown keys kept per object to be named in errors. An object of a
+/// million junk keys is one error line saying how many, not a million
+/// names in memory and in the answer.
+pub const MAX_UNKNOWN_KEYS_KEPT: usize = 16;
+
+fn keep_unknown<'a>(kept: &mut Vec<Cow<'a, str>>, more: &mut usize, key: Cow<'a, str>) {
+    if kept.len() < MAX_UNKNOWN_KEYS_KEPT {
+        kept.push(key);
+    } else {
+        *more += 1;
+    }
 }
 
 /// A scalar field as sent.
@@ -90,16 +106,77 @@ pub struct ActorBody<'a> {
     pub name: Field<'a>,
     pub email: Field<'a>,
     pub other_keys: Vec<Cow<'a, str>>,
+    pub more_keys: usize,
 }
 
 /// `metadata` as sent: its entries are kept whole, as they are stored.
+///
+/// Only what can be stored is built: a value that is an array or an object
+/// (refused by validation) is skipped over and kept as an empty one, and past
+/// [`crate::validate::MAX_METADATA_KEYS`] entries only the number of keys is
+/// kept. So the memory of a metadata object is bounded by its accepted
+/// size, not by what the client sent.
 #[derive(Debug, Default)]
 pub enum MetadataField {
     #[default]
     Absent,
     Null,
     Object(BTreeMap<String, Value>),
+    /// More keys than accepted: how many were sent.
+    TooManyKeys(usize),
     Other,
+}
+
+/// A metadata value as far as it can be stored: scalars as sent, arrays and
+/// objects skipped (and stood in for by an empty one of their kind).
+struct StoredValue(Value);
+
+impl<'de> Deserialize<'de> for StoredValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = StoredValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(StoredValue(Value::Null))
+            }
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(StoredValue(Value::Null))
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                StoredValue::deserialize(d)
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(StoredValue(Value::Bool(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(StoredValue(Value::from(v)))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(StoredValue(Value::from(v)))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(StoredValue(Value::from(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(StoredValue(Value::String(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(StoredValue(Value::String(v)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(StoredValue(Value::Array(Vec::new())))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(StoredValue(Value::Object(serde_json::Map::new())))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// A string that borrows from the body when it holds no escapes.
@@ -206,7 +283,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for ActorField<'a> {
                         "email" => &mut a.email,
                         _ => {
                             map.next_value::<IgnoredAny>()?;
-                            a.other_keys.push(key);
+                            keep_unknown(&mut a.other_keys, &mut a.more_keys, key);
                             continue;
                         }
                     };
@@ -229,11 +306,22 @@ impl<'de> Deserialize<'de> for MetadataField {
                 Ok(MetadataField::Other)
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let max = crate::validate::MAX_METADATA_KEYS;
                 let mut entries = BTreeMap::new();
-                while let Some((key, value)) = map.next_entry::<String, Value>()? {
-                    entries.insert(key, value);
+                let mut overflow = 0usize;
+                while let Some(CowStr(key)) = map.next_key()? {
+                    let StoredValue(value) = map.next_value()?;
+                    if entries.len() < max || entries.contains_key(&*key) {
+                        entries.insert(key.into_owned(), value);
+                    } else {
+                        overflow += 1;
+                    }
                 }
-                Ok(MetadataField::Object(entries))
+                Ok(if overflow > 0 {
+                    MetadataField::TooManyKeys(entries.len() + overflow)
+                } else {
+                    MetadataField::Object(entries)
+                })
             }
             any_json!(MetadataField, null: MetadataField::Null, other: MetadataField::Other);
         }
@@ -271,7 +359,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Body<'a> {
                         }
                         _ => {
                             map.next_value::<IgnoredAny>()?;
-                            e.other_keys.push(key);
+                            keep_unknown(&mut e.other_keys, &mut e.more_keys, key);
                             continue;
                         }
                     };
@@ -285,34 +373,116 @@ impl<'de: 'a, 'a> Deserialize<'de> for Body<'a> {
     }
 }
 
-/// A batch body, `{"events": [...]}`, read straight from the bytes. Any
-/// other shape is an error here; the caller then parses the body as a
-/// `Value` to say exactly what is wrong with it.
+/// A batch body, `{"events": [...]}`, read straight from the bytes. Every
+/// other shape is an error whose message says what the shape is; nothing is
+/// parsed a second time.
+///
+/// Items are counted while they are read: the error at item
+/// `MAX_BATCH_EVENTS + 1` stops the parse there, so a body of millions of
+/// tiny items never becomes millions of parsed items (see [`is_too_many`]).
 pub struct Batch<'a> {
     pub events: Vec<Body<'a>>,
 }
 
+/// Message of the error that stops a batch at its item
+/// `MAX_BATCH_EVENTS + 1`.
+const TOO_MANY_EVENTS: &str = "auditlog: too many events in the batch";
+
+/// Whether a batch parse stopped because the batch holds more than
+/// [`crate::validate::MAX_BATCH_EVENTS`] events (answered `413`, not `400`).
+pub fn is_too_many(e: &serde_json::Error) -> bool {
+    e.is_data() && e.to_string().starts_with(TOO_MANY_EVENTS)
+}
+
+/// The visitor methods of a value that must be an object (or array): every
+/// other JSON type is refused with `$msg`.
+macro_rules! only_containers {
+    ($msg:expr) => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Err(E::custom($msg))
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Err(E::custom($msg))
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Err(E::custom($msg))
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Err(E::custom($msg))
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Err(E::custom($msg))
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Err(E::custom($msg))
+        }
+    };
+}
+
+const BATCH_SHAPE: &str = "the body must be an object {\"events\": [...]}";
+const EVENTS_SHAPE: &str = "`events` must be an array of events";
+
 impl<'de: 'a, 'a> Deserialize<'de> for Batch<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Events<'a>(Vec<Body<'a>>);
+        impl<'de: 'a, 'a> Deserialize<'de> for Events<'a> {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> Visitor<'de> for V {
+                    type Value = Events<'de>;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str(EVENTS_SHAPE)
+                    }
+                    fn visit_seq<A: SeqAccess<'de>>(
+                        self,
+                        mut seq: A,
+                    ) -> Result<Self::Value, A::Error> {
+                        let max = crate::validate::MAX_BATCH_EVENTS;
+                        let mut events = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(max));
+                        while let Some(item) = seq.next_element()? {
+                            if events.len() == max {
+                                return Err(de::Error::custom(TOO_MANY_EVENTS));
+                            }
+                            events.push(item);
+                        }
+                        Ok(Events(events))
+                    }
+                    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+                        Err(de::Error::custom(EVENTS_SHAPE))
+                    }
+                    only_containers!(EVENTS_SHAPE);
+                }
+                d.deserialize_any(V)
+            }
+        }
+
         struct V;
         impl<'de> Visitor<'de> for V {
             type Value = Batch<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object {\"events\": [...]}")
+                f.write_str(BATCH_SHAPE)
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut events = None;
                 while let Some(CowStr(key)) = map.next_key()? {
                     if key != "events" {
-                        return Err(de::Error::unknown_field(&key, &["events"]));
+                        return Err(de::Error::custom(format_args!(
+                            "unknown field `{}` in the batch; the body is {{\"events\": [...]}}",
+                            crate::validate::quote(&key)
+                        )));
                     }
-                    events = Some(map.next_value()?);
+                    let Events(items) = map.next_value()?;
+                    events = Some(items);
                 }
                 events
                     .map(|events| Batch { events })
-                    .ok_or_else(|| de::Error::missing_field("events"))
+                    .ok_or_else(|| de::Error::custom("the body has no `events` array"))
             }
+            fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+                Err(de::Error::custom(BATCH_SHAPE))
+            }
+            only_containers!(BATCH_SHAPE);
         }
-        d.deserialize_map(V)
+        d.deserialize_any(V)
     }
 }

@@ -1,0 +1,317 @@
+//! Secrets never enter the log: credentials in event metadata are replaced
+//! by keyed fingerprints before an event is validated into its canonical
+//! form, so no record, leaf hash, export, index or error ever holds them.
+//!
+//! The log is append-only and hashed into a Merkle tree that auditors keep
+//! checkpoints of, so a secret once written could never be removed. What is
+//! kept instead is a **fingerprint**: the first 16 hex digits of
+//! HMAC-SHA-256 under a server key, plus the last four characters when the
+//! secret is long enough for them to give nothing useful away. A person
+//! holding the credential can match it (same server, same key, same
+//! fingerprint); nobody can recover it. The hash is keyed because access
+//! tokens and passwords are often short or low-entropy: an unkeyed SHA-256
+//! of one can be brute-forced from the log alone.
+//!
+//! What is replaced (see [`Redactor::metadata`]):
+//! - catalog fields marked `"sensitive": true` (the workflow's access token);
+//! - in any string value that is an absolute URL: the password of its
+//!   userinfo and the values of query parameters with secret-like names;
+//! - unknown metadata keys with secret-like names ([`is_secret_name`]): their
+//!   string values are fingerprinted (numbers, booleans and null say nothing
+//!   secret and are kept, so `"session_count": 3` stays readable).
+//!
+//! The forms, both stable for a given secret and key:
+//! - a whole value: `[REDACTED hmac-sha256:3f2a9c0d1e4b5a6f …7731]` (the
+//!   ` …7731` part only for secrets of at least [`LAST4_MIN_CHARS`]
+//!   characters whose last four are ASCII letters or digits);
+//! - inside a URL: `REDACTED-3f2a9c0d1e4b5a6f` (URL-safe, and without the
+//!   last four characters: passwords are short).
+//!
+//! A value already in the first form is kept as it is, so importing an
+//! export does not fingerprint a fingerprint.
+
+use std::collections::BTreeMap;
+
+use hmac::{KeyInit, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+
+use crate::catalog::EventDef;
+
+/// Secrets shorter than this never show their last four characters.
+pub const LAST4_MIN_CHARS: usize = 16;
+
+const VALUE_PREFIX: &str = "[REDACTED hmac-sha256:";
+const URL_PREFIX: &str = "REDACTED-";
+/// Hex digits of the HMAC kept: 64 bits, enough to tell credentials apart,
+/// too few to be worth anything as a hash.
+const FINGERPRINT_HEX: usize = 16;
+
+/// Name fragments that make an unknown metadata key (compared without case
+/// and separators) a secret's name.
+const SECRET_NAME_PARTS: &[&str] = &[
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "apikey",
+    "privatekey",
+    "authorization",
+    "cookie",
+    "session",
+];
+
+/// Query parameter names (compared without case and separators) whose
+/// values are secrets, beyond the [`SECRET_NAME_PARTS`].
+const SECRET_QUERY_NAMES: &[&str] = &["key", "sig", "signature", "pwd", "auth"];
+
+/// The server key fingerprints are computed with. Derived from the server's
+/// secret so that one file (or one setting) holds every key of the server.
+#[derive(Clone)]
+pub struct Redactor {
+    key: [u8; 32],
+}
+
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Redactor { key: <secret> }")
+    }
+}
+
+/// Whether an unknown metadata key's name says its value is a secret:
+/// `password`, `api_secret`, `X-Api-Key`, `sessionToken`, … (case and the
+/// separators `_ - . ` space ignored).
+pub fn is_secret_name(name: &str) -> bool {
+    let n = normalize(name);
+    SECRET_NAME_PARTS.iter().any(|p| n.contains(p))
+}
+
+fn is_secret_query_name(name: &str) -> bool {
+    is_secret_name(name) || SECRET_QUERY_NAMES.contains(&normalize(name).as_str())
+}
+
+fn normalize(name: &str) -> String {
+    name.chars()
+        .filter(|c| !matches!(c, '_' | '-' | '.' | ' '))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Whether `s` is a whole-value fingerprint this module writes.
+pub fn is_fingerprint(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix(VALUE_PREFIX) else {
+        return false;
+    };
+    let Some(rest) = rest.strip_suffix(']') else {
+        return false;
+    };
+    let (hex, last4) = match rest.split_once(" …") {
+        Some((hex, last4)) => (hex, Some(last4)),
+        None => (rest, None),
+    };
+    hex.len() == FINGERPRINT_HEX
+        && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        && last4.is_none_or(|l| l.len() == 4 && l.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+impl Redactor {
+    /// A redactor keyed with `key` (32 bytes from the server's secret).
+    pub fn new(key: [u8; 32]) -> Redactor {
+        Redactor { key }
+    }
+
+    fn tag(&self, secret: &str) -> String {
+        let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(&self.key)
+            .expect("HMAC takes a key of any length");
+        mac.update(b"auditlog fingerprint v1\0");
+        mac.update(secret.as_bytes());
+        let tag = mac.finalize().into_bytes();
+        hex::encode(&tag[..FINGERPRINT_HEX / 2])
+    }
+
+    /// The whole-value form: `[REDACTED hmac-sha256:<16 hex> …<last 4>]`.
+    pub fn fingerprint(&self, secret: &str) -> String {
+        let mut out = format!("{VALUE_PREFIX}{}", self.tag(secret));
+        if secret.chars().count() >= LAST4_MIN_CHARS {
+            let tail = &secret[secret.len().saturating_sub(4)..];
+            // `tail` is 4 bytes; it is shown only when it is 4 ASCII
+            // letters or digits (so also 4 characters, on a char boundary).
+            if secret.is_char_boundary(secret.len() - 4)
+                && tail.bytes().all(|b| b.is_ascii_alphanumeric())
+            {
+                out.push_str(" …");
+                out.push_str(tail);
+            }
+        }
+        out.push(']');
+        out
+    }
+
+    fn url_fingerprint(&self, secret: &str) -> String {
+        format!("{URL_PREFIX}{}", self.tag(secret))
+    }
+
+    /// `value` with the secrets of a URL replaced, or `None` when it is not
+    /// an absolute URL or holds no secret (then it is kept byte for byte).
+    pub fn url(&self, value: &str) -> Option<String> {
+        // Cheap test first: most metadata strings are not URLs.
+        if !value.contains("://") {
+            return None;
+        }
+        let mut url = url::Url::parse(value.trim()).ok()?;
+        let mut changed = false;
+        if let Some(password) = url.password().filter(|p| !p.starts_with(URL_PREFIX)) {
+            let password = percent_encoding::percent_decode_str(password)
+                .decode_utf8_lossy()
+                .into_owned();
+            let fp = self.url_fingerprint(&password);
+            // Only URLs that cannot have a password fail here, and those
+            // did not have one.
+            changed |= url.set_password(Some(&fp)).is_ok();
+        }
+        if url
+            .query_pairs()
+            .any(|(k, v)| is_secret_query_name(&k) && !v.starts_with(URL_PREFIX))
+        {
+            let pairs: Vec<(String, String)> = url
+                .query_pairs()
+                .map(|(k, v)| {
+                    let v = if is_secret_query_name(&k) && !v.starts_with(URL_PREFIX) {
+                        self.url_fingerprint(&v)
+                    } else {
+                        v.into_owned()
+                    };
+                    (k.into_owned(), v)
+                })
+                .collect();
+            url.query_pairs_mut().clear().extend_pairs(pairs);
+            changed = true;
+        }
+        changed.then(|| url.into())
+    }
+
+    /// Replaces every secret in an event's metadata, in place (module docs
+    /// say which). `def` is the event's catalog entry when it is known.
+    /// Values of the wrong type are left for validation to reject; their
+    /// messages never quote a value.
+    pub fn metadata(&self, metadata: &mut BTreeMap<String, Value>, def: Option<&EventDef>) {
+        for (key, value) in metadata.iter_mut() {
+            let Value::String(s) = value else {
+                continue;
+            };
+            let field = def.and_then(|d| d.fields.iter().find(|f| f.key == *key));
+            let sensitive = match field {
+                Some(f) => f.sensitive,
+                None => is_secret_name(key),
+            };
+            if sensitive {
+                if !is_fingerprint(s) {
+                    *s = self.fingerprint(s);
+                }
+            } else if let Some(clean) = self.url(s) {
+                *s = clean;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn redactor() -> Redactor {
+        Redactor::new([7; 32])
+    }
+
+    #[test]
+    fn fingerprint_form() {
+        let r = redactor();
+        let fp = r.fingerprint("sk_live_4eC39HqLyjWDarjtT1zdp7dc7731");
+        assert!(fp.starts_with("[REDACTED hmac-sha256:"), "{fp}");
+        assert!(fp.ends_with(" …7731]"), "{fp}");
+        assert!(is_fingerprint(&fp));
+        // Short secrets show nothing of themselves.
+        let short = r.fingerprint("hunter2");
+        assert!(!short.contains('…'), "{short}");
+        assert!(is_fingerprint(&short));
+        // Another key, another fingerprint.
+        assert_ne!(Redactor::new([8; 32]).fingerprint("hunter2"), short);
+        assert!(!is_fingerprint("[REDACTED hmac-sha256:xyz]"));
+    }
+
+    #[test]
+    fn secret_names() {
+        for name in [
+            "password",
+            "api_secret",
+            "X-Api-Key",
+            "sessionToken",
+            "Private.Key",
+            "AUTHORIZATION",
+            "passwd",
+            "cookie",
+        ] {
+            assert!(is_secret_name(name), "{name}");
+        }
+        for name in ["role_id", "url", "model_name", "key_count_is_not"] {
+            assert!(!is_secret_name(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn urls_lose_passwords_and_secret_parameters() {
+        let r = redactor();
+        let clean = r
+            .url("https://bob:s3cr3t-pa55@hooks.example.com/in?token=abc123xyz&x=1&api_key=k9")
+            .unwrap();
+        assert!(!clean.contains("s3cr3t-pa55"), "{clean}");
+        assert!(!clean.contains("abc123xyz"), "{clean}");
+        assert!(!clean.contains("=k9"), "{clean}");
+        assert!(clean.contains("bob:REDACTED-"), "{clean}");
+        assert!(clean.contains("x=1"), "{clean}");
+        // Already clean: nothing to do, so the caller keeps the bytes.
+        assert_eq!(r.url("https://hooks.example.com/in?x=1"), None);
+        assert_eq!(r.url("not a url"), None);
+        // Idempotent: a redacted URL has nothing left to redact.
+        assert_eq!(r.url(&clean), None);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        #[test]
+        fn secrets_never_survive(
+            secret in "[A-Za-z0-9!$%&*+@:/?#=~_-]{8,40}",
+            host in "[a-z]{3,10}",
+        ) {
+            let r = redactor();
+            let fp = r.fingerprint(&secret);
+            prop_assert!(!fp.contains(&secret));
+            prop_assert_eq!(&fp, &r.fingerprint(&secret), "stable");
+            prop_assert!(is_fingerprint(&fp));
+
+            // As a password and as a query token of a URL, encoded as a
+            // client would.
+            let enc: String = percent_encoding::utf8_percent_encode(
+                &secret, percent_encoding::NON_ALPHANUMERIC).to_string();
+            let url = format!("https://user:{enc}@{host}.example/p?token={enc}&q=1");
+            let clean = r.url(&url).expect("has secrets");
+            prop_assert!(!clean.contains(&secret), "{}", clean);
+            prop_assert!(!clean.contains(&enc), "{}", clean);
+            prop_assert_eq!(r.url(&url), Some(clean.clone()), "stable");
+
+            let mut meta = BTreeMap::new();
+            meta.insert("api_secret".to_owned(), Value::String(secret.clone()));
+            meta.insert("callback".to_owned(), Value::String(url));
+            r.metadata(&mut meta, None);
+            let text = serde_json::to_string(&meta).unwrap();
+            prop_assert!(!text.contains(&secret), "{}", text);
+            // Redacting again changes nothing (an import of an export).
+            let before = meta.clone();
+            r.metadata(&mut meta, None);
+            prop_assert_eq!(before, meta);
+        }
+    }
+}

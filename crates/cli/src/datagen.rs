@@ -252,14 +252,17 @@ impl Generator {
 mod tests {
     use super::*;
     use auditlog_core::record::Micros;
-    use auditlog_core::validate::{IngestContext, validate_event};
+    use auditlog_core::redact::Redactor;
+    use auditlog_core::validate::{IngestContext, Problems, validate_event};
 
     #[test]
     fn every_catalog_entry_generates_a_valid_event() {
         let mut g = Generator::new(7, 50);
+        let redactor = Redactor::new([1; 32]);
         let ctx = IngestContext {
             now: Micros::parse_rfc3339("2026-11-25T10:00:00Z").unwrap(),
             client_ip: None,
+            redactor: &redactor,
         };
         let catalog = Catalog::get();
         for e in catalog.entries() {
@@ -267,14 +270,14 @@ mod tests {
                 continue;
             }
             let body = g.event_of(&e, "2026-11-20T10:00:00Z");
-            let mut errors = Vec::new();
+            let mut errors = Problems::new();
             let v = validate_event(catalog, body, "", &ctx, &mut errors);
             assert!(v.is_some(), "{} / {}: {errors:?}", e.category, e.event.name);
         }
         // And weighted picks are valid too.
         for _ in 0..500 {
             let body = g.event("2026-11-20T10:00:00Z");
-            let mut errors = Vec::new();
+            let mut errors = Problems::new();
             assert!(
                 validate_event(catalog, body, "", &ctx, &mut errors).is_some(),
                 "{errors:?}"

@@ -8,7 +8,7 @@ use clap::Args;
 
 use auditlog_core::catalog::Catalog;
 use auditlog_core::record::{AccountId, Micros};
-use auditlog_core::validate::{IngestContext, validate_event};
+use auditlog_core::validate::{IngestContext, Problems, validate_event};
 use auditlog_store::sqlite::{SqliteOptions, SqliteStore};
 use auditlog_store::{DynStore, Role, TokenScope};
 
@@ -35,7 +35,10 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         .with_context(|| format!("opening the store in {}", args.serve.data_dir.display()))?;
     let store: DynStore = Arc::new(store);
     if store.tree_head(&account).await?.size == 0 {
-        fill(&store, &account, args.events).await?;
+        // The server's own key, so the demo's fingerprints are the ones
+        // the server would have made.
+        let keys = auditlog_server::Keys::derive(&crate::load_server_secret(&args.serve)?);
+        fill(&store, &account, args.events, &keys.redactor).await?;
     } else {
         eprintln!("account `{account}` already has events; serving them");
     }
@@ -67,7 +70,12 @@ pub async fn run(args: DemoArgs) -> Result<()> {
 
 /// Generates `n` events over the last 400 days, plus one of every catalog
 /// entry in the last day, oldest first, validated like any ingest.
-async fn fill(store: &DynStore, account: &AccountId, n: usize) -> Result<()> {
+async fn fill(
+    store: &DynStore,
+    account: &AccountId,
+    n: usize,
+    redactor: &auditlog_core::redact::Redactor,
+) -> Result<()> {
     let now = Micros::from_timestamp(jiff::Timestamp::now());
     let start = now.0 - DAYS * 86_400_000_000;
     let mut g = Generator::new(2026, 2000);
@@ -79,6 +87,7 @@ async fn fill(store: &DynStore, account: &AccountId, n: usize) -> Result<()> {
     let ctx = IngestContext {
         now,
         client_ip: None,
+        redactor,
     };
     let progress = indicatif::ProgressBar::new(n as u64 + catalog.len() as u64);
     progress.set_style(
@@ -101,13 +110,17 @@ async fn fill(store: &DynStore, account: &AccountId, n: usize) -> Result<()> {
     let total = bodies.len();
     let mut bodies = bodies.into_iter().peekable();
     while bodies.peek().is_some() {
-        let mut errors = Vec::new();
+        let mut errors = Problems::new();
         let events: Vec<_> = bodies
             .by_ref()
             .take(5000)
             .filter_map(|b| validate_event(catalog, b, "", &ctx, &mut errors))
             .collect();
-        anyhow::ensure!(errors.is_empty(), "generated an invalid event: {errors:?}");
+        anyhow::ensure!(
+            errors.is_empty(),
+            "generated an invalid event: {:?}",
+            errors.into_list()
+        );
         progress.inc(events.len() as u64);
         store.append(account, events).await?;
     }

@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
 
 use auditlog_core::checkpoint::NoteSigner;
+use auditlog_core::secret::ServerSecret;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -131,6 +132,16 @@ pub struct ServeArgs {
     /// start in the data directory with mode 0600.
     #[arg(long, env = "AUDITLOG_SIGNING_KEY")]
     pub signing_key: Option<PathBuf>,
+    /// Server secret file (64 hex digits): keys the fingerprints of secrets
+    /// found in events and authenticates cursors. Default: `server.key` in
+    /// the data directory, created on first start with mode 0600. Every
+    /// instance serving the same store needs the same one.
+    #[arg(long, env = "AUDITLOG_SERVER_SECRET")]
+    pub server_secret: Option<PathBuf>,
+    /// Ingest bodies over 64 KiB read and parsed at once; more wait (up to
+    /// 10 s, then 503). Bounds the memory ingest can take.
+    #[arg(long, default_value_t = auditlog_server::DEFAULT_LARGE_BODIES, env = "AUDITLOG_MAX_LARGE_BODIES")]
+    pub max_large_bodies: usize,
 }
 
 fn init_tracing(format: LogFormat) {
@@ -229,6 +240,27 @@ fn load_signing_key(args: &ServeArgs) -> Result<NoteSigner> {
     Ok(signer)
 }
 
+/// Loads the server secret, creating it (mode 0600) on first start.
+pub fn load_server_secret(args: &ServeArgs) -> Result<ServerSecret> {
+    let path = args
+        .server_secret
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("server.key"));
+    if path.exists() {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading server secret {}", path.display()))?;
+        return ServerSecret::parse(&text)
+            .with_context(|| format!("parsing server secret {}", path.display()));
+    }
+    if args.server_secret.is_some() {
+        bail!("server secret {} does not exist", path.display());
+    }
+    let secret = ServerSecret::from_bytes(rand::random());
+    write_private(&path, secret.to_text().as_bytes())?;
+    tracing::info!(path = %path.display(), "created a new server secret");
+    Ok(secret)
+}
+
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     #[cfg(unix)]
@@ -274,6 +306,7 @@ pub async fn serve(
         None => open_store(&args)?,
     };
     let signer = load_signing_key(&args)?;
+    let secret = load_server_secret(&args)?;
     let state = AppState {
         store,
         clock: auditlog_server::system_clock(),
@@ -281,6 +314,8 @@ pub async fn serve(
         origin: args.origin.clone().into(),
         trusted_proxies: args.trusted_proxy.clone().into(),
         metrics: auditlog_server::install_metrics(),
+        keys: auditlog_server::Keys::derive(&secret),
+        large_bodies: Arc::new(tokio::sync::Semaphore::new(args.max_large_bodies.max(1))),
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -452,7 +452,6 @@ mod tests {
 
     mod spliced {
         use super::*;
-        use proptest::prelude::*;
 
         proptest! {
             /// The spliced canonical form (what the store writes) is exactly

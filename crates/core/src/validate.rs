@@ -36,7 +36,7 @@ pub const MIN_OCCURRED_AT: Micros = Micros(0);
 /// were left out. A 10 MiB batch of junk must not get a larger answer.
 pub const MAX_REPORTED_PROBLEMS: usize = 100;
 /// Characters of a client's value quoted back in a message.
-pub const MAX_QUOTED_CHARS: usize = 64;
+pub const MAX_QUOTED_CHARS: usize = 128;
 /// Names longer than this get no "did you mean": the edit distance costs
 /// the product of the lengths, and no catalog name is nearly this long.
 pub const MAX_HINT_INPUT_CHARS: usize = 64;
@@ -284,10 +284,15 @@ pub fn validate_body(
         Field::Absent | Field::Null => Some(ctx.now),
         Field::Str(s) => match Micros::parse_rfc3339(s) {
             Ok(t) if t < MIN_OCCURRED_AT || t.0 > ctx.now.0 + MAX_FUTURE_MICROS => {
+                let why = if t < MIN_OCCURRED_AT {
+                    "is before the earliest accepted time"
+                } else {
+                    "is more than 5 minutes in the future"
+                };
                 errs.push(
                     "occurred_at",
                     format!(
-                        "`{}` is outside the accepted window: from {} to 5 minutes after the server's clock (now {})",
+                        "`{}` {why}; accepted: from {} to 5 minutes after the server's clock (now {})",
                         quote(s),
                         MIN_OCCURRED_AT.to_rfc3339(),
                         ctx.now.to_rfc3339()
@@ -843,7 +848,11 @@ mod tests {
             "2026-11-25T10:05:00Z",
             "2026-11-25T11:04:59+01:00",
         ] {
-            assert!(check(login_at(ok)).is_ok(), "{ok}: {:?}", check(login_at(ok)));
+            assert!(
+                check(login_at(ok)).is_ok(),
+                "{ok}: {:?}",
+                check(login_at(ok))
+            );
         }
         for bad in [
             "-000001-01-01T00:00:00Z",
@@ -856,7 +865,9 @@ mod tests {
             let errs = check(login_at(bad)).unwrap_err();
             assert_eq!(paths(&errs), ["occurred_at"], "{bad}");
             assert!(
-                errs[0].message.contains("outside the accepted window: from 1970-01-01T00:00:00.000Z"),
+                errs[0]
+                    .message
+                    .contains("outside the accepted window: from 1970-01-01T00:00:00.000Z"),
                 "{bad}: {errs:?}"
             );
         }
@@ -867,7 +878,13 @@ mod tests {
         let mut problems = Problems::new();
         for i in 0..MAX_REPORTED_PROBLEMS + 50 {
             let body = json!({"level": format!("nope{i}")});
-            validate_event(Catalog::get(), body, &format!("events[{i}]"), &ctx(), &mut problems);
+            validate_event(
+                Catalog::get(),
+                body,
+                &format!("events[{i}]"),
+                &ctx(),
+                &mut problems,
+            );
         }
         let total = problems.total();
         assert!(total > MAX_REPORTED_PROBLEMS + 50, "{total}");
@@ -875,7 +892,10 @@ mod tests {
         assert_eq!(list.len(), MAX_REPORTED_PROBLEMS + 1);
         assert_eq!(
             list.last().unwrap().message,
-            format!("… and {} more problems not listed", total - MAX_REPORTED_PROBLEMS)
+            format!(
+                "… and {} more problems not listed",
+                total - MAX_REPORTED_PROBLEMS
+            )
         );
     }
 
@@ -922,7 +942,11 @@ mod tests {
         let stored = serde_json::to_string(&e.metadata).unwrap();
         for secret in [token, "hunter2-pass", "tok_abc123def", "s3cr3t-value"] {
             assert!(!stored.contains(secret), "{secret} in {stored}");
-            assert!(!e.description.contains(secret), "{secret} in {}", e.description);
+            assert!(
+                !e.description.contains(secret),
+                "{secret} in {}",
+                e.description
+            );
         }
         let fp = e.metadata["access_token"].as_str().unwrap();
         assert!(crate::redact::is_fingerprint(fp), "{fp}");
@@ -938,7 +962,10 @@ mod tests {
                          "version_id": "v_3", "timeout": false}
         }))
         .unwrap_err();
-        assert!(errs.iter().all(|e| !e.message.contains("123456789")), "{errs:?}");
+        assert!(
+            errs.iter().all(|e| !e.message.contains("123456789")),
+            "{errs:?}"
+        );
     }
 
     #[test]

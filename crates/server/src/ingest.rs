@@ -1,24 +1,47 @@
 //! Ingest: one event or a batch (JSON or NDJSON), validated against the
 //! catalog, all or nothing, acknowledged once durable.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::Value;
+use tokio::sync::OwnedSemaphorePermit;
 
 use auditlog_core::catalog::Catalog;
 use auditlog_core::record::Micros;
-use auditlog_core::validate::{IngestContext, MAX_BATCH_EVENTS, ValidEvent, validate_body};
-use auditlog_core::wire::{Batch, Body};
+use auditlog_core::redact::Redactor;
+use auditlog_core::validate::{
+    IngestContext, MAX_BATCH_EVENTS, Problems, ValidEvent, validate_body,
+};
+use auditlog_core::wire::{Batch, Body as EventItem, is_too_many};
 
 use crate::auth::{Caller, Needed};
 use crate::error::{ApiError, ApiResult};
 use crate::{AppState, MAX_BODY_BYTES, Peer, client_ip};
 
-fn context(state: &AppState, headers: &HeaderMap, peer: Option<Peer>) -> IngestContext {
+/// What validation needs from a request, without the borrowed key (so it
+/// can move to a blocking thread).
+struct Context {
+    now: Micros,
+    client_ip: Option<std::net::IpAddr>,
+    redactor: Arc<Redactor>,
+}
+
+impl Context {
+    fn ingest(&self) -> IngestContext<'_> {
+        IngestContext {
+            now: self.now,
+            client_ip: self.client_ip,
+            redactor: &self.redactor,
+        }
+    }
+}
+
+fn context(state: &AppState, headers: &HeaderMap, peer: Option<Peer>) -> Context {
     // Several X-Forwarded-For lines are one comma-separated list (RFC 9110
     // §5.3): a proxy may append its own line instead of extending the
     // client's, and the client's line comes first, so reading only the
@@ -30,51 +53,139 @@ fn context(state: &AppState, headers: &HeaderMap, peer: Option<Peer>) -> IngestC
         .map(|v| v.to_str().unwrap_or("?"))
         .collect();
     let forwarded = (!lines.is_empty()).then(|| lines.join(","));
-    IngestContext {
+    Context {
         now: Micros::from_timestamp(state.now()),
         client_ip: client_ip(
             peer.map(|p| p.0.ip()),
             forwarded.as_deref(),
             &state.trusted_proxies,
         ),
+        redactor: state.keys.redactor.clone(),
     }
 }
 
-/// The body, or a problem document when it is over the limit or unreadable.
-pub(crate) fn read_body(body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
+/// Bodies up to this size are read and parsed on the async worker that
+/// received them, without waiting for anything: a single event is a few
+/// hundred bytes, and a batch of 100 typical events is ~60 KiB.
+pub const LARGE_BODY_BYTES: u64 = 64 * 1024;
+/// How long a large body waits for a permit (see
+/// [`crate::DEFAULT_LARGE_BODIES`]) before the request is answered `503`.
+const LARGE_BODY_WAIT: Duration = Duration::from_secs(10);
+
+/// The body of a small JSON request (tokens), or a problem document when it
+/// is over the limit or unreadable.
+pub(crate) fn read_body(
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<Bytes> {
     body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge(format!(
-                "the body is over the limit: at most {MAX_BODY_BYTES} bytes (10 MiB) are accepted"
-            ))
+            too_large()
         } else {
             ApiError::BadRequest(format!("the body could not be read: {e}"))
         }
     })
 }
 
-fn parse_json(bytes: &[u8], what: &str) -> ApiResult<Value> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::BadRequest(format!("{what} is not valid JSON: {e}")))
+/// A request body read whole, with the permit that was needed to read it
+/// when it is large.
+struct ReadBody {
+    bytes: Bytes,
+    /// Held until the body has been parsed and validated.
+    permit: Option<OwnedSemaphorePermit>,
 }
 
-/// One event item read straight from its bytes; when they are not JSON,
-/// the `Value` parser's own message says where.
-fn parse_item<'a>(bytes: &'a [u8], what: &str) -> ApiResult<Body<'a>> {
-    match serde_json::from_slice(bytes) {
-        Ok(body) => Ok(body),
-        Err(_) => parse_json(bytes, what).map(Body::from_value),
+/// Reads the body, or answers with a problem document when it is over the
+/// limit or unreadable. A body that may be large (its `Content-Length` says
+/// so, or it has none) first takes one of the large-body permits: memory
+/// spent on bodies and their parse is bounded by the number of permits,
+/// not by the number of clients sending 10 MiB at once.
+async fn read_ingest_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<ReadBody> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(too_large());
+    }
+    let permit = if declared.is_some_and(|n| n <= LARGE_BODY_BYTES) {
+        None
+    } else {
+        let wait = state.large_bodies.clone().acquire_owned();
+        match tokio::time::timeout(LARGE_BODY_WAIT, wait).await {
+            Ok(Ok(permit)) => Some(permit),
+            _ => {
+                return Err(ApiError::Unavailable(
+                    "too many large bodies are being ingested at once; retry shortly".into(),
+                ));
+            }
+        }
+    };
+    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|e| {
+            // The limit is the only error of ours; the rest is the client's
+            // connection failing mid-body.
+            if std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+            {
+                too_large()
+            } else {
+                ApiError::BadRequest(format!("the body could not be read: {e}"))
+            }
+        })?;
+    Ok(ReadBody { bytes, permit })
+}
+
+fn too_large() -> ApiError {
+    ApiError::TooLarge(format!(
+        "the body is over the limit: at most {MAX_BODY_BYTES} bytes (10 MiB) are accepted"
+    ))
+}
+
+/// Runs `work` on the async worker for a small body, on a blocking thread
+/// for a large one (parsing 10 MiB takes tens of milliseconds: long enough
+/// to stall every other request the worker holds).
+async fn parse_off_async<T: Send + 'static>(
+    body: ReadBody,
+    work: impl FnOnce(Bytes) -> T + Send + 'static,
+) -> ApiResult<T> {
+    match body.permit {
+        None => Ok(work(body.bytes)),
+        Some(permit) => {
+            let bytes = body.bytes;
+            tokio::task::spawn_blocking(move || {
+                let out = work(bytes);
+                drop(permit);
+                out
+            })
+            .await
+            .map_err(|e| ApiError::Internal(format!("ingest parse task failed: {e}")))
+        }
     }
 }
 
-fn invalid(errors: Vec<auditlog_core::validate::FieldError>) -> ApiError {
-    let n = errors.len();
+/// What a JSON parse error means for the client: syntax is "not valid
+/// JSON", a shape error says what the shape is.
+fn json_error(what: &str, e: &serde_json::Error) -> ApiError {
+    if e.is_data() {
+        ApiError::BadRequest(format!("{what}: {e}"))
+    } else {
+        ApiError::BadRequest(format!("{what} is not valid JSON: {e}"))
+    }
+}
+
+fn invalid(problems: Problems) -> ApiError {
+    let n = problems.total();
     ApiError::Invalid {
         detail: format!(
             "{n} problem{} with the event data; see `errors`",
             if n == 1 { "" } else { "s" }
         ),
-        errors,
+        errors: problems.into_list(),
     }
 }
 
@@ -87,16 +198,19 @@ pub async fn ingest_one(
     Path(account): Path<String>,
     peer: Option<axum::Extension<Peer>>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> ApiResult<Response> {
     let account = caller.authorize(&account, Needed::Ingest)?;
-    let body = read_body(body)?;
-    let item = parse_item(&body, "the body")?;
+    let body = read_ingest_body(&state, &headers, body).await?;
     let ctx = context(&state, &headers, peer.map(|p| p.0));
-    let mut errors = Vec::new();
-    let Some(event) = validate_body(Catalog::get(), item, "", &ctx, &mut errors) else {
-        return Err(invalid(errors));
-    };
+    let event = parse_off_async(body, move |bytes| {
+        let item = serde_json::from_slice::<EventItem<'_>>(&bytes)
+            .map_err(|e| json_error("the body", &e))?;
+        let mut problems = Problems::new();
+        validate_body(Catalog::get(), item, "", &ctx.ingest(), &mut problems)
+            .ok_or_else(|| invalid(problems))
+    })
+    .await??;
     let mut appended = state.store.append(&account, vec![event]).await?;
     let a = appended
         .pop()
@@ -124,10 +238,9 @@ pub async fn ingest_batch(
     Path(account): Path<String>,
     peer: Option<axum::Extension<Peer>>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> ApiResult<Response> {
     let account = caller.authorize(&account, Needed::Ingest)?;
-    let body = read_body(body)?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -138,55 +251,54 @@ pub async fn ingest_batch(
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    let items: Vec<Body<'_>> = match mime.as_str() {
-        "application/x-ndjson" | "application/jsonl" | "application/json-seq" => {
-            let mut items = Vec::new();
-            for (i, line) in body.split(|b| *b == b'\n').enumerate() {
-                let line = line.strip_suffix(b"\r").unwrap_or(line);
-                if line.iter().all(u8::is_ascii_whitespace) {
-                    continue;
-                }
-                if items.len() == MAX_BATCH_EVENTS {
-                    return Err(too_many());
-                }
-                items.push(parse_item(line, &format!("line {}", i + 1))?);
-            }
-            items
-        }
-        "application/json" | "" => match serde_json::from_slice::<Batch<'_>>(&body) {
-            Ok(batch) => batch.events,
-            // Not the usual shape: parsed again as a `Value`, to say what
-            // is wrong (or, should it be fine after all, to go on with it).
-            Err(_) => batch_from_value(parse_json(&body, "the body")?)?,
-        },
+    let ndjson = match mime.as_str() {
+        "application/x-ndjson" | "application/jsonl" | "application/json-seq" => true,
+        "application/json" | "" => false,
         other => {
             return Err(ApiError::UnsupportedMediaType(format!(
-                "content type `{other}` is not accepted; send application/json ({{\"events\": [...]}}) or application/x-ndjson (one event per line)"
+                "content type `{}` is not accepted; send application/json ({{\"events\": [...]}}) or application/x-ndjson (one event per line)",
+                auditlog_core::validate::quote(other)
             )));
         }
     };
-    if items.is_empty() {
-        return Err(invalid(vec![auditlog_core::validate::FieldError {
-            path: "events".into(),
-            message: "a batch needs at least one event".into(),
-        }]));
-    }
-    if items.len() > MAX_BATCH_EVENTS {
-        return Err(too_many());
-    }
+    let body = read_ingest_body(&state, &headers, body).await?;
     let ctx = context(&state, &headers, peer.map(|p| p.0));
-    let catalog = Catalog::get();
-    let mut errors = Vec::new();
-    let mut events: Vec<ValidEvent> = Vec::with_capacity(items.len());
-    for (i, item) in items.into_iter().enumerate() {
-        if let Some(e) = validate_body(catalog, item, &format!("events[{i}]"), &ctx, &mut errors) {
-            events.push(e);
+    let events = parse_off_async(body, move |bytes| -> ApiResult<Vec<ValidEvent>> {
+        let items = if ndjson {
+            ndjson_items(&bytes)?
+        } else {
+            match serde_json::from_slice::<Batch<'_>>(&bytes) {
+                Ok(batch) => batch.events,
+                Err(e) if is_too_many(&e) => return Err(too_many()),
+                Err(e) => return Err(json_error("the body", &e)),
+            }
+        };
+        if items.is_empty() {
+            let mut problems = Problems::new();
+            problems.push(auditlog_core::validate::FieldError {
+                path: "events".into(),
+                message: "a batch needs at least one event".into(),
+            });
+            return Err(invalid(problems));
         }
-    }
-    if !errors.is_empty() {
-        // All or nothing: one bad event rejects the batch.
-        return Err(invalid(errors));
-    }
+        let catalog = Catalog::get();
+        let ctx = ctx.ingest();
+        let mut problems = Problems::new();
+        let mut events: Vec<ValidEvent> = Vec::with_capacity(items.len());
+        for (i, item) in items.into_iter().enumerate() {
+            if let Some(e) =
+                validate_body(catalog, item, &format!("events[{i}]"), &ctx, &mut problems)
+            {
+                events.push(e);
+            }
+        }
+        if !problems.is_empty() {
+            // All or nothing: one bad event rejects the batch.
+            return Err(invalid(problems));
+        }
+        Ok(events)
+    })
+    .await??;
     let appended = state.store.append(&account, events).await?;
     let created = appended.iter().filter(|a| a.created).count() as u64;
     metrics::counter!("auditlog_events_ingested_total").increment(created);
@@ -200,6 +312,25 @@ pub async fn ingest_batch(
     Ok((StatusCode::CREATED, Json(Acks { records })).into_response())
 }
 
+/// The items of an NDJSON body, one per non-blank line, counted as they
+/// are read (the item past [`MAX_BATCH_EVENTS`] stops the parse).
+fn ndjson_items(bytes: &[u8]) -> ApiResult<Vec<EventItem<'_>>> {
+    let mut items = Vec::new();
+    for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        if items.len() == MAX_BATCH_EVENTS {
+            return Err(too_many());
+        }
+        let item =
+            serde_json::from_slice(line).map_err(|e| json_error(&format!("line {}", i + 1), &e))?;
+        items.push(item);
+    }
+    Ok(items)
+}
+
 /// The batch answer, `{"records": [{"id", "seq"}, …]}`, serialized straight
 /// from the records (no intermediate `Value`).
 #[derive(serde::Serialize)]
@@ -211,27 +342,6 @@ struct Acks<'a> {
 struct Ack<'a> {
     id: &'a str,
     seq: u64,
-}
-
-/// The events of a batch body parsed as a `Value`, or what is wrong with
-/// its shape.
-fn batch_from_value(mut value: Value) -> ApiResult<Vec<Body<'static>>> {
-    let Some(obj) = value.as_object_mut() else {
-        return Err(ApiError::BadRequest(
-            "the body must be an object {\"events\": [...]}".into(),
-        ));
-    };
-    if let Some(k) = obj.keys().find(|k| *k != "events") {
-        return Err(ApiError::BadRequest(format!(
-            "unknown field `{k}` in the batch; the body is {{\"events\": [...]}}"
-        )));
-    }
-    match obj.remove("events") {
-        Some(Value::Array(items)) => Ok(items.into_iter().map(Body::from_value).collect()),
-        _ => Err(ApiError::BadRequest(
-            "`events` must be an array of events".into(),
-        )),
-    }
 }
 
 fn too_many() -> ApiError {

@@ -17,6 +17,9 @@ use axum::routing::{delete, get, post};
 use ipnet::IpNet;
 
 use auditlog_core::checkpoint::NoteSigner;
+use auditlog_core::query::CursorKey;
+use auditlog_core::redact::Redactor;
+use auditlog_core::secret::ServerSecret;
 use auditlog_store::DynStore;
 
 pub mod auth;
@@ -54,6 +57,35 @@ pub struct AppState {
     pub origin: Arc<str>,
     pub trusted_proxies: Arc<[IpNet]>,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Keys derived from the server's secret.
+    pub keys: Keys,
+    /// Permits to read and parse a large ingest body (see
+    /// [`ingest::LARGE_BODY_BYTES`]).
+    pub large_bodies: Arc<tokio::sync::Semaphore>,
+}
+
+/// Large ingest bodies read and parsed at once, by default. Each costs up
+/// to the 10 MiB body plus what it parses into (about 6× its size in the
+/// worst case measured), so this is what bounds ingest's memory whatever
+/// clients send; small bodies (the usual single events) never wait for it.
+pub const DEFAULT_LARGE_BODIES: usize = 4;
+
+/// The keys of a server, derived from its secret.
+#[derive(Clone, Debug)]
+pub struct Keys {
+    /// Fingerprints secrets in ingested metadata.
+    pub redactor: Arc<Redactor>,
+    /// Authenticates list cursors.
+    pub cursor_key: Arc<CursorKey>,
+}
+
+impl Keys {
+    pub fn derive(secret: &ServerSecret) -> Keys {
+        Keys {
+            redactor: Arc::new(Redactor::new(secret.derive("fingerprint"))),
+            cursor_key: Arc::new(CursorKey::new(secret.derive("cursor"))),
+        }
+    }
 }
 
 impl std::fmt::Debug for AppState {

@@ -54,14 +54,23 @@ pub struct IngestEvent {
     level: String,
     category: String,
     event: String,
-    /// Defaults to now; at most 5 minutes in the future.
+    /// RFC 3339; defaults to now. Accepted from 1970-01-01T00:00:00Z to 5
+    /// minutes after the server's clock.
     occurred_at: Option<String>,
     actor: Actor,
     /// Defaults to the caller's address.
     ip_address: Option<String>,
     workflow_id: Option<String>,
-    /// Defaults to a sentence rendered from the catalog entry.
+    /// Defaults to a sentence rendered from the catalog entry (never with
+    /// a sensitive field). A description sent is stored as sent: it is the
+    /// client's words, and no secret belongs in it.
     description: Option<String>,
+    /// Flat object of string, number, boolean or null values (≤ 64 keys).
+    /// Secrets are stored as fingerprints, `[REDACTED hmac-sha256:<16 hex>
+    /// …<last 4>]`: catalog fields marked `sensitive`, string values of
+    /// unknown keys named like secrets (password, secret, token, api_key,
+    /// private_key, authorization, cookie, session…), and in URLs the
+    /// password and secret query parameters (`REDACTED-<16 hex>`).
     #[schema(value_type = Object)]
     metadata: Option<serde_json::Value>,
     /// A retry with the same key returns the first record (≤ 128 chars).
@@ -112,7 +121,7 @@ pub struct Count {
 #[allow(dead_code)]
 #[derive(ToSchema)]
 pub struct Histogram {
-    /// `hour` or `day`.
+    /// `hour`, `day`, `week`, `month` or `year` (what `auto` chose).
     bucket: String,
     buckets: Vec<HistogramBucket>,
 }

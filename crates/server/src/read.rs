@@ -15,7 +15,7 @@ use auditlog_core::catalog::{Catalog, Level};
 use auditlog_core::export::{ACCOUNT_CSV_FILE, CsvEncoder, WORKFLOW_CSV_FILE, push_jsonl};
 use auditlog_core::index::{RowKey, TimeBounds};
 use auditlog_core::query::{
-    Bucket, Cursor, ExportFormat, Query, ResolvedRange, bucket_bounds, parse_query,
+    Cursor, ExportFormat, Query, ResolvedRange, bucket_bounds, parse_query,
 };
 use auditlog_core::record::{AccountId, Actor, ActorKind, Micros, Record};
 use auditlog_core::validate::{MAX_FUTURE_MICROS, ValidEvent};
@@ -30,7 +30,7 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
 }
 
 /// `GET /v1/catalog`: the catalog, serialized once.
-#[utoipa::path(get, path = "/v1/catalog", responses((status = 200, description = "levels → categories → events → fields {key, label, required, type}")))]
+#[utoipa::path(get, path = "/v1/catalog", responses((status = 200, description = "levels → categories → events → fields {key, label, required, type, and sensitive: true on credentials, stored as fingerprints}")))]
 pub async fn catalog(_caller: Caller) -> Response {
     static JSON: OnceLock<Vec<u8>> = OnceLock::new();
     let body = JSON.get_or_init(|| {
@@ -101,7 +101,7 @@ fn prepare(
     // parameters and checks them alike (as it does `limit`): a cursor not
     // issued for this account and query is a 400 on count, histogram and
     // export too, rather than silently ignored.
-    query.decode_cursor(account.as_str(), &scope_key)?;
+    query.decode_cursor(&state.keys.cursor_key, account.as_str(), &scope_key)?;
     let sel = Selection {
         scope,
         bounds,
@@ -120,7 +120,7 @@ fn prepare(
 async fn do_list(state: AppState, p: Prepared) -> ApiResult<Response> {
     let after = p
         .query
-        .decode_cursor(p.account.as_str(), &p.scope_key)?
+        .decode_cursor(&state.keys.cursor_key, p.account.as_str(), &p.scope_key)?
         .map(|c| RowKey {
             occurred_at_us: c.occurred_at_us,
             seq: c.seq,
@@ -131,6 +131,7 @@ async fn do_list(state: AppState, p: Prepared) -> ApiResult<Response> {
         .await?;
     let next_cursor = page.next.map(|k| {
         p.query.encode_cursor(
+            &state.keys.cursor_key,
             Cursor {
                 occurred_at_us: k.occurred_at_us,
                 seq: k.seq,
@@ -187,7 +188,13 @@ async fn do_histogram(state: AppState, p: Prepared) -> ApiResult<Response> {
     });
     let (edges, counts) = match start {
         Some(start) if start < end => {
-            let edges = bucket_bounds(start, end, bucket, &p.query.range.tz)?;
+            let edges = bucket_bounds(
+                start,
+                end,
+                bucket,
+                &p.query.range.tz,
+                p.query.range.week_start,
+            )?;
             let us: Vec<i64> = edges.iter().map(|t| Micros::from_timestamp(*t).0).collect();
             let counts = state.store.histogram(&p.account, &p.sel, us).await?;
             (edges, counts)
@@ -202,11 +209,7 @@ async fn do_histogram(state: AppState, p: Prepared) -> ApiResult<Response> {
             json!({"start": start.display_with_offset(offset).to_string(), "count": count})
         })
         .collect();
-    let name = match bucket {
-        Bucket::Hour => "hour",
-        _ => "day",
-    };
-    Ok(axum::Json(json!({ "bucket": name, "buckets": buckets })).into_response())
+    Ok(axum::Json(json!({ "bucket": bucket.as_str(), "buckets": buckets })).into_response())
 }
 
 /// Streams the export, then records an "Audit logs exported" event.

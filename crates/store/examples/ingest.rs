@@ -35,9 +35,11 @@ async fn main() {
         })
         .collect();
     let catalog = Catalog::get();
+    let redactor = auditlog_core::redact::Redactor::new([1; 32]);
     let ctx = IngestContext {
         now: Micros(1_770_000_000_000_000),
         client_ip: None,
+        redactor: &redactor,
     };
     let t = Instant::now();
     let parsed: Vec<serde_json::Value> = bodies
@@ -53,7 +55,7 @@ async fn main() {
     let mut events = Vec::with_capacity(n);
     for b in &bodies {
         let v: serde_json::Value = serde_json::from_slice(b).unwrap();
-        let mut errors = Vec::new();
+        let mut errors = auditlog_core::validate::Problems::new();
         events.push(validate_event(catalog, v, "", &ctx, &mut errors).unwrap());
     }
     let parse = t.elapsed();
@@ -98,7 +100,7 @@ async fn main() {
     let singles: Vec<_> = (0..20_000)
         .map(|i| {
             let v: serde_json::Value = serde_json::from_slice(&bodies[i % bodies.len()]).unwrap();
-            let mut errors = Vec::new();
+            let mut errors = auditlog_core::validate::Problems::new();
             validate_event(catalog, v, "", &ctx, &mut errors).unwrap()
         })
         .collect();

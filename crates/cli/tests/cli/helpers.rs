@@ -105,6 +105,12 @@ impl Server {
     /// `listening on http://…` line. Logs go to `server-<n>.log` beside the
     /// data directory (a pipe nobody reads would fill and block it).
     pub fn start(ws: &Workspace) -> Server {
+        Server::start_with(ws, &[], &[])
+    }
+
+    /// [`Server::start`] with more `serve` arguments and environment
+    /// variables.
+    pub fn start_with(ws: &Workspace, args: &[&str], envs: &[(&str, &str)]) -> Server {
         let n = std::fs::read_dir(ws.dir.path())
             .map(|d| d.count())
             .unwrap_or(0);
@@ -112,6 +118,8 @@ impl Server {
         let mut child = auditlog()
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(ws.data_dir())
+            .args(args)
+            .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)

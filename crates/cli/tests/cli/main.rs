@@ -5,5 +5,7 @@
 mod commands;
 mod crash;
 mod helpers;
+mod limits;
+mod secrets;
 mod serve;
 mod tlog;

@@ -109,6 +109,12 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     }
 }
 
+/// The server secret of every test server (fixed, so fingerprints in
+/// assertions can be computed by the test too).
+pub fn test_secret() -> auditlog_core::secret::ServerSecret {
+    auditlog_core::secret::ServerSecret::from_bytes([11; 32])
+}
+
 async fn start_server(
     store: DynStore,
     now: Arc<Mutex<Timestamp>>,
@@ -128,6 +134,10 @@ async fn start_server(
         origin: "auditlog.test".into(),
         trusted_proxies: trusted.into(),
         metrics: metrics_handle(),
+        keys: auditlog_server::Keys::derive(&test_secret()),
+        large_bodies: Arc::new(tokio::sync::Semaphore::new(
+            auditlog_server::DEFAULT_LARGE_BODIES,
+        )),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -1050,7 +1050,7 @@ async fn bad_query_parameters_are_400_naming_the_parameter_on_every_read_route()
         (&[("cursor", "")], "`cursor`"),
         (&[("fliter", "event:eq:Login")], "fliter"),
         (&[("range", "today"), ("range", "yesterday")], "`range`"),
-        (&[("bucket", "week")], "week"),
+        (&[("bucket", "fortnight")], "fortnight"),
         (&[("format", "xml")], "xml"),
     ];
     let routes = [

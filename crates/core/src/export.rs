@@ -22,12 +22,25 @@ pub const WORKFLOW_CSV_FILE: &str = "Workflow_Audit_Logs.csv";
 
 /// Neutralises a cell a spreadsheet would run as a formula (OWASP: a
 /// leading `=`, `+`, `-`, `@`, tab or carriage return gets a `'` prefix).
-/// Nothing else is altered.
+/// The full-width forms `＝ ＋ － ＠` get it too: some spreadsheets fold
+/// them to their ASCII twins before deciding what a cell is. Nothing else
+/// is altered.
 pub fn guard_formula(cell: &str) -> std::borrow::Cow<'_, str> {
-    match cell.as_bytes().first() {
-        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => format!("'{cell}").into(),
-        _ => cell.into(),
+    if starts_formula(cell) {
+        format!("'{cell}").into()
+    } else {
+        cell.into()
     }
+}
+
+/// Whether a spreadsheet could read `cell` as a formula.
+pub fn starts_formula(cell: &str) -> bool {
+    matches!(
+        cell.chars().next(),
+        Some(
+            '=' | '+' | '-' | '@' | '\t' | '\r' | '\u{FF1D}' | '\u{FF0B}' | '\u{FF0D}' | '\u{FF20}'
+        )
+    )
 }
 
 /// `2026-11-25T11:00:00.123+01:00`: RFC 3339 in the viewer's zone with
@@ -477,6 +490,34 @@ mod tests {
         assert_eq!(&rows[1][4], "'@SUM(A1)");
         assert_eq!(&rows[2][3], "'\tx");
         assert_eq!(&rows[2][5], "203.0.113.7");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
+
+        /// Whatever the text, a CSV export parses back to the same cells,
+        /// each guarded exactly when a spreadsheet could read it as a
+        /// formula, and no cell a spreadsheet sees starts with a trigger.
+        #[test]
+        fn csv_cells_round_trip_and_never_start_a_formula(
+            desc in "[=+\\-@\t\r\n\",;a-z \u{FF1D}\u{FF0B}\u{FF0D}\u{FF20}é']{0,12}",
+            name in "[=+\\-@\t\r\n\",;A-Z \u{FF1D}\u{FF20}']{1,8}",
+        ) {
+            let tz = jiff::tz::TimeZone::UTC;
+            let (a, b) = encoded(&[body(&desc, &name)], &tz);
+            proptest::prop_assert_eq!(&a, &b);
+            let mut rdr = csv::Reader::from_reader(a.as_slice());
+            let rows: Vec<csv::StringRecord> = rdr.records().map(|r| r.unwrap()).collect();
+            proptest::prop_assert_eq!(rows.len(), 1);
+            for (cell, sent) in [(&rows[0][3], &desc), (&rows[0][4], &name)] {
+                if starts_formula(sent) {
+                    proptest::prop_assert_eq!(cell.to_owned(), format!("'{sent}"));
+                } else {
+                    proptest::prop_assert_eq!(cell, sent.as_str());
+                }
+                proptest::prop_assert!(!starts_formula(cell), "{:?}", cell);
+            }
+        }
     }
 
     #[test]

@@ -2292,6 +2292,44 @@ mod tests {
     ];
 
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Whatever a client puts in the query string, parsing answers a
+        /// query or an error naming a parameter; it never panics, and a
+        /// parsed range resolves or errs without panicking either.
+        #[test]
+        fn query_parsing_never_panics(
+            pairs in prop::collection::vec(
+                (
+                    prop::sample::select(vec![
+                        "filter", "join", "range", "from", "to", "tz", "week_start",
+                        "limit", "cursor", "bucket", "format", "other",
+                    ]),
+                    prop_oneof![
+                        "[a-z_:]{0,24}",
+                        "(event|category|user|user_id|ip_address|workflow_id|level|description|x):(eq|ne|contains|not_contains|x):.{0,12}",
+                        "[0-9-]{0,12}",
+                        "(all_time|today|custom|last_30_days|this_week)",
+                        "(UTC|Europe/Paris|Etc/GMT\\+12|../etc|\\PC{0,8})",
+                        "\\PC{0,40}",
+                    ],
+                ),
+                0..8,
+            ),
+            secs in 0i64..4_102_444_800,
+        ) {
+            let pairs: Vec<(String, String)> =
+                pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+            if let Ok(q) = parse_query(&pairs) {
+                let now = Timestamp::from_second(secs).unwrap();
+                if let Ok(r) = q.range.resolve(now)
+                    && let (Some(start), Some(end)) = (r.start, r.end)
+                {
+                    let _ = bucket_bounds(start, end, q.bucket, &q.range.tz, q.range.week_start);
+                }
+            }
+        }
+
         #[test]
         fn resolve_gives_start_before_end(
             secs in 0i64..4_102_444_800,

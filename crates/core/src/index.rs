@@ -66,20 +66,26 @@ impl Chunk {
 }
 
 /// Distinct strings of one column, each with its normalized form.
+///
+/// Each distinct string is allocated once: the look-up map and the list
+/// share it, and its normalized form shares it too when normalizing
+/// changes nothing (ids, addresses, most workflow ids). An ingest token can
+/// send many distinct values, so what each costs is what it must cost.
 #[derive(Default)]
 struct Dict {
-    ids: HashMap<Box<str>, u32>,
+    ids: HashMap<Arc<str>, u32>,
     /// Index 0 is the absent value.
-    values: Vec<Box<str>>,
-    normalized: Vec<Box<str>>,
+    values: Vec<Arc<str>>,
+    normalized: Vec<Arc<str>>,
 }
 
 impl Dict {
     fn new() -> Dict {
+        let empty: Arc<str> = "".into();
         Dict {
             ids: HashMap::new(),
-            values: vec!["".into()],
-            normalized: vec!["".into()],
+            values: vec![empty.clone()],
+            normalized: vec![empty],
         }
     }
 
@@ -89,9 +95,16 @@ impl Dict {
             return id;
         }
         let id = u32::try_from(self.values.len()).expect("fewer than 2^32 distinct values");
-        self.values.push(s.into());
-        self.normalized.push(crate::query::normalize(s).into());
-        self.ids.insert(s.into(), id);
+        let value: Arc<str> = s.into();
+        let normalized = crate::query::normalize(s);
+        let normalized = if *normalized == *s {
+            value.clone()
+        } else {
+            normalized.into()
+        };
+        self.values.push(value.clone());
+        self.normalized.push(normalized);
+        self.ids.insert(value, id);
         id
     }
 

@@ -22,6 +22,7 @@ use auditlog_store::{DynStore, Role, TokenScope};
 mod bench;
 mod datagen;
 mod demo;
+mod net_args;
 mod transfer;
 mod verify_cmd;
 
@@ -131,6 +132,8 @@ pub struct ServeArgs {
     /// start in the data directory with mode 0600.
     #[arg(long, env = "AUDITLOG_SIGNING_KEY")]
     pub signing_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub net: net_args::NetArgs,
 }
 
 fn init_tracing(format: LogFormat) {
@@ -281,6 +284,9 @@ pub async fn serve(
         origin: args.origin.clone().into(),
         trusted_proxies: args.trusted_proxy.clone().into(),
         metrics: auditlog_server::install_metrics(),
+        limits: Arc::new(auditlog_server::limits::RequestLimits::new(
+            args.net.limit_config(),
+        )),
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -290,7 +296,14 @@ pub async fn serve(
     on_bound(addr);
     tracing::info!(%addr, data_dir = %args.data_dir.display(), startup_ms = started.elapsed().as_millis() as u64, "serving");
     println!("listening on http://{addr}");
-    auditlog_server::serve(listener, auditlog_server::app(state), shutdown_signal()).await?;
+    let conn_limits = args.net.conn_limits(&args.trusted_proxy);
+    auditlog_server::serve_with(
+        listener,
+        auditlog_server::app(state),
+        &conn_limits,
+        shutdown_signal(),
+    )
+    .await?;
     Ok(())
 }
 

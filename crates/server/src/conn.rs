@@ -258,34 +258,33 @@ mod tests {
         assert!(table.try_take(a, 2).is_some());
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn the_watchdog_drops_silent_connections_and_closes_idle_ones() {
+    #[test]
+    fn the_watchdog_drops_silent_connections_and_closes_idle_ones() {
         let limits = ConnLimits {
             handshake_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(60),
             max_age: Duration::from_secs(600),
             ..ConnLimits::default()
         };
-        let activity = Activity::new();
-        let t0 = activity.opened;
+        let s = Duration::from_secs;
+        let silent = Activity::new();
+        let t0 = silent.opened;
+        assert_eq!(limits.verdict(&silent, t0), Verdict::Wait(t0 + s(5)));
+        assert_eq!(limits.verdict(&silent, t0 + s(5)), Verdict::Drop);
+        // A request 2 s in: idle 60 s after it, retired at 600 s whatever.
+        let used = Activity {
+            opened: t0,
+            last_ms: AtomicU64::new(2000),
+        };
+        assert_eq!(limits.verdict(&used, t0 + s(10)), Verdict::Wait(t0 + s(62)));
+        assert_eq!(limits.verdict(&used, t0 + s(62)), Verdict::Close("idle"));
+        used.last_ms.store(590_000, Ordering::Relaxed);
         assert_eq!(
-            limits.verdict(&activity, t0),
-            Verdict::Wait(t0 + Duration::from_secs(5))
+            limits.verdict(&used, t0 + s(595)),
+            Verdict::Wait(t0 + s(600))
         );
         assert_eq!(
-            limits.verdict(&activity, t0 + Duration::from_secs(5)),
-            Verdict::Drop
-        );
-        tokio::time::advance(Duration::from_secs(2)).await;
-        activity.touch();
-        let now = Instant::now();
-        assert!(matches!(limits.verdict(&activity, now), Verdict::Wait(_)));
-        assert_eq!(
-            limits.verdict(&activity, now + Duration::from_secs(61)),
-            Verdict::Close("idle")
-        );
-        assert_eq!(
-            limits.verdict(&activity, t0 + Duration::from_secs(600)),
+            limits.verdict(&used, t0 + s(600)),
             Verdict::Close("max_age")
         );
     }

@@ -603,3 +603,129 @@ async fn two_thousand_idle_connections_stay_within_the_caps_and_memory() {
     assert!(closed >= 499, "{closed}");
     assert!(hwm - base < 64 * 1024, "+{} KiB", hwm - base);
 }
+
+/// The HTTP/2 connection preface and an empty SETTINGS frame: enough for
+/// hyper to take the connection as HTTP/2.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+
+/// A HEADERS frame (stream 1, END_STREAM | END_HEADERS) for `GET /healthz`,
+/// HPACK-encoded by hand: indexed `:method GET` and `:scheme http`, then
+/// `:path` and `:authority` as literals with indexed names.
+fn h2_get_healthz() -> Vec<u8> {
+    let mut block = vec![0x82, 0x86, 0x44, 8];
+    block.extend_from_slice(b"/healthz");
+    block.extend_from_slice(&[0x41, 1, b't']);
+    let mut frame = vec![0, 0, block.len() as u8, 0x01, 0x05, 0, 0, 0, 1];
+    frame.extend_from_slice(&block);
+    frame
+}
+
+/// Reads HTTP/2 frames until the server closes the connection (for at
+/// most `limit`), acknowledging its SETTINGS and PINGs as a live client
+/// does (a graceful close waits for the PING's answer); returns the frame
+/// types received.
+async fn h2_frames_until_closed(stream: &mut TcpStream, limit: Duration) -> Option<Vec<u8>> {
+    const SETTINGS: u8 = 0x4;
+    const PING: u8 = 0x6;
+    let start = Instant::now();
+    let mut types = Vec::new();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        while buf.len() >= 9 {
+            let len = usize::from(buf[0]) << 16 | usize::from(buf[1]) << 8 | usize::from(buf[2]);
+            if buf.len() < 9 + len {
+                break;
+            }
+            let (kind, flags) = (buf[3], buf[4]);
+            types.push(kind);
+            let ack = match kind {
+                SETTINGS if flags & 1 == 0 => Some(vec![0, 0, 0, SETTINGS, 1, 0, 0, 0, 0]),
+                PING if flags & 1 == 0 => {
+                    let mut f = vec![0, 0, 8, PING, 1, 0, 0, 0, 0];
+                    f.extend_from_slice(&buf[9..17]);
+                    Some(f)
+                }
+                _ => None,
+            };
+            if let Some(ack) = ack {
+                let _ = stream.write_all(&ack).await;
+            }
+            buf.drain(..9 + len);
+        }
+        let left = limit.checked_sub(start.elapsed())?;
+        match tokio::time::timeout(left, stream.read(&mut chunk)).await {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(types),
+            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+#[tokio::test]
+async fn http2_connections_get_the_same_handshake_and_idle_bounds() {
+    const GOAWAY: u8 = 0x7;
+    const HEADERS: u8 = 0x1;
+    let ws = Workspace::new();
+    let (server, _) = start_with(
+        &ws,
+        &["--handshake-timeout-secs", "1", "--idle-timeout-secs", "2"],
+    );
+    let addr = addr(&server);
+    // A full HTTP/2 preface, then no request: dropped at the handshake
+    // deadline.
+    let mut quiet = TcpStream::connect(addr).await.unwrap();
+    quiet.write_all(H2_PREFACE).await.unwrap();
+    let (_, took) = read_until_closed(&mut quiet, Duration::from_secs(8))
+        .await
+        .expect("an HTTP/2 connection without a request is closed");
+    eprintln!("HTTP/2 connection without a request closed after {took:?}");
+
+    // One request, answered; then idle: GOAWAY and close after the idle
+    // timeout (HTTP/2 has no header-read timer between streams).
+    let mut used = TcpStream::connect(addr).await.unwrap();
+    let start = Instant::now();
+    used.write_all(H2_PREFACE).await.unwrap();
+    used.write_all(&h2_get_healthz()).await.unwrap();
+    let types = h2_frames_until_closed(&mut used, Duration::from_secs(15))
+        .await
+        .expect("an idle HTTP/2 connection is closed");
+    let took = start.elapsed();
+    assert!(types.contains(&HEADERS), "answered first: {types:?}");
+    assert_eq!(types.last(), Some(&GOAWAY), "{types:?}");
+    assert!(took >= Duration::from_secs(2), "{took:?}");
+    eprintln!("idle HTTP/2 connection closed after {took:?} (idle timeout 2 s)");
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_failed_auth_is_counted_per_forwarded_client() {
+    let ws = Workspace::new();
+    let (server, log) = start_with(
+        &ws,
+        &[
+            "--trusted-proxy",
+            "127.0.0.1/32",
+            "--failed-auth-per-minute",
+            "2",
+        ],
+    );
+    let wrong = format!("alog_{}", "B".repeat(43));
+    let call = |client: &'static str| {
+        server
+            .client
+            .get(server.url("/v1/whoami"))
+            .bearer_auth(&wrong)
+            .header("x-forwarded-for", client)
+            .send()
+    };
+    let mut first = Vec::new();
+    for _ in 0..3 {
+        first.push(call("198.51.100.1").await.unwrap().status().as_u16());
+    }
+    assert_eq!(first, [401, 401, 429]);
+    // Another client behind the same proxy has its own budget.
+    assert_eq!(call("198.51.100.2").await.unwrap().status(), 401);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("client=198.51.100.1"), "{text}");
+    assert!(text.contains("client=198.51.100.2"), "{text}");
+}

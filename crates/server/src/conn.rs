@@ -52,6 +52,9 @@ pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 256;
 /// clients that vanished (no FIN, no RST) are reclaimed.
 pub const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 
+/// Interval between the kernel's keepalive probes once they start.
+pub const TCP_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+
 /// Interval of HTTP/2 PING frames, and how long an unanswered one may wait
 /// before the connection is dropped as dead.
 pub const H2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);

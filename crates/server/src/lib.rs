@@ -301,7 +301,7 @@ pub async fn serve_with(
         if let Some(idle) = limits.tcp_keepalive {
             let keepalive = socket2::TcpKeepalive::new()
                 .with_time(idle)
-                .with_interval(Duration::from_secs(10));
+                .with_interval(conn::TCP_KEEPALIVE_INTERVAL);
             if let Err(e) = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive) {
                 tracing::debug!(error = %e, "tcp keepalive not set");
             }

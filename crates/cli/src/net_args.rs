@@ -48,6 +48,10 @@ pub struct NetArgs {
     /// failures are answered 429 (valid tokens always pass); 0 = no limit.
     #[arg(long, env = "AUDITLOG_FAILED_AUTH_PER_MINUTE", default_value_t = limits::FAILED_AUTH_PER_MINUTE)]
     pub failed_auth_per_minute: u32,
+    /// Client addresses the failed-authentication limit remembers (about
+    /// 100 bytes each); past it, failures from new addresses get 429.
+    #[arg(long, env = "AUDITLOG_FAILED_AUTH_MAX_ADDRESSES", default_value_t = limits::MAX_TRACKED_ADDRESSES as u32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub failed_auth_max_addresses: u32,
     /// Requests per second per token (also the burst) before 429; 0 = no
     /// limit.
     #[arg(long, env = "AUDITLOG_TOKEN_REQUESTS_PER_SECOND", default_value_t = limits::TOKEN_REQUESTS_PER_SECOND)]
@@ -74,7 +78,7 @@ impl NetArgs {
             max_in_flight: self.max_in_flight as usize,
             failed_auth_per_minute: self.failed_auth_per_minute,
             token_requests_per_second: self.token_requests_per_second,
-            ..LimitConfig::default()
+            max_tracked_addresses: self.failed_auth_max_addresses as usize,
         }
     }
 }

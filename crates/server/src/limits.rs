@@ -42,10 +42,10 @@ pub const FAILED_AUTH_PER_MINUTE: u32 = 30;
 /// tenant's share.
 pub const TOKEN_REQUESTS_PER_SECOND: u32 = 50_000;
 
-/// Client addresses the failed-authentication limiter remembers. Past it
-/// (after dropping the addresses whose budget refilled), a failure from a
-/// new address is refused as limited: failures fail closed, valid tokens
-/// still pass.
+/// Client addresses the failed-authentication limiter remembers (about 100
+/// bytes each). When it is full of addresses still within their window,
+/// every failure is refused as limited until some age out: failures fail
+/// closed, valid tokens still pass.
 pub const MAX_TRACKED_ADDRESSES: usize = 100_000;
 
 /// How often the limiters forget keys whose budget has refilled.
@@ -125,9 +125,13 @@ impl RequestLimits {
             limiter.retain_recent();
         }
         let wait = if limiter.len() >= self.config.max_tracked_addresses {
-            // Full of addresses still within their window: a new one is
-            // not remembered, and its failure is refused as limited.
-            Some(Duration::from_secs(60))
+            // Full of addresses still within their window: nothing more is
+            // remembered, and every failure is refused as limited until
+            // some age out (an address with one failure after one refill
+            // interval). Valid tokens still pass.
+            Some(Duration::from_secs(
+                60 / u64::from(self.config.failed_auth_per_minute.max(1)),
+            ))
         } else {
             limiter
                 .check_key(&key)

@@ -729,3 +729,45 @@ async fn behind_a_trusted_proxy_failed_auth_is_counted_per_forwarded_client() {
     assert!(text.contains("client=198.51.100.1"), "{text}");
     assert!(text.contains("client=198.51.100.2"), "{text}");
 }
+
+#[tokio::test]
+async fn the_failed_auth_limiter_remembers_a_bounded_number_of_addresses() {
+    let ws = Workspace::new();
+    let (server, _) = start_with(
+        &ws,
+        &[
+            "--trusted-proxy",
+            "127.0.0.1/32",
+            "--failed-auth-per-minute",
+            "5",
+            "--failed-auth-max-addresses",
+            "50",
+        ],
+    );
+    let read = create_token(&ws.data_dir(), ACME, "read");
+    let wrong = format!("alog_{}", "C".repeat(43));
+    let call = |token: &str, n: usize| {
+        server
+            .client
+            .get(server.url("/v1/whoami"))
+            .bearer_auth(token)
+            .header("x-forwarded-for", format!("198.51.100.{n}"))
+            .send()
+    };
+    // Fifty addresses, each within its budget, fill the table...
+    for n in 0..50 {
+        assert_eq!(call(&wrong, n).await.unwrap().status(), 401, "address {n}");
+    }
+    // ...so, until some age out, failures are refused without being
+    // remembered (fail closed), while a valid token still passes.
+    for n in [50, 51, 7] {
+        let res = call(&wrong, n).await.unwrap();
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS, "address {n}");
+        assert_eq!(
+            res.headers()["retry-after"],
+            "12",
+            "one refill at 5 a minute"
+        );
+    }
+    assert_eq!(call(&read, 50).await.unwrap().status(), 200);
+}

@@ -2,9 +2,10 @@
 //! embedded dashboard, on top of any [`auditlog_store::Store`].
 //!
 //! Only this crate knows HTTP. [`app`] builds the router (tests call it
-//! without a socket); [`serve`] runs it on a listener through hyper-util with
-//! a header-read timeout and graceful shutdown; [`run_checkpointer`] signs
-//! tree heads in the background.
+//! without a socket) with the request bounds of [`limits`]; [`serve_with`]
+//! runs it on a listener through hyper-util within the connection bounds of
+//! [`conn`] and shuts down gracefully; [`run_checkpointer`] signs tree heads
+//! in the background.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};

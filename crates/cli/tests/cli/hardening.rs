@@ -611,14 +611,14 @@ async fn two_thousand_idle_connections_stay_within_the_caps_and_memory() {
 /// hyper to take the connection as HTTP/2.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
 
-/// A HEADERS frame (stream 1, END_STREAM | END_HEADERS) for `GET /healthz`,
-/// HPACK-encoded by hand: indexed `:method GET` and `:scheme http`, then
-/// `:path` and `:authority` as literals with indexed names.
-fn h2_get_healthz() -> Vec<u8> {
+/// A HEADERS frame (END_STREAM | END_HEADERS) on stream `id` for `GET
+/// /healthz`, HPACK-encoded by hand: indexed `:method GET` and `:scheme
+/// http`, then `:path` and `:authority` as literals with indexed names.
+fn h2_get_healthz(id: u8) -> Vec<u8> {
     let mut block = vec![0x82, 0x86, 0x44, 8];
     block.extend_from_slice(b"/healthz");
     block.extend_from_slice(&[0x41, 1, b't']);
-    let mut frame = vec![0, 0, block.len() as u8, 0x01, 0x05, 0, 0, 0, 1];
+    let mut frame = vec![0, 0, block.len() as u8, 0x01, 0x05, 0, 0, 0, id];
     frame.extend_from_slice(&block);
     frame
 }
@@ -684,17 +684,20 @@ async fn http2_connections_get_the_same_handshake_and_idle_bounds() {
         .expect("an HTTP/2 connection without a request is closed");
     eprintln!("HTTP/2 connection without a request closed after {took:?}");
 
-    // One request, answered; then idle: GOAWAY and close after the idle
-    // timeout (HTTP/2 has no header-read timer between streams).
+    // Two requests on one connection, both answered; then idle: GOAWAY and
+    // close after the idle timeout (HTTP/2 has no header-read timer
+    // between streams).
     let mut used = TcpStream::connect(addr).await.unwrap();
     let start = Instant::now();
     used.write_all(H2_PREFACE).await.unwrap();
-    used.write_all(&h2_get_healthz()).await.unwrap();
+    used.write_all(&h2_get_healthz(1)).await.unwrap();
+    used.write_all(&h2_get_healthz(3)).await.unwrap();
     let types = h2_frames_until_closed(&mut used, Duration::from_secs(15))
         .await
         .expect("an idle HTTP/2 connection is closed");
     let took = start.elapsed();
-    assert!(types.contains(&HEADERS), "answered first: {types:?}");
+    let answers = types.iter().filter(|t| **t == HEADERS).count();
+    assert_eq!(answers, 2, "both answered first: {types:?}");
     assert_eq!(types.last(), Some(&GOAWAY), "{types:?}");
     assert!(took >= Duration::from_secs(2), "{took:?}");
     eprintln!("idle HTTP/2 connection closed after {took:?} (idle timeout 2 s)");

@@ -23,6 +23,7 @@ use auditlog_store::{DynStore, Role, TokenScope};
 mod bench;
 mod datagen;
 mod demo;
+mod net_args;
 mod transfer;
 mod verify_cmd;
 
@@ -142,13 +143,18 @@ pub struct ServeArgs {
     /// 10 s, then 503). Bounds the memory ingest can take.
     #[arg(long, default_value_t = auditlog_server::DEFAULT_LARGE_BODIES, env = "AUDITLOG_MAX_LARGE_BODIES")]
     pub max_large_bodies: usize,
+    #[command(flatten)]
+    pub net: net_args::NetArgs,
 }
 
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("AUDITLOG_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour codes only on a terminal: a log file or collector gets plain
+    // `key=value` fields.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -316,6 +322,9 @@ pub async fn serve(
         metrics: auditlog_server::install_metrics(),
         keys: auditlog_server::Keys::derive(&secret),
         large_bodies: Arc::new(tokio::sync::Semaphore::new(args.max_large_bodies.max(1))),
+        limits: Arc::new(auditlog_server::limits::RequestLimits::new(
+            args.net.limit_config(),
+        )),
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -325,7 +334,14 @@ pub async fn serve(
     on_bound(addr);
     tracing::info!(%addr, data_dir = %args.data_dir.display(), startup_ms = started.elapsed().as_millis() as u64, "serving");
     println!("listening on http://{addr}");
-    auditlog_server::serve(listener, auditlog_server::app(state), shutdown_signal()).await?;
+    let conn_limits = args.net.conn_limits(&args.trusted_proxy);
+    auditlog_server::serve_with(
+        listener,
+        auditlog_server::app(state),
+        &conn_limits,
+        shutdown_signal(),
+    )
+    .await?;
     Ok(())
 }
 

@@ -6,6 +6,8 @@
 //! final comparison is constant-time, so neither the database nor timing
 //! reveals a secret.
 
+use std::sync::{Arc, OnceLock};
+
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use base64::Engine;
@@ -45,6 +47,8 @@ pub fn new_token(scope: TokenScope, role: Role, now_us: i64) -> (String, TokenRe
 #[derive(Clone, Debug)]
 pub struct Caller {
     pub token: TokenRecord,
+    /// Where a refusal's reason goes for the security log.
+    note: Option<Arc<AuthNote>>,
 }
 
 impl Caller {
@@ -63,6 +67,7 @@ impl Caller {
         if ok {
             Ok(account)
         } else {
+            note_reason(self.note.as_deref(), "token lacks the role");
             Err(ApiError::Forbidden(format!(
                 "this token has the `{}` role; this operation needs `{}`",
                 self.token.role.as_str(),
@@ -94,28 +99,88 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or(ApiError::Unauthorized)?;
-        let secret = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .map(str::trim)
-            .ok_or(ApiError::Unauthorized)?;
-        if !secret.starts_with(SECRET_PREFIX) || secret.len() > 128 {
-            return Err(ApiError::Unauthorized);
+        let note = parts.extensions.get::<Arc<AuthNote>>().cloned();
+        match authenticate(parts, state).await {
+            Ok(token) => {
+                if let Some(note) = &note {
+                    let _ = note.token_id.set(token.id.clone());
+                }
+                if let Err(e) = state.limits.token_request(&token.id) {
+                    note_reason(note.as_deref(), "token over its request rate");
+                    return Err(e);
+                }
+                Ok(Caller { token, note })
+            }
+            Err(Failure::Store(e)) => Err(e),
+            Err(Failure::Auth(reason)) => {
+                let client = crate::request_client_ip(
+                    parts.extensions.get(),
+                    parts.headers.get_all("x-forwarded-for"),
+                    &state.trusted_proxies,
+                );
+                if let Err(e) = state.limits.failed_auth(client) {
+                    note_reason(
+                        note.as_deref(),
+                        "address over its failed-authentication rate",
+                    );
+                    return Err(e);
+                }
+                note_reason(note.as_deref(), reason);
+                Err(ApiError::Unauthorized)
+            }
         }
-        let hash = hash_secret(secret);
-        let token = state
-            .store
-            .find_token(&hash)
-            .await?
-            .ok_or(ApiError::Unauthorized)?;
-        if !bool::from(token.secret_hash.ct_eq(&hash)) {
-            return Err(ApiError::Unauthorized);
-        }
-        Ok(Caller { token })
+    }
+}
+
+/// Why a request was not authenticated.
+enum Failure {
+    /// The caller's fault: the reason, for the security log.
+    Auth(&'static str),
+    /// The store could not answer.
+    Store(ApiError),
+}
+
+/// The token a request carries, if it is live. Never logs the secret or
+/// the header.
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<TokenRecord, Failure> {
+    let header = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or(Failure::Auth("no authorization header"))?
+        .to_str()
+        .map_err(|_| Failure::Auth("authorization header is not text"))?;
+    let secret = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .map(str::trim)
+        .ok_or(Failure::Auth("not a bearer token"))?;
+    if !secret.starts_with(SECRET_PREFIX) || secret.len() > 128 {
+        return Err(Failure::Auth("malformed token"));
+    }
+    let hash = hash_secret(secret);
+    let token = state
+        .store
+        .find_token(&hash)
+        .await
+        .map_err(|e| Failure::Store(e.into()))?
+        .ok_or(Failure::Auth("unknown or revoked token"))?;
+    if !bool::from(token.secret_hash.ct_eq(&hash)) {
+        return Err(Failure::Auth("unknown or revoked token"));
+    }
+    Ok(token)
+}
+
+/// What authentication learned about a request, for the security-event
+/// log written by [`crate::ops::observe`] once the response is known: the
+/// token's id (never its secret) and why it was refused.
+#[derive(Debug, Default)]
+pub struct AuthNote {
+    pub token_id: OnceLock<String>,
+    pub reason: OnceLock<&'static str>,
+}
+
+fn note_reason(note: Option<&AuthNote>, reason: &'static str) {
+    if let Some(note) = note {
+        let _ = note.reason.set(reason);
     }
 }

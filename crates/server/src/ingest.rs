@@ -21,7 +21,7 @@ use auditlog_core::wire::{Batch, Body as EventItem, is_too_many};
 
 use crate::auth::{Caller, Needed};
 use crate::error::{ApiError, ApiResult};
-use crate::{AppState, MAX_BODY_BYTES, Peer, client_ip};
+use crate::{AppState, MAX_BODY_BYTES, Peer, request_client_ip};
 
 /// What validation needs from a request, without the borrowed key (so it
 /// can move to a blocking thread).
@@ -42,22 +42,11 @@ impl Context {
 }
 
 fn context(state: &AppState, headers: &HeaderMap, peer: Option<Peer>) -> Context {
-    // Several X-Forwarded-For lines are one comma-separated list (RFC 9110
-    // §5.3): a proxy may append its own line instead of extending the
-    // client's, and the client's line comes first, so reading only the
-    // first line would take the client's word. A line that is not text
-    // becomes a garbled hop, where the walk from the right stops.
-    let lines: Vec<&str> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .map(|v| v.to_str().unwrap_or("?"))
-        .collect();
-    let forwarded = (!lines.is_empty()).then(|| lines.join(","));
     Context {
         now: Micros::from_timestamp(state.now()),
-        client_ip: client_ip(
-            peer.map(|p| p.0.ip()),
-            forwarded.as_deref(),
+        client_ip: request_client_ip(
+            peer.as_ref(),
+            headers.get_all("x-forwarded-for"),
             &state.trusted_proxies,
         ),
         redactor: state.keys.redactor.clone(),

@@ -2,9 +2,10 @@
 //! embedded dashboard, on top of any [`auditlog_store::Store`].
 //!
 //! Only this crate knows HTTP. [`app`] builds the router (tests call it
-//! without a socket); [`serve`] runs it on a listener through hyper-util with
-//! a header-read timeout and graceful shutdown; [`run_checkpointer`] signs
-//! tree heads in the background.
+//! without a socket) with the request bounds of [`limits`]; [`serve_with`]
+//! runs it on a listener through hyper-util within the connection bounds of
+//! [`conn`] and shuts down gracefully; [`run_checkpointer`] signs tree heads
+//! in the background.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -22,10 +23,14 @@ use auditlog_core::redact::Redactor;
 use auditlog_core::secret::ServerSecret;
 use auditlog_store::DynStore;
 
+pub use conn::ConnLimits;
+
 pub mod auth;
+pub mod conn;
 mod dashboard;
 pub mod error;
 mod ingest;
+pub mod limits;
 mod openapi;
 mod ops;
 mod read;
@@ -62,6 +67,8 @@ pub struct AppState {
     /// Permits to read and parse a large ingest body (see
     /// [`ingest::LARGE_BODY_BYTES`]).
     pub large_bodies: Arc<tokio::sync::Semaphore>,
+    /// Request timeout, in-flight cap and rate limiters.
+    pub limits: Arc<limits::RequestLimits>,
 }
 
 /// Large ingest bodies read and parsed at once, by default. Each costs up
@@ -140,6 +147,23 @@ pub fn client_ip(
     Some(last_trusted)
 }
 
+/// The client address of a request (see [`client_ip`]), from the peer
+/// [`serve`] recorded and every `X-Forwarded-For` line, joined in order.
+pub fn request_client_ip<'a>(
+    peer: Option<&Peer>,
+    forwarded_for: impl IntoIterator<Item = &'a axum::http::HeaderValue>,
+    trusted: &[IpNet],
+) -> Option<IpAddr> {
+    // A line that is not text becomes a garbled hop, where the walk from
+    // the right stops.
+    let lines: Vec<&str> = forwarded_for
+        .into_iter()
+        .map(|v| v.to_str().unwrap_or("?"))
+        .collect();
+    let joined = (!lines.is_empty()).then(|| lines.join(","));
+    client_ip(peer.map(|p| p.0.ip()), joined.as_deref(), trusted)
+}
+
 /// The whole application router.
 pub fn app(state: AppState) -> Router {
     let v1 = Router::new()
@@ -188,10 +212,21 @@ pub fn app(state: AppState) -> Router {
         .route("/accounts/{account}/tokens", post(tokens::create))
         .route("/accounts/{account}/tokens/{id}", delete(tokens::revoke))
         .fallback(ops::not_found);
+    let config = state.limits.config.clone();
+    // tower's own layers: a request waits for no slot (load shedding answers
+    // 503 at once), and a handler runs at most `request_timeout`. Applied
+    // per route by axum, so the in-flight cap must be the global one.
+    let bounds = tower::ServiceBuilder::new()
+        .layer(axum::error_handling::HandleErrorLayer::new(
+            move |e: axum::BoxError| limits::refused(config.clone(), e),
+        ))
+        .load_shed()
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            state.limits.config.max_in_flight,
+        ))
+        .timeout(state.limits.config.request_timeout);
     Router::new()
         .nest("/v1", v1)
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
         .route("/", get(dashboard::index))
@@ -200,22 +235,41 @@ pub fn app(state: AppState) -> Router {
         // Bodies are read whole by the handlers, which enforce the limit
         // themselves to answer 413 with a problem document.
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn(ops::observe))
+        .layer(bounds)
+        // Probes answer even when the server sheds load: a saturated server
+        // is alive, and restarting it would not help.
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ops::observe,
+        ))
         .with_state(state)
 }
 
 /// How long a client may take to send its request headers.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub const HEADER_READ_TIMEOUT: Duration = conn::HEADER_READ_TIMEOUT;
+
+/// [`serve_with`] with the default [`ConnLimits`].
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    serve_with(listener, app, &ConnLimits::default(), shutdown).await
+}
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets
-/// in-flight requests finish (up to 30 s).
+/// in-flight requests finish (up to 30 s), within the connection bounds of
+/// `limits` (see [`conn`]).
 ///
 /// hyper-util rather than `axum::serve`: the latter sets no header-read
 /// timeout, so a client sending headers byte by byte (slowloris) could hold
 /// connections forever.
-pub async fn serve(
+pub async fn serve_with(
     listener: tokio::net::TcpListener,
     app: Router,
+    limits: &ConnLimits,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -227,9 +281,20 @@ pub async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
-    builder.http2().timer(TokioTimer::new());
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        .header_read_timeout(limits.header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(limits.h2_keepalive_interval)
+        .keep_alive_timeout(limits.h2_keepalive_timeout)
+        .max_concurrent_streams(conn::H2_MAX_CONCURRENT_STREAMS);
+    let builder = Arc::new(builder);
+    let limits = Arc::new(limits.clone());
+    // One permit per open connection; at shutdown, taking them all back
+    // means every connection has ended.
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let per_address = Arc::new(conn::PerAddress::default());
+    let (closing_tx, closing) = tokio::sync::watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -244,26 +309,100 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // Over a cap: the socket is closed at once, before a byte is read
+        // (no buffers, no task). Counted, and logged at debug only: a flood
+        // of them must not flood the log too.
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            metrics::counter!("auditlog_connections_rejected_total", "reason" => "global_cap")
+                .increment(1);
+            tracing::debug!(%peer, "connection refused: global connection cap");
+            continue;
+        };
+        let address_slot = match limits.per_address_key(peer) {
+            Some(key) => match per_address.try_take(key, limits.max_connections_per_address) {
+                Some(s) => Some(s),
+                None => {
+                    metrics::counter!("auditlog_connections_rejected_total", "reason" => "address_cap")
+                        .increment(1);
+                    tracing::debug!(%peer, "connection refused: per-address connection cap");
+                    continue;
+                }
+            },
+            None => None,
+        };
         let _ = stream.set_nodelay(true);
+        if let Some(idle) = limits.tcp_keepalive {
+            let keepalive = socket2::TcpKeepalive::new()
+                .with_time(idle)
+                .with_interval(conn::TCP_KEEPALIVE_INTERVAL);
+            if let Err(e) = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive) {
+                tracing::debug!(error = %e, "tcp keepalive not set");
+            }
+        }
+        let activity = Arc::new(conn::Activity::new());
+        let seen = Arc::clone(&activity);
         let svc = app
             .clone()
             .map_request(move |mut req: axum::http::Request<_>| {
+                seen.touch();
                 req.extensions_mut().insert(Peer(peer));
                 req
             });
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(svc))
-            .into_owned();
-        let conn = graceful.watch(conn);
+        let builder = Arc::clone(&builder);
+        let limits = Arc::clone(&limits);
+        let mut closing = closing.clone();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection ended with an error");
+            let _slots = (slot, address_slot);
+            metrics::gauge!("auditlog_connections_open").increment(1.0);
+            let conn = builder.serve_connection_with_upgrades(
+                TokioIo::new(stream),
+                TowerToHyperService::new(svc),
+            );
+            let mut conn = std::pin::pin!(conn);
+            let mut closing_down = false;
+            loop {
+                let next = match limits.verdict(&activity, tokio::time::Instant::now()) {
+                    conn::Verdict::Wait(at) => at,
+                    conn::Verdict::Drop => {
+                        metrics::counter!("auditlog_connections_closed_total", "reason" => "handshake_timeout")
+                            .increment(1);
+                        tracing::debug!(%peer, "connection dropped: no request in time");
+                        break;
+                    }
+                    conn::Verdict::Close(reason) => {
+                        if !closing_down {
+                            metrics::counter!("auditlog_connections_closed_total", "reason" => reason)
+                                .increment(1);
+                            conn.as_mut().graceful_shutdown();
+                            closing_down = true;
+                        }
+                        // Only the connection itself ends it from here.
+                        tokio::time::Instant::now() + Duration::from_secs(3600)
+                    }
+                };
+                tokio::select! {
+                    res = conn.as_mut() => {
+                        if let Err(e) = res {
+                            tracing::debug!(error = %e, "connection ended with an error");
+                        }
+                        break;
+                    }
+                    () = tokio::time::sleep_until(next) => {}
+                    _ = closing.changed(), if !closing_down => {
+                        conn.as_mut().graceful_shutdown();
+                        closing_down = true;
+                    }
+                }
             }
+            metrics::gauge!("auditlog_connections_open").decrement(1.0);
         });
     }
+    drop(listener);
     tracing::info!("shutting down: waiting for in-flight requests");
+    let _ = closing_tx.send(true);
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
     tokio::select! {
-        () = graceful.shutdown() => {}
+        _ = slots.acquire_many(all) => {}
         () = tokio::time::sleep(Duration::from_secs(30)) => {
             tracing::warn!("in-flight requests did not finish within 30 s");
         }

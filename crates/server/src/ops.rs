@@ -1,15 +1,17 @@
 //! Operations endpoints (health, readiness, metrics, OpenAPI), the request
 //! metrics middleware and the 404 fallback.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::AppState;
+use crate::auth::AuthNote;
 use crate::error::ApiError;
+use crate::{AppState, Peer};
 
 /// Installs the global Prometheus recorder; call once per process.
 pub fn install_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
@@ -76,30 +78,96 @@ pub async fn not_found() -> ApiError {
     ApiError::NotFound("no such route; see /openapi.json".into())
 }
 
-/// Counts and times every request by route and status, and sets the
-/// headers every response carries.
-pub async fn observe(req: Request, next: Next) -> Response {
+/// The `method` label of a request: the standard methods by name, anything
+/// else as `other`. A client can send any token as a method, and a label
+/// taking raw values would grow `/metrics` (and the recorder's memory) with
+/// each invented one.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
+/// The security-event kind of a status, if it is one.
+fn security_kind(status: StatusCode) -> Option<&'static str> {
+    match status {
+        StatusCode::UNAUTHORIZED => Some("unauthorized"),
+        StatusCode::FORBIDDEN => Some("forbidden"),
+        StatusCode::TOO_MANY_REQUESTS => Some("rate_limited"),
+        _ => None,
+    }
+}
+
+/// Counts and times every request by route and status, logs and counts
+/// security events (every `401`, `403` and `429`), and sets the headers
+/// every response carries.
+///
+/// Every label is bounded: `method` by [`method_label`], `route` by the
+/// router's own patterns (`unmatched` otherwise), `status` by HTTP, `kind`
+/// by [`security_kind`].
+pub async fn observe(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = req.method().clone();
+    let method = method_label(req.method());
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
+    let note = Arc::new(AuthNote::default());
+    req.extensions_mut().insert(Arc::clone(&note));
+    // Kept for the security log (cheap: a copy and, behind a proxy, a few
+    // shared byte strings).
+    let peer = req.extensions().get::<Peer>().copied();
+    let forwarded: Vec<HeaderValue> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .cloned()
+        .collect();
     let mut res = next.run(req).await;
     let status = res.status();
     let elapsed = start.elapsed().as_secs_f64();
     let labels = [
-        ("method", method.to_string()),
+        ("method", method.to_owned()),
         ("route", route.clone()),
         ("status", status.as_u16().to_string()),
     ];
     metrics::counter!("auditlog_http_requests_total", &labels).increment(1);
     metrics::histogram!("auditlog_http_request_duration_seconds", &labels[..2]).record(elapsed);
-    if status.is_server_error() {
-        tracing::warn!(%method, route, status = status.as_u16(), elapsed, "request failed");
+    if let Some(kind) = security_kind(status) {
+        metrics::counter!("auditlog_security_events_total", "kind" => kind).increment(1);
+        let client = crate::request_client_ip(peer.as_ref(), &forwarded, &st.trusted_proxies);
+        // Who (the token's id, never its secret or the header), from where,
+        // what, and why; the time is the log line's own.
+        tracing::warn!(
+            kind,
+            token_id = note.token_id.get().map(String::as_str),
+            client = client.map(tracing::field::display),
+            method,
+            route,
+            status = status.as_u16(),
+            reason = note.reason.get().copied().unwrap_or(kind),
+            "security event"
+        );
+    } else if status.is_server_error() {
+        tracing::warn!(
+            method,
+            route,
+            status = status.as_u16(),
+            elapsed,
+            "request failed"
+        );
     } else {
-        tracing::debug!(%method, route, status = status.as_u16(), elapsed, "request");
+        tracing::debug!(method, route, status = status.as_u16(), elapsed, "request");
     }
     let h = res.headers_mut();
     h.insert(
@@ -111,4 +179,18 @@ pub async fn observe(req: Request, next: Next) -> Response {
         HeaderValue::from_static("no-referrer"),
     );
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invented_methods_share_one_label() {
+        for m in ["GET", "POST", "DELETE", "HEAD", "PUT", "PATCH", "OPTIONS"] {
+            assert_eq!(method_label(&m.parse().unwrap()), m);
+        }
+        assert_eq!(method_label(&"FROB".parse().unwrap()), "other");
+        assert_eq!(method_label(&"get".parse().unwrap()), "other");
+    }
 }

@@ -98,6 +98,8 @@ pub struct Server {
     /// `http://127.0.0.1:PORT`
     pub base: String,
     pub client: reqwest::Client,
+    /// Where its log goes.
+    pub log: PathBuf,
 }
 
 impl Server {
@@ -114,7 +116,8 @@ impl Server {
         let n = std::fs::read_dir(ws.dir.path())
             .map(|d| d.count())
             .unwrap_or(0);
-        let log = std::fs::File::create(ws.path(&format!("server-{n}.log"))).expect("log file");
+        let log_path = ws.path(&format!("server-{n}.log"));
+        let log = std::fs::File::create(&log_path).expect("log file");
         let mut child = auditlog()
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(ws.data_dir())
@@ -154,6 +157,7 @@ impl Server {
             child,
             base,
             client: reqwest::Client::new(),
+            log: log_path,
         }
     }
 

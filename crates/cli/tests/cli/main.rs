@@ -4,6 +4,7 @@
 
 mod commands;
 mod crash;
+mod hardening;
 mod helpers;
 mod limits;
 mod secrets;

@@ -138,6 +138,15 @@ async fn start_server(
         large_bodies: Arc::new(tokio::sync::Semaphore::new(
             auditlog_server::DEFAULT_LARGE_BODIES,
         )),
+        // Access tests send hundreds of wrong tokens from one address on
+        // purpose; the failed-authentication limit is tested against the
+        // binary (crates/cli/tests/cli/hardening.rs).
+        limits: Arc::new(auditlog_server::limits::RequestLimits::new(
+            auditlog_server::limits::LimitConfig {
+                failed_auth_per_minute: 0,
+                ..Default::default()
+            },
+        )),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

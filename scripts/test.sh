@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of auditlog on a fresh machine: installs what the tests
-# need (Chromium from Debian, playwright-core from npm), then the format and
-# lint gates, the Rust tests, the browser tests and the quick benchmark.
+# need (Chromium from Debian, playwright-core from npm, schemathesis from PyPI
+# in a venv), then the format and lint gates, the Rust tests, the browser
+# tests, schemathesis and the quick benchmark.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +26,9 @@ cargo test --workspace
 
 step "browser tests (Chromium + Playwright)"
 bash tests/browser/run.sh
+
+step "schemathesis against /openapi.json of a live server (read, ingest, admin tokens)"
+bash tests/schemathesis/run.sh
 
 step "benchmarks (quick mode: must run, not meet a number)"
 cargo run --release -p auditlog -- bench --quick --out target/bench/quick.json

@@ -176,6 +176,161 @@ impl Modify for BearerAuth {
     }
 }
 
+/// What the document says of every operation beyond its own annotations:
+/// the errors any request can meet, with their real content type, and the
+/// constraints of the shared parameters, so that a request the document
+/// calls valid is one the server takes (checked by schemathesis).
+struct Contract;
+
+/// Problems any authenticated operation can answer, and why.
+const COMMON_PROBLEMS: &[(&str, &str)] = &[
+    ("400", "A malformed request or query parameter"),
+    ("401", "Missing or unknown token"),
+    ("403", "The token lacks the role"),
+    (
+        "404",
+        "No such account (or another account's), record or route",
+    ),
+    ("429", "A rate or concurrency limit; see Retry-After"),
+    (
+        "503",
+        "Overloaded, timed out or the store is unavailable; see Retry-After",
+    ),
+];
+/// Problems a request with a body can answer too.
+const BODY_PROBLEMS: &[(&str, &str)] = &[
+    (
+        "409",
+        "Conflicts with what is stored (an idempotency key reused with another event)",
+    ),
+    (
+        "413",
+        "The body is over 10 MiB or the batch over 10,000 events",
+    ),
+    ("415", "A content type the endpoint does not take"),
+    ("422", "Well-formed but breaks a catalog rule or a limit"),
+];
+
+fn string_schema(pattern: Option<String>, values: Option<Vec<String>>) -> utoipa::openapi::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let mut b = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(pattern);
+    if let Some(values) = values {
+        b = b.enum_values(Some(values));
+    }
+    b.build().into()
+}
+
+fn names<T: Copy>(all: &[T], name: impl Fn(T) -> &'static str) -> Vec<String> {
+    all.iter().map(|v| name(*v).to_owned()).collect()
+}
+
+impl Contract {
+    /// The schema of parameter `name` of the operations at `path`, when the
+    /// annotations cannot say it.
+    fn parameter_schema(
+        path: &str,
+        name: &str,
+    ) -> Option<utoipa::openapi::RefOr<utoipa::openapi::Schema>> {
+        use auditlog_core::query::{Bucket, ExportFormat, Join, RangePreset, WeekStart};
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+        let schema: utoipa::openapi::Schema = match name {
+            "account" => string_schema(Some("^[a-z0-9][a-z0-9_-]{0,62}$".into()), None),
+            // A calendar date; only with range=custom (a dependency between
+            // parameters that a schema cannot state).
+            "from" | "to" if !path.contains("/proof/") => string_schema(Some("^[0-9]{4}-[0-9]{2}-[0-9]{2}$".into()), None),
+            "column" => string_schema(None, Some(vec!["user".to_owned()])),
+            "range" => string_schema(None, Some(names(RangePreset::ALL, RangePreset::as_str))),
+            "week_start" => string_schema(None, Some(names(WeekStart::ALL, WeekStart::as_str))),
+            "join" => string_schema(None, Some(names(Join::ALL, Join::as_str))),
+            "bucket" => string_schema(None, Some(names(Bucket::ALL, Bucket::as_str))),
+            "format" => string_schema(None, Some(names(ExportFormat::ALL, ExportFormat::as_str))),
+            "tz" => {
+                let mut zones: Vec<String> = jiff::tz::db()
+                    .available()
+                    .map(|n| n.to_string())
+                    .collect();
+                zones.sort();
+                string_schema(None, Some(zones))
+            }
+            "limit" => ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(1))
+                .maximum(Some(auditlog_core::query::MAX_LIMIT))
+                .build()
+                .into(),
+            "filter" => ArrayBuilder::new()
+                .items(utoipa::openapi::schema::ArrayItems::RefOrSchema(Box::new(RefOr::T(string_schema(
+                    Some(format!(
+                        "^(event|category|user|user_id|ip_address|workflow_id|level|description):(eq|ne|contains|not_contains):[^\\x00]{{0,{}}}$",
+                        auditlog_core::query::MAX_FILTER_VALUE_CHARS
+                    )),
+                    None,
+                )))))
+                .max_items(Some(auditlog_core::query::MAX_FILTERS))
+                .build()
+                .into(),
+            _ => return None,
+        };
+        Some(schema.into())
+    }
+}
+
+impl Modify for Contract {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let problem = || {
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let public = path == "/v1/public-key";
+            for (op, has_body) in [
+                (item.get.as_mut(), false),
+                (item.post.as_mut(), true),
+                (item.delete.as_mut(), false),
+            ] {
+                let Some(op) = op else { continue };
+                let responses = &mut op.responses.responses;
+                // Documented problems are problem documents.
+                for (code, response) in responses.iter_mut() {
+                    if let RefOr::T(r) = response
+                        && code.as_str() >= "400"
+                    {
+                        r.content.shift_remove("application/json");
+                        r.content
+                            .insert("application/problem+json".into(), RefOr::T(problem()));
+                    }
+                }
+                let extra = if has_body { BODY_PROBLEMS } else { &[] };
+                for (code, why) in COMMON_PROBLEMS.iter().chain(extra) {
+                    if public && !matches!(*code, "429" | "503") {
+                        continue;
+                    }
+                    responses.entry((*code).to_owned()).or_insert_with(|| {
+                        RefOr::T(
+                            ResponseBuilder::new()
+                                .description(*why)
+                                .content("application/problem+json", problem())
+                                .build(),
+                        )
+                    });
+                }
+                for param in op.parameters.iter_mut().flatten() {
+                    if let RefOr::T(p) = param
+                        && let Some(schema) = Contract::parameter_schema(path, &p.name)
+                    {
+                        p.schema = Some(schema);
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "auditlog", description = "A tamper-evident audit log service (v1 API)."),
@@ -199,7 +354,7 @@ impl Modify for BearerAuth {
         crate::tokens::revoke,
     ),
     components(schemas(EventRecord, IngestEvent, IngestBatch, Problem, EventList, Count, Histogram, ProofHashes)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &Contract),
     security(("bearer" = []))
 )]
 struct ApiDoc;

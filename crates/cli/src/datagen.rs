@@ -68,7 +68,7 @@ fn pool(key: &str) -> Option<&'static [&'static str]> {
         "weights_and_biases" => &["acme/finetune-invoices", "acme/claims-lora", "acme/support-tone"],
         "stop_sequence" => &["</answer>", "###", "END"],
         "prompt_name" => &["Invoice field extraction", "Claims triage summary", "Support reply draft", "Contract clause finder", "Expense policy check"],
-        "version_name" => &["v2 shorter answers", "v3 adds currency", "v4 stricter JSON", "v5 tone fix"],
+        "version_name" => &["v2", "v3", "v4", "v5", "v6"],
         "file_type" => &["CSV", "JSONL", "PDF", "XLSX"],
         "custom_script_name" => &["normalize_invoice.py", "dedupe_claims.py", "mask_pii.py", "split_pdf.py"],
         "guardrail_name" => &["PII redaction", "Toxicity filter", "Prompt injection shield"],

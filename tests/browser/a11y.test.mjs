@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import {
   startServer, launchBrowser, openSignedIn, waitForView, shownCount, rowCount, screenshot,
   seedA11yLog, expectedCount, presetSpan, longDate, loadCatalog, eventBody, ingest, shortDate,
-  focusState, expectFocusOn, tabTo, FINGERPRINT, SECRET_DESCRIPTION,
+  expectReflow, expectFocusOn, tabTo, FINGERPRINT, SECRET_DESCRIPTION,
 } from './helpers.mjs';
 
 let server;
@@ -321,5 +321,60 @@ test('All Time asks for bucket=auto and labels the bars by the bucket the server
   const first = await page.locator('.histogram-bars .bar').first().getAttribute('aria-label');
   const expected = { week: /^Week of /, month: /^\w+ 1998: /, year: /^1998: / }[body.bucket];
   assert.match(first, expected);
+  await page.close();
+});
+
+test('a server that refuses bucket=auto gets a second request for days, and the histogram still shows', async (t) => {
+  const browser = await launchBrowser({ viewport: { width: 1280, height: 800 } });
+  t.after(() => browser.close());
+  const page = await browser.newPage();
+  // An older server: the real one, asked for a bucket it does not know
+  // (the request is rewritten, the answer is the server's own 400).
+  const asked = [];
+  await page.route(/\/histogram\?/, async (route) => {
+    const url = new URL(route.request().url());
+    asked.push(url.searchParams.get('bucket'));
+    if (url.searchParams.get('bucket') === 'auto') url.searchParams.set('bucket', 'fortnight');
+    await route.continue({ url: url.toString() });
+  });
+  await page.goto(`${server.url}/#token=${admin}`);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await waitForView(page);
+  await page.locator('#histogram-title', { hasText: 'Events per day' }).waitFor();
+  assert.equal(await page.locator('.histogram-bars .bar').count(), 30);
+  assert.deepEqual(asked, ['auto', 'day']);
+  assert.equal(await page.locator('.card .banner').isHidden(), true, 'no error shown');
+  await page.close();
+});
+
+test('at 400 px nothing scrolls sideways either; the sign-in page has a skip link that works', async (t) => {
+  const browser = await launchBrowser({ viewport: { width: 400, height: 800 } });
+  t.after(() => browser.close());
+  const signin = await browser.newPage();
+  await signin.goto(`${server.url}/`);
+  await signin.getByRole('heading', { name: 'Sign in to Audit Logs' }).waitFor();
+  // The page puts the focus in the Token field; the skip link is before it.
+  await signin.waitForFunction(() => document.activeElement?.id === 'token-input');
+  await signin.keyboard.press('Shift+Tab');
+  await expectFocusOn(signin, 'Skip to content', 'skip link on the sign-in page');
+  await signin.keyboard.press('Enter');
+  assert.equal(await signin.evaluate(() => document.activeElement.id), 'signin');
+  await signin.keyboard.press('Tab');
+  await expectFocusOn(signin, 'Token', 'the first field after the skip');
+  await signin.close();
+
+  const page = await openSignedIn(browser, server, admin);
+  await expectReflow(page, 'table 400');
+  await page.getByRole('button', { name: 'Last 30 Days', exact: true }).click();
+  await expectReflow(page, 'time panel 400');
+  await page.keyboard.press('Escape');
+  await page.getByRole('button', { name: 'Filter', exact: true }).click();
+  await page.getByRole('button', { name: '+ Add Filter' }).click();
+  await expectReflow(page, 'filter dialog 400');
+  await page.keyboard.press('Escape');
+  // The top bar: the product name, the account and Sign out do not overlap.
+  const boxes = await page.evaluate(() => ['.topnav-item', '.account-badge', '#sign-out']
+    .map((s) => document.querySelector(s).getBoundingClientRect()).map((r) => [r.left, r.right]));
+  for (let i = 1; i < boxes.length; i += 1) assert.ok(boxes[i - 1][1] <= boxes[i][0], `top bar items apart: ${JSON.stringify(boxes)}`);
   await page.close();
 });

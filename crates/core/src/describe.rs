@@ -180,7 +180,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::catalog::Catalog;
+    use crate::catalog::{Catalog, Source};
 
     fn meta(v: Value) -> BTreeMap<String, MetaValue> {
         serde_json::from_value(v).unwrap()
@@ -222,7 +222,7 @@ mod tests {
         );
     }
 
-    /// Every catalog event has templates; each names only fields of an event
+    /// Every seed event has templates; each names only fields of an event
     /// of that name, never a field that may hold a secret; and the last one
     /// needs no metadata, so a sentence is always found.
     #[test]
@@ -238,7 +238,12 @@ mod tests {
         }
         for e in catalog.entries() {
             let name = e.event.name.as_str();
-            let list = templates(name).unwrap_or_else(|| panic!("no template for {name}"));
+            // Every seed event has its sentences; an extension event (the
+            // product's own, added later) may read "<Event> by <actor>".
+            let Some(list) = templates(name) else {
+                assert!(e.event.source != Source::Seed, "no template for {name}");
+                continue;
+            };
             assert!(
                 placeholders(list.last().unwrap()).next().is_none(),
                 "{name}: the last template must need no metadata"

@@ -125,7 +125,7 @@ function show(el, visible) {
   el.hidden = !visible;
 }
 
-function showSignIn({ error = '', info = '', needAccount = false } = {}) {
+function showSignIn({ error = '', info = '', needAccount = false, focus = null } = {}) {
   closeAllDialogs();
   state.generation += 1;
   if (state.controller) state.controller.abort();
@@ -142,8 +142,14 @@ function showSignIn({ error = '', info = '', needAccount = false } = {}) {
   show(inf, Boolean(info));
   show(document.getElementById('account-field'), needAccount);
   document.title = 'Sign in · Audit Logs · AI for Process';
-  const focus = needAccount ? 'account-input' : 'token-input';
-  requestAnimationFrame(() => document.getElementById(focus).focus());
+  setSkipTarget('signin');
+  const target = focus || (needAccount ? 'account-input' : 'token-input');
+  requestAnimationFrame(() => document.getElementById(target).focus());
+}
+
+/** Points the skip link at the landmark on screen (the sign-in form or the log). */
+function setSkipTarget(id) {
+  document.querySelector('.skip-link')?.setAttribute('href', `#${id}`);
 }
 
 function signOut(reason) {
@@ -218,6 +224,9 @@ async function startSession(who, account) {
   }
   state.anyAccount = who.account === '*';
   state.account = account;
+  // Signed in from the form: its button is about to be hidden, so the focus
+  // moves to the log's heading instead of falling to <body>.
+  const fromForm = !document.getElementById('signin').hidden;
   state.view = viewFromUrl();
   history.replaceState(null, '', urlOf(state.view));
   show(document.getElementById('boot'), false);
@@ -225,23 +234,60 @@ async function startSession(who, account) {
   show(document.getElementById('shell'), true);
   show(document.getElementById('session-area'), true);
   document.getElementById('account-badge').textContent = account;
-  document.getElementById('account-badge').setAttribute('aria-label', `Account ${account}`);
+  setSkipTarget('main');
   if (!ui.root) buildConsole();
   renderView();
+  if (fromForm) ui.title.focus();
   loadCatalog();
   loadView();
 }
 
+/**
+ * A link with `#token=…` (what `auditlog demo` prints) only fills in the
+ * sign-in form: whoever wrote the link chose the account, so the page says
+ * which account and role the token is for and waits for the person to press
+ * Sign in. It never signs in by itself.
+ */
+async function offerLinkToken(token, account) {
+  document.getElementById('token-input').value = token;
+  document.getElementById('account-input').value = account || '';
+  try {
+    const who = await getJson('/v1/whoami', { token });
+    if (who.role === 'ingest') {
+      showSignIn({ error: `The token in this link can only write events (${MESSAGES.forbidden})` });
+      return;
+    }
+    const whose = who.account === '*' ? 'every account' : `the account “${who.account}”`;
+    const role = who.role === 'admin' ? 'an admin' : `a ${who.role}`;
+    showSignIn({
+      info: `This link holds ${role} token for ${whose}. Check that this is the account you expect, then press Sign in.`,
+      needAccount: who.account === '*',
+      focus: 'signin-submit',
+    });
+  } catch (e) {
+    const message = e instanceof ApiError && e.kind === 'unauthorized'
+      ? 'The token in this link is not valid. Check the link or paste another token.'
+      : (e.message || String(e));
+    showSignIn({ error: message });
+  }
+}
+
 async function boot() {
-  // `auditlog demo` prints http://…/#token=…: the fragment never reaches a
-  // server log; keep the token in this tab's session and drop the fragment.
+  document.querySelector('.skip-link')?.addEventListener('click', (e) => {
+    // Focus the landmark without a fragment navigation, which would add a
+    // history entry and reload the view through popstate.
+    const target = document.querySelector(e.currentTarget.getAttribute('href'));
+    if (!target) return;
+    e.preventDefault();
+    target.focus();
+  });
+  // The fragment never reaches a server log; drop it from the address bar
+  // at once so it is not kept in the history or copied along with the URL.
+  let linkToken = null;
   if (location.hash.length > 1) {
     const frag = new URLSearchParams(location.hash.slice(1));
-    const token = frag.get('token');
-    if (token) {
-      session.set(token, frag.get('account'));
-      history.replaceState(null, '', location.pathname + location.search);
-    }
+    if (frag.get('token')) linkToken = { token: frag.get('token'), account: frag.get('account') };
+    history.replaceState(null, '', location.pathname + location.search);
   }
   document.getElementById('signin-form').addEventListener('submit', onSignInSubmit);
   document.getElementById('sign-out').addEventListener('click', () => signOut());
@@ -254,6 +300,10 @@ async function boot() {
     loadView();
   });
 
+  if (linkToken) {
+    await offerLinkToken(linkToken.token, linkToken.account);
+    return;
+  }
   if (!session.token) {
     showSignIn();
     return;
@@ -410,7 +460,7 @@ async function loadView() {
     renderCount();
     renderTableFooter();
   });
-  const histogram = getJson(`${base}/histogram?${viewParams(state.view, { bucket: 'auto' })}`, { signal })
+  const histogram = loadHistogram(base, signal)
     .then((body) => {
       if (!current()) return;
       state.histogram = body;
@@ -436,9 +486,30 @@ async function loadView() {
   }
 }
 
+/**
+ * The histogram with `bucket=auto`: the server picks hour, day, week, month
+ * or year to fit the range (an all-time view of a log that spans decades
+ * still answers) and says which. A server that does not know `auto` answers
+ * 400: ask again for days (hours for a one-day range).
+ */
+async function loadHistogram(base, signal) {
+  try {
+    return await getJson(`${base}/histogram?${viewParams(state.view, { bucket: 'auto' })}`, { signal });
+  } catch (e) {
+    if (!(e instanceof ApiError) || e.status !== 400) throw e;
+    const d = state.view.range === 'all_time' ? null : resolvedDates();
+    const bucket = d && d.from === d.to ? 'hour' : 'day';
+    const body = await getJson(`${base}/histogram?${viewParams(state.view, { bucket })}`, { signal });
+    return { bucket, ...body };
+  }
+}
+
 async function loadMore() {
   if (!state.nextCursor || state.loadingMore || state.loading) return;
   const generation = state.generation;
+  // Pressed with the keyboard, the button may vanish (no more pages): focus
+  // then moves to the first new row, where reading goes on.
+  const fromButton = document.activeElement === ui.loadMore;
   state.loadingMore = true;
   renderTableFooter();
   try {
@@ -451,6 +522,10 @@ async function loadMore() {
     state.events = state.events.concat(added);
     state.nextCursor = body.next_cursor || null;
     appendRows(added, state.events.length - added.length);
+    if (fromButton) {
+      const first = ui.tbody.querySelectorAll('.row-open')[state.events.length - added.length];
+      (first || (ui.loadMore.hidden ? ui.tableWrap : ui.loadMore)).focus();
+    }
   } catch (e) {
     if (e?.name === 'AbortError' || generation !== state.generation) return;
     if (handleAuthFailure(e)) return;
@@ -471,7 +546,9 @@ function buildConsole() {
   ui.root = main;
 
   ui.breadcrumb = h('nav', { class: 'breadcrumb', 'aria-label': 'Breadcrumb' });
-  ui.title = h('h1', { class: 'page-title' });
+  // Focusable by script only: a move to another view (a workflow's, back to
+  // the account's) puts the focus on the new view's heading.
+  ui.title = h('h1', { class: 'page-title', tabindex: '-1' });
   ui.subtitle = h('p', { class: 'page-subtitle' });
 
   // Time zone: the viewer's by default, changeable, always shown.
@@ -496,6 +573,8 @@ function buildConsole() {
   ui.rangeCaption = h('span', { class: 'range-caption', id: 'range-caption' });
   ui.count = h('p', { class: 'event-count', id: 'event-count', 'aria-live': 'polite' });
 
+  // The badge is drawn for the eye; the same count is in the button's
+  // name (set in renderView): "Filter, 1 active".
   ui.filterBadge = h('span', { class: 'badge', 'aria-hidden': 'true', hidden: true });
   ui.filterButton = h('button', {
     type: 'button', class: 'button button-outline', id: 'filter-button',
@@ -574,6 +653,7 @@ function renderView() {
     back.addEventListener('click', (e) => {
       e.preventDefault();
       setView({ workflow: '', filters: [], join: 'and' });
+      ui.title.focus();
     });
     crumbs.push(back, h('span', { 'aria-current': 'page', text: `Workflow ${v.workflow}` }));
   } else {
@@ -593,7 +673,9 @@ function renderView() {
 
   // Zone
   fillZoneSelect();
-  ui.tzOffset.textContent = isTimeZone(v.tz) ? offsetLabel(v.tz) : '';
+  // "UTC (your zone) UTC+00:00" would say it twice.
+  const utc = ['UTC', 'Etc/UTC', 'Etc/GMT', 'GMT', 'Etc/Universal', 'Universal', 'Zulu'].includes(v.tz);
+  ui.tzOffset.textContent = isTimeZone(v.tz) && !utc ? offsetLabel(v.tz) : '';
 
   // Time button
   ui.timeButtonLabel.textContent = rangeLabel(v);
@@ -604,6 +686,8 @@ function renderView() {
   const n = v.filters.length;
   ui.filterBadge.hidden = n === 0;
   ui.filterBadge.textContent = n === 0 ? '' : String(n);
+  if (n === 0) ui.filterButton.removeAttribute('aria-label');
+  else ui.filterButton.setAttribute('aria-label', `Filter, ${n} active`);
   ui.filterButton.classList.toggle('is-active', n > 0);
 }
 
@@ -692,7 +776,13 @@ function renderChips() {
   replace(ui.chips,
     h('span', { class: 'chips-label', id: 'chips-label', text: joinText }),
     h('ul', { class: 'chip-list', 'aria-labelledby': 'chips-label' }, items),
-    h('button', { type: 'button', class: 'button button-link', onclick: () => setView({ filters: [], join: 'and' }) }, 'Clear filters'));
+    h('button', { type: 'button', class: 'button button-link', onclick: clearFilters }, 'Clear filters'));
+}
+
+/** Drops every filter; the chips bar goes away, so focus moves to Filter. */
+function clearFilters() {
+  setView({ filters: [], join: 'and' });
+  ui.filterButton.focus();
 }
 
 function removeFilter(index) {
@@ -724,7 +814,7 @@ function renderHistogram() {
   const buckets = data.buckets || [];
   const unit = data.bucket || 'day';
   const tz = isTimeZone(v.tz) ? v.tz : 'UTC';
-  const per = { hour: 'hour', day: 'day', week: 'week', month: 'month' }[unit] || unit;
+  const per = { hour: 'hour', day: 'day', week: 'week', month: 'month', year: 'year' }[unit] || unit;
   ui.histTitle.textContent = `Events per ${per}`;
   if (buckets.length === 0) {
     ui.histMax.textContent = '';
@@ -738,11 +828,16 @@ function renderHistogram() {
   ui.histBars.classList.toggle('dense', buckets.length > 60);
   ui.histBars.classList.toggle('very-dense', buckets.length > 150);
   const clickable = unit !== 'hour';
-  const label = (b) => (unit === 'hour'
-    ? `${formatDate(dateIn(new Date(b.start), tz))} ${formatHour(b.start, tz)}`
-    : unit === 'month'
-      ? new Intl.DateTimeFormat(undefined, { timeZone: tz, month: 'long', year: 'numeric' }).format(new Date(b.start))
-      : formatDate(dateIn(new Date(b.start), tz)));
+  const label = (b) => {
+    const start = new Date(b.start);
+    switch (unit) {
+      case 'hour': return `${formatDate(dateIn(start, tz))} ${formatHour(b.start, tz)}`;
+      case 'week': return `Week of ${formatDate(dateIn(start, tz))}`;
+      case 'month': return new Intl.DateTimeFormat(undefined, { timeZone: tz, month: 'long', year: 'numeric' }).format(start);
+      case 'year': return new Intl.DateTimeFormat(undefined, { timeZone: tz, year: 'numeric' }).format(start);
+      default: return formatDate(dateIn(start, tz));
+    }
+  };
   let focusIndex = buckets.length - 1;
   for (let i = buckets.length - 1; i >= 0; i -= 1) if (buckets[i].count > 0) { focusIndex = i; break; }
   const bars = buckets.map((b, i) => {
@@ -779,7 +874,7 @@ function renderHistogram() {
   const first = buckets[0];
   const last = buckets[buckets.length - 1];
   const mid = buckets[Math.floor(buckets.length / 2)];
-  const short = (b) => (unit === 'hour' ? formatHour(b.start, tz) : label(b));
+  const short = (b) => (unit === 'hour' ? formatHour(b.start, tz) : unit === 'week' ? formatDate(dateIn(new Date(b.start), tz)) : label(b));
   replace(ui.histAxis,
     h('span', { text: short(first) }),
     buckets.length > 2 ? h('span', { text: short(mid) }) : null,
@@ -795,6 +890,9 @@ function narrowToBucket(buckets, i, unit, tz) {
       : (resolvedDates()?.to || todayIn(tz));
   }
   setView({ range: 'custom', from, to });
+  // The bars are redrawn for the new range: the time button, which now
+  // names it, keeps the focus.
+  ui.timeButton.focus();
 }
 
 // ---------------------------------------------------------------------------
@@ -835,8 +933,12 @@ function renderTable() {
             : `No events were recorded in the selected time range (${rangeLabel(state.view)}). Pick a wider time range.`,
         }),
         h('div', { class: 'state-actions' },
-          hasFilters ? h('button', { type: 'button', class: 'button button-outline', onclick: () => setView({ filters: [], join: 'and' }) }, 'Clear filters') : null,
-          state.view.range !== 'all_time' ? h('button', { type: 'button', class: 'button button-outline', onclick: () => setView({ range: 'all_time', from: '', to: '' }) }, 'Show All Time') : null)))));
+          hasFilters ? h('button', { type: 'button', class: 'button button-outline', onclick: clearFilters }, 'Clear filters') : null,
+          state.view.range !== 'all_time' ? h('button', {
+            type: 'button',
+            class: 'button button-outline',
+            onclick: () => { setView({ range: 'all_time', from: '', to: '' }); ui.timeButton.focus(); },
+          }, 'Show All Time') : null)))));
     renderTableFooter();
     return;
   }
@@ -896,19 +998,26 @@ function renderTableFooter() {
   else if (total !== null) ui.footerText.textContent = `Showing ${numberFormat.format(loaded)} of ${plural(total, 'event', 'events')}`;
   else ui.footerText.textContent = `Showing ${plural(loaded, 'event', 'events')}`;
   ui.loadMore.hidden = !state.nextCursor;
-  ui.loadMore.disabled = state.loadingMore;
+  // Not `disabled`: a disabled button loses the keyboard focus to <body>.
+  if (state.loadingMore) ui.loadMore.setAttribute('aria-disabled', 'true');
+  else ui.loadMore.removeAttribute('aria-disabled');
   ui.loadMore.firstChild.textContent = state.loadingMore ? 'Loading…' : 'Load more';
 }
 
 function renderError(err) {
-  const actions = [h('button', { type: 'button', class: 'button button-outline', onclick: () => loadView() }, icon('refresh'), h('span', { text: 'Try again' }))];
+  // The banner is redrawn by what these buttons do: focus goes to the time
+  // button, which stays, rather than to the page body.
+  const actions = [h('button', { type: 'button', class: 'button button-outline', onclick: () => { loadView(); ui.timeButton.focus(); } }, icon('refresh'), h('span', { text: 'Try again' }))];
   let title = 'Something went wrong';
   if (err.kind === 'network') title = 'Cannot reach the server';
   else if (err.kind === 'bad_request') {
     title = 'This view cannot be shown';
     actions.unshift(h('button', {
       type: 'button', class: 'button button-outline',
-      onclick: () => setView({ range: DEFAULT_PRESET, from: '', to: '', tz: browserZone, filters: [], join: 'and' }),
+      onclick: () => {
+        setView({ range: DEFAULT_PRESET, from: '', to: '', tz: browserZone, filters: [], join: 'and' });
+        ui.timeButton.focus();
+      },
     }, 'Reset view'));
     if (state.view.filters.length) {
       actions.unshift(h('button', { type: 'button', class: 'button button-outline', onclick: openFilterDialog }, 'Edit filters'));
@@ -943,6 +1052,9 @@ function makeDialog({ id, cls }) {
     const opener = dialog.opener;
     dialog.opener = null;
     if (opener && opener.isConnected && !opener.closest('[hidden]')) opener.focus();
+    // The opener was redrawn (a row of a view that changed): focus the time
+    // button, the first control of the view, rather than leaving it to <body>.
+    else if (ui.timeButton?.isConnected && !document.getElementById('shell').hidden) ui.timeButton.focus();
   });
   // A click on the backdrop (the dialog box itself, outside its content) closes it.
   dialog.addEventListener('mousedown', (e) => {
@@ -1005,7 +1117,9 @@ function buildTimeDialog() {
   ui.yearSelect.addEventListener('change', () => { time.month = { ...time.month, y: Number(ui.yearSelect.value) }; renderCalendar(); });
   const prev = h('button', { type: 'button', class: 'icon-button', 'aria-label': 'Previous month', onclick: () => shiftMonth(-1) }, icon('chevronLeft'));
   const next = h('button', { type: 'button', class: 'icon-button', 'aria-label': 'Next month', onclick: () => shiftMonth(1) }, icon('chevronRight'));
-  ui.calendarGrid = h('table', { class: 'calendar-grid', role: 'grid', 'aria-label': 'Calendar' });
+  // Two months side by side (stacked on narrow screens), so the start of
+  // "Last 30 Days" is on screen next to its end.
+  ui.calendarMonths = h('div', { class: 'calendar-months' });
   ui.rangeSummary = h('p', { class: 'range-summary', id: 'range-summary', 'aria-live': 'polite' });
   ui.calendarHint = h('p', { class: 'calendar-hint', id: 'calendar-hint' });
   const apply = h('button', { type: 'button', class: 'button button-primary', onclick: applyTime }, 'Apply');
@@ -1016,12 +1130,12 @@ function buildTimeDialog() {
       h('nav', { class: 'preset-panel', 'aria-label': 'Preset ranges' }, ui.presetList),
       h('div', { class: 'calendar' },
         h('div', { class: 'calendar-nav' }, prev, h('div', { class: 'calendar-selects' }, ui.monthSelect, ui.yearSelect), next),
-        ui.calendarGrid,
+        ui.calendarMonths,
         ui.calendarHint)),
     h('div', { class: 'dialog-footer' },
       h('div', { class: 'range-summary-wrap' }, h('span', { class: 'range-summary-label', text: 'Selected range' }), ui.rangeSummary),
       h('div', { class: 'dialog-actions' }, cancel, apply)));
-  ui.calendarGrid.addEventListener('keydown', onCalendarKey);
+  ui.calendarMonths.addEventListener('keydown', onCalendarKey);
 }
 
 function tzOrUtc() {
@@ -1043,7 +1157,7 @@ function openTimeDialog() {
   time.picks = 0;
   const d = draftDates();
   const anchorDate = d ? (d.to > today ? today : d.to) : today;
-  time.month = { y: parts(anchorDate).y, m: parts(anchorDate).m };
+  showMonthsEndingAt(anchorDate);
   time.focusDate = anchorDate;
   renderTimePanel();
   ui.timeButton.dataset.align = 'left';
@@ -1062,13 +1176,22 @@ function renderTimePanel() {
         const d = draftDates();
         if (d) {
           const target = d.to > todayIn(tzOrUtc()) ? todayIn(tzOrUtc()) : d.to;
-          time.month = { y: parts(target).y, m: parts(target).m };
+          showMonthsEndingAt(target);
           time.focusDate = target;
         }
         renderTimePanel();
+        // The preset buttons were redrawn: keep the focus on the chosen one.
+        ui.presetList.querySelector('[aria-pressed="true"]')?.focus();
       },
     }, label))));
   renderCalendar();
+}
+
+/** Shows the month of `date` on the right and the month before it on the left. */
+function showMonthsEndingAt(date) {
+  const p = parts(date);
+  const left = parts(makeDate(p.y, p.m - 1, 1));
+  time.month = { y: left.y, m: left.m };
 }
 
 function shiftMonth(delta) {
@@ -1091,32 +1214,51 @@ function renderCalendar() {
   ui.yearSelect.value = String(y);
 
   const d = draftDates();
+  // The range as drawn: a preset that runs into the future (This Week, This
+  // Month) is filled up to today only; its later days are not chosen days.
+  const drawn = d && { from: d.from, to: d.to > today ? today : d.to };
+  const second = parts(makeDate(y, m + 1, 1));
+  const firstDay = makeDate(y, m, 1);
+  const lastDay = makeDate(second.y, second.m, daysInMonth(second.y, second.m));
+  const visible = (date) => date >= firstDay && date <= lastDay;
+  if (!time.focusDate || !visible(time.focusDate) || time.focusDate > today) {
+    time.focusDate = visible(today) ? today : firstDay;
+  }
+  replace(ui.calendarMonths, [{ y, m }, second].map((mo) => monthGrid(mo, drawn, today)));
+  // The chosen range, written at the bottom of the panel (the seed's rule).
+  if (!d) ui.rangeSummary.textContent = 'All Time — every event since the account was created';
+  else if (time.draft.range === 'custom') ui.rangeSummary.textContent = formatSpan(d.from, d.to);
+  else ui.rangeSummary.textContent = `${PRESET_LABELS[time.draft.range]}: ${formatSpan(d.from, d.to)}`;
+  ui.calendarHint.textContent = time.picks === 1
+    ? 'End date is today. Click another date to set the end date.'
+    : 'Click a date to set the start date; the end date is today unless you click a second date.';
+}
+
+/** One month of the calendar: a grid of day buttons under its name. */
+function monthGrid({ y, m }, drawn, today) {
   const first = makeDate(y, m, 1);
   const lead = weekdayMonday0(first);
   const count = daysInMonth(y, m);
-  if (!time.focusDate || parts(time.focusDate).y !== y || parts(time.focusDate).m !== m) {
-    time.focusDate = today.slice(0, 7) === first.slice(0, 7) ? today : first;
-  }
+  const captionId = uid('month');
+  const caption = new Intl.DateTimeFormat(undefined, { timeZone: 'UTC', month: 'long', year: 'numeric' })
+    .format(new Date(Date.UTC(y, m - 1, 15)));
   const head = h('thead', {}, h('tr', {}, weekdayShortNames().map((n) => h('th', { scope: 'col', abbr: n, text: n }))));
   const rows = [];
   let cells = [];
   for (let i = 0; i < lead; i += 1) cells.push(h('td', { class: 'day-empty', role: 'presentation' }));
   for (let day = 1; day <= count; day += 1) {
     const date = makeDate(y, m, day);
-    const inRange = d && date >= d.from && date <= d.to;
-    const isStart = d && date === d.from;
-    const isEnd = d && date === d.to;
-    const future = date > today;
+    const inRange = drawn && date >= drawn.from && date <= drawn.to;
     const classes = ['day'];
     if (inRange) classes.push('in-range');
-    if (isStart) classes.push('range-start');
-    if (isEnd) classes.push('range-end');
+    if (drawn && date === drawn.from) classes.push('range-start');
+    if (drawn && date === drawn.to) classes.push('range-end');
     if (date === today) classes.push('today');
     const button = h('button', {
       type: 'button', class: 'day-button', text: String(day),
       'aria-label': `${formatLongDate(date)}${date === today ? ', today' : ''}`,
       tabindex: date === time.focusDate ? '0' : '-1',
-      disabled: future,
+      disabled: date > today,
       dataset: { date },
       onclick: () => pickDate(date),
     });
@@ -1127,15 +1269,9 @@ function renderCalendar() {
     while (cells.length < 7) cells.push(h('td', { class: 'day-empty', role: 'presentation' }));
     rows.push(h('tr', {}, cells));
   }
-  replace(ui.calendarGrid, head, h('tbody', {}, rows));
-
-  // The chosen range, written at the bottom of the panel (the seed's rule).
-  if (!d) ui.rangeSummary.textContent = 'All Time — every event since the account was created';
-  else if (time.draft.range === 'custom') ui.rangeSummary.textContent = formatSpan(d.from, d.to);
-  else ui.rangeSummary.textContent = `${PRESET_LABELS[time.draft.range]}: ${formatSpan(d.from, d.to)}`;
-  ui.calendarHint.textContent = time.picks === 1
-    ? 'End date is today. Click another date to set the end date.'
-    : 'Click a date to set the start date; the end date is today unless you click a second date.';
+  return h('div', { class: 'calendar-month' },
+    h('p', { class: 'calendar-caption', id: captionId, text: caption }),
+    h('table', { class: 'calendar-grid', role: 'grid', 'aria-labelledby': captionId }, head, h('tbody', {}, rows)));
 }
 
 function pickDate(date) {
@@ -1152,7 +1288,7 @@ function pickDate(date) {
   }
   time.focusDate = date;
   renderTimePanel();
-  ui.calendarGrid.querySelector(`[data-date="${date}"]`)?.focus();
+  ui.calendarMonths.querySelector(`[data-date="${date}"]`)?.focus();
 }
 
 function onCalendarKey(e) {
@@ -1174,13 +1310,17 @@ function onCalendarKey(e) {
   if (next > today) next = today;
   time.focusDate = next;
   const p = parts(next);
-  if (p.y !== time.month.y || p.m !== time.month.m) {
-    time.month = { y: p.y, m: p.m };
+  const second = parts(makeDate(time.month.y, time.month.m + 1, 1));
+  const shown = (q) => (q.y === time.month.y && q.m === time.month.m) || (q.y === second.y && q.m === second.m);
+  if (!shown(p)) {
+    // Moving back shows the new month on the left, moving on shows it on the right.
+    if (next < makeDate(time.month.y, time.month.m, 1)) time.month = { y: p.y, m: p.m };
+    else showMonthsEndingAt(next);
     renderCalendar();
   } else {
-    for (const b of ui.calendarGrid.querySelectorAll('.day-button')) b.tabIndex = b.dataset.date === next ? 0 : -1;
+    for (const b of ui.calendarMonths.querySelectorAll('.day-button')) b.tabIndex = b.dataset.date === next ? 0 : -1;
   }
-  ui.calendarGrid.querySelector(`[data-date="${next}"]`)?.focus();
+  ui.calendarMonths.querySelector(`[data-date="${next}"]`)?.focus();
 }
 
 function applyTime() {
@@ -1197,20 +1337,17 @@ const filt = { dialog: null, rows: [], join: 'and' };
 function buildFilterDialog() {
   const dialog = makeDialog({ id: 'filter-dialog', cls: 'dialog-filter' });
   filt.dialog = dialog;
-  const tabs = ['and', 'or'].map((j) => h('button', {
-    type: 'button', role: 'tab', class: 'tab', id: `join-${j}`, dataset: { join: j },
-    'aria-controls': 'filter-rows-panel', text: j.toUpperCase(),
-    onclick: () => setJoin(j),
+  // AND / OR is one choice of two: a radio group (drawn as a switch), whose
+  // arrow keys, focus and "1 of 2" come from the browser. It was built as
+  // tabs, which promise a panel that changes.
+  ui.joinRadios = ['and', 'or'].map((j) => h('input', {
+    type: 'radio', name: 'filter-join', id: `join-${j}`, value: j,
+    onchange: () => setJoin(j),
   }));
-  ui.joinTabs = tabs;
-  const tablist = h('div', { class: 'tabs', role: 'tablist', 'aria-label': 'Combine filters with' }, tabs);
-  tablist.addEventListener('keydown', (e) => {
-    if (e.key !== 'ArrowLeft' && e.key !== 'ArrowRight' && e.key !== 'Home' && e.key !== 'End') return;
-    e.preventDefault();
-    const j = filt.join === 'and' ? 'or' : 'and';
-    setJoin(e.key === 'Home' ? 'and' : e.key === 'End' ? 'or' : j);
-    ui.joinTabs.find((t) => t.dataset.join === filt.join).focus();
-  });
+  const joinGroup = h('div', {
+    class: 'segmented', role: 'radiogroup', 'aria-label': 'Combine filters with', 'aria-describedby': 'join-help',
+  }, ui.joinRadios.map((input) => h('label', { class: 'segment', for: input.id },
+    input, h('span', { text: input.value.toUpperCase() }))));
   ui.joinHelp = h('p', { class: 'join-help', id: 'join-help' });
   ui.filterRows = h('ol', { class: 'filter-rows' });
   ui.filterEmpty = h('p', { class: 'filter-empty', text: 'No filters yet. Add one to narrow the log by event, category or user.' });
@@ -1225,8 +1362,8 @@ function buildFilterDialog() {
   replace(dialog,
     dialogHeader(dialog, 'Filter By'),
     h('div', { class: 'filter-body' },
-      h('div', { class: 'join-bar' }, tablist, ui.joinHelp),
-      h('div', { role: 'tabpanel', id: 'filter-rows-panel', class: 'filter-panel', 'aria-describedby': 'join-help' },
+      h('div', { class: 'join-bar' }, joinGroup, ui.joinHelp),
+      h('div', { class: 'filter-panel' },
         ui.filterEmpty, ui.filterRows, ui.filterError, add)),
     h('div', { class: 'dialog-footer' }, clear, h('div', { class: 'dialog-actions' }, cancel, apply)));
   // Enter in a value field applies, like a form would.
@@ -1240,13 +1377,7 @@ function buildFilterDialog() {
 
 function setJoin(j) {
   filt.join = j;
-  for (const t of ui.joinTabs) {
-    const on = t.dataset.join === j;
-    t.setAttribute('aria-selected', String(on));
-    t.tabIndex = on ? 0 : -1;
-    t.classList.toggle('is-selected', on);
-  }
-  ui.joinTabs.forEach((t) => t.setAttribute('aria-labelledby', t.id));
+  for (const r of ui.joinRadios) r.checked = r.value === j;
   ui.joinHelp.textContent = j === 'and'
     ? 'AND: an event must match every filter.'
     : 'OR: an event may match any one filter.';
@@ -1287,9 +1418,9 @@ function filterRowEl(row, i) {
   if (!COLUMNS[row.column]) colOptions[row.column] = columnLabel(row.column);
   const opOptions = { ...OPERATORS };
   if (!OPERATORS[row.op]) opOptions[row.op] = operatorLabel(row.op);
-  const column = h('select', { class: 'select', 'aria-label': 'Select Column' },
+  const column = h('select', { class: 'select filter-column', 'aria-label': 'Select Column' },
     Object.entries(colOptions).map(([k, label]) => h('option', { value: k, text: label, selected: k === row.column })));
-  const op = h('select', { class: 'select', 'aria-label': 'Select Operator' },
+  const op = h('select', { class: 'select filter-op', 'aria-label': 'Select Operator' },
     Object.entries(opOptions).map(([k, label]) => h('option', { value: k, text: label, selected: k === row.op })));
   const datalist = h('datalist', { id: listId });
   const value = h('input', {
@@ -1379,6 +1510,46 @@ function dd(value, cls = '') {
   return h('dd', { class: cls, text: String(value) });
 }
 
+// A secret the server keeps only as a fingerprint (issue 16):
+// "[REDACTED hmac-sha256:<16 hex> …<last4>]", the last four optional.
+const FINGERPRINT_RE = /^\[REDACTED hmac-sha256:([0-9a-f]{16})(?: (?:\u2026|\.\.\.)([^\]]{1,4}))?\]$/;
+
+/** The fingerprint and last four characters of a fingerprinted value, or null. */
+function parseFingerprint(v) {
+  if (typeof v !== 'string') return null;
+  const m = FINGERPRINT_RE.exec(v);
+  return m ? { fingerprint: `hmac-sha256:${m[1]}`, last4: m[2] || '' } : null;
+}
+
+/**
+ * A fingerprinted secret as such: "•••• 7731" for the eye, the fingerprint
+ * on hover and in the text a screen reader reads, and a button that copies
+ * the fingerprint to match it against the credential one holds.
+ */
+function secretDd(fp, label) {
+  const shown = fp.last4 ? `•••• ${fp.last4}` : '••••';
+  const spoken = fp.last4
+    ? `Secret ending in ${fp.last4}, kept as fingerprint ${fp.fingerprint}`
+    : `Secret kept as fingerprint ${fp.fingerprint}`;
+  const copy = h('button', {
+    type: 'button', class: 'icon-button copy-fingerprint', title: 'Copy fingerprint',
+    'aria-label': `Copy fingerprint of ${label}`,
+    onclick: async () => {
+      try {
+        await navigator.clipboard.writeText(fp.fingerprint);
+        toast(`Copied fingerprint ${fp.fingerprint}`);
+      } catch (e) {
+        toast(`Could not copy the fingerprint: ${e?.message || e}`, 'error');
+      }
+    },
+  }, icon('copy'));
+  return h('dd', {},
+    h('span', { class: 'secret' },
+      h('span', { class: 'secret-mask', title: `Fingerprint ${fp.fingerprint}`, 'aria-hidden': 'true', text: shown }),
+      h('span', { class: 'visually-hidden', text: spoken }),
+      copy));
+}
+
 function metaValue(v) {
   if (v === null || v === undefined) return null;
   if (typeof v === 'boolean') return v ? 'Yes' : 'No';
@@ -1407,13 +1578,18 @@ function openDetails(index, opener) {
           e.preventDefault();
           details.dialog.close();
           setView({ workflow: r.workflow_id, filters: [], join: 'and' });
+          ui.title.focus();
         },
       }, 'Open workflow view'))
     : dd(null);
 
   const meta = Object.entries(r.metadata || {});
   const metaRows = meta.length
-    ? meta.map(([k, v]) => [h('dt', {}, h('span', { text: fieldLabel(r, k) }), h('span', { class: 'dt-key', text: k })), dd(metaValue(v))])
+    ? meta.map(([k, v]) => {
+      const fp = parseFingerprint(v);
+      const label = fieldLabel(r, k);
+      return [h('dt', {}, h('span', { text: label }), h('span', { class: 'dt-key', text: k })), fp ? secretDd(fp, label) : dd(metaValue(v))];
+    })
     : [h('dt', { text: 'Metadata' }), dd(null)];
 
   replace(details.body,
@@ -1447,7 +1623,9 @@ function openDetails(index, opener) {
 
 async function exportView() {
   const fallback = state.view.workflow ? 'Workflow_Audit_Logs.csv' : 'Account_Audit_Logs.csv';
-  ui.exportButton.disabled = true;
+  // Busy, not `disabled`: a disabled button drops the keyboard focus.
+  if (ui.exportButton.getAttribute('aria-disabled') === 'true') return;
+  ui.exportButton.setAttribute('aria-disabled', 'true');
   ui.exportButtonLabel.textContent = 'Exporting…';
   try {
     const res = await request(`${viewBase()}/export?${viewParams(state.view, { format: 'csv' })}`);
@@ -1464,7 +1642,7 @@ async function exportView() {
     if (handleAuthFailure(e)) return;
     toast(`Export failed: ${e.message}`, 'error');
   } finally {
-    ui.exportButton.disabled = false;
+    ui.exportButton.removeAttribute('aria-disabled');
     ui.exportButtonLabel.textContent = 'Export';
   }
 }

@@ -42,7 +42,7 @@ test('an AND filter set: every condition must hold', async () => {
   await fillRow(dialog, 0, 'Event', 'Is Equal To', 'Role created');
   await dialog.getByRole('button', { name: '+ Add Filter' }).click();
   await fillRow(dialog, 1, 'User', 'Is Not Equal To', 'priya nair');
-  assert.equal(await dialog.getByRole('tab', { name: 'AND' }).getAttribute('aria-selected'), 'true');
+  assert.equal(await dialog.getByRole('radio', { name: 'AND' }).isChecked(), true);
   await screenshot(page, 'filter-dialog');
   await dialog.getByRole('button', { name: 'Apply' }).click();
   await dialog.waitFor({ state: 'hidden' });
@@ -66,9 +66,9 @@ test('an OR filter set, then removing chips one by one', async () => {
   await fillRow(dialog, 0, 'Event', 'Is Equal To', 'Login');
   await dialog.getByRole('button', { name: '+ Add Filter' }).click();
   await fillRow(dialog, 1, 'Category', 'Is Equal To', 'Dataset');
-  await dialog.getByRole('tab', { name: 'OR' }).click();
-  assert.equal(await dialog.getByRole('tab', { name: 'OR' }).getAttribute('aria-selected'), 'true');
-  assert.equal(await dialog.getByRole('tab', { name: 'AND' }).getAttribute('aria-selected'), 'false');
+  await dialog.getByRole('radio', { name: 'OR' }).click();
+  assert.equal(await dialog.getByRole('radio', { name: 'OR' }).isChecked(), true);
+  assert.equal(await dialog.getByRole('radio', { name: 'AND' }).isChecked(), false);
   await dialog.getByRole('button', { name: 'Apply' }).click();
   await waitForView(page);
   const filters = [['event', 'eq', 'Login'], ['category', 'eq', 'Dataset']];
@@ -121,6 +121,7 @@ test('keyboard only: open Filter, add and fill a row, switch to OR, trap focus, 
     const el = document.activeElement;
     if (!el) return '';
     if (el.getAttribute('aria-label')) return el.getAttribute('aria-label');
+    if (el.labels?.length) return el.labels[0].textContent.trim();
     const copy = el.cloneNode(true);
     copy.querySelectorAll('[aria-hidden="true"]').forEach((x) => x.remove());
     return copy.textContent.trim();
@@ -151,12 +152,12 @@ test('keyboard only: open Filter, add and fill a row, switch to OR, trap focus, 
   await page.keyboard.press('Tab');
   await page.keyboard.press('Tab');
   await page.keyboard.type('Login');
-  // Shift+Tab back to the join tabs, and the arrow key selects OR.
+  // Shift+Tab back to the AND/OR radio group, and the arrow key selects OR.
   for (let i = 0; i < 12 && (await active()) !== 'AND'; i += 1) await page.keyboard.press('Shift+Tab');
   assert.equal(await active(), 'AND');
   await page.keyboard.press('ArrowRight');
   assert.equal(await active(), 'OR');
-  assert.equal(await dialog.getByRole('tab', { name: 'OR' }).getAttribute('aria-selected'), 'true');
+  assert.equal(await dialog.getByRole('radio', { name: 'OR' }).isChecked(), true);
 
   // Focus is trapped: 30 Tabs never leave the dialog.
   for (let i = 0; i < 30; i += 1) {
@@ -171,7 +172,8 @@ test('keyboard only: open Filter, add and fill a row, switch to OR, trap focus, 
   await waitForView(page);
   const filters = [['category', 'eq', 'Roles'], ['event', 'eq', 'Login']];
   assert.equal(await shownCount(page), expectedCount(log.bodies, { filters, join: 'or' }));
-  assert.equal(await active(), 'Filter', 'focus returns to the Filter button');
+  assert.equal(await active(), 'Filter, 2 active', 'focus returns to the Filter button, which says how many filters are on');
+  await page.getByRole('button', { name: 'Filter, 2 active', exact: true }).waitFor();
 
   // Escape closes without applying the draft.
   const before = page.url();
@@ -182,7 +184,7 @@ test('keyboard only: open Filter, add and fill a row, switch to OR, trap focus, 
   await page.keyboard.press('Escape'); // …that Escape throws away
   await dialog.waitFor({ state: 'hidden' });
   assert.equal(page.url(), before);
-  assert.equal(await active(), 'Filter');
+  assert.equal(await active(), 'Filter, 2 active');
   await page.close();
 });
 

@@ -9,6 +9,8 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { AxeBuilder } from '@axe-core/playwright';
+import assert from 'node:assert/strict';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BIN = process.env.AUDITLOG_BIN || path.join(ROOT, 'target', 'debug', 'auditlog');
@@ -247,10 +249,15 @@ export async function launchBrowser({ viewport = { width: 1280, height: 860 }, t
   };
 }
 
-/** Opens the page signed in through the `#token=` link, as `auditlog demo` does. */
+/**
+ * Opens the page through the `#token=` link that `auditlog demo` prints, and
+ * presses Sign in: the link only fills in the form and names the account.
+ */
 export async function openSignedIn(browser, server, token, query = '') {
   const page = await browser.newPage();
   await page.goto(`${server.url}/${query}#token=${encodeURIComponent(token)}`);
+  await page.getByRole('status').filter({ hasText: 'This link holds' }).waitFor();
+  await page.getByRole('button', { name: 'Sign in' }).click();
   await waitForView(page);
   return page;
 }
@@ -369,4 +376,108 @@ export function expectedCount(bodies, { span = null, filters = [], join = 'and' 
     });
     return join === 'or' ? hits.some(Boolean) : hits.every(Boolean);
   }).length;
+}
+
+// ---------------------------------------------------------------------------
+// Accessibility checks (issue 15)
+
+/** The axe-core tags of WCAG 2.0, 2.1 and 2.2, levels A and AA. */
+export const WCAG_TAGS = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa'];
+
+// A secret as the server stores it (issue 16): a keyed fingerprint and the
+// last four characters.
+export const FINGERPRINT = 'hmac-sha256:3f2a9c0d1e4b5a6f';
+export const SECRET_VALUE = `[REDACTED ${FINGERPRINT} …7731]`;
+export const SECRET_NO_LAST4 = '[REDACTED hmac-sha256:0a1b2c3d4e5f6071]';
+export const REDACTED_URL = 'https://user:REDACTED-3f2a9c0d1e4b5a6f@hooks.acme.example/p?token=REDACTED-9e8d7c6b5a493827';
+export const SECRET_DESCRIPTION = 'Ana Silva created the custom role Billing Admin';
+
+/**
+ * The standard log plus one record whose metadata holds values already in
+ * the server's fingerprint form (unknown keys, so this works before and
+ * after the server fingerprints sensitive fields itself).
+ */
+export async function seedA11yLog(server, ingestToken, adminToken) {
+  const log = await seedStandardLog(server, ingestToken, adminToken);
+  const body = eventBody(log.catalog, {
+    category: 'Roles', event: 'Role created', description: SECRET_DESCRIPTION,
+    actor: { kind: 'user', id: 'u_3', name: 'Ana Silva', email: 'ana@acme.example' },
+    occurred_at: new Date(Date.now() - 120_000).toISOString(),
+    metadata: { role_id: 'r_12', role_type: 'custom', note_fp: SECRET_VALUE, other_fp: SECRET_NO_LAST4, hook_url: REDACTED_URL },
+  });
+  const [rec] = await ingest(server, ingestToken, [body]);
+  log.secretRecord = await api(server, adminToken, 'GET', `/v1/accounts/acme/events/${rec.id}`);
+  log.bodies.push(body);
+  return log;
+}
+
+/** Runs axe on the page as it is; fails listing every violation. */
+export async function expectNoViolations(page, where) {
+  const result = await new AxeBuilder({ page }).withTags(WCAG_TAGS).analyze();
+  const found = result.violations.map((v) => `${v.id} (${v.impact}): ${v.help}\n    ${v.nodes.map((n) => n.target.join(' ')).join('\n    ')}`);
+  assert.deepEqual(found, [], `axe violations at ${where}`);
+  return result.passes.length;
+}
+
+/** The page is no wider than the window, and a dialog, if open, fits it. */
+export async function expectReflow(page, where) {
+  const m = await page.evaluate(() => {
+    const d = [...document.querySelectorAll('dialog[open]')].map((x) => x.getBoundingClientRect());
+    return {
+      scroll: document.documentElement.scrollWidth,
+      body: document.body.scrollWidth,
+      win: window.innerWidth,
+      dialogs: d.map((r) => [Math.round(r.left), Math.round(r.right)]),
+    };
+  });
+  assert.ok(m.scroll <= m.win && m.body <= m.win, `no horizontal scroll at ${where}: ${JSON.stringify(m)}`);
+  for (const [l, r] of m.dialogs) assert.ok(l >= 0 && r <= m.win, `dialog fits at ${where}: ${JSON.stringify(m)}`);
+}
+
+/**
+ * The focused element, its accessible name as a plain reading, and whether
+ * its focus indicator is visible: a solid outline of 2 px or more (or a
+ * box-shadow ring) on it, or on the visible part of a styled control.
+ */
+export async function focusState(page) {
+  return page.evaluate(() => {
+    const el = document.activeElement;
+    if (!el || el === document.body) return { tag: 'BODY', name: '', ring: false, visible: false };
+    let name = el.getAttribute('aria-label') || '';
+    if (!name && el.labels?.length) name = el.labels[0].textContent.trim();
+    if (!name) {
+      const copy = el.cloneNode(true);
+      copy.querySelectorAll('[aria-hidden="true"]').forEach((x) => x.remove());
+      name = copy.textContent.trim();
+    }
+    // A radio drawn as a switch shows its ring on the span after it.
+    const drawn = el.matches('.segment input') ? el.nextElementSibling : el;
+    const cs = getComputedStyle(drawn);
+    const outline = cs.outlineStyle !== 'none' && parseFloat(cs.outlineWidth) >= 2;
+    const shadow = cs.boxShadow !== 'none' && /\b[2-9]px\b/.test(cs.boxShadow);
+    const r = drawn.getBoundingClientRect();
+    return {
+      tag: el.tagName, id: el.id, name, ring: outline || shadow,
+      visible: r.width > 0 && r.height > 0 && !el.closest('[hidden]'),
+    };
+  });
+}
+
+export async function expectFocusOn(page, expected, where) {
+  const f = await focusState(page);
+  assert.notEqual(f.tag, 'BODY', `${where}: focus was dropped to <body>`);
+  if (expected instanceof RegExp) assert.match(f.name, expected, `${where}: focus on ${JSON.stringify(f)}`);
+  else assert.equal(f.name, expected, `${where}: focus on ${JSON.stringify(f)}`);
+  assert.ok(f.visible, `${where}: the focused element is visible`);
+  assert.ok(f.ring, `${where}: the focus ring of ${f.name} is visible`);
+}
+
+/** Presses Tab (or Shift+Tab) until the focused control is named `name`. */
+export async function tabTo(page, name, { back = false, max = 80 } = {}) {
+  for (let i = 0; i < max; i += 1) {
+    const f = await focusState(page);
+    if (name instanceof RegExp ? name.test(f.name) : f.name === name) return;
+    await page.keyboard.press(back ? 'Shift+Tab' : 'Tab');
+  }
+  assert.fail(`${name} is not reachable with ${back ? 'Shift+Tab' : 'Tab'}`);
 }

@@ -1,4 +1,4 @@
-// Signing in and out, the demo link, what the page says when the token is
+// Signing in and out, the demo link (it only fills in the form), what the page says when the token is
 // bad or the server is gone, and the page's security headers.
 
 import { test, before, after } from 'node:test';
@@ -61,16 +61,39 @@ test('sign in with the Token field; a wrong token says so; sign out', async () =
   await page.close();
 });
 
-test('the demo link signs in by itself and the token never appears in a URL sent to the server', async () => {
+test('a #token= link only fills in the token: it names the account and waits for Sign in', async () => {
   const page = await browser.newPage();
   const urls = [];
   page.on('request', (r) => urls.push(r.url()));
-  await page.goto(`${server.url}/#token=${admin}`);
-  await waitForView(page);
+  await page.goto(`${server.url}/?range=all_time#token=${admin}`);
+  const info = page.getByRole('status').filter({ hasText: 'This link holds an admin token for the account “acme”' });
+  await info.waitFor();
   assert.equal(new URL(page.url()).hash, '', 'the fragment is dropped from the address bar');
+  // Not signed in: no session, no log on screen, the token waiting in its field.
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('auditlog.token')), null);
+  assert.equal(await page.locator('#shell').isVisible(), false);
+  assert.equal(await page.getByLabel('Token').inputValue(), admin);
+  assert.equal(await page.evaluate(() => document.activeElement?.id), 'signin-submit');
+  await screenshot(page, 'signin-link');
+  await page.keyboard.press('Enter');
+  await waitForView(page);
+  assert.equal(await page.locator('#account-badge').textContent(), 'acme');
+  assert.match(page.url(), /range=all_time/, "the link's view is kept");
   assert.ok(urls.length > 3);
   for (const u of urls) assert.ok(!u.includes(admin), `token not in ${u}`);
   // Every API call carried the token in the Authorization header instead.
+  await page.close();
+});
+
+test('a link with a bad or ingest-only token says so and signs nobody in', async () => {
+  const page = await browser.newPage();
+  await page.goto(`${server.url}/#token=not-a-real-token`);
+  await page.getByRole('alert').filter({ hasText: 'The token in this link is not valid' }).waitFor();
+  // (A new document: a change of fragment alone is not a page load.)
+  await page.goto('about:blank');
+  await page.goto(`${server.url}/#token=${server.token('ingest')}`);
+  await page.getByRole('alert').filter({ hasText: 'can only write events' }).waitFor();
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('auditlog.token')), null);
   await page.close();
 });
 
@@ -102,6 +125,7 @@ test('loading and empty states say what is happening', async () => {
   const held = new Promise((r) => { release = r; });
   await page.route(/\/v1\/accounts\/acme\/events\?/, async (route) => { await held; await route.continue(); });
   await page.goto(`${server.url}/?range=yesterday#token=${admin}`);
+  await page.getByRole('button', { name: 'Sign in' }).click();
   await page.getByText('Loading events…').waitFor();
   assert.equal(await page.locator('#log-table').getAttribute('aria-busy'), 'true');
   await screenshot(page, 'loading');

@@ -3,10 +3,16 @@
 //!
 //! Realistic means skewed the way real logs are: logins and logouts make up
 //! most of the log, configuration changes are rare ("Role created" is about
-//! 0.1 %), a few thousand users of whom some are much more active, and every
-//! required metadata field filled with a plausible value of its type.
+//! 0.1 %), a few thousand users of whom some are much more active, each with
+//! their own device and city, every required metadata field filled with a
+//! plausible value (model, prompt and workflow names, not random words), and
+//! descriptions that read like a person wrote them: the server's default
+//! sentence for the event plus where and from which device it was done.
+
+use std::collections::BTreeMap;
 
 use auditlog_core::catalog::{Catalog, EventEntry, FieldType, Level};
+use auditlog_core::describe;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::{Map, Value, json};
@@ -19,24 +25,61 @@ const LAST: &[&str] = &[
     "Doe", "Haddad", "Chen", "Schmidt", "Okafor", "Alvarez", "Sharma", "Brown", "Rossi", "Tanaka",
     "Khan", "Murphy", "Petrova", "Aziz", "Martin", "Garcia", "Bello", "Berg", "Sato", "Kim",
 ];
-const WORDS: &[&str] = &[
-    "invoice",
-    "claims",
-    "onboarding",
-    "support",
-    "triage",
-    "summary",
-    "extraction",
-    "routing",
-    "review",
-    "forecast",
-    "intake",
-    "renewal",
-    "audit",
-    "ledger",
-    "contract",
-    "email",
+/// Where people work from: a browser and system per user, the way an
+/// account's log shows the same few devices again and again.
+const DEVICES: &[&str] = &[
+    "Chrome 131 on macOS",
+    "Chrome 131 on Windows 11",
+    "Edge 131 on Windows 11",
+    "Firefox 133 on Ubuntu",
+    "Safari 18 on macOS",
+    "Chrome 131 on ChromeOS",
 ];
+#[rustfmt::skip]
+const CITIES: &[&str] = &[
+    "Berlin", "London", "Mumbai", "Austin", "Toronto", "Singapore", "Madrid", "Lagos",
+];
+const WORKFLOW_NAMES: &[&str] = &[
+    "Invoice intake",
+    "Claims triage",
+    "Customer onboarding",
+    "Support email routing",
+    "Contract review",
+    "Expense audit",
+    "Vendor due diligence",
+    "Renewal forecast",
+];
+
+/// Plausible values of the catalog's string fields, by key.
+#[rustfmt::skip]
+fn pool(key: &str) -> Option<&'static [&'static str]> {
+    Some(match key {
+        "login_method" => &["password", "SSO", "Google", "a passkey"],
+        "role_type" => &["custom", "standard"],
+        "role_name" => &["Viewer", "Editor", "Admin", "Compliance Reviewer", "Billing Admin"],
+        "integration_name" => &["Salesforce", "SharePoint", "Slack", "SAP S/4HANA", "Zendesk", "Google Drive"],
+        "integration_type" => &["CRM", "storage", "messaging", "ERP", "ticketing"],
+        "model_name" => &["gpt-4o", "llama-3.1-8b-instruct", "mistral-7b-instruct", "claude-3.5-sonnet", "qwen2.5-14b"],
+        "model_type" => &["commercial", "open-source", "fine-tuned"],
+        "hardware_type" => &["NVIDIA A100 80GB", "NVIDIA L4", "NVIDIA T4", "8 vCPU"],
+        "training_method" => &["LoRA", "QLoRA", "full fine-tuning"],
+        "training_dataset" => &["invoices-2026-q3.jsonl", "claims-labelled.csv", "support-replies.jsonl"],
+        "test_dataset" => &["invoices-holdout.jsonl", "claims-test.csv", "support-eval.jsonl"],
+        "weights_and_biases" => &["acme/finetune-invoices", "acme/claims-lora", "acme/support-tone"],
+        "stop_sequence" => &["</answer>", "###", "END"],
+        "prompt_name" => &["Invoice field extraction", "Claims triage summary", "Support reply draft", "Contract clause finder", "Expense policy check"],
+        "version_name" => &["v2", "v3", "v4", "v5", "v6"],
+        "file_type" => &["CSV", "JSONL", "PDF", "XLSX"],
+        "custom_script_name" => &["normalize_invoice.py", "dedupe_claims.py", "mask_pii.py", "split_pdf.py"],
+        "guardrail_name" => &["PII redaction", "Toxicity filter", "Prompt injection shield"],
+        "connection_name" => &["Invoices OCR", "Receipts OCR", "Azure DI West Europe", "ID documents OCR"],
+        "deployment_name" => &["prod-eu-1", "prod-us-2", "staging"],
+        "node_name" => &["Extract fields", "Route ticket", "Send to ERP", "Scan document", "Summarize claim", "Check policy"],
+        "node_type" => &["integration", "ocr", "llm", "script"],
+        "api_mode" => &["sync", "async"],
+        _ => return None,
+    })
+}
 
 /// One synthetic user.
 #[derive(Clone, Debug)]
@@ -45,6 +88,9 @@ pub struct User {
     pub name: String,
     pub email: String,
     pub ip: String,
+    /// The browser and system this user works from, and their city.
+    pub device: &'static str,
+    pub city: &'static str,
 }
 
 /// The generator; the same seed gives the same events.
@@ -102,6 +148,8 @@ impl Generator {
                         rng.random_range(0..=255u8),
                         rng.random_range(1..=254u8)
                     ),
+                    device: DEVICES[rng.random_range(0..DEVICES.len())],
+                    city: CITIES[rng.random_range(0..CITIES.len())],
                 }
             })
             .collect();
@@ -139,39 +187,49 @@ impl Generator {
         self.users[i].clone()
     }
 
-    fn words(&mut self, n: usize) -> String {
-        (0..n)
-            .map(|_| WORDS[self.rng.random_range(0..WORDS.len())])
-            .collect::<Vec<_>>()
-            .join(" ")
+    fn pick<'a>(&mut self, from: &'a [&'a str]) -> &'a str {
+        from[self.rng.random_range(0..from.len())]
     }
 
-    fn string_value(&mut self, key: &str) -> String {
+    fn string_value(&mut self, key: &str, workflow: Option<&str>) -> String {
         let n: u32 = self.rng.random_range(1..5000);
-        if key.ends_with("_ids") {
-            format!("u_{n}, u_{}", n + 1)
-        } else if let Some(entity) = key.strip_suffix("_id") {
-            format!("{entity}_{n}")
-        } else if key.contains("type") {
-            [
-                "custom",
-                "standard",
-                "commercial",
-                "open-source",
-                "gpu-a100",
-                "cpu",
-            ][self.rng.random_range(0..6usize)]
-            .to_owned()
-        } else if key.contains("url") {
-            format!("https://hooks.example.com/{}", self.words(1))
-        } else if key.contains("method") {
-            ["password", "sso", "google", "api-key"][self.rng.random_range(0..4usize)].to_owned()
+        if let Some(values) = pool(key) {
+            return self.pick(values).to_owned();
+        }
+        match key {
+            "workflow_name" => {
+                // The workflow's own name, the same every time it appears.
+                let i = workflow.and_then(|w| w.strip_prefix("wf_")?.parse::<usize>().ok());
+                let i = i.unwrap_or(n as usize);
+                return format!(
+                    "{} {}",
+                    WORKFLOW_NAMES[i % WORKFLOW_NAMES.len()],
+                    i / WORKFLOW_NAMES.len() + 1
+                );
+            }
+            "version_id" | "workflow_version" => return format!("v{}", n % 40 + 1),
+            "url" => {
+                let w = workflow.unwrap_or("wf_000");
+                return format!("https://hooks.acme-corp.example/workflows/{w}/callback");
+            }
+            // A made-up credential: the field the catalog marks sensitive,
+            // which the server keeps only as a fingerprint.
+            "access_token" => return format!("whsec_{:016x}{:08x}", self.rng.random::<u64>(), n),
+            "added_user_ids" | "removed_user_ids" => {
+                let a = self.pick_user().email;
+                return if self.rng.random_bool(0.6) {
+                    a
+                } else {
+                    format!("{a}, {}", self.pick_user().email)
+                };
+            }
+            _ => {}
+        }
+        if let Some(entity) = key.strip_suffix("_id") {
+            let prefix: String = entity.chars().filter(|c| *c != '_').take(4).collect();
+            format!("{prefix}_{n}")
         } else {
-            let w = self.words(2);
-            let mut c = w.chars();
-            c.next()
-                .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
-                .unwrap_or(w)
+            format!("{} {n}", key.replace('_', " "))
         }
     }
 
@@ -187,19 +245,26 @@ impl Generator {
     /// One ingest body for a given catalog entry.
     pub fn event_of(&mut self, entry: &EventEntry<'_>, occurred_at: &str) -> Value {
         let user = self.pick_user();
+        let needs_wf = entry.level == Level::Workflow || entry.category == "Workflows";
+        let workflow = (needs_wf || self.rng.random_bool(0.05))
+            .then(|| self.workflows[self.rng.random_range(0..self.workflows.len())].clone());
         let mut metadata = Map::new();
         for f in &entry.event.fields {
             if !f.required && self.rng.random_bool(0.5) {
                 continue;
             }
             let v = match f.ty {
-                FieldType::String => json!(self.string_value(&f.key)),
+                FieldType::String => json!(self.string_value(&f.key, workflow.as_deref())),
                 FieldType::Number => {
                     if f.key.contains("rate")
                         || f.key.contains("temperature")
                         || f.key.contains("top_p")
                     {
                         json!((self.rng.random_range(1..100u32) as f64) / 100.0)
+                    } else if f.key == "tokens_consumed" {
+                        json!(self.rng.random_range(500..50_000u32))
+                    } else if f.key.contains("usage") {
+                        json!(self.rng.random_range(1..720u32))
                     } else {
                         json!(self.rng.random_range(1..512u32))
                     }
@@ -208,24 +273,19 @@ impl Generator {
             };
             metadata.insert(f.key.clone(), v);
         }
-        let needs_wf = entry.level == Level::Workflow || entry.category == "Workflows";
-        let workflow = (needs_wf || self.rng.random_bool(0.05))
-            .then(|| self.workflows[self.rng.random_range(0..self.workflows.len())].clone());
-        let description = format!(
-            "{} {} — {}{}",
-            user.name,
-            entry
-                .event
-                .description
-                .trim_end_matches('.')
-                .to_lowercase()
-                .replacen("tracks", "performed", 1),
-            self.words(6),
-            workflow
-                .as_deref()
-                .map(|w| format!(" in workflow {w}"))
-                .unwrap_or_default(),
-        );
+        // The sentence the server would write by default, and what a real
+        // client adds to it: where the change was made and from which device.
+        let fields: BTreeMap<String, Value> = metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut description = describe::sentence(&entry.event.name, &user.name, &fields);
+        if let Some(w) = workflow.as_deref()
+            && !description.contains("workflow")
+        {
+            description.push_str(&format!(" in workflow {w}"));
+        }
+        description.push_str(&format!(", from {} in {}", user.device, user.city));
         let mut body = json!({
             "level": entry.level.as_str(),
             "category": entry.category,
@@ -282,6 +342,26 @@ mod tests {
                 validate_event(catalog, body, "", &ctx, &mut errors).is_some(),
                 "{errors:?}"
             );
+        }
+    }
+
+    #[test]
+    fn descriptions_read_like_sentences_and_never_show_the_access_token() {
+        let mut g = Generator::new(11, 50);
+        for e in Catalog::get().entries() {
+            if e.category == auditlog_core::validate::RESERVED_CATEGORY {
+                continue;
+            }
+            let body = g.event_of(&e, "2026-11-20T10:00:00Z");
+            let d = body["description"].as_str().unwrap();
+            let name = body["actor"]["name"].as_str().unwrap();
+            // "Ana Silva deployed the model gpt-4o on NVIDIA L4, from Safari
+            // 18 on macOS in Madrid": the actor, a verb, what, where from.
+            assert!(d.starts_with(&format!("{name} ")), "{d}");
+            assert!(d.contains(", from "), "{d}");
+            if let Some(secret) = body["metadata"]["access_token"].as_str() {
+                assert!(!d.contains(secret), "{d}");
+            }
         }
     }
 }

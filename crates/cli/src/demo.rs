@@ -1,5 +1,6 @@
 //! `auditlog demo`: a demo account with realistic events of every catalog
-//! entry over the last 400 days, then the server, with a sign-in link.
+//! entry over the last 400 days, then the server, with a link that fills in
+//! the sign-in form.
 
 use std::sync::Arc;
 
@@ -54,14 +55,15 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     println!("ingest token: {ingest_secret}");
     crate::serve(args.serve, Some(store), move |addr| {
         // The fragment is never sent to the server, so the token stays out
-        // of every access log.
+        // of every access log. The link only fills in the Token field: the
+        // page shows which account it is for and waits for Sign in.
         let host = if addr.ip().is_unspecified() {
             "127.0.0.1".to_owned()
         } else {
             addr.ip().to_string()
         };
         println!(
-            "dashboard:    http://{host}:{}/#token={secret}",
+            "dashboard:    http://{host}:{}/#token={secret}  (fills in the token: check the account, then press Sign in)",
             addr.port()
         );
     })

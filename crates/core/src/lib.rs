@@ -8,6 +8,7 @@
 
 pub mod catalog;
 pub mod checkpoint;
+pub mod describe;
 pub mod export;
 pub mod index;
 pub mod merkle;

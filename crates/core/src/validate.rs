@@ -675,36 +675,19 @@ fn validate_metadata(
     Some(obj)
 }
 
-/// The default description: "Role created by Jane Doe — Role ID: r_9, Role
-/// Type: custom". It names the event, the actor and the event's catalog
-/// fields in catalog order, so it reads well in a CSV without the metadata.
+/// The default description: the sentence a person would write, "Jane Doe
+/// created the custom role r_9", from the event's template in `describe.rs`
+/// (its most specific one whose fields have values), so it reads well in a
+/// CSV without the metadata. Templates name the fields they show: a field
+/// that holds a secret never appears in a description.
 pub fn render_description(
     event: &str,
     actor: &Actor,
     def: &crate::catalog::EventDef,
     metadata: &BTreeMap<String, MetaValue>,
 ) -> String {
-    let mut s = format!("{event} by {}", actor.display_name());
-    let mut first = true;
-    for field in &def.fields {
-        // Even fingerprinted, a credential has no place in a sentence.
-        if field.sensitive {
-            continue;
-        }
-        let Some(v) = metadata.get(&field.key) else {
-            continue;
-        };
-        let text = match v {
-            Value::Null => continue,
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        s.push_str(if first { " — " } else { ", " });
-        first = false;
-        s.push_str(&field.label);
-        s.push_str(": ");
-        s.push_str(&text);
-    }
+    debug_assert_eq!(event, def.name);
+    let mut s = crate::describe::sentence(event, actor.display_name(), metadata);
     if s.chars().count() > MAX_DESCRIPTION_CHARS {
         s = s.chars().take(MAX_DESCRIPTION_CHARS - 1).collect();
         s.push('…');
@@ -753,10 +736,7 @@ mod tests {
         assert_eq!(e.event, "Role created");
         assert_eq!(e.ip_address.as_deref(), Some("198.51.100.4"));
         assert_eq!(e.occurred_at, ctx().now);
-        assert_eq!(
-            e.description,
-            "Role created by Jane Doe — Role ID: r_9, Role Type: custom"
-        );
+        assert_eq!(e.description, "Jane Doe created the custom role r_9");
     }
 
     #[test]

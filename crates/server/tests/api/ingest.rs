@@ -72,7 +72,7 @@ async fn description_defaults_to_a_sentence_from_the_catalog() {
     let rec = app.ingest(&token, ACME, &role_created()).await;
     assert_eq!(
         rec["description"],
-        json!("Role created by Jane Doe — Role ID: r_9, Role Type: custom")
+        json!("Jane Doe created the custom role r_9")
     );
     // Names are matched ignoring case and stored in their catalog spelling.
     let mut ev = role_created();

@@ -37,6 +37,8 @@ pub fn new_token(scope: TokenScope, role: Role, now_us: i64) -> (String, TokenRe
         scope,
         role,
         created_at_us: now_us,
+        expires_at_us: None,
+        created_by: None,
     };
     (secret, record)
 }
@@ -116,6 +118,13 @@ impl FromRequestParts<AppState> for Caller {
         if !bool::from(token.secret_hash.ct_eq(&hash)) {
             return Err(ApiError::Unauthorized);
         }
+        let now_us = auditlog_core::record::Micros::from_timestamp(state.now()).0;
+        // Expired is refused like unknown: no hint for whoever holds it.
+        // (The expiry is recorded in the log by the token recorder.)
+        if token.is_expired(now_us) {
+            return Err(ApiError::Unauthorized);
+        }
+        state.store.note_token_use(&token.id, now_us);
         Ok(Caller { token })
     }
 }

@@ -390,6 +390,7 @@ fn export_event(
         description,
         metadata,
         idempotency_key: None,
+        defaulted: Default::default(),
     }
 }
 

@@ -280,7 +280,7 @@ pub fn list_tokens_offline(data_dir: &Path) -> Result<Vec<TokenInfo>> {
     let conn = open_offline(data_dir)?;
     let mut stmt = conn
         .prepare(&format!(
-            "SELECT {TOKEN_INFO_COLUMNS} FROM tokens ORDER BY created_at, id"
+            "SELECT {TOKEN_INFO_COLUMNS} FROM tokens ORDER BY created_at, rowid"
         ))
         .map_err(sql_err("list tokens"))?;
     let rows = stmt
@@ -378,7 +378,7 @@ fn read_pending_changes(conn: &Connection, now_us: i64) -> Result<Vec<PendingTok
              WHERE (logged & 1) = 0 \
                 OR (revoked_at IS NOT NULL AND (logged & 2) = 0) \
                 OR (revoked_at IS NULL AND expires_at <= ?1 AND (logged & 4) = 0) \
-             ORDER BY created_at, id"
+             ORDER BY created_at, rowid"
         ))
         .map_err(sql_err("read pending token changes"))?;
     let rows = stmt
@@ -2269,7 +2269,7 @@ impl Store for SqliteStore {
                 let mut stmt = conn
                     .prepare_cached(&format!(
                         "SELECT {TOKEN_INFO_COLUMNS} FROM tokens \
-                         WHERE scope = ?1 AND revoked_at IS NULL ORDER BY created_at, id"
+                         WHERE scope = ?1 AND revoked_at IS NULL ORDER BY created_at, rowid"
                     ))
                     .map_err(sql_err("list tokens"))?;
                 let rows = stmt

@@ -445,9 +445,10 @@ pub async fn serve(
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
     tokio::spawn(auditlog_server::run_checkpointer(state.clone()));
-    // Token changes made while no server ran (command line, expiry) are in
-    // the log before the first request; later ones within seconds.
-    if let Err(e) = auditlog_server::record_token_changes(&state.store, state.now()).await {
+    // Token changes made on the command line (or while no server ran) are
+    // in the log before the first request; expiries later within seconds.
+    let all = auditlog_store::TokenChange::ALL;
+    if let Err(e) = auditlog_server::record_token_changes(&state.store, state.now(), &all).await {
         tracing::warn!(error = %e, "recording token changes failed; retrying in the background");
     }
     tokio::spawn(auditlog_server::run_token_recorder(state.clone()));

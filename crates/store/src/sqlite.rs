@@ -250,19 +250,18 @@ fn open_offline(data_dir: &Path) -> Result<Connection> {
 /// Creates a token directly in the database of `data_dir`: the bootstrap of
 /// `auditlog token create`, which works whether or not a server is running
 /// (SQLite serializes the two writers; the server reads tokens from the
-/// file). Its "Token created" event is appended by the next server that runs
-/// on this directory ([`Store::pending_token_changes`]): at its start, or
-/// within seconds if one is running. The command line never appends to the
-/// log itself: the running server's writer owns each account's sequence and
-/// tree.
+/// file). Its "Token created" event is appended by the next server that
+/// starts on this directory ([`Store::pending_token_changes`]). The command
+/// line never appends to the log itself: a running server's writer owns
+/// each account's sequence and tree.
 pub fn create_token_offline(data_dir: &Path, token: &TokenRecord) -> Result<()> {
     insert_token(&open_offline(data_dir)?, token)
 }
 
 /// Revokes the live token `id` (any scope) in the database of `data_dir`:
 /// `auditlog token revoke`. A server running on the directory stops
-/// accepting it within [`TOKEN_REVOCATION_POLL`] and records the
-/// revocation. `None` if there is no such token; otherwise whether it was
+/// accepting it within [`TOKEN_REVOCATION_POLL`]; the next server start
+/// records the revocation in the log. `None` if there is no such token; otherwise whether it was
 /// live (`false`: it had been revoked before).
 pub fn revoke_token_offline(data_dir: &Path, id: &str, now_us: i64) -> Result<Option<bool>> {
     let conn = open_offline(data_dir)?;
@@ -1493,7 +1492,7 @@ impl Writer {
                 (Earlier::InBatch(j), same_event(ev, account, &first))
             } else if let Some(rec) = group_keys.get(&(account.clone(), key.to_owned())) {
                 let same = same_event(ev, account, &rec.body);
-                (Earlier::Stored(rec.clone()), same)
+                (Earlier::Stored(Box::new(rec.clone())), same)
             } else {
                 let existing: Option<(String, Vec<u8>)> = self
                     .conn
@@ -1509,7 +1508,7 @@ impl Writer {
                     Some((body, hash)) => {
                         let rec = parse_record(&body, &hash)?;
                         let same = same_event(ev, account, &rec.body);
-                        (Earlier::Stored(rec), same)
+                        (Earlier::Stored(Box::new(rec)), same)
                     }
                     None => {
                         batch_keys.insert(key, i);
@@ -1533,7 +1532,7 @@ impl Writer {
             match earlier {
                 Some(Earlier::Stored(record)) => {
                     out.push(Appended {
-                        record,
+                        record: *record,
                         created: false,
                     });
                     continue;
@@ -1618,7 +1617,7 @@ impl Writer {
 /// The first event with an idempotency key that a later one repeats.
 enum Earlier {
     /// Stored before, or earlier in the same group.
-    Stored(Record),
+    Stored(Box<Record>),
     /// Earlier in the same request, at this index.
     InBatch(usize),
 }

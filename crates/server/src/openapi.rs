@@ -164,6 +164,7 @@ pub struct NewToken {
     #[schema(pattern = "^(ingest|read|admin)$")]
     role: String,
     /// RFC 3339 instant, in the future, at most ten years away.
+    #[schema(format = DateTime)]
     expires_at: Option<String>,
     /// Lifetime in seconds (1 to ten years).
     #[schema(minimum = 1, maximum = 316_224_000)]

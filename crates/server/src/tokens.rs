@@ -45,7 +45,8 @@ pub const MAX_TOKEN_TTL: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
 
 /// Most live (not revoked) tokens one account may hold. Issuing is an
 /// admin's action, but each token is a row that every listing returns and
-/// an admin token that leaked could otherwise issue without end.
+/// an admin token that leaked could otherwise issue without end. (Checked
+/// before the insert, not in it: concurrent requests may pass it by a few.)
 pub const MAX_LIVE_TOKENS_PER_ACCOUNT: usize = 1000;
 
 /// How often [`run_token_recorder`] looks for tokens that expired: an

@@ -492,3 +492,74 @@ async fn token_list_and_revoke_work_while_the_server_runs() {
         2
     );
 }
+
+/// A token made with `--ttl` works until then, answers 401 after, and the
+/// running server records its expiry in the log by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expiring_token_is_refused_after_its_ttl_and_the_expiry_is_logged() {
+    let ws = Workspace::new();
+    let data = ws.data_dir();
+    let dir = data.to_str().unwrap();
+    let read = create_token(&data, ACME, "read");
+    let out = run(&[
+        "token",
+        "create",
+        "--data-dir",
+        dir,
+        "--account",
+        ACME,
+        "--role",
+        "ingest",
+        "--ttl",
+        "3s",
+    ]);
+    assert!(out.status.success());
+    let ingest = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let server = Server::start(&ws);
+    let made = std::time::Instant::now();
+    server.ingest(&ingest, ACME, &role_created(1)).await;
+    // Refused once expired (generous: the clock is the system's).
+    loop {
+        let res = server
+            .post(
+                &ingest,
+                &format!("/v1/accounts/{ACME}/events"),
+                &role_created(2),
+            )
+            .await;
+        if res.status() == reqwest::StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert_eq!(res.status(), reqwest::StatusCode::CREATED);
+        assert!(
+            made.elapsed() < std::time::Duration::from_secs(10),
+            "still accepted"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // The recorder runs every 5 s.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let names: Vec<String> = token_events(&server, &read)
+            .await
+            .into_iter()
+            .map(|(name, _, actor)| format!("{name} by {actor}"))
+            .collect();
+        if names.len() == 3 {
+            assert_eq!(
+                names,
+                [
+                    "Token created by operator",
+                    "Token created by operator",
+                    "Token expired by auditlog"
+                ]
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not recorded: {names:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}

@@ -2148,7 +2148,11 @@ impl Store for SqliteStore {
 
     async fn find_token(&self, secret_hash: &Hash) -> Result<Option<TokenRecord>> {
         let hash = *secret_hash;
-        self.poll_revocations().await?;
+        // A failed poll leaves the cache as it is (the TTL still bounds it)
+        // rather than failing a request the cache can answer.
+        if let Err(e) = self.poll_revocations().await {
+            tracing::warn!(error = %e, "checking for revoked tokens failed");
+        }
         if let Some((token, at)) = self
             .shared
             .token_cache

@@ -85,6 +85,32 @@ enum TokenCommand {
         account: String,
         #[arg(long, value_enum, env = "AUDITLOG_ROLE")]
         role: RoleArg,
+        /// Lifetime, e.g. `90d`, `12h` or `1h 30m` (default: never expires).
+        #[arg(long, env = "AUDITLOG_TOKEN_TTL", conflicts_with = "expires_at")]
+        ttl: Option<String>,
+        /// Expiry instant, RFC 3339 (e.g. `2027-06-30T00:00:00Z`).
+        #[arg(long, env = "AUDITLOG_TOKEN_EXPIRES_AT")]
+        expires_at: Option<String>,
+        #[arg(long, default_value = "./data", env = "AUDITLOG_DATA_DIR")]
+        data_dir: PathBuf,
+    },
+    /// List tokens: ids, accounts, roles, status and times; never secrets
+    /// (works while the server runs).
+    List {
+        /// Only this account's tokens (`*`: only platform tokens).
+        #[arg(long, env = "AUDITLOG_ACCOUNT")]
+        account: Option<String>,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = "./data", env = "AUDITLOG_DATA_DIR")]
+        data_dir: PathBuf,
+    },
+    /// Revoke a token by id (works while the server runs: it refuses the
+    /// token within a second and records the revocation in the log).
+    Revoke {
+        /// The token's id (`tok_…`, as `token list` shows it).
+        id: String,
         #[arg(long, default_value = "./data", env = "AUDITLOG_DATA_DIR")]
         data_dir: PathBuf,
     },
@@ -179,22 +205,7 @@ fn run(command: Command) -> Result<()> {
     match command {
         Command::Serve(args) => runtime()?.block_on(serve(args, None, |_| {})),
         Command::Demo(args) => runtime()?.block_on(demo::run(args)),
-        Command::Token {
-            command:
-                TokenCommand::Create {
-                    account,
-                    role,
-                    data_dir,
-                },
-        } => {
-            let scope = parse_scope(&account)?;
-            let now = Micros::from_timestamp(jiff::Timestamp::now()).0;
-            let (secret, record) = auditlog_server::auth::new_token(scope, role.into(), now);
-            auditlog_store::sqlite::create_token_offline(&data_dir, &record)
-                .with_context(|| format!("storing the token in {}", data_dir.display()))?;
-            println!("{secret}");
-            Ok(())
-        }
+        Command::Token { command } => token_command(command),
         Command::Catalog => {
             let c = auditlog_core::catalog::Catalog::get();
             println!(
@@ -208,6 +219,153 @@ fn run(command: Command) -> Result<()> {
         Command::Verify(args) => verify_cmd::run(args),
         Command::Bench(args) => runtime()?.block_on(bench::run(args)),
     }
+}
+
+fn token_command(command: TokenCommand) -> Result<()> {
+    let now = jiff::Timestamp::now();
+    let now_us = Micros::from_timestamp(now).0;
+    match command {
+        TokenCommand::Create {
+            account,
+            role,
+            ttl,
+            expires_at,
+            data_dir,
+        } => {
+            let scope = parse_scope(&account)?;
+            let expires_at_us = expiry(now, ttl.as_deref(), expires_at.as_deref())?;
+            let (secret, mut record) = auditlog_server::auth::new_token(scope, role.into(), now_us);
+            record.expires_at_us = expires_at_us;
+            auditlog_store::sqlite::create_token_offline(&data_dir, &record)
+                .with_context(|| format!("storing the token in {}", data_dir.display()))?;
+            eprintln!("created token {}", record.id);
+            println!("{secret}");
+            Ok(())
+        }
+        TokenCommand::List {
+            account,
+            json,
+            data_dir,
+        } => {
+            let scope = account.as_deref().map(parse_scope).transpose()?;
+            let tokens = auditlog_store::sqlite::list_tokens_offline(&data_dir)
+                .with_context(|| format!("reading the tokens in {}", data_dir.display()))?;
+            let time = |t: Option<i64>| t.map(|t| Micros(t).to_rfc3339());
+            let rows: Vec<serde_json::Value> = tokens
+                .iter()
+                .filter(|t| scope.as_ref().is_none_or(|s| *s == t.scope))
+                .map(|t| {
+                    let status = if t.revoked_at_us.is_some() {
+                        "revoked"
+                    } else if t.expires_at_us.is_some_and(|e| e <= now_us) {
+                        "expired"
+                    } else {
+                        "active"
+                    };
+                    serde_json::json!({
+                        "id": t.id,
+                        "account": t.scope.as_str(),
+                        "role": t.role.as_str(),
+                        "status": status,
+                        "created_at": time(Some(t.created_at_us)),
+                        "created_by": t.created_by.as_deref().unwrap_or("operator"),
+                        "expires_at": time(t.expires_at_us),
+                        "last_used_at": time(t.last_used_at_us),
+                        "revoked_at": time(t.revoked_at_us),
+                        "revoked_by": t.revoked_by.as_deref().map(|b| b.to_owned())
+                            .or_else(|| t.revoked_at_us.map(|_| "operator".to_owned())),
+                    })
+                })
+                .collect();
+            if json {
+                for r in &rows {
+                    println!("{r}");
+                }
+            } else {
+                let cols = [
+                    "id",
+                    "account",
+                    "role",
+                    "status",
+                    "created_at",
+                    "expires_at",
+                    "last_used_at",
+                ];
+                let cell = |r: &serde_json::Value, c: &str| r[c].as_str().unwrap_or("-").to_owned();
+                let widths: Vec<usize> = cols
+                    .iter()
+                    .map(|c| {
+                        rows.iter()
+                            .map(|r| cell(r, c).len())
+                            .chain([c.len()])
+                            .max()
+                            .unwrap_or(0)
+                    })
+                    .collect();
+                let line = |cells: Vec<String>| {
+                    let padded: Vec<String> = cells
+                        .iter()
+                        .zip(&widths)
+                        .map(|(c, w)| format!("{c:<w$}"))
+                        .collect();
+                    println!("{}", padded.join("  ").trim_end());
+                };
+                line(cols.iter().map(|c| c.to_uppercase()).collect());
+                for r in &rows {
+                    line(cols.iter().map(|c| cell(r, c)).collect());
+                }
+            }
+            Ok(())
+        }
+        TokenCommand::Revoke { id, data_dir } => {
+            match auditlog_store::sqlite::revoke_token_offline(&data_dir, &id, now_us)
+                .with_context(|| format!("revoking the token in {}", data_dir.display()))?
+            {
+                Some(true) => {
+                    eprintln!("revoked token {id}");
+                    Ok(())
+                }
+                Some(false) => bail!("token {id} was revoked before"),
+                None => bail!(
+                    "no token {id} in {} (`auditlog token list` shows them)",
+                    data_dir.display()
+                ),
+            }
+        }
+    }
+}
+
+/// The expiry of a new token from `--ttl` or `--expires-at`, within the
+/// same bounds as the API's.
+fn expiry(now: jiff::Timestamp, ttl: Option<&str>, at: Option<&str>) -> Result<Option<i64>> {
+    let max = auditlog_server::MAX_TOKEN_TTL.as_secs() as i64;
+    let secs = match (ttl, at) {
+        (None, None) => return Ok(None),
+        (Some(ttl), _) => {
+            let span: jiff::Span = ttl.parse().with_context(|| {
+                format!("--ttl `{ttl}`: expected a duration such as 90d, 12h or 1h 30m")
+            })?;
+            span.total((
+                jiff::Unit::Second,
+                jiff::SpanRelativeTo::days_are_24_hours(),
+            ))
+            .with_context(|| format!("--ttl `{ttl}`: use days, hours, minutes or seconds"))?
+                as i64
+        }
+        (None, Some(at)) => {
+            let at: jiff::Timestamp = at
+                .parse()
+                .with_context(|| format!("--expires-at `{at}`: expected an RFC 3339 instant"))?;
+            at.as_second() - now.as_second()
+        }
+    };
+    if !(1..=max).contains(&secs) {
+        bail!(
+            "the token must expire in the future and at most {} days from now",
+            max / 86_400
+        );
+    }
+    Ok(Some(Micros::from_timestamp(now).0 + secs * 1_000_000))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -331,6 +489,13 @@ pub async fn serve(
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
     tokio::spawn(auditlog_server::run_checkpointer(state.clone()));
+    // Token changes made on the command line (or while no server ran) are
+    // in the log before the first request; expiries later within seconds.
+    let all = auditlog_store::TokenChange::ALL;
+    if let Err(e) = auditlog_server::record_token_changes(&state.store, state.now(), &all).await {
+        tracing::warn!(error = %e, "recording token changes failed; retrying in the background");
+    }
+    tokio::spawn(auditlog_server::run_token_recorder(state.clone()));
     on_bound(addr);
     tracing::info!(%addr, data_dir = %args.data_dir.display(), startup_ms = started.elapsed().as_millis() as u64, "serving");
     println!("listening on http://{addr}");

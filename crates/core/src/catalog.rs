@@ -606,7 +606,8 @@ mod tests {
             .filter(|e| e.event.source == Source::Seed)
             .count();
         assert_eq!(seed, 91);
-        assert_eq!(catalog().len(), 92);
+        // The export event and the three token events (Audit Logs).
+        assert_eq!(catalog().len(), 95);
         assert!(!catalog().is_empty());
     }
 
@@ -769,12 +770,21 @@ mod tests {
                 ("row_count", FieldType::Number, true),
             ]
         );
-        let extensions: Vec<EventId> = catalog()
+        let extensions: Vec<&str> = catalog()
             .entries()
             .filter(|e| e.event.source == Source::Extension)
-            .map(|e| e.id)
+            .inspect(|e| assert_eq!((e.level, e.category), (Level::Account, "Audit Logs")))
+            .map(|e| e.event.name.as_str())
             .collect();
-        assert_eq!(extensions, [export]);
+        assert_eq!(
+            extensions,
+            [
+                "Audit logs exported",
+                "Token created",
+                "Token revoked",
+                "Token expired"
+            ]
+        );
     }
 
     #[test]

@@ -79,6 +79,19 @@ pub struct ValidEvent {
     pub description: String,
     pub metadata: BTreeMap<String, MetaValue>,
     pub idempotency_key: Option<String>,
+    /// Which fields the server filled in because the body left them out;
+    /// an idempotent retry does not compare them (the clock and the
+    /// client's address may differ between a request and its retry).
+    pub defaulted: Defaulted,
+}
+
+/// Fields of a [`ValidEvent`] that took a server default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Defaulted {
+    /// `occurred_at` was absent or null: it is the time of the request.
+    pub occurred_at: bool,
+    /// `ip_address` was absent or null: it is the caller's address.
+    pub ip_address: bool,
 }
 
 /// What validation needs from the request: the time, the caller's address
@@ -280,6 +293,10 @@ pub fn validate_body(
         }
     }
 
+    let defaulted = Defaulted {
+        occurred_at: matches!(obj.occurred_at, Field::Absent | Field::Null),
+        ip_address: matches!(obj.ip_address, Field::Absent | Field::Null),
+    };
     let occurred_at = match &obj.occurred_at {
         Field::Absent | Field::Null => Some(ctx.now),
         Field::Str(s) => match Micros::parse_rfc3339(s) {
@@ -400,6 +417,7 @@ pub fn validate_body(
         description,
         metadata,
         idempotency_key,
+        defaulted,
     })
 }
 

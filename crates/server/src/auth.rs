@@ -39,6 +39,8 @@ pub fn new_token(scope: TokenScope, role: Role, now_us: i64) -> (String, TokenRe
         scope,
         role,
         created_at_us: now_us,
+        expires_at_us: None,
+        created_by: None,
     };
     (secret, record)
 }
@@ -167,6 +169,13 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<TokenRecord, Fa
     if !bool::from(token.secret_hash.ct_eq(&hash)) {
         return Err(Failure::Auth("unknown or revoked token"));
     }
+    let now_us = auditlog_core::record::Micros::from_timestamp(state.now()).0;
+    // Expired is refused like unknown: no hint for whoever holds it (the
+    // expiry is recorded in the log by the token recorder).
+    if token.is_expired(now_us) {
+        return Err(Failure::Auth("expired token"));
+    }
+    state.store.note_token_use(&token.id, now_us);
     Ok(token)
 }
 

@@ -114,6 +114,7 @@ impl From<StoreError> for ApiError {
                 ))
             }
             StoreErrorKind::Invalid => ApiError::BadRequest(e.message),
+            StoreErrorKind::Conflict => ApiError::Conflict(e.message),
             StoreErrorKind::Internal => {
                 tracing::error!(error = %e, source = ?e.source, "store failure");
                 ApiError::Internal(e.message)

@@ -39,6 +39,7 @@ mod tokens;
 
 pub use ops::install_metrics;
 pub use tlog::run_checkpointer;
+pub use tokens::{MAX_TOKEN_TTL, record_token_changes, run_token_recorder};
 
 /// Largest request body accepted (spec §3).
 pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
@@ -209,7 +210,10 @@ pub fn app(state: AppState) -> Router {
             "/accounts/{account}/proof/consistency",
             get(tlog::consistency),
         )
-        .route("/accounts/{account}/tokens", post(tokens::create))
+        .route(
+            "/accounts/{account}/tokens",
+            post(tokens::create).get(tokens::list),
+        )
         .route("/accounts/{account}/tokens/{id}", delete(tokens::revoke))
         .fallback(ops::not_found);
     let config = state.limits.config.clone();

@@ -164,6 +164,58 @@ pub struct ViewParams {
     join: Option<String>,
 }
 
+/// The body of `POST …/tokens`: a role, and optionally an expiry (one of
+/// `expires_at` or `ttl`).
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct NewToken {
+    /// `ingest`, `read` or `admin`.
+    #[schema(pattern = "^(ingest|read|admin)$")]
+    role: String,
+    /// RFC 3339 instant, in the future, at most ten years away.
+    #[schema(format = DateTime)]
+    expires_at: Option<String>,
+    /// Lifetime in seconds (1 to ten years).
+    #[schema(minimum = 1, maximum = 316_224_000)]
+    ttl: Option<u64>,
+}
+
+/// A token just issued: its secret is shown this once.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct IssuedToken {
+    id: String,
+    /// The secret, `alog_…`; only its hash is stored.
+    token: String,
+    account: String,
+    role: String,
+    expires_at: Option<String>,
+}
+
+/// A token as listed: never its secret or hash.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct TokenEntry {
+    id: String,
+    /// The account, or `*` for a platform token.
+    account: String,
+    role: String,
+    created_at: String,
+    /// The id of the admin token that issued it, or `operator`.
+    created_by: String,
+    expires_at: Option<String>,
+    /// Whether `expires_at` has passed (the token answers 401).
+    expired: bool,
+    /// Persisted at most once a minute per token.
+    last_used_at: Option<String>,
+}
+
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct TokenList {
+    tokens: Vec<TokenEntry>,
+}
+
 struct BearerAuth;
 
 impl Modify for BearerAuth {
@@ -351,9 +403,10 @@ impl Modify for Contract {
         crate::tlog::event_proof,
         crate::tokens::whoami,
         crate::tokens::create,
+        crate::tokens::list,
         crate::tokens::revoke,
     ),
-    components(schemas(EventRecord, IngestEvent, IngestBatch, Problem, EventList, Count, Histogram, ProofHashes)),
+    components(schemas(EventRecord, IngestEvent, IngestBatch, Problem, EventList, Count, Histogram, ProofHashes, NewToken, IssuedToken, TokenEntry, TokenList)),
     modifiers(&BearerAuth, &Contract),
     security(("bearer" = []))
 )]

@@ -393,6 +393,7 @@ fn export_event(
         description,
         metadata,
         idempotency_key: None,
+        defaulted: Default::default(),
     }
 }
 

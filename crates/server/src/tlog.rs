@@ -9,6 +9,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use auditlog_core::checkpoint::Checkpoint;
+use auditlog_core::record::AccountId;
+use auditlog_store::TreeHead;
 
 use crate::AppState;
 use crate::auth::{Caller, Needed};
@@ -18,24 +20,40 @@ use crate::error::{ApiError, ApiResult};
 /// receives events gets a checkpoint at least once a second.
 const SIGN_INTERVAL: Duration = Duration::from_millis(500);
 
-/// Signs and stores a checkpoint for every account whose log grew.
+/// Signs and stores a checkpoint for every account whose log grew: the
+/// background signer's round.
 pub async fn sign_pending(state: &AppState) -> Result<usize, ApiError> {
     let heads = state.store.unsigned_heads().await?;
     let n = heads.len();
     for (account, head) in heads {
-        let checkpoint =
-            Checkpoint::new(state.origin_of(account.as_str()), head.size, head.root)
-                .map_err(|e| ApiError::Internal(format!("checkpoint for {account}: {e}")))?;
-        let note = state
-            .signer
-            .sign_checkpoint(&checkpoint)
-            .map_err(|e| ApiError::Internal(format!("sign checkpoint: {e}")))?;
-        state
-            .store
-            .put_checkpoint(&account, head.size, note)
-            .await?;
+        sign_head(state, &account, head).await?;
     }
     Ok(n)
+}
+
+/// Signs and stores a checkpoint of `account` if its log grew since the
+/// last: what a request may do, for its own account only (signing every
+/// account's head on each request let any reader make the server sign and
+/// write for all tenants; the background signer keeps its own cadence).
+pub async fn sign_account(state: &AppState, account: &AccountId) -> Result<bool, ApiError> {
+    match state.store.unsigned_head(account).await? {
+        Some(head) => {
+            sign_head(state, account, head).await?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+async fn sign_head(state: &AppState, account: &AccountId, head: TreeHead) -> Result<(), ApiError> {
+    let checkpoint = Checkpoint::new(state.origin_of(account.as_str()), head.size, head.root)
+        .map_err(|e| ApiError::Internal(format!("checkpoint for {account}: {e}")))?;
+    let note = state
+        .signer
+        .sign_checkpoint(&checkpoint)
+        .map_err(|e| ApiError::Internal(format!("sign checkpoint: {e}")))?;
+    state.store.put_checkpoint(account, head.size, note).await?;
+    Ok(())
 }
 
 /// Runs [`sign_pending`] forever. The heads come from committed state only,
@@ -67,8 +85,9 @@ pub async fn public_key(State(st): State<AppState>) -> Response {
 
 /// `GET /v1/accounts/{account}/checkpoint`: the latest signed checkpoint.
 ///
-/// Signs one now if the log grew since the last, so a client that just
-/// ingested gets a checkpoint covering its events.
+/// Signs one of this account now if its log grew since the last, so a
+/// client that just ingested gets a checkpoint covering its events; no
+/// other account's head is signed by the request.
 #[utoipa::path(get, path = "/v1/accounts/{account}/checkpoint", params(("account" = String, Path, description = "Account id")), responses((status = 200, description = "C2SP tlog-checkpoint signed as a C2SP signed-note (text/plain)")))]
 pub async fn checkpoint(
     State(st): State<AppState>,
@@ -76,7 +95,7 @@ pub async fn checkpoint(
     Path(account): Path<String>,
 ) -> ApiResult<Response> {
     let account = caller.authorize(&account, Needed::Read)?;
-    sign_pending(&st).await?;
+    sign_account(&st, &account).await?;
     match st.store.latest_checkpoint(&account).await? {
         Some(note) => {
             Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
@@ -163,7 +182,7 @@ pub async fn event_proof(
 ) -> ApiResult<Response> {
     let account = caller.authorize(&account, Needed::Read)?;
     let record = crate::read::record_or_404(&st, &account, &id).await?;
-    sign_pending(&st).await?;
+    sign_account(&st, &account).await?;
     let note = st
         .store
         .latest_checkpoint(&account)

@@ -27,6 +27,10 @@ pub enum StoreErrorKind {
     /// The request names something impossible (a proof for a size the log
     /// has not reached, …).
     Invalid,
+    /// The request contradicts what is stored: an idempotency key already
+    /// used for a different event. Nothing was written; retrying the same
+    /// request fails the same way.
+    Conflict,
     /// A bug or corrupted data.
     Internal,
 }
@@ -64,6 +68,10 @@ impl StoreError {
 
     pub fn invalid(message: impl Into<String>) -> StoreError {
         StoreError::new(StoreErrorKind::Invalid, message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> StoreError {
+        StoreError::new(StoreErrorKind::Conflict, message)
     }
 }
 
@@ -182,6 +190,74 @@ pub struct TokenRecord {
     pub scope: TokenScope,
     pub role: Role,
     pub created_at_us: i64,
+    /// The instant from which the token is refused (`None`: never expires).
+    /// The store keeps it; callers compare it with their own clock.
+    pub expires_at_us: Option<i64>,
+    /// Who issued it: the id of the admin token that did, or `None` for an
+    /// operator on the command line (or the demo).
+    pub created_by: Option<String>,
+}
+
+impl TokenRecord {
+    /// Whether the token is past its expiry at `now_us`.
+    pub fn is_expired(&self, now_us: i64) -> bool {
+        self.expires_at_us.is_some_and(|e| e <= now_us)
+    }
+}
+
+/// What a token listing shows: everything about a token but its secret and
+/// the secret's hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenInfo {
+    pub id: String,
+    pub scope: TokenScope,
+    pub role: Role,
+    pub created_at_us: i64,
+    pub created_by: Option<String>,
+    pub expires_at_us: Option<i64>,
+    /// The last request made with it, as noted by
+    /// [`Store::note_token_use`] (persisted at most once a minute).
+    pub last_used_at_us: Option<i64>,
+    pub revoked_at_us: Option<i64>,
+    pub revoked_by: Option<String>,
+}
+
+/// A change to a token that the account's log records as an "Audit Logs"
+/// event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TokenChange {
+    Created,
+    Revoked,
+    Expired,
+}
+
+impl TokenChange {
+    pub const ALL: [TokenChange; 3] = [
+        TokenChange::Created,
+        TokenChange::Revoked,
+        TokenChange::Expired,
+    ];
+
+    /// The catalog event ("Audit Logs" category) that records it.
+    pub fn event_name(self) -> &'static str {
+        match self {
+            TokenChange::Created => "Token created",
+            TokenChange::Revoked => "Token revoked",
+            TokenChange::Expired => "Token expired",
+        }
+    }
+}
+
+/// A token change no event records yet (see [`Store::pending_token_changes`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingTokenChange {
+    pub token: TokenInfo,
+    pub change: TokenChange,
+    /// The account whose log should record it: the token's own account, or
+    /// for a `*` token the account named by the request that revoked it;
+    /// `None` when no account is involved (a `*` token created or revoked on
+    /// the command line, or expired).
+    pub account: Option<AccountId>,
 }
 
 /// A byte sink for streamed exports; returning an error stops the stream.
@@ -201,9 +277,17 @@ pub trait Store: Send + Sync + 'static {
     /// when they are durable (committed and synced). Each new event gets the
     /// next `seq`, a fresh ULID `id`, `recorded_at` = commit time, and its
     /// leaf hash. An event whose idempotency key the account has used before
-    /// (or earlier in the same call) is not written again; the first record is
-    /// returned with `created: false`. Results are in input order. Once this
-    /// returns, every query sees the events.
+    /// (or earlier in the same call) is not written again: if it is the same
+    /// event, the first record is returned with `created: false`; if it is
+    /// another, the whole call fails with [`StoreErrorKind::Conflict`] and
+    /// writes nothing (other callers' appends are not affected). "The same
+    /// event" means equal canonical forms but for `id`, `seq` and
+    /// `recorded_at`, except that a field the new event took as a server
+    /// default (`occurred_at`, `ip_address`: see
+    /// [`ValidEvent::defaulted`](auditlog_core::validate::ValidEvent)) is not
+    /// compared, so a retry that leaves them out is the same event whatever
+    /// the clock or the client's address. Results are in input order. Once
+    /// this returns, every query sees the events.
     async fn append(&self, account: &AccountId, events: Vec<ValidEvent>) -> Result<Vec<Appended>>;
 
     /// One record by id.
@@ -258,6 +342,12 @@ pub trait Store: Send + Sync + 'static {
     /// checkpoint: the ones to sign next.
     async fn unsigned_heads(&self) -> Result<Vec<(AccountId, TreeHead)>>;
 
+    /// The committed tree head of `account` if it is larger than its latest
+    /// stored checkpoint (`None`: nothing to sign, or no such account). Looks
+    /// at this account only, so a request can sign its own head without
+    /// signing anyone else's.
+    async fn unsigned_head(&self, account: &AccountId) -> Result<Option<TreeHead>>;
+
     /// Stores a signed checkpoint note for `size` (idempotent per size).
     async fn put_checkpoint(&self, account: &AccountId, size: u64, note: String) -> Result<()>;
 
@@ -271,14 +361,64 @@ pub trait Store: Send + Sync + 'static {
     async fn consistency_proof(&self, account: &AccountId, from: u64, to: u64)
     -> Result<Vec<Hash>>;
 
-    /// Stores a new token (the id must be unique).
+    /// Stores a new token (the id and the secret hash must be unique). Its
+    /// creation is pending in [`Store::pending_token_changes`] until
+    /// [`Store::record_token_change`] records it.
     async fn create_token(&self, token: TokenRecord) -> Result<()>;
 
-    /// The live (not revoked) token with this secret hash.
+    /// The token with this secret hash unless it is revoked. Expired tokens
+    /// are returned too (with `expires_at_us`): the caller compares with its
+    /// own clock. A revocation through this store is seen by the very next
+    /// call; one made by another process on the same database (the command
+    /// line) within [`TOKEN_REVOCATION_POLL`].
     async fn find_token(&self, secret_hash: &Hash) -> Result<Option<TokenRecord>>;
 
-    /// Revokes a token of `account`; `false` if there was none.
-    async fn revoke_token(&self, account: &AccountId, id: &str) -> Result<bool>;
+    /// Revokes the live token `id` whose scope is exactly `scope` (`*`
+    /// tokens are revoked with [`TokenScope::All`]); `false` if there is no
+    /// such live token, so nothing is revealed of other scopes. `by` is the
+    /// revoking token's id (`None`: an operator), `on` the account whose log
+    /// records the revocation (for a `*` token: the account of the request),
+    /// `at_us` the time of the revocation. Effective for
+    /// [`Store::find_token`] as soon as this returns.
+    async fn revoke_token(
+        &self,
+        scope: &TokenScope,
+        id: &str,
+        by: Option<&str>,
+        on: Option<&AccountId>,
+        at_us: i64,
+    ) -> Result<bool>;
+
+    /// The token `id` (revoked or not), without its hash.
+    async fn token_info(&self, id: &str) -> Result<Option<TokenInfo>>;
+
+    /// Tokens whose scope is exactly `scope` and that are not revoked
+    /// (expired ones included), oldest first. Never secrets or hashes.
+    async fn list_tokens(&self, scope: &TokenScope) -> Result<Vec<TokenInfo>>;
+
+    /// Notes that token `id` was used at `at_us`. Cheap and never waits on
+    /// I/O: the time is persisted off the caller's path, at most once per
+    /// [`TOKEN_USE_PERSIST_EVERY`] per token (later uses within that window
+    /// are not written; a crash may lose the last one).
+    fn note_token_use(&self, id: &str, at_us: i64);
+
+    /// Token changes that no event records yet: creations, revocations, and
+    /// expiries (tokens not revoked whose `expires_at` ≤ `now_us`), oldest
+    /// first.
+    async fn pending_token_changes(&self, now_us: i64) -> Result<Vec<PendingTokenChange>>;
+
+    /// Marks `change` of token `id` as recorded and, in the same
+    /// transaction, appends `event` (with no idempotency key) to the
+    /// account's log, when given. Returns `false` if the change had been
+    /// recorded already: nothing is appended, so each change is recorded at
+    /// most once however many callers race; a failure records nothing and
+    /// leaves the change pending.
+    async fn record_token_change(
+        &self,
+        id: &str,
+        change: TokenChange,
+        event: Option<(AccountId, ValidEvent)>,
+    ) -> Result<bool>;
 
     /// Store is reachable and accepting work.
     async fn ready(&self) -> Result<()>;
@@ -286,6 +426,16 @@ pub trait Store: Send + Sync + 'static {
     /// Bytes the store uses on disk, for metrics.
     async fn size_bytes(&self) -> Result<u64>;
 }
+
+/// How soon a revocation made by another process on the same database
+/// (`auditlog token revoke` while a server runs) takes effect: a store
+/// trusts tokens it has looked up for a while, and checks at most this often
+/// whether anything was revoked behind its back.
+pub const TOKEN_REVOCATION_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How often a token's "last used" time is written at most: once per
+/// request would add a write to every read.
+pub const TOKEN_USE_PERSIST_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Shared handle to a store.
 pub type DynStore = Arc<dyn Store>;

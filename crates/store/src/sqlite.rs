@@ -31,8 +31,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use crate::{
-    Appended, Page, RawRecord, RawSink, Result, Role, Scope, Selection, Store, StoreError,
-    StoreErrorKind, TokenRecord, TokenScope, TreeHead,
+    Appended, Page, PendingTokenChange, RawRecord, RawSink, Result, Role, Scope, Selection, Store,
+    StoreError, StoreErrorKind, TOKEN_REVOCATION_POLL, TOKEN_USE_PERSIST_EVERY, TokenChange,
+    TokenInfo, TokenRecord, TokenScope, TreeHead,
 };
 
 /// The database file inside the data directory.
@@ -121,15 +122,52 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     note        TEXT NOT NULL,
     PRIMARY KEY (account, size)
 ) WITHOUT ROWID;
+-- Tokens: never the secret, only its SHA-256. `logged` holds a bit per
+-- change (1 created, 2 revoked, 4 expired) that an "Audit Logs" event
+-- records already; the bit is set in the transaction that appends the
+-- event, so each change is recorded once. `revoked_in` is the account whose
+-- log records a revocation (for a `*` token, the account of the request).
 CREATE TABLE IF NOT EXISTS tokens (
-    id           TEXT PRIMARY KEY,
-    secret_hash  BLOB NOT NULL UNIQUE,
-    scope        TEXT NOT NULL,
-    role         TEXT NOT NULL,
-    created_at   INTEGER NOT NULL,
-    revoked_at   INTEGER
+    id            TEXT PRIMARY KEY,
+    secret_hash   BLOB NOT NULL UNIQUE,
+    scope         TEXT NOT NULL,
+    role          TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    revoked_at    INTEGER,
+    expires_at    INTEGER,
+    created_by    TEXT,
+    last_used_at  INTEGER,
+    revoked_by    TEXT,
+    revoked_in    TEXT,
+    logged        INTEGER NOT NULL DEFAULT 0
 );
 "#;
+
+/// Columns the first files' `tokens` table lacks, added when such a file is
+/// opened. Tokens of those files predate token events: they count as
+/// recorded (`logged` 7), or opening an old file would log their creation
+/// now.
+const TOKEN_COLUMNS_ADDED: &[(&str, &str)] = &[
+    ("expires_at", "INTEGER"),
+    ("created_by", "TEXT"),
+    ("last_used_at", "INTEGER"),
+    ("revoked_by", "TEXT"),
+    ("revoked_in", "TEXT"),
+    ("logged", "INTEGER NOT NULL DEFAULT 7"),
+];
+
+/// Bit of `tokens.logged` for a change.
+fn logged_bit(change: TokenChange) -> i64 {
+    match change {
+        TokenChange::Created => 1,
+        TokenChange::Revoked => 2,
+        TokenChange::Expired => 4,
+    }
+}
+
+/// What a token listing reads, in [`token_info`]'s order.
+const TOKEN_INFO_COLUMNS: &str =
+    "id, scope, role, created_at, created_by, expires_at, last_used_at, revoked_at, revoked_by";
 
 fn sql_err(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |e| {
@@ -198,32 +236,195 @@ fn open_conn(path: &Path, opts: &SqliteOptions, read_only: bool) -> Result<Conne
     Ok(conn)
 }
 
-/// Creates a token directly in the database of `data_dir`: the bootstrap of
-/// `auditlog token create`, which works whether or not a server is running
-/// (SQLite serializes the two writers; the server reads tokens from the file
-/// on every request).
-pub fn create_token_offline(data_dir: &Path, token: &TokenRecord) -> Result<()> {
+/// Opens the database of `data_dir` for the command line's token commands,
+/// creating what is missing of the schema.
+fn open_offline(data_dir: &Path) -> Result<Connection> {
     std::fs::create_dir_all(data_dir).map_err(|e| {
         StoreError::with_source(StoreErrorKind::Unavailable, "create data directory", e)
     })?;
     let conn = open_conn(&data_dir.join(DB_FILE), &SqliteOptions::default(), false)?;
     create_schema(&conn)?;
-    insert_token(&conn, token)
+    Ok(conn)
+}
+
+/// Creates a token directly in the database of `data_dir`: the bootstrap of
+/// `auditlog token create`, which works whether or not a server is running
+/// (SQLite serializes the two writers; the server reads tokens from the
+/// file). Its "Token created" event is appended by the next server that
+/// starts on this directory ([`Store::pending_token_changes`]). The command
+/// line never appends to the log itself: a running server's writer owns
+/// each account's sequence and tree.
+pub fn create_token_offline(data_dir: &Path, token: &TokenRecord) -> Result<()> {
+    insert_token(&open_offline(data_dir)?, token)
+}
+
+/// Revokes the live token `id` (any scope) in the database of `data_dir`:
+/// `auditlog token revoke`. A server running on the directory stops
+/// accepting it within [`TOKEN_REVOCATION_POLL`]; the next server start
+/// records the revocation in the log. `None` if there is no such token; otherwise whether it was
+/// live (`false`: it had been revoked before).
+pub fn revoke_token_offline(data_dir: &Path, id: &str, now_us: i64) -> Result<Option<bool>> {
+    let conn = open_offline(data_dir)?;
+    let Some(info) = read_token_info(&conn, id)? else {
+        return Ok(None);
+    };
+    Ok(Some(
+        revoke_in(&conn, info.scope.as_str(), id, None, None, now_us)? > 0,
+    ))
+}
+
+/// Every token of the database of `data_dir` (revoked ones included),
+/// oldest first: `auditlog token list`. Never secrets or hashes.
+pub fn list_tokens_offline(data_dir: &Path) -> Result<Vec<TokenInfo>> {
+    let conn = open_offline(data_dir)?;
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT {TOKEN_INFO_COLUMNS} FROM tokens ORDER BY created_at, rowid"
+        ))
+        .map_err(sql_err("list tokens"))?;
+    let rows = stmt
+        .query_map([], token_info)
+        .map_err(sql_err("list tokens"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(sql_err("list tokens"))?;
+    rows.into_iter().collect()
 }
 
 fn insert_token(conn: &Connection, t: &TokenRecord) -> Result<()> {
     conn.execute(
-        "INSERT INTO tokens (id, secret_hash, scope, role, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO tokens (id, secret_hash, scope, role, created_at, expires_at, created_by, logged) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0)",
         params![
             t.id,
             &t.secret_hash[..],
             t.scope.as_str(),
             t.role.as_str(),
-            t.created_at_us
+            t.created_at_us,
+            t.expires_at_us,
+            t.created_by,
         ],
     )
     .map_err(sql_err("insert token"))?;
     Ok(())
+}
+
+/// Revokes the live token `id` of exactly `scope`; the number of rows changed.
+fn revoke_in(
+    conn: &Connection,
+    scope: &str,
+    id: &str,
+    by: Option<&str>,
+    on: Option<&str>,
+    now_us: i64,
+) -> Result<usize> {
+    conn.execute(
+        "UPDATE tokens SET revoked_at = ?1, revoked_by = ?2, revoked_in = ?3 \
+         WHERE id = ?4 AND scope = ?5 AND revoked_at IS NULL",
+        params![now_us, by, on, id, scope],
+    )
+    .map_err(sql_err("revoke token"))
+}
+
+fn parse_scope(scope: &str) -> Result<TokenScope> {
+    if scope == "*" {
+        Ok(TokenScope::All)
+    } else {
+        AccountId::parse(scope)
+            .map(TokenScope::Account)
+            .map_err(|e| internal(format!("stored token scope is invalid: {e}")))
+    }
+}
+
+/// A row of [`TOKEN_INFO_COLUMNS`]; the outer error is SQLite's, the inner
+/// one a stored value that does not parse.
+fn token_info(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<TokenInfo>> {
+    let scope: String = r.get(1)?;
+    let role: String = r.get(2)?;
+    let (scope, role) = match (
+        parse_scope(&scope),
+        Role::parse(&role).ok_or_else(|| internal("stored role is unknown")),
+    ) {
+        (Ok(s), Ok(r)) => (s, r),
+        (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
+    };
+    Ok(Ok(TokenInfo {
+        id: r.get(0)?,
+        scope,
+        role,
+        created_at_us: r.get(3)?,
+        created_by: r.get(4)?,
+        expires_at_us: r.get(5)?,
+        last_used_at_us: r.get(6)?,
+        revoked_at_us: r.get(7)?,
+        revoked_by: r.get(8)?,
+    }))
+}
+
+fn read_token_info(conn: &Connection, id: &str) -> Result<Option<TokenInfo>> {
+    conn.prepare_cached(&format!(
+        "SELECT {TOKEN_INFO_COLUMNS} FROM tokens WHERE id = ?1"
+    ))
+    .and_then(|mut s| s.query_row([id], token_info).optional())
+    .map_err(sql_err("read token"))?
+    .transpose()
+}
+
+/// Token changes no event records yet (see [`Store::pending_token_changes`]).
+fn read_pending_changes(conn: &Connection, now_us: i64) -> Result<Vec<PendingTokenChange>> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {TOKEN_INFO_COLUMNS}, logged, revoked_in FROM tokens \
+             WHERE (logged & 1) = 0 \
+                OR (revoked_at IS NOT NULL AND (logged & 2) = 0) \
+                OR (revoked_at IS NULL AND expires_at <= ?1 AND (logged & 4) = 0) \
+             ORDER BY created_at, rowid"
+        ))
+        .map_err(sql_err("read pending token changes"))?;
+    let rows = stmt
+        .query_map([now_us], |r| {
+            Ok((
+                token_info(r)?,
+                r.get::<_, i64>(9)?,
+                r.get::<_, Option<String>>(10)?,
+            ))
+        })
+        .map_err(sql_err("read pending token changes"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(sql_err("read pending token changes"))?;
+    let mut out = Vec::new();
+    for (info, logged, revoked_in) in rows {
+        let info = info?;
+        let own = match &info.scope {
+            TokenScope::Account(a) => Some(a.clone()),
+            TokenScope::All => None,
+        };
+        let changes = [
+            (TokenChange::Created, true),
+            (TokenChange::Revoked, info.revoked_at_us.is_some()),
+            (
+                TokenChange::Expired,
+                info.revoked_at_us.is_none() && info.expires_at_us.is_some_and(|e| e <= now_us),
+            ),
+        ];
+        for (change, happened) in changes {
+            if !happened || logged & logged_bit(change) != 0 {
+                continue;
+            }
+            let account = match change {
+                TokenChange::Revoked => revoked_in
+                    .as_deref()
+                    .and_then(|a| AccountId::parse(a).ok())
+                    .or_else(|| own.clone()),
+                _ => own.clone(),
+            };
+            out.push(PendingTokenChange {
+                token: info.clone(),
+                change,
+                account,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// Per-account state shared by the writer and the readers.
@@ -249,6 +450,12 @@ struct Shared {
     /// Bumped by every revocation, so a look-up that raced one does not
     /// cache what it read before it.
     token_generation: std::sync::atomic::AtomicU64,
+    /// When the file was last asked whether another process revoked a token
+    /// (see [`TOKEN_REVOCATION_POLL`]), and how many revoked tokens it had.
+    revocations_seen: Mutex<(std::time::Instant, i64)>,
+    /// Per token id, the last use time written (or queued to be written):
+    /// a use is persisted only [`TOKEN_USE_PERSIST_EVERY`] after the last.
+    token_uses: Mutex<HashMap<String, i64>>,
     path: PathBuf,
     opts: SqliteOptions,
     readers: Mutex<Vec<Connection>>,
@@ -287,6 +494,10 @@ enum WriteOp {
         events: Vec<ValidEvent>,
         /// The canonical form of each event, but for id, seq, recorded_at.
         parts: Vec<CanonicalParts>,
+        /// A token change these events record: its `logged` bit is set in
+        /// the same transaction, and if it was set already nothing is
+        /// appended (the reply is then empty).
+        records: Option<(String, TokenChange)>,
         reply: oneshot::Sender<Result<Vec<Appended>>>,
     },
     Checkpoint {
@@ -300,9 +511,25 @@ enum WriteOp {
         reply: oneshot::Sender<Result<()>>,
     },
     RevokeToken {
-        account: AccountId,
+        scope: String,
         id: String,
+        by: Option<String>,
+        on: Option<String>,
+        at_us: i64,
         reply: oneshot::Sender<Result<bool>>,
+    },
+    /// Sets a token change's `logged` bit without an event (a `*` token's
+    /// change that no account's log is the place for).
+    MarkToken {
+        id: String,
+        change: TokenChange,
+        reply: oneshot::Sender<Result<bool>>,
+    },
+    /// Persists a token's last use (nobody waits for the reply).
+    TouchToken {
+        id: String,
+        at_us: i64,
+        reply: oneshot::Sender<Result<()>>,
     },
 }
 
@@ -395,6 +622,8 @@ impl SqliteStore {
         let shared = Arc::new(Shared {
             token_cache: Mutex::new(HashMap::new()),
             token_generation: std::sync::atomic::AtomicU64::new(0),
+            revocations_seen: Mutex::new((std::time::Instant::now(), revoked_count(&conn)?)),
+            token_uses: Mutex::new(HashMap::new()),
             path,
             opts,
             readers: Mutex::new(Vec::new()),
@@ -454,6 +683,98 @@ impl SqliteStore {
         .await
     }
 
+    /// Drops every cached token, so the next look-up of each reads the file.
+    fn forget_tokens(&self) {
+        let mut cache = self
+            .shared
+            .token_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        self.shared
+            .token_generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        cache.clear();
+    }
+
+    /// At most once per [`TOKEN_REVOCATION_POLL`]: asks the file whether a
+    /// token was revoked by another process (`auditlog token revoke` while
+    /// the server runs), and if so forgets the cached tokens. One caller
+    /// does the read; the others go on meanwhile.
+    async fn poll_revocations(&self) -> Result<()> {
+        {
+            let mut seen = self
+                .shared
+                .revocations_seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if seen.0.elapsed() < TOKEN_REVOCATION_POLL {
+                return Ok(());
+            }
+            seen.0 = std::time::Instant::now();
+        }
+        let count = self.blocking(|sh| sh.with_reader(revoked_count)).await?;
+        let changed = {
+            let mut seen = self
+                .shared
+                .revocations_seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let changed = seen.1 != count;
+            seen.1 = count;
+            changed
+        };
+        if changed {
+            self.forget_tokens();
+        }
+        Ok(())
+    }
+
+    /// [`Store::append`], optionally marking a token change recorded in the
+    /// same transaction (see [`WriteOp::Append`]).
+    async fn append_recording(
+        &self,
+        account: &AccountId,
+        events: Vec<ValidEvent>,
+        records: Option<(String, TokenChange)>,
+    ) -> Result<Vec<Appended>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Everything of the canonical form but what the writer assigns is
+        // serialized here, on the caller's thread, leaving the single writer
+        // only the splice.
+        let parts = events
+            .iter()
+            .map(|e| {
+                CanonicalParts::new(
+                    &CanonicalHead {
+                        account_id: account.as_str(),
+                        level: e.level,
+                        category: &e.category,
+                        event: &e.event,
+                        occurred_at: e.occurred_at,
+                    },
+                    &CanonicalTail {
+                        actor: &e.actor,
+                        ip_address: e.ip_address.as_deref(),
+                        workflow_id: e.workflow_id.as_deref(),
+                        description: &e.description,
+                        metadata: &e.metadata,
+                    },
+                )
+            })
+            .collect();
+        let account = account.clone();
+        self.send(|reply| WriteOp::Append {
+            account,
+            events,
+            parts,
+            records,
+            reply,
+        })
+        .await
+    }
+
     async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Shared) -> Result<T> + Send + 'static,
@@ -463,6 +784,14 @@ impl SqliteStore {
             .await
             .map_err(|e| internal(format!("blocking task failed: {e}")))?
     }
+}
+
+/// How many tokens of the file are revoked: it only grows, so a change
+/// means another process revoked one.
+fn revoked_count(conn: &Connection) -> Result<i64> {
+    conn.prepare_cached("SELECT count(revoked_at) FROM tokens")
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
+        .map_err(sql_err("count revoked tokens"))
 }
 
 /// Makes sure every catalog event has a stable type id; returns the map.
@@ -504,6 +833,22 @@ enum Layout {
 fn create_schema(conn: &Connection) -> Result<Layout> {
     conn.execute_batch(SCHEMA)
         .map_err(sql_err("create schema"))?;
+    let token_columns: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('tokens')")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .map_err(sql_err("read schema"))?;
+    for (name, ty) in TOKEN_COLUMNS_ADDED {
+        if !token_columns.iter().any(|c| c == name) {
+            // Another process may have added it meanwhile (a server and the
+            // command line opening an old file at once).
+            match conn.execute_batch(&format!("ALTER TABLE tokens ADD COLUMN {name} {ty}")) {
+                Err(e) if !e.to_string().contains("duplicate column") => {
+                    return Err(sql_err("add a token column")(e));
+                }
+                _ => {}
+            }
+        }
+    }
     let sql: String = conn
         .query_row(
             "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'events'",
@@ -870,8 +1215,15 @@ impl Writer {
                         account,
                         events,
                         parts,
+                        records,
                         ..
-                    } => {
+                    } => 'append: {
+                        if let Some((id, change)) = records
+                            && !set_logged(&self.conn, id, *change)?
+                        {
+                            // Recorded already (by a racing caller).
+                            break 'append Outcome::Appended(Vec::new(), Vec::new());
+                        }
                         // The events move into their records (nothing is
                         // cloned); a failed group answers with the error,
                         // so they are not needed again.
@@ -889,15 +1241,18 @@ impl Writer {
                         // insert cannot be undone without a savepoint per
                         // request, which costs more than the rare failure.
                         let event_ids: Vec<EventId> = events.iter().map(|e| e.event_id).collect();
-                        let appended = self.append_events(
+                        match self.append_events(
                             account,
                             events,
                             parts,
                             now,
                             &now_json,
                             &mut group_keys,
-                        )?;
-                        Outcome::Appended(appended, event_ids)
+                        )? {
+                            Ok(appended) => Outcome::Appended(appended, event_ids),
+                            // This request alone fails; it wrote nothing.
+                            Err(conflict) => Outcome::Failed(conflict),
+                        }
                     }
                     WriteOp::Checkpoint {
                         account,
@@ -919,15 +1274,30 @@ impl Writer {
                         Ok(()) => Outcome::Done,
                         Err(e) => Outcome::Failed(e),
                     },
-                    WriteOp::RevokeToken { account, id, .. } => {
-                        let n = self
-                            .conn
-                            .execute(
-                                "UPDATE tokens SET revoked_at = ?1 WHERE id = ?2 AND scope = ?3 AND revoked_at IS NULL",
-                                params![now.0, &*id, account.as_str()],
+                    WriteOp::RevokeToken {
+                        scope,
+                        id,
+                        by,
+                        on,
+                        at_us,
+                        ..
+                    } => {
+                        let n =
+                            revoke_in(&self.conn, scope, id, by.as_deref(), on.as_deref(), *at_us)?;
+                        Outcome::Changed(n > 0)
+                    }
+                    WriteOp::MarkToken { id, change, .. } => {
+                        Outcome::Changed(set_logged(&self.conn, id, *change)?)
+                    }
+                    WriteOp::TouchToken { id, at_us, .. } => {
+                        self.conn
+                            .prepare_cached(
+                                "UPDATE tokens SET last_used_at = ?1 WHERE id = ?2 \
+                                 AND (last_used_at IS NULL OR last_used_at < ?1)",
                             )
-                            .map_err(sql_err("revoke token"))?;
-                        Outcome::Revoked(n > 0)
+                            .and_then(|mut s| s.execute(params![*at_us, &*id]))
+                            .map_err(sql_err("note token use"))?;
+                        Outcome::Done
                     }
                 };
                 outcomes.push(outcome);
@@ -972,7 +1342,10 @@ impl Writer {
                     WriteOp::Append { reply, .. } => drop(reply.send(Err(err()))),
                     WriteOp::Checkpoint { reply, .. } => drop(reply.send(Err(err()))),
                     WriteOp::CreateToken { reply, .. } => drop(reply.send(Err(err()))),
-                    WriteOp::RevokeToken { reply, .. } => drop(reply.send(Err(err()))),
+                    WriteOp::RevokeToken { reply, .. } | WriteOp::MarkToken { reply, .. } => {
+                        drop(reply.send(Err(err())))
+                    }
+                    WriteOp::TouchToken { reply, .. } => drop(reply.send(Err(err()))),
                 }
             }
             return;
@@ -1013,6 +1386,7 @@ impl Writer {
         for (op, outcome) in ops.into_iter().zip(outcomes) {
             match (op, outcome) {
                 (WriteOp::Append { reply, .. }, Outcome::Appended(a, _)) => drop(reply.send(Ok(a))),
+                (WriteOp::Append { reply, .. }, Outcome::Failed(e)) => drop(reply.send(Err(e))),
                 (
                     WriteOp::Checkpoint {
                         account,
@@ -1032,10 +1406,14 @@ impl Writer {
                     drop(reply.send(Err(e)))
                 }
                 (WriteOp::CreateToken { reply, .. }, _) => drop(reply.send(Ok(()))),
-                (WriteOp::RevokeToken { reply, .. }, Outcome::Revoked(b)) => {
-                    drop(reply.send(Ok(b)))
+                (
+                    WriteOp::RevokeToken { reply, .. } | WriteOp::MarkToken { reply, .. },
+                    Outcome::Changed(b),
+                ) => drop(reply.send(Ok(b))),
+                (WriteOp::RevokeToken { reply, .. } | WriteOp::MarkToken { reply, .. }, _) => {
+                    drop(reply.send(Err(internal("token change produced no outcome"))))
                 }
-                (WriteOp::RevokeToken { reply, .. }, _) => drop(reply.send(Ok(false))),
+                (WriteOp::TouchToken { reply, .. }, _) => drop(reply.send(Ok(()))),
                 (WriteOp::Append { reply, .. }, _) => {
                     drop(reply.send(Err(internal("append produced no outcome"))))
                 }
@@ -1097,19 +1475,25 @@ impl Writer {
         now: Micros,
         now_json: &str,
         group_keys: &mut HashMap<(AccountId, String), Record>,
-    ) -> Result<Vec<Appended>> {
+    ) -> Result<Result<Vec<Appended>, StoreError>> {
         let db_id = self.account_mut(account)?.state.db_id;
-        let mut out = Vec::with_capacity(events.len());
-        for (ev, parts) in events.into_iter().zip(parts) {
-            if let Some(key) = &ev.idempotency_key {
-                let gk = (account.clone(), key.clone());
-                if let Some(rec) = group_keys.get(&gk) {
-                    out.push(Appended {
-                        record: rec.clone(),
-                        created: false,
-                    });
-                    continue;
-                }
+        // First every idempotency key, before anything of this request is
+        // written: a key reused for another event fails this request alone
+        // (its group goes on), and there is nothing to undo.
+        let mut earlier: Vec<Option<Earlier>> = Vec::with_capacity(events.len());
+        let mut batch_keys: HashMap<&str, usize> = HashMap::new();
+        for (i, ev) in events.iter().enumerate() {
+            let Some(key) = ev.idempotency_key.as_deref() else {
+                earlier.push(None);
+                continue;
+            };
+            let (found, same) = if let Some(&j) = batch_keys.get(key) {
+                let first = record_like(&events[j], account);
+                (Earlier::InBatch(j), same_event(ev, account, &first))
+            } else if let Some(rec) = group_keys.get(&(account.clone(), key.to_owned())) {
+                let same = same_event(ev, account, &rec.body);
+                (Earlier::Stored(Box::new(rec.clone())), same)
+            } else {
                 let existing: Option<(String, Vec<u8>)> = self
                     .conn
                     .prepare_cached(
@@ -1120,13 +1504,48 @@ impl Writer {
                             .optional()
                     })
                     .map_err(sql_err("look up idempotency key"))?;
-                if let Some((body, hash)) = existing {
+                match existing {
+                    Some((body, hash)) => {
+                        let rec = parse_record(&body, &hash)?;
+                        let same = same_event(ev, account, &rec.body);
+                        (Earlier::Stored(Box::new(rec)), same)
+                    }
+                    None => {
+                        batch_keys.insert(key, i);
+                        earlier.push(None);
+                        continue;
+                    }
+                }
+            };
+            if !same {
+                // The stored record is not revealed: only that the key is
+                // taken.
+                return Ok(Err(StoreError::conflict(format!(
+                    "idempotency key `{key}` was already used for a different event; \
+                     a retry must send the same event, a new event needs a new key"
+                ))));
+            }
+            earlier.push(Some(found));
+        }
+        let mut out: Vec<Appended> = Vec::with_capacity(events.len());
+        for ((ev, parts), earlier) in events.into_iter().zip(parts).zip(earlier) {
+            match earlier {
+                Some(Earlier::Stored(record)) => {
                     out.push(Appended {
-                        record: parse_record(&body, &hash)?,
+                        record: *record,
                         created: false,
                     });
                     continue;
                 }
+                Some(Earlier::InBatch(j)) => {
+                    let record = out[j].record.clone();
+                    out.push(Appended {
+                        record,
+                        created: false,
+                    });
+                    continue;
+                }
+                None => {}
             }
             let acc = self.accounts.get_mut(account).expect("registered above");
             let seq = acc.tree.size();
@@ -1191,16 +1610,76 @@ impl Writer {
                 created: true,
             });
         }
-        Ok(out)
+        Ok(Ok(out))
     }
+}
+
+/// The first event with an idempotency key that a later one repeats.
+enum Earlier {
+    /// Stored before, or earlier in the same group.
+    Stored(Box<Record>),
+    /// Earlier in the same request, at this index.
+    InBatch(usize),
+}
+
+/// `ev` as a record body in `account`, with empty server-assigned fields.
+fn record_like(ev: &ValidEvent, account: &AccountId) -> RecordBody {
+    RecordBody {
+        id: String::new(),
+        seq: 0,
+        account_id: account.as_str().to_owned(),
+        level: ev.level,
+        category: ev.category.clone(),
+        event: ev.event.clone(),
+        occurred_at: ev.occurred_at,
+        recorded_at: Micros(0),
+        actor: ev.actor.clone(),
+        ip_address: ev.ip_address.clone(),
+        workflow_id: ev.workflow_id.clone(),
+        description: ev.description.clone(),
+        metadata: ev.metadata.clone(),
+    }
+}
+
+/// Whether `ev` is the same event as `first` (an idempotent retry): equal
+/// canonical forms but for the fields the store assigns, and but for the
+/// fields `ev` left to server defaults (its time and address are the
+/// retry's, not the first request's).
+fn same_event(ev: &ValidEvent, account: &AccountId, first: &RecordBody) -> bool {
+    let mut retry = record_like(ev, account);
+    retry.id.clone_from(&first.id);
+    retry.seq = first.seq;
+    retry.recorded_at = first.recorded_at;
+    if ev.defaulted.occurred_at {
+        retry.occurred_at = first.occurred_at;
+    }
+    if ev.defaulted.ip_address {
+        retry.ip_address.clone_from(&first.ip_address);
+    }
+    retry.canonical_bytes() == first.canonical_bytes()
 }
 
 enum Outcome {
     /// The records, and the catalog event of each (for the index).
     Appended(Vec<Appended>, Vec<EventId>),
+    /// This op alone failed (a token insert, an idempotency conflict); it
+    /// wrote nothing.
     Failed(StoreError),
-    Revoked(bool),
+    /// Whether a token update found its row.
+    Changed(bool),
     Done,
+}
+
+/// Sets the `logged` bit of `change` on token `id`; `false` if it was set
+/// already (or there is no such token).
+fn set_logged(conn: &Connection, id: &str, change: TokenChange) -> Result<bool> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE tokens SET logged = logged | ?2 WHERE id = ?1 AND (logged & ?2) = 0",
+        )
+        .and_then(|mut s| s.execute(params![id, logged_bit(change)]))
+        .map_err(sql_err("mark token change recorded"))?;
+    Ok(n > 0)
 }
 
 fn op_events(op: &WriteOp) -> usize {
@@ -1382,41 +1861,7 @@ fn index_scope(scope: &Scope) -> IndexScope<'_> {
 #[async_trait::async_trait]
 impl Store for SqliteStore {
     async fn append(&self, account: &AccountId, events: Vec<ValidEvent>) -> Result<Vec<Appended>> {
-        if events.is_empty() {
-            return Ok(Vec::new());
-        }
-        // Everything of the canonical form but what the writer assigns is
-        // serialized here, on the caller's thread, leaving the single writer
-        // only the splice.
-        let parts = events
-            .iter()
-            .map(|e| {
-                CanonicalParts::new(
-                    &CanonicalHead {
-                        account_id: account.as_str(),
-                        level: e.level,
-                        category: &e.category,
-                        event: &e.event,
-                        occurred_at: e.occurred_at,
-                    },
-                    &CanonicalTail {
-                        actor: &e.actor,
-                        ip_address: e.ip_address.as_deref(),
-                        workflow_id: e.workflow_id.as_deref(),
-                        description: &e.description,
-                        metadata: &e.metadata,
-                    },
-                )
-            })
-            .collect();
-        let account = account.clone();
-        self.send(|reply| WriteOp::Append {
-            account,
-            events,
-            parts,
-            reply,
-        })
-        .await
+        self.append_recording(account, events, None).await
     }
 
     async fn get(&self, account: &AccountId, id: &str) -> Result<Option<Record>> {
@@ -1623,6 +2068,14 @@ impl Store for SqliteStore {
             .collect())
     }
 
+    async fn unsigned_head(&self, account: &AccountId) -> Result<Option<TreeHead>> {
+        Ok(self.shared.account(account).and_then(|a| {
+            let head = *a.head.lock().unwrap_or_else(|e| e.into_inner());
+            let signed = *a.signed.lock().unwrap_or_else(|e| e.into_inner());
+            (head.size > signed).then_some(head)
+        }))
+    }
+
     async fn put_checkpoint(&self, account: &AccountId, size: u64, note: String) -> Result<()> {
         let account = account.clone();
         self.send(|reply| WriteOp::Checkpoint {
@@ -1695,6 +2148,11 @@ impl Store for SqliteStore {
 
     async fn find_token(&self, secret_hash: &Hash) -> Result<Option<TokenRecord>> {
         let hash = *secret_hash;
+        // A failed poll leaves the cache as it is (the TTL still bounds it)
+        // rather than failing a request the cache can answer.
+        if let Err(e) = self.poll_revocations().await {
+            tracing::warn!(error = %e, "checking for revoked tokens failed");
+        }
         if let Some((token, at)) = self
             .shared
             .token_cache
@@ -1712,40 +2170,46 @@ impl Store for SqliteStore {
         let found = self
             .blocking(move |sh| {
                 sh.with_reader(|conn| {
-                    let row: Option<(String, Vec<u8>, String, String, i64)> = conn
+                    type Row = (String, Vec<u8>, String, String, i64, Option<i64>, Option<String>);
+                    let row: Option<Row> = conn
                         .prepare_cached(
-                            "SELECT id, secret_hash, scope, role, created_at FROM tokens \
-                         WHERE secret_hash = ?1 AND revoked_at IS NULL",
+                            "SELECT id, secret_hash, scope, role, created_at, expires_at, created_by \
+                             FROM tokens WHERE secret_hash = ?1 AND revoked_at IS NULL",
                         )
                         .and_then(|mut s| {
                             s.query_row([&hash[..]], |r| {
-                                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                                Ok((
+                                    r.get(0)?,
+                                    r.get(1)?,
+                                    r.get(2)?,
+                                    r.get(3)?,
+                                    r.get(4)?,
+                                    r.get(5)?,
+                                    r.get(6)?,
+                                ))
                             })
                             .optional()
                         })
                         .map_err(sql_err("read token"))?;
-                    let Some((id, stored, scope, role, created_at_us)) = row else {
+                    let Some((id, stored, scope, role, created_at_us, expires_at_us, created_by)) =
+                        row
+                    else {
                         return Ok(None);
                     };
                     let secret_hash: Hash = stored
                         .as_slice()
                         .try_into()
                         .map_err(|_| internal("stored token hash is not 32 bytes"))?;
-                    let scope = if scope == "*" {
-                        TokenScope::All
-                    } else {
-                        TokenScope::Account(
-                            AccountId::parse(&scope).map_err(|e| internal(e.to_string()))?,
-                        )
-                    };
                     let role =
                         Role::parse(&role).ok_or_else(|| internal("stored role is unknown"))?;
                     Ok(Some(TokenRecord {
                         id,
                         secret_hash,
-                        scope,
+                        scope: parse_scope(&scope)?,
                         role,
                         created_at_us,
+                        expires_at_us,
+                        created_by,
                     }))
                 })
             })
@@ -1768,23 +2232,105 @@ impl Store for SqliteStore {
         Ok(found)
     }
 
-    async fn revoke_token(&self, account: &AccountId, id: &str) -> Result<bool> {
-        let account = account.clone();
+    async fn revoke_token(
+        &self,
+        scope: &TokenScope,
+        id: &str,
+        by: Option<&str>,
+        on: Option<&AccountId>,
+        at_us: i64,
+    ) -> Result<bool> {
+        let scope = scope.as_str().to_owned();
         let id = id.to_owned();
+        let by = by.map(str::to_owned);
+        let on = on.map(|a| a.as_str().to_owned());
         let revoked = self
-            .send(|reply| WriteOp::RevokeToken { account, id, reply })
+            .send(|reply| WriteOp::RevokeToken {
+                scope,
+                id,
+                by,
+                on,
+                at_us,
+                reply,
+            })
             .await?;
         // Whatever was revoked must stop working now, not after the TTL.
-        let mut cache = self
+        self.forget_tokens();
+        Ok(revoked)
+    }
+
+    async fn token_info(&self, id: &str) -> Result<Option<TokenInfo>> {
+        let id = id.to_owned();
+        self.blocking(move |sh| sh.with_reader(|conn| read_token_info(conn, &id)))
+            .await
+    }
+
+    async fn list_tokens(&self, scope: &TokenScope) -> Result<Vec<TokenInfo>> {
+        let scope = scope.as_str().to_owned();
+        self.blocking(move |sh| {
+            sh.with_reader(|conn| {
+                let mut stmt = conn
+                    .prepare_cached(&format!(
+                        "SELECT {TOKEN_INFO_COLUMNS} FROM tokens \
+                         WHERE scope = ?1 AND revoked_at IS NULL ORDER BY created_at, rowid"
+                    ))
+                    .map_err(sql_err("list tokens"))?;
+                let rows = stmt
+                    .query_map([&scope], token_info)
+                    .map_err(sql_err("list tokens"))?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(sql_err("list tokens"))?;
+                rows.into_iter().collect()
+            })
+        })
+        .await
+    }
+
+    fn note_token_use(&self, id: &str, at_us: i64) {
+        let every = TOKEN_USE_PERSIST_EVERY.as_micros() as i64;
+        let mut uses = self
             .shared
-            .token_cache
+            .token_uses
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        self.shared
-            .token_generation
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        cache.clear();
-        Ok(revoked)
+        if uses.get(id).is_some_and(|&last| at_us < last + every) {
+            return;
+        }
+        // Queued, not awaited: the request does not wait for the write. A
+        // full queue (the writer is busy) skips this one; a later use retries.
+        let (reply, _) = oneshot::channel();
+        let op = WriteOp::TouchToken {
+            id: id.to_owned(),
+            at_us,
+            reply,
+        };
+        if self.writer.try_send(op).is_ok() {
+            uses.insert(id.to_owned(), at_us);
+        }
+    }
+
+    async fn pending_token_changes(&self, now_us: i64) -> Result<Vec<PendingTokenChange>> {
+        self.blocking(move |sh| sh.with_reader(|conn| read_pending_changes(conn, now_us)))
+            .await
+    }
+
+    async fn record_token_change(
+        &self,
+        id: &str,
+        change: TokenChange,
+        event: Option<(AccountId, ValidEvent)>,
+    ) -> Result<bool> {
+        let id = id.to_owned();
+        match event {
+            Some((account, event)) => Ok(!self
+                .append_recording(&account, vec![event], Some((id, change)))
+                .await?
+                .is_empty()),
+            None => {
+                self.send(|reply| WriteOp::MarkToken { id, change, reply })
+                    .await
+            }
+        }
     }
 
     async fn ready(&self) -> Result<()> {

@@ -27,7 +27,7 @@ fn catalog_prints_every_event_as_json() {
             }
         }
     }
-    assert_eq!(events.len(), 92);
+    assert_eq!(events.len(), 95);
     assert_eq!(
         events
             .iter()
@@ -42,10 +42,15 @@ fn catalog_prints_every_event_as_json() {
         .collect();
     assert_eq!(
         extensions,
-        [("account", "Audit Logs", "Audit logs exported")]
+        [
+            ("account", "Audit Logs", "Audit logs exported"),
+            ("account", "Audit Logs", "Token created"),
+            ("account", "Audit Logs", "Token revoked"),
+            ("account", "Audit Logs", "Token expired"),
+        ]
     );
     let account = events.iter().filter(|(l, _, _)| *l == "account").count();
-    assert_eq!(account, 57 + 1);
+    assert_eq!(account, 57 + 4);
     // An event as PRODUCT.md shows it.
     let role_created = events
         .iter()
@@ -115,7 +120,9 @@ async fn export_then_import_moves_a_log_into_another_account() {
         server.ingest(&acme_ingest, ACME, &ev).await;
     }
     let original = server.list_all(&acme_read, ACME, 1000).await;
-    assert_eq!(original.len(), 40);
+    // The 40 events and the "Token created" events of the two acme tokens
+    // made on the command line (recorded when the server started).
+    assert_eq!(original.len(), 42);
 
     let file = ws.path("acme.jsonl");
     let file_arg = file.to_str().unwrap();
@@ -149,10 +156,14 @@ async fn export_then_import_moves_a_log_into_another_account() {
         "7",
         file_arg,
     ]);
+    // Audit Logs events are the server's own: not imported, and globex has
+    // its own "Token created" events.
+    let not_audit = |v: &&Value| v["category"] != "Audit Logs";
     let imported = server.list_all(&globex_read, GLOBEX, 1000).await;
     assert_eq!(imported.len(), original.len());
-    let mut want: Vec<Value> = original.iter().map(portable).collect();
-    let mut got: Vec<Value> = imported.iter().map(portable).collect();
+    let mut want: Vec<Value> = original.iter().filter(not_audit).map(portable).collect();
+    let mut got: Vec<Value> = imported.iter().filter(not_audit).map(portable).collect();
+    assert_eq!(want.len(), 40);
     want.sort_by_key(|v| v.to_string());
     got.sort_by_key(|v| v.to_string());
     assert_eq!(got, want, "every event carried over unchanged");
@@ -169,7 +180,7 @@ async fn export_then_import_moves_a_log_into_another_account() {
         GLOBEX,
         file_arg,
     ]);
-    assert_eq!(server.count(&globex_read, GLOBEX).await, 40);
+    assert_eq!(server.count(&globex_read, GLOBEX).await, 42);
 }
 
 /// Every export records an "Audit logs exported" event, so the export of
@@ -200,9 +211,10 @@ async fn an_export_holding_export_records_still_imports() {
         "-o",
         first.to_str().unwrap(),
     ]);
-    // The first export is recorded once it completes.
+    // The first export is recorded once it completes (12 events, two
+    // "Token created" of the command line's tokens, the export).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while server.count(&acme_read, ACME).await < 13 {
+    while server.count(&acme_read, ACME).await < 15 {
         assert!(
             std::time::Instant::now() < deadline,
             "the export was not recorded"
@@ -222,12 +234,12 @@ async fn an_export_holding_export_records_still_imports() {
         second.to_str().unwrap(),
     ]);
     let text = std::fs::read_to_string(&second).unwrap();
-    assert_eq!(text.lines().count(), 13);
+    assert_eq!(text.lines().count(), 15);
     assert_eq!(
         text.lines()
             .filter(|l| l.contains("\"category\":\"Audit Logs\""))
             .count(),
-        1
+        3
     );
 
     let out = run(&[
@@ -245,7 +257,8 @@ async fn an_export_holding_export_records_still_imports() {
         "import failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(server.count(&globex_read, GLOBEX).await, 12);
+    // The 12 events, and globex's own two "Token created".
+    assert_eq!(server.count(&globex_read, GLOBEX).await, 14);
 }
 
 #[test]
@@ -278,4 +291,275 @@ fn export_and_import_fail_loudly_without_a_server() {
         file.to_str().unwrap(),
     ]);
     assert!(!out.status.success());
+}
+
+/// The token events of an account's log, oldest first: `(event, token id,
+/// actor id)`.
+async fn token_events(server: &Server, read: &str) -> Vec<(String, String, String)> {
+    let mut out: Vec<(String, String, String)> = server
+        .list_all(read, ACME, 100)
+        .await
+        .iter()
+        .filter(|r| r["event"].as_str().unwrap().starts_with("Token "))
+        .map(|r| {
+            (
+                r["event"].as_str().unwrap().to_owned(),
+                r["metadata"]["token_id"].as_str().unwrap().to_owned(),
+                r["actor"]["id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    out.reverse();
+    out
+}
+
+/// `auditlog token create|list|revoke` on the data directory of a running
+/// server: a new token works at once, a revoked one is refused within a
+/// second or so, and the next server start records both in the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_list_and_revoke_work_while_the_server_runs() {
+    let ws = Workspace::new();
+    let data = ws.data_dir();
+    let dir = data.to_str().unwrap();
+    let read = create_token(&data, ACME, "read");
+    let server = Server::start(&ws);
+    let events = token_events(&server, &read).await;
+    assert_eq!(events.len(), 1, "made before the start: in the log at once");
+    let read_id = events[0].1.clone();
+    assert_eq!(events[0].2, "operator");
+
+    // Issued while it runs, with an expiry.
+    let out = run(&[
+        "token",
+        "create",
+        "--data-dir",
+        dir,
+        "--account",
+        ACME,
+        "--role",
+        "ingest",
+        "--ttl",
+        "90d",
+    ]);
+    assert!(out.status.success());
+    let ingest = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let ingest_id = stderr
+        .split_whitespace()
+        .find(|w| w.starts_with("tok_"))
+        .unwrap_or_else(|| panic!("the id on stderr: {stderr}"))
+        .to_owned();
+    server.ingest(&ingest, ACME, &role_created(1)).await;
+
+    // Listed without secrets, as a table and as JSON.
+    let table = run_ok(&["token", "list", "--data-dir", dir]);
+    assert!(table.starts_with("ID "), "{table}");
+    assert!(
+        table.contains(&ingest_id) && table.contains(&read_id),
+        "{table}"
+    );
+    let json_lines = run_ok(&[
+        "token",
+        "list",
+        "--data-dir",
+        dir,
+        "--json",
+        "--account",
+        ACME,
+    ]);
+    assert!(!json_lines.contains("alog_"), "{json_lines}");
+    let rows: Vec<Value> = json_lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[1]["id"], json!(ingest_id));
+    assert_eq!(rows[1]["status"], json!("active"));
+    assert_eq!(rows[1]["role"], json!("ingest"));
+    assert!(rows[1]["expires_at"].is_string(), "{}", rows[1]);
+    assert!(rows[0]["expires_at"].is_null());
+    assert!(
+        run_ok(&[
+            "token",
+            "list",
+            "--data-dir",
+            dir,
+            "--json",
+            "--account",
+            "*"
+        ])
+        .is_empty()
+    );
+
+    // Revoked while it runs: refused soon after, without a restart.
+    run_ok(&["token", "revoke", "--data-dir", dir, &ingest_id]);
+    let revoked_at = std::time::Instant::now();
+    loop {
+        let res = server
+            .post(
+                &ingest,
+                &format!("/v1/accounts/{ACME}/events"),
+                &role_created(2),
+            )
+            .await;
+        if res.status() == reqwest::StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert_eq!(res.status(), reqwest::StatusCode::CREATED);
+        assert!(
+            revoked_at.elapsed() < std::time::Duration::from_secs(5),
+            "a revoked token still works after 5 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "revoked on the command line: refused after {:?}",
+        revoked_at.elapsed()
+    );
+    let row: Value = serde_json::from_str(
+        run_ok(&["token", "list", "--data-dir", dir, "--json"])
+            .lines()
+            .last()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(row["status"], json!("revoked"));
+    assert!(
+        !run(&["token", "revoke", "--data-dir", dir, &ingest_id])
+            .status
+            .success()
+    );
+    assert!(
+        !run(&["token", "revoke", "--data-dir", dir, "tok_nope"])
+            .status
+            .success()
+    );
+
+    // Both changes reach the log when the server next starts (the command
+    // line cannot append while it runs), once.
+    assert_eq!(token_events(&server, &read).await.len(), 1);
+    let mut server = server;
+    server.terminate();
+    assert_eq!(
+        server.wait_exit(std::time::Duration::from_secs(30)).code(),
+        Some(0)
+    );
+    for _ in 0..2 {
+        let server = Server::start(&ws);
+        assert_eq!(
+            token_events(&server, &read).await[1..],
+            [
+                (
+                    "Token created".to_owned(),
+                    ingest_id.clone(),
+                    "operator".to_owned()
+                ),
+                (
+                    "Token revoked".to_owned(),
+                    ingest_id.clone(),
+                    "operator".to_owned()
+                ),
+            ]
+        );
+    }
+
+    // Bad expiries are refused before anything is stored.
+    for args in [
+        ["--ttl", "0s"],
+        ["--ttl", "11y"],
+        ["--ttl", "soon"],
+        ["--expires-at", "2001-01-01T00:00:00Z"],
+    ] {
+        let mut all = vec![
+            "token",
+            "create",
+            "--data-dir",
+            dir,
+            "--account",
+            ACME,
+            "--role",
+            "read",
+        ];
+        all.extend(args);
+        let out = run(&all);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(out.stdout.is_empty());
+    }
+    assert_eq!(
+        run_ok(&["token", "list", "--data-dir", dir, "--json"])
+            .lines()
+            .count(),
+        2
+    );
+}
+
+/// A token made with `--ttl` works until then, answers 401 after, and the
+/// running server records its expiry in the log by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expiring_token_is_refused_after_its_ttl_and_the_expiry_is_logged() {
+    let ws = Workspace::new();
+    let data = ws.data_dir();
+    let dir = data.to_str().unwrap();
+    let read = create_token(&data, ACME, "read");
+    let out = run(&[
+        "token",
+        "create",
+        "--data-dir",
+        dir,
+        "--account",
+        ACME,
+        "--role",
+        "ingest",
+        "--ttl",
+        "3s",
+    ]);
+    assert!(out.status.success());
+    let ingest = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let server = Server::start(&ws);
+    let made = std::time::Instant::now();
+    server.ingest(&ingest, ACME, &role_created(1)).await;
+    // Refused once expired (generous: the clock is the system's).
+    loop {
+        let res = server
+            .post(
+                &ingest,
+                &format!("/v1/accounts/{ACME}/events"),
+                &role_created(2),
+            )
+            .await;
+        if res.status() == reqwest::StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert_eq!(res.status(), reqwest::StatusCode::CREATED);
+        assert!(
+            made.elapsed() < std::time::Duration::from_secs(10),
+            "still accepted"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // The recorder runs every 5 s.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let names: Vec<String> = token_events(&server, &read)
+            .await
+            .into_iter()
+            .map(|(name, _, actor)| format!("{name} by {actor}"))
+            .collect();
+        if names.len() == 3 {
+            assert_eq!(
+                names,
+                [
+                    "Token created by operator",
+                    "Token created by operator",
+                    "Token expired by auditlog"
+                ]
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not recorded: {names:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
 }

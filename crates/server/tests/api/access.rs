@@ -3,7 +3,7 @@
 //! account; tenant isolation of the data itself; tokens issued and revoked
 //! through the API.
 
-use auditlog_store::Role;
+use auditlog_store::{Role, TokenScope};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -131,6 +131,12 @@ fn account_routes() -> Vec<Route> {
             Some(json!({"role": "read"})),
         ),
         r(
+            Method::GET,
+            "/v1/accounts/{account}/tokens",
+            Role::Admin,
+            None,
+        ),
+        r(
             Method::DELETE,
             "/v1/accounts/{account}/tokens/{token}",
             Role::Admin,
@@ -188,7 +194,13 @@ async fn every_v1_route_but_the_public_key_needs_a_live_token() {
     let (revoked, revoked_id) = app.token_with_id(ACME, Role::Admin).await;
     assert!(
         app.store
-            .revoke_token(&ACME.parse().unwrap(), &revoked_id)
+            .revoke_token(
+                &TokenScope::Account(ACME.parse().unwrap()),
+                &revoked_id,
+                None,
+                None,
+                0
+            )
             .await
             .unwrap()
     );
@@ -498,10 +510,11 @@ async fn tokens_are_issued_and_revoked_through_the_api() {
         who,
         json!({"token_id": id, "account": ACME, "role": "read"})
     );
+    // The two seeded events and the "Token created" of this token.
     assert_eq!(
         app.count(&secret, &events_path(ACME), &[("range", "all_time")])
             .await,
-        2
+        3
     );
     problem(
         app.post_json(&secret, &events_path(ACME), &role_created())

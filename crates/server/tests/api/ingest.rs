@@ -123,12 +123,12 @@ async fn retry_with_the_same_idempotency_key_returns_the_first_record_with_200()
     assert_eq!(retry.status(), StatusCode::OK);
     assert_eq!(retry.json::<Value>().await.unwrap(), first);
 
-    // Even a retry whose body changed gets the first record, not a second.
+    // A body that changed is another event: 409, never a second record
+    // (see idempotency.rs).
     let mut changed = ev.clone();
     changed["metadata"]["role_id"] = json!("r_other");
     let again = app.post_json(&token, &path, &changed).await;
-    assert_eq!(again.status(), StatusCode::OK);
-    assert_eq!(again.json::<Value>().await.unwrap(), first);
+    assert_eq!(again.status(), StatusCode::CONFLICT);
 
     // In a batch too: the retried item maps to the first record.
     let records = app

@@ -5,6 +5,9 @@
 mod access;
 mod export;
 mod helpers;
+mod idempotency;
 mod ingest;
 mod ops;
 mod query;
+mod tlog;
+mod tokens;

@@ -10,9 +10,12 @@ use auditlog_core::index::{RowKey, TimeBounds};
 use auditlog_core::merkle;
 use auditlog_core::query::{Filter, Join};
 use auditlog_core::record::{AccountId, Actor, ActorKind, Micros};
-use auditlog_core::validate::ValidEvent;
+use auditlog_core::validate::{Defaulted, ValidEvent};
 use auditlog_store::sqlite::{SqliteOptions, SqliteStore};
-use auditlog_store::{DynStore, Role, Scope, Selection, TokenRecord, TokenScope};
+use auditlog_store::{
+    DynStore, Role, Scope, Selection, StoreErrorKind, TOKEN_REVOCATION_POLL, TokenChange,
+    TokenRecord, TokenScope,
+};
 
 /// A backend under test: a fresh database, and a way to reopen it as after
 /// a restart.
@@ -80,6 +83,7 @@ fn event(category: &str, name: &str, t_ms: i64, user: &str, key: Option<&str>) -
         description: format!("{name} by {user} <b>"),
         metadata: BTreeMap::from([("k".into(), serde_json::json!(t_ms))]),
         idempotency_key: key.map(str::to_owned),
+        defaulted: Defaulted::default(),
     }
 }
 
@@ -168,14 +172,15 @@ async fn idempotency_keys_return_the_first_record<B: Backend>() {
         .await
         .unwrap();
     assert!(first[0].created);
-    // Same key later, and twice inside one batch: never a second record.
+    // Same key and event later, and twice inside one batch: never a second
+    // record.
     let again = s
         .append(
             &a,
             vec![
-                event("Roles", "Role created", 2, "alice", Some("k1")),
+                event("Roles", "Role created", 1, "alice", Some("k1")),
                 event("Roles", "Role created", 3, "alice", Some("k2")),
-                event("Roles", "Role created", 4, "alice", Some("k2")),
+                event("Roles", "Role created", 3, "alice", Some("k2")),
             ],
         )
         .await
@@ -195,6 +200,163 @@ async fn idempotency_keys_return_the_first_record<B: Backend>() {
         .await
         .unwrap();
     assert!(other[0].created);
+}
+
+/// Issue 11: a key reused with another event used to return the first
+/// record as if it were the same; now the request fails with `Conflict`,
+/// writes nothing, and does not take other requests of its group down.
+async fn an_idempotency_key_reused_for_another_event_conflicts<B: Backend>() {
+    let b = B::fresh();
+    let s = b.store();
+    let a = acct("acme");
+    s.append(
+        &a,
+        vec![event("Roles", "Role created", 1, "alice", Some("k1"))],
+    )
+    .await
+    .unwrap();
+    let conflict = |r: Result<Vec<auditlog_store::Appended>, auditlog_store::StoreError>| {
+        let e = r.expect_err("a conflict");
+        assert_eq!(e.kind, StoreErrorKind::Conflict, "{e}");
+        assert!(
+            e.message.contains("`k1`") || e.message.contains("`k9`"),
+            "{e}"
+        );
+        assert!(
+            !e.message.contains("alice"),
+            "the stored record is not revealed: {e}"
+        );
+    };
+    // Another time, another actor, other metadata: each a different event.
+    let mut other_meta = event("Roles", "Role created", 1, "alice", Some("k1"));
+    other_meta
+        .metadata
+        .insert("extra".into(), serde_json::json!(true));
+    for ev in [
+        event("Roles", "Role created", 2, "alice", Some("k1")),
+        event("Roles", "Role created", 1, "bob", Some("k1")),
+        other_meta,
+    ] {
+        conflict(s.append(&a, vec![ev]).await);
+    }
+    // In a batch, with new events around it: nothing of the batch is written.
+    conflict(
+        s.append(
+            &a,
+            vec![
+                event("Roles", "Role created", 5, "carol", Some("new")),
+                event("Roles", "Role created", 2, "alice", Some("k1")),
+            ],
+        )
+        .await,
+    );
+    // Twice in one batch with different events.
+    conflict(
+        s.append(
+            &a,
+            vec![
+                event("Roles", "Role created", 5, "carol", Some("k9")),
+                event("Roles", "Role created", 6, "carol", Some("k9")),
+            ],
+        )
+        .await,
+    );
+    assert_eq!(s.count(&a, &all(vec![], Join::And)).await.unwrap(), 1);
+    assert_eq!(s.tree_head(&a).await.unwrap().size, 1);
+    // Conflicting requests among many concurrent ones (so they share
+    // groups): only they fail.
+    let mut tasks = Vec::new();
+    for i in 0..64i64 {
+        let s = s.clone();
+        let a = a.clone();
+        tasks.push(tokio::spawn(async move {
+            let ev = if i % 8 == 0 {
+                event("Roles", "Role created", 99, "mallory", Some("k1"))
+            } else {
+                event("Roles", "Role created", 100 + i, "dave", None)
+            };
+            (i, s.append(&a, vec![ev]).await)
+        }));
+    }
+    for t in tasks {
+        let (i, r) = t.await.unwrap();
+        if i % 8 == 0 {
+            conflict(r);
+        } else {
+            assert!(r.unwrap()[0].created);
+        }
+    }
+    assert_eq!(s.count(&a, &all(vec![], Join::And)).await.unwrap(), 1 + 56);
+    // The key still answers the first record to a true retry.
+    let again = s
+        .append(
+            &a,
+            vec![event("Roles", "Role created", 1, "alice", Some("k1"))],
+        )
+        .await
+        .unwrap();
+    assert!(!again[0].created);
+    assert_eq!(again[0].record.body.seq, 0);
+}
+
+/// A retry that leaves `occurred_at` or `ip_address` to the server gets
+/// another "now" and maybe another client address: still the same event.
+/// A retry that sends them must send the same values.
+async fn server_defaults_do_not_make_a_retry_a_conflict<B: Backend>() {
+    let b = B::fresh();
+    let s = b.store();
+    let a = acct("acme");
+    let defaulted = |t_ms: i64, ip: &str| {
+        let mut ev = event("Roles", "Role created", t_ms, "alice", Some("d1"));
+        ev.metadata = BTreeMap::from([("k".into(), serde_json::json!(0))]);
+        ev.ip_address = Some(ip.into());
+        ev.defaulted = Defaulted {
+            occurred_at: true,
+            ip_address: true,
+        };
+        ev
+    };
+    let first = s
+        .append(&a, vec![defaulted(1_000, "198.51.100.1")])
+        .await
+        .unwrap();
+    assert!(first[0].created);
+    let retry = s
+        .append(&a, vec![defaulted(61_000, "198.51.100.2")])
+        .await
+        .unwrap();
+    assert!(!retry[0].created);
+    assert_eq!(retry[0].record, first[0].record);
+    // Within one batch too.
+    let batch = s
+        .append(
+            &a,
+            vec![
+                {
+                    let mut e = defaulted(5_000, "198.51.100.1");
+                    e.idempotency_key = Some("d2".into());
+                    e
+                },
+                {
+                    let mut e = defaulted(5_001, "198.51.100.3");
+                    e.idempotency_key = Some("d2".into());
+                    e
+                },
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(batch[0].created && !batch[1].created);
+    assert_eq!(batch[1].record, batch[0].record);
+    // The retry that states a time states the event's time: another one is
+    // another event.
+    let mut explicit = defaulted(61_000, "198.51.100.1");
+    explicit.defaulted.occurred_at = false;
+    let e = s.append(&a, vec![explicit]).await.unwrap_err();
+    assert_eq!(e.kind, StoreErrorKind::Conflict);
+    let mut explicit = defaulted(1_000, "198.51.100.1");
+    explicit.defaulted.occurred_at = false;
+    assert!(!s.append(&a, vec![explicit]).await.unwrap()[0].created);
 }
 
 async fn concurrent_appends_share_commits_and_keep_seq_dense<B: Backend>() {
@@ -471,22 +633,305 @@ async fn checkpoints_are_tracked<B: Backend>() {
     assert_eq!(s.latest_checkpoint(&acct("other")).await.unwrap(), None);
 }
 
+fn token(id: &str, hash: u8, scope: TokenScope, created_at_us: i64) -> TokenRecord {
+    TokenRecord {
+        id: id.into(),
+        secret_hash: [hash; 32],
+        scope,
+        role: Role::Read,
+        created_at_us,
+        expires_at_us: None,
+        created_by: None,
+    }
+}
+
 async fn tokens_are_found_by_hash_and_revoked<B: Backend>() {
     let b = B::fresh();
     let s = b.store();
-    let t = TokenRecord {
-        id: "tok_1".into(),
-        secret_hash: [7; 32],
-        scope: TokenScope::Account(acct("acme")),
-        role: Role::Read,
-        created_at_us: 1,
-    };
+    let mut t = token("tok_1", 7, TokenScope::Account(acct("acme")), 1);
+    t.expires_at_us = Some(5_000_000);
+    t.created_by = Some("tok_admin".into());
     s.create_token(t.clone()).await.unwrap();
-    assert_eq!(s.find_token(&[7; 32]).await.unwrap(), Some(t));
+    // Expired tokens are found: the caller decides with its clock.
+    assert_eq!(s.find_token(&[7; 32]).await.unwrap(), Some(t.clone()));
+    assert!(t.is_expired(5_000_000) && !t.is_expired(4_999_999));
     assert_eq!(s.find_token(&[8; 32]).await.unwrap(), None);
-    assert!(!s.revoke_token(&acct("other"), "tok_1").await.unwrap());
-    assert!(s.revoke_token(&acct("acme"), "tok_1").await.unwrap());
+    // Duplicate ids are refused.
+    assert!(
+        s.create_token(token("tok_1", 9, TokenScope::All, 2))
+            .await
+            .is_err()
+    );
+    let acme = TokenScope::Account(acct("acme"));
+    assert!(
+        !s.revoke_token(&TokenScope::Account(acct("other")), "tok_1", None, None, 10)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.revoke_token(&TokenScope::All, "tok_1", None, None, 10)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.revoke_token(&acme, "tok_1", Some("tok_admin"), Some(&acct("acme")), 10)
+            .await
+            .unwrap()
+    );
+    // Effective at once, despite the cache that found it a moment ago.
     assert_eq!(s.find_token(&[7; 32]).await.unwrap(), None);
+    assert!(
+        !s.revoke_token(&acme, "tok_1", None, None, 11)
+            .await
+            .unwrap()
+    );
+    let info = s.token_info("tok_1").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            info.revoked_at_us,
+            info.revoked_by.as_deref(),
+            info.expires_at_us
+        ),
+        (Some(10), Some("tok_admin"), Some(5_000_000))
+    );
+    assert_eq!(s.token_info("tok_nope").await.unwrap(), None);
+    // `*` tokens are revoked with the `*` scope only.
+    s.create_token(token("tok_star", 3, TokenScope::All, 2))
+        .await
+        .unwrap();
+    assert!(s.find_token(&[3; 32]).await.unwrap().is_some());
+    assert!(
+        !s.revoke_token(&acme, "tok_star", None, None, 12)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.revoke_token(&TokenScope::All, "tok_star", None, Some(&acct("acme")), 12)
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.find_token(&[3; 32]).await.unwrap(), None);
+}
+
+async fn tokens_are_listed_by_scope_without_secrets<B: Backend>() {
+    let b = B::fresh();
+    let s = b.store();
+    let acme = TokenScope::Account(acct("acme"));
+    s.create_token(token("tok_b", 1, acme.clone(), 20))
+        .await
+        .unwrap();
+    s.create_token(token("tok_a", 2, acme.clone(), 10))
+        .await
+        .unwrap();
+    s.create_token(token("tok_g", 3, TokenScope::Account(acct("globex")), 5))
+        .await
+        .unwrap();
+    s.create_token(token("tok_s", 4, TokenScope::All, 5))
+        .await
+        .unwrap();
+    s.create_token(token("tok_r", 5, acme.clone(), 30))
+        .await
+        .unwrap();
+    s.revoke_token(&acme, "tok_r", None, None, 40)
+        .await
+        .unwrap();
+    let ids = |v: Vec<auditlog_store::TokenInfo>| v.into_iter().map(|t| t.id).collect::<Vec<_>>();
+    // Oldest first, revoked ones left out.
+    assert_eq!(ids(s.list_tokens(&acme).await.unwrap()), ["tok_a", "tok_b"]);
+    assert_eq!(
+        ids(s.list_tokens(&TokenScope::All).await.unwrap()),
+        ["tok_s"]
+    );
+    assert_eq!(
+        ids(s
+            .list_tokens(&TokenScope::Account(acct("initech")))
+            .await
+            .unwrap()),
+        Vec::<String>::new()
+    );
+}
+
+/// "Last used" is noted on every request but written at most once per
+/// `TOKEN_USE_PERSIST_EVERY`, without the caller waiting.
+async fn token_use_is_persisted_at_most_once_a_minute<B: Backend>() {
+    let b = B::fresh();
+    let s = b.store();
+    let acme = TokenScope::Account(acct("acme"));
+    s.create_token(token("tok_u", 1, acme.clone(), 0))
+        .await
+        .unwrap();
+    let last_used = || async {
+        s.token_info("tok_u")
+            .await
+            .unwrap()
+            .unwrap()
+            .last_used_at_us
+    };
+    assert_eq!(last_used().await, None);
+    let minute = 60_000_000;
+    s.note_token_use("tok_u", 10 * minute);
+    wait_for(|| async { last_used().await == Some(10 * minute) }).await;
+    // Within the minute: not written (nothing to wait for, so check after
+    // a write that queues behind it would have landed).
+    s.note_token_use("tok_u", 10 * minute + 1_000);
+    s.note_token_use("tok_u", 11 * minute - 1);
+    s.create_token(token("tok_x", 2, acme.clone(), 0))
+        .await
+        .unwrap();
+    assert_eq!(last_used().await, Some(10 * minute));
+    s.note_token_use("tok_u", 11 * minute);
+    wait_for(|| async { last_used().await == Some(11 * minute) }).await;
+    // An unknown id is harmless.
+    s.note_token_use("tok_nope", 11 * minute);
+}
+
+async fn wait_for<F, Fut>(mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "condition not met within 10 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// Token changes are pending until recorded; recording appends the event
+/// and marks the change in one step, once.
+async fn token_changes_are_recorded_once<B: Backend>() {
+    let mut b = B::fresh();
+    let s = b.store();
+    let a = acct("acme");
+    let acme = TokenScope::Account(a.clone());
+    let mut t = token("tok_e", 1, acme.clone(), 100);
+    t.expires_at_us = Some(1_000);
+    s.create_token(t).await.unwrap();
+    s.create_token(token("tok_s", 2, TokenScope::All, 200))
+        .await
+        .unwrap();
+    let pending = |now| {
+        let s = s.clone();
+        async move {
+            s.pending_token_changes(now)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|p| (p.token.id, p.change, p.account.map(|a| a.to_string())))
+                .collect::<Vec<_>>()
+        }
+    };
+    let acme_s = Some("acme".to_owned());
+    assert_eq!(
+        pending(999).await,
+        [
+            ("tok_e".to_owned(), TokenChange::Created, acme_s.clone()),
+            ("tok_s".to_owned(), TokenChange::Created, None),
+        ]
+    );
+    assert_eq!(
+        pending(1_000).await,
+        [
+            ("tok_e".to_owned(), TokenChange::Created, acme_s.clone()),
+            ("tok_e".to_owned(), TokenChange::Expired, acme_s.clone()),
+            ("tok_s".to_owned(), TokenChange::Created, None),
+        ]
+    );
+    let ev = || event("Audit Logs", "Token created", 1, "x", None);
+    assert!(
+        s.record_token_change("tok_e", TokenChange::Created, Some((a.clone(), ev())))
+            .await
+            .unwrap()
+    );
+    // Twice, or racing: recorded once.
+    let (r1, r2) = tokio::join!(
+        s.record_token_change("tok_e", TokenChange::Created, Some((a.clone(), ev()))),
+        s.record_token_change("tok_e", TokenChange::Created, Some((a.clone(), ev()))),
+    );
+    assert!(!r1.unwrap() && !r2.unwrap());
+    assert_eq!(s.count(&a, &all(vec![], Join::And)).await.unwrap(), 1);
+    assert!(
+        s.record_token_change("tok_s", TokenChange::Created, None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.record_token_change("tok_s", TokenChange::Created, None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        pending(1_000).await,
+        [("tok_e".to_owned(), TokenChange::Expired, acme_s.clone())]
+    );
+    // A `*` token revoked through an account's request: that account's log.
+    s.revoke_token(
+        &TokenScope::All,
+        "tok_s",
+        Some("tok_admin"),
+        Some(&acct("globex")),
+        300,
+    )
+    .await
+    .unwrap();
+    // A revoked token does not expire any more.
+    s.revoke_token(&acme, "tok_e", None, None, 301)
+        .await
+        .unwrap();
+    assert_eq!(
+        pending(1_000).await,
+        [
+            ("tok_e".to_owned(), TokenChange::Revoked, acme_s.clone()),
+            (
+                "tok_s".to_owned(),
+                TokenChange::Revoked,
+                Some("globex".to_owned())
+            ),
+        ]
+    );
+    // Pending survives a restart; recorded does too.
+    b.reopen();
+    let s = b.store();
+    assert_eq!(s.pending_token_changes(1_000).await.unwrap().len(), 2);
+    assert_eq!(s.count(&a, &all(vec![], Join::And)).await.unwrap(), 1);
+    assert!(
+        s.record_token_change("tok_e", TokenChange::Revoked, Some((a.clone(), ev())))
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.record_token_change("tok_s", TokenChange::Revoked, None)
+            .await
+            .unwrap()
+    );
+    assert!(s.pending_token_changes(i64::MAX).await.unwrap().is_empty());
+}
+
+/// A request signs its own account's head only (issue 11).
+async fn one_accounts_unsigned_head<B: Backend>() {
+    let b = B::fresh();
+    let s = b.store();
+    assert_eq!(s.unsigned_head(&acct("acme")).await.unwrap(), None);
+    append_seqs(&b, "acme", 3, 0).await;
+    append_seqs(&b, "globex", 2, 0).await;
+    let head = s.unsigned_head(&acct("acme")).await.unwrap().unwrap();
+    assert_eq!(head, s.tree_head(&acct("acme")).await.unwrap());
+    s.put_checkpoint(&acct("acme"), 3, "note".into())
+        .await
+        .unwrap();
+    assert_eq!(s.unsigned_head(&acct("acme")).await.unwrap(), None);
+    assert_eq!(
+        s.unsigned_head(&acct("globex"))
+            .await
+            .unwrap()
+            .unwrap()
+            .size,
+        2
+    );
+    assert_eq!(s.unsigned_heads().await.unwrap().len(), 1);
 }
 
 /// A file as the first releases wrote it: events clustered by (account,
@@ -542,6 +987,86 @@ fn file_layout(dir: &std::path::Path) -> (i64, bool) {
         )
         .unwrap();
     (page_size, by_seq == 1)
+}
+
+/// `auditlog token revoke` writes the file while a server holds it open
+/// with tokens cached: the server refuses the token within
+/// `TOKEN_REVOCATION_POLL`, and the revocation is pending to be recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_by_another_process_takes_effect_within_the_poll() {
+    let b = Sqlite::fresh();
+    let s = b.store();
+    let acme = TokenScope::Account(acct("acme"));
+    s.create_token(token("tok_1", 7, acme.clone(), 1))
+        .await
+        .unwrap();
+    auditlog_store::sqlite::create_token_offline(b.dir.path(), &token("tok_2", 8, acme, 2))
+        .unwrap();
+    assert!(s.find_token(&[7; 32]).await.unwrap().is_some());
+    assert!(s.find_token(&[8; 32]).await.unwrap().is_some());
+    let revoked =
+        |id: &str| auditlog_store::sqlite::revoke_token_offline(b.dir.path(), id, 50).unwrap();
+    assert_eq!(revoked("tok_2"), Some(true));
+    assert_eq!(revoked("tok_2"), Some(false));
+    assert_eq!(revoked("tok_nope"), None);
+    let start = std::time::Instant::now();
+    while s.find_token(&[8; 32]).await.unwrap().is_some() {
+        assert!(
+            start.elapsed() < TOKEN_REVOCATION_POLL * 5,
+            "still accepted after {:?}",
+            start.elapsed()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(s.find_token(&[7; 32]).await.unwrap().is_some());
+    let changes: Vec<(String, TokenChange)> = s
+        .pending_token_changes(0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.token.id, p.change))
+        .collect();
+    assert!(
+        changes.contains(&("tok_2".into(), TokenChange::Revoked)),
+        "{changes:?}"
+    );
+    let listed = auditlog_store::sqlite::list_tokens_offline(b.dir.path()).unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[1].revoked_at_us, Some(50));
+}
+
+/// A file whose `tokens` table predates expiry, "last used" and token
+/// events: it opens, its tokens still work, and they do not count as new
+/// changes to record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_tokens_table_gains_its_new_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let conn =
+        rusqlite::Connection::open(dir.path().join(auditlog_store::sqlite::DB_FILE)).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE tokens (
+             id TEXT PRIMARY KEY, secret_hash BLOB NOT NULL UNIQUE, scope TEXT NOT NULL,
+             role TEXT NOT NULL, created_at INTEGER NOT NULL, revoked_at INTEGER);
+         INSERT INTO tokens VALUES ('tok_old', zeroblob(32), 'acme', 'admin', 5, NULL);
+         INSERT INTO tokens VALUES ('tok_gone', randomblob(32), 'acme', 'read', 6, 7);",
+    )
+    .unwrap();
+    drop(conn);
+    let s: DynStore = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
+    let t = s.find_token(&[0; 32]).await.unwrap().unwrap();
+    assert_eq!((t.id.as_str(), t.expires_at_us), ("tok_old", None));
+    assert!(s.pending_token_changes(i64::MAX).await.unwrap().is_empty());
+    s.create_token(token("tok_new", 9, TokenScope::Account(acct("acme")), 8))
+        .await
+        .unwrap();
+    assert_eq!(s.pending_token_changes(0).await.unwrap().len(), 1);
+    // The command line opening the same old-then-migrated file is fine too.
+    assert_eq!(
+        auditlog_store::sqlite::list_tokens_offline(dir.path())
+            .unwrap()
+            .len(),
+        3
+    );
 }
 
 #[test]
@@ -672,5 +1197,11 @@ conformance_suite!(sqlite: Sqlite, sqlite_clustered: SqliteClustered; [
     proofs_verify_against_the_tree_head,
     checkpoints_are_tracked,
     tokens_are_found_by_hash_and_revoked,
+    tokens_are_listed_by_scope_without_secrets,
+    token_use_is_persisted_at_most_once_a_minute,
+    token_changes_are_recorded_once,
+    one_accounts_unsigned_head,
+    an_idempotency_key_reused_for_another_event_conflicts,
+    server_defaults_do_not_make_a_retry_a_conflict,
     reopening_rebuilds_index_and_tree_exactly,
 ]);

@@ -139,7 +139,13 @@ async fn secrets_are_fingerprinted_on_every_path_and_stored_nowhere() {
     );
 
     // Every read path.
-    let events = server.list_all(&read, ACME, 100).await;
+    // The log also holds the "Token created" events of the two tokens.
+    let events: Vec<Value> = server
+        .list_all(&read, ACME, 100)
+        .await
+        .into_iter()
+        .filter(|e| e["category"] != "Audit Logs")
+        .collect();
     assert_eq!(events.len(), 4);
     for e in &events {
         let id = e["id"].as_str().unwrap();

@@ -865,7 +865,7 @@ mod tests {
             assert!(
                 errs[0]
                     .message
-                    .contains("outside the accepted window: from 1970-01-01T00:00:00.000Z"),
+                    .contains("accepted: from 1970-01-01T00:00:00.000Z to 5 minutes after"),
                 "{bad}: {errs:?}"
             );
         }

@@ -508,9 +508,15 @@ pub fn export_event(s: &ExportSummary<'_>, now: Micros) -> crate::validate::Vali
     let filters = bounded_summary(&s.filters.join(join), MAX_STRING_CHARS);
     let complete = s.end == ExportEnd::Complete;
     let mut metadata = std::collections::BTreeMap::from([
-        ("token_id".to_owned(), json!(bounded_summary(s.token_id, MAX_STRING_CHARS))),
+        (
+            "token_id".to_owned(),
+            json!(bounded_summary(s.token_id, MAX_STRING_CHARS)),
+        ),
         ("format".to_owned(), json!(s.format)),
-        ("range".to_owned(), json!(bounded_summary(s.range, MAX_STRING_CHARS))),
+        (
+            "range".to_owned(),
+            json!(bounded_summary(s.range, MAX_STRING_CHARS)),
+        ),
         ("filters".to_owned(), json!(filters)),
         ("row_count".to_owned(), json!(s.rows)),
         (

@@ -30,6 +30,10 @@ mod tlog;
 mod tokens;
 
 pub use ops::install_metrics;
+pub use read::{
+    DEFAULT_EXPORT_SEND_TIMEOUT, DEFAULT_MAX_EXPORTS, DEFAULT_MAX_EXPORTS_PER_TOKEN,
+    DEFAULT_QUERY_TIMEOUT, ReadConfig, ReadLimits,
+};
 pub use tlog::run_checkpointer;
 
 /// Largest request body accepted (spec §3).
@@ -54,6 +58,9 @@ pub struct AppState {
     pub origin: Arc<str>,
     pub trusted_proxies: Arc<[IpNet]>,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Query deadline, export caps and send deadline, with the export
+    /// slots in use.
+    pub reads: ReadLimits,
 }
 
 impl std::fmt::Debug for AppState {

@@ -478,7 +478,9 @@ impl SqliteStore {
                         .or_else(|| panic.downcast_ref::<String>().cloned())
                         .unwrap_or_else(|| "a panic".to_owned());
                     tracing::error!(cause, "store writer died; writes fail until restart");
-                    watcher.writer_failure.send_replace(Some(cause));
+                    watcher
+                        .writer_failure
+                        .send_replace(Some(format!("panicked: {cause}")));
                 }
             })
             .map_err(|e| StoreError::with_source(StoreErrorKind::Internal, "spawn writer", e))?;
@@ -908,6 +910,9 @@ impl Writer {
     /// One transaction for the whole group; every op's reply is sent only
     /// after it commits (or with the error if it did not).
     fn commit_group(&mut self, mut ops: Vec<WriteOp>) {
+        // Dropped before `ops` (locals go before parameters): on a panic,
+        // the failure is on record before any waiting append is told.
+        let _notice = DeathNotice(self.shared.clone());
         let n_ops = ops.len();
         let n_events: usize = ops.iter().map(op_events).sum();
         let now = Micros::from_timestamp(jiff::Timestamp::now());
@@ -1268,6 +1273,19 @@ impl Writer {
             });
         }
         Ok(out)
+    }
+}
+
+/// Marks the writer dead when dropped by a panic's unwinding.
+struct DeathNotice(Arc<Shared>);
+
+impl Drop for DeathNotice {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0
+                .writer_failure
+                .send_replace(Some("panicked while committing".to_owned()));
+        }
     }
 }
 

@@ -8,3 +8,4 @@ mod helpers;
 mod ingest;
 mod ops;
 mod query;
+mod reads;

@@ -12,7 +12,7 @@ use auditlog_core::query::{Filter, Join};
 use auditlog_core::record::{AccountId, Actor, ActorKind, Micros};
 use auditlog_core::validate::ValidEvent;
 use auditlog_store::sqlite::{SqliteOptions, SqliteStore};
-use auditlog_store::{DynStore, Role, Scope, Selection, TokenRecord, TokenScope};
+use auditlog_store::{DynStore, QueryControl, Role, Scope, Selection, TokenRecord, TokenScope};
 
 /// A backend under test: a fresh database, and a way to reopen it as after
 /// a restart.
@@ -89,6 +89,7 @@ fn all(filters: Vec<Filter>, join: Join) -> Selection {
         bounds: TimeBounds::ALL,
         filters,
         join,
+        control: QueryControl::default(),
     }
 }
 

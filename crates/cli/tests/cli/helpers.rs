@@ -105,6 +105,12 @@ impl Server {
     /// `listening on http://…` line. Logs go to `server-<n>.log` beside the
     /// data directory (a pipe nobody reads would fill and block it).
     pub fn start(ws: &Workspace) -> Server {
+        Server::start_with_env(ws, &[])
+    }
+
+    /// [`Server::start`] with extra environment variables (flags as
+    /// `AUDITLOG_*`, or a test fault).
+    pub fn start_with_env(ws: &Workspace, env: &[(&str, &str)]) -> Server {
         let n = std::fs::read_dir(ws.dir.path())
             .map(|d| d.count())
             .unwrap_or(0);
@@ -112,6 +118,7 @@ impl Server {
         let mut child = auditlog()
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(ws.data_dir())
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)

@@ -4,6 +4,7 @@
 
 mod commands;
 mod crash;
+mod faults;
 mod helpers;
 mod serve;
 mod tlog;

@@ -170,9 +170,13 @@ pub struct QueryWatch {
 }
 
 impl QueryWatch {
-    /// `Err` once the query should stop: cancelled, or past its deadline.
+    /// `Err` once the query should stop: cancelled, or past its deadline
+    /// (counted in `auditlog_queries_stopped_total{reason}`). A caller
+    /// stops at the first `Err`, so each stopped query counts once.
     pub fn check(&self) -> Result<()> {
         if self.control.is_cancelled() {
+            metrics::counter!("auditlog_queries_stopped_total", "reason" => "cancelled")
+                .increment(1);
             return Err(StoreError::new(
                 StoreErrorKind::Unavailable,
                 "query cancelled: its client went away",
@@ -181,6 +185,8 @@ impl QueryWatch {
         if let (Some(deadline), Some(timeout)) = (self.deadline, self.control.timeout)
             && Instant::now() >= deadline
         {
+            metrics::counter!("auditlog_queries_stopped_total", "reason" => "deadline")
+                .increment(1);
             return Err(StoreError::new(
                 StoreErrorKind::TimedOut,
                 format!(

@@ -319,3 +319,52 @@ async fn a_dead_writer_fails_readyz_and_ingest_with_503_and_nothing_hangs() {
     // Reads still work (nothing was written).
     assert_eq!(app.count(&read, &events_path(ACME), &[]).await, 0);
 }
+
+/// The value of a counter in `/metrics` (0 when absent).
+async fn counter(app: &TestApp, line_start: &str) -> u64 {
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with(line_start))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
+}
+
+/// A query whose client goes away stops working: the handler's future is
+/// dropped, its guard cancels the query, and the store's scan gives up at
+/// its next description read (counted as a stopped query).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_query_stops_when_its_client_goes_away() {
+    let app = spawn_app().await;
+    seed(&app, ACME, 150_000, 10).await;
+    let token = app.token(ACME, Role::Read).await;
+    let metric = "auditlog_queries_stopped_total{reason=\"cancelled\"}";
+    let before = counter(&app, metric).await;
+    let q = qs(&[
+        ("range", "all_time"),
+        ("filter", "description:contains:nothing like this"),
+    ]);
+    // A client that gives up long before a scan of 150,000 records ends.
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let res = impatient
+        .get(app.url(&format!("{}/count?{q}", events_path(ACME))))
+        .bearer_auth(&token)
+        .send()
+        .await;
+    assert!(res.is_err(), "the scan ended before the client gave up");
+    eventually("the abandoned query to stop", || async {
+        (counter(&app, metric).await > before).then_some(())
+    })
+    .await;
+}

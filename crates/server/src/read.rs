@@ -578,7 +578,8 @@ pub struct ViewPath {
         ("limit" = Option<u32>, Query, description = "1–1000, default 50"),
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
     responses((status = 200, description = "Newest first; `/v1/accounts/{account}/workflows/{workflow}/events` (and its /count, /histogram, /export) is the same for one workflow's workflow-level events", body = crate::openapi::EventList),
-        (status = 400, description = "A bad parameter", body = crate::openapi::Problem)))]
+        (status = 400, description = "A bad parameter", body = crate::openapi::Problem),
+        (status = 503, description = "The query ran past its deadline (`--query-timeout-secs`), or the store is unavailable; see Retry-After", body = crate::openapi::Problem)))]
 pub async fn list(
     State(st): State<AppState>,
     caller: Caller,
@@ -593,7 +594,8 @@ pub async fn list(
 
 #[utoipa::path(get, path = "/v1/accounts/{account}/events/count",
     params(("account" = String, Path, description = "Account id"), crate::openapi::ViewParams),
-    responses((status = 200, description = "Exact count", body = crate::openapi::Count)))]
+    responses((status = 200, description = "Exact count", body = crate::openapi::Count),
+        (status = 503, description = "The query ran past its deadline (`--query-timeout-secs`), or the store is unavailable; see Retry-After", body = crate::openapi::Problem)))]
 pub async fn count(
     State(st): State<AppState>,
     caller: Caller,
@@ -608,7 +610,8 @@ pub async fn count(
 #[utoipa::path(get, path = "/v1/accounts/{account}/events/histogram",
     params(("account" = String, Path, description = "Account id"), crate::openapi::ViewParams,
         ("bucket" = Option<String>, Query, description = "hour, day or auto")),
-    responses((status = 200, description = "Buckets ascending, aligned to the viewer's zone", body = crate::openapi::Histogram)))]
+    responses((status = 200, description = "Buckets ascending, aligned to the viewer's zone", body = crate::openapi::Histogram),
+        (status = 503, description = "The query ran past its deadline (`--query-timeout-secs`), or the store is unavailable; see Retry-After", body = crate::openapi::Problem)))]
 pub async fn histogram(
     State(st): State<AppState>,
     caller: Caller,
@@ -623,7 +626,8 @@ pub async fn histogram(
 #[utoipa::path(get, path = "/v1/accounts/{account}/events/export",
     params(("account" = String, Path, description = "Account id"), crate::openapi::ViewParams,
         ("format" = Option<String>, Query, description = "csv (default) or jsonl")),
-    responses((status = 200, description = "Streamed Account_Audit_Logs.csv (Workflow_Audit_Logs.csv for a workflow), or JSONL records")))]
+    responses((status = 200, description = "Streamed Account_Audit_Logs.csv (Workflow_Audit_Logs.csv for a workflow), or JSONL records; a body cut short (client too slow past the send deadline, query deadline, error) ends in a transport error, never a clean end"),
+        (status = 429, description = "Too many exports running, for this token (`--max-exports-per-token`) or the server (`--max-exports`); see Retry-After", body = crate::openapi::Problem)))]
 pub async fn export(
     State(st): State<AppState>,
     caller: Caller,

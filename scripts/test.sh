@@ -14,6 +14,11 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy || true
+# The fault tests (crates/cli/tests/cli/faults.rs) inject fsync errors with
+# strace and mount a small tmpfs: they need strace, and root.
+if ! command -v strace >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq strace
+fi
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

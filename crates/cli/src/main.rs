@@ -171,6 +171,19 @@ pub struct ServeArgs {
     pub max_large_bodies: usize,
     #[command(flatten)]
     pub net: net_args::NetArgs,
+    /// Seconds one query (list, count, histogram, an export's walk to its
+    /// next batch) may work before it is stopped with 503.
+    #[arg(long, default_value_t = auditlog_server::DEFAULT_QUERY_TIMEOUT.as_secs(), env = "AUDITLOG_QUERY_TIMEOUT_SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub query_timeout_secs: u64,
+    /// Seconds an export waits for its client to read before dropping it.
+    #[arg(long, default_value_t = auditlog_server::DEFAULT_EXPORT_SEND_TIMEOUT.as_secs(), env = "AUDITLOG_EXPORT_SEND_TIMEOUT_SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub export_send_timeout_secs: u64,
+    /// Exports running at once on the server (more answer 429).
+    #[arg(long, default_value_t = auditlog_server::DEFAULT_MAX_EXPORTS, env = "AUDITLOG_MAX_EXPORTS")]
+    pub max_exports: usize,
+    /// Exports running at once per token (more answer 429).
+    #[arg(long, default_value_t = auditlog_server::DEFAULT_MAX_EXPORTS_PER_TOKEN, env = "AUDITLOG_MAX_EXPORTS_PER_TOKEN")]
+    pub max_exports_per_token: usize,
 }
 
 fn init_tracing(format: LogFormat) {
@@ -483,6 +496,12 @@ pub async fn serve(
         limits: Arc::new(auditlog_server::limits::RequestLimits::new(
             args.net.limit_config(),
         )),
+        reads: auditlog_server::ReadLimits::new(auditlog_server::ReadConfig {
+            query_timeout: std::time::Duration::from_secs(args.query_timeout_secs),
+            export_send_timeout: std::time::Duration::from_secs(args.export_send_timeout_secs),
+            max_exports: args.max_exports,
+            max_exports_per_token: args.max_exports_per_token,
+        }),
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -499,14 +518,33 @@ pub async fn serve(
     on_bound(addr);
     tracing::info!(%addr, data_dir = %args.data_dir.display(), startup_ms = started.elapsed().as_millis() as u64, "serving");
     println!("listening on http://{addr}");
+    // A store that can no longer write (its writer thread died) is not
+    // restarted in place: the process drains and exits non-zero, so that a
+    // supervisor restarts it and the store rebuilds its state from the file.
+    // Meanwhile `/readyz` fails and writes answer 503.
+    let store = state.store.clone();
+    let failure = Arc::new(std::sync::Mutex::new(None));
+    let failed = failure.clone();
+    let shutdown = async move {
+        tokio::select! {
+            () = shutdown_signal() => {}
+            e = store.failed() => {
+                tracing::error!(error = %e, "the store cannot write any more; shutting down");
+                *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+            }
+        }
+    };
     let conn_limits = args.net.conn_limits(&args.trusted_proxy);
     auditlog_server::serve_with(
         listener,
         auditlog_server::app(state),
         &conn_limits,
-        shutdown_signal(),
+        shutdown,
     )
     .await?;
+    if let Some(e) = failure.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        bail!("{e}; exiting so that a supervisor restarts auditlog");
+    }
     Ok(())
 }
 

@@ -768,6 +768,8 @@ mod tests {
                 ("range", FieldType::String, true),
                 ("filters", FieldType::String, true),
                 ("row_count", FieldType::Number, true),
+                ("status", FieldType::String, false),
+                ("stop_reason", FieldType::String, false),
             ]
         );
         let extensions: Vec<&str> = catalog()

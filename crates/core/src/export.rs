@@ -435,9 +435,228 @@ pub fn push_jsonl(canonical: &[u8], leaf_hash: &crate::record::Hash, out: &mut V
     out.push(b'\n');
 }
 
+/// How an export ended, for its "Audit logs exported" record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportEnd {
+    /// Every matching row went out.
+    Complete,
+    /// The client closed the connection before the end.
+    ClientGone,
+    /// The client read nothing for the send deadline and was dropped.
+    SendDeadline,
+    /// The export stopped on an error or its query deadline.
+    Failed,
+}
+
+impl ExportEnd {
+    /// The `stop_reason` metadata value (the empty string when complete).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExportEnd::Complete => "",
+            ExportEnd::ClientGone => "client_gone",
+            ExportEnd::SendDeadline => "send_deadline",
+            ExportEnd::Failed => "failed",
+        }
+    }
+}
+
+/// What an export was and how it went: the input of [`export_event`].
+#[derive(Clone, Copy, Debug)]
+pub struct ExportSummary<'a> {
+    pub token_id: &'a str,
+    /// `csv` or `jsonl`.
+    pub format: &'a str,
+    /// The range as the list endpoint echoes it (JSON text).
+    pub range: &'a str,
+    /// The filters in their wire form (`column:op:value`).
+    pub filters: &'a [String],
+    pub join: crate::query::Join,
+    /// Rows handed to the client (all of them when complete).
+    pub rows: u64,
+    pub end: ExportEnd,
+}
+
+/// `text` when it fits in `max` characters; else its start, cut to leave
+/// room for `… [N chars, sha256 <hex>]`: the length and the SHA-256 of the
+/// whole text, so the record still pins exactly what was asked (whoever
+/// holds the full text can check it) while staying within the limits of
+/// any ingested string.
+pub fn bounded_summary(text: &str, max: usize) -> String {
+    use sha2::{Digest, Sha256};
+    let chars = text.chars().count();
+    if chars <= max {
+        return text.to_owned();
+    }
+    let tail = format!(
+        "… [{chars} chars, sha256 {}]",
+        hex::encode(Sha256::digest(text.as_bytes()))
+    );
+    let keep = max.saturating_sub(tail.chars().count());
+    let mut out: String = text.chars().take(keep).collect();
+    out.push_str(&tail);
+    out
+}
+
+/// The "Audit logs exported" record of an export, complete or not.
+///
+/// Pure (the caller passes the time): the export handler and anything else
+/// that records an export build the same event. Every field obeys the
+/// limits of an ingested event (`validate`): range and filters longer than
+/// [`crate::validate::MAX_STRING_CHARS`] are summarized with their hash
+/// ([`bounded_summary`]); a test checks the event against the catalog entry
+/// and those limits.
+pub fn export_event(s: &ExportSummary<'_>, now: Micros) -> crate::validate::ValidEvent {
+    use crate::catalog::{Catalog, Level};
+    use crate::record::{Actor, ActorKind};
+    use crate::validate::{MAX_STRING_CHARS, RESERVED_CATEGORY};
+    use serde_json::json;
+
+    let id = Catalog::get()
+        .export_event()
+        .expect("the catalog has the export event");
+    let join = match s.join {
+        crate::query::Join::And => " AND ",
+        crate::query::Join::Or => " OR ",
+    };
+    let filters = bounded_summary(&s.filters.join(join), MAX_STRING_CHARS);
+    let complete = s.end == ExportEnd::Complete;
+    let mut metadata = std::collections::BTreeMap::from([
+        (
+            "token_id".to_owned(),
+            json!(bounded_summary(s.token_id, MAX_STRING_CHARS)),
+        ),
+        ("format".to_owned(), json!(s.format)),
+        (
+            "range".to_owned(),
+            json!(bounded_summary(s.range, MAX_STRING_CHARS)),
+        ),
+        ("filters".to_owned(), json!(filters)),
+        ("row_count".to_owned(), json!(s.rows)),
+        (
+            "status".to_owned(),
+            json!(if complete { "complete" } else { "partial" }),
+        ),
+    ]);
+    if !complete {
+        metadata.insert("stop_reason".to_owned(), json!(s.end.as_str()));
+    }
+    let entries = |n: u64| if n == 1 { "entry" } else { "entries" };
+    let format = s.format.to_uppercase();
+    let token: String = s.token_id.chars().take(64).collect();
+    let description = match s.end {
+        ExportEnd::Complete => format!(
+            "Exported {} audit log {} as {format} with token {token}",
+            s.rows,
+            entries(s.rows)
+        ),
+        end => format!(
+            "Partial export: {} audit log {} sent as {format} with token {token} before it stopped ({})",
+            s.rows,
+            entries(s.rows),
+            match end {
+                ExportEnd::ClientGone => "the client went away",
+                ExportEnd::SendDeadline => "the client stopped reading",
+                _ => "an error",
+            }
+        ),
+    };
+    crate::validate::ValidEvent {
+        event_id: id,
+        level: Level::Account,
+        category: RESERVED_CATEGORY.into(),
+        event: "Audit logs exported".into(),
+        occurred_at: now,
+        actor: Actor {
+            kind: ActorKind::App,
+            id: token,
+            name: None,
+            email: None,
+        },
+        ip_address: None,
+        workflow_id: None,
+        description,
+        metadata,
+        idempotency_key: None,
+        defaulted: Default::default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression (issue 11): the export's own record copied up to 50
+    /// filters of 4,096 characters into the immutable log. Now every field
+    /// obeys the limits of an ingested event and the catalog entry.
+    #[test]
+    fn export_event_obeys_the_catalog_and_the_ingest_limits() {
+        use crate::catalog::{Catalog, FieldType};
+        use crate::validate::{MAX_DESCRIPTION_CHARS, MAX_STRING_CHARS};
+        let long: Vec<String> = (0..50)
+            .map(|i| format!("description:contains:{i}{}", "é".repeat(4096)))
+            .collect();
+        let range = format!("{{\"tz\":\"{}\"}}", "x".repeat(5000));
+        for (filters, end) in [
+            (long.clone(), ExportEnd::Complete),
+            (long.clone(), ExportEnd::SendDeadline),
+            (vec!["user:eq:Jane".to_owned()], ExportEnd::ClientGone),
+            (Vec::new(), ExportEnd::Failed),
+        ] {
+            let summary = ExportSummary {
+                token_id: "tok_1",
+                format: "csv",
+                range: &range,
+                filters: &filters,
+                join: crate::query::Join::Or,
+                rows: 7,
+                end,
+            };
+            let ev = export_event(&summary, Micros(1_700_000_000_000_000));
+            let entry = Catalog::get().entry(ev.event_id);
+            assert_eq!(entry.event.name, "Audit logs exported");
+            assert!(ev.description.chars().count() <= MAX_DESCRIPTION_CHARS);
+            for (key, value) in &ev.metadata {
+                let field = entry
+                    .event
+                    .field(key)
+                    .unwrap_or_else(|| panic!("`{key}` is not a field of the catalog entry"));
+                match field.ty {
+                    FieldType::String => {
+                        let v = value.as_str().expect("a string");
+                        assert!(v.chars().count() <= MAX_STRING_CHARS, "{key}: {}", v.len());
+                    }
+                    FieldType::Number => assert!(value.is_number(), "{key}"),
+                    FieldType::Boolean => assert!(value.is_boolean(), "{key}"),
+                }
+            }
+            for f in entry.event.fields.iter().filter(|f| f.required) {
+                assert!(ev.metadata.contains_key(&f.key), "{} missing", f.key);
+            }
+            assert_eq!(ev.metadata["row_count"], 7);
+            let partial = end != ExportEnd::Complete;
+            assert_eq!(
+                ev.metadata["status"],
+                if partial { "partial" } else { "complete" }
+            );
+            assert_eq!(ev.metadata.contains_key("stop_reason"), partial);
+            assert_eq!(ev.description.starts_with("Partial export"), partial);
+        }
+    }
+
+    #[test]
+    fn bounded_summary_keeps_short_text_and_hashes_long_text() {
+        assert_eq!(bounded_summary("user:eq:Jane", 1024), "user:eq:Jane");
+        let exact = "a".repeat(1024);
+        assert_eq!(bounded_summary(&exact, 1024), exact);
+        let long = "ü".repeat(3000);
+        let s = bounded_summary(&long, 1024);
+        assert_eq!(s.chars().count(), 1024);
+        assert!(s.starts_with("üüü"));
+        assert!(s.contains("[3000 chars, sha256 "), "{s}");
+        // Another long text of the same start and length hashes apart.
+        let other = format!("{}x", "ü".repeat(2999));
+        assert_ne!(bounded_summary(&other, 1024), s);
+    }
     use crate::catalog::Level;
     use crate::record::{Actor, ActorKind};
 

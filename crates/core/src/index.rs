@@ -108,16 +108,19 @@ impl Dict {
         id
     }
 
-    /// `table[id]` = does the filter hold for value `id`.
-    fn table(&self, filter: &Filter, needle: &str) -> Vec<bool> {
-        self.normalized
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                let field = (i as u32 != ABSENT).then_some(&**v);
-                op_matches(filter.op, field, needle)
-            })
-            .collect()
+    /// Appends to `out` whether the filter holds for each value id in
+    /// `ids` (so `out[id]`, when filled from 0 up).
+    fn table_part(
+        &self,
+        filter: &Filter,
+        needle: &str,
+        ids: std::ops::Range<usize>,
+        out: &mut Vec<bool>,
+    ) {
+        out.extend(ids.map(|i| {
+            let field = (i as u32 != ABSENT).then_some(&*self.normalized[i]);
+            op_matches(filter.op, field, needle)
+        }));
     }
 }
 
@@ -345,10 +348,35 @@ impl LogIndex {
     }
 
     /// Compiles filters for a scan over the current snapshot.
+    ///
+    /// The snapshot (chunk list, length, and each dictionary's size) is
+    /// taken under the read lock at once; the look-up tables are then built
+    /// [`PLAN_SLICE`] values at a time, each slice under the read lock on
+    /// its own, so the writer (one thread for every account) waits for one
+    /// slice at most, however many distinct values a column holds.
+    /// Dictionaries only grow and a value is interned before its row is
+    /// added (under the same write lock), so every row of the snapshot uses
+    /// ids below the sizes taken with it.
     pub fn plan(&self, filters: &[Filter], join: Join, scope: Scope<'_>) -> Plan {
         let catalog = Catalog::get();
-        let g = self.read();
         let n_events = catalog.len();
+        let (chunks, len, sizes, scope_workflow) = {
+            let g = self.read();
+            let scope_workflow = match scope {
+                Scope::Account => None,
+                // An unknown workflow id matches nothing: u32::MAX is never
+                // assigned.
+                Scope::Workflow(wf) => Some(g.workflows.ids.get(wf).copied().unwrap_or(u32::MAX)),
+            };
+            let sizes = DictSizes {
+                actors: g.actors.pairs.len(),
+                user_ids: g.user_ids.values.len(),
+                names: g.names.values.len(),
+                ips: g.ips.values.len(),
+                workflows: g.workflows.values.len(),
+            };
+            (g.chunks.clone(), g.len, sizes, scope_workflow)
+        };
         let mut description = Vec::new();
         let indexed: Vec<&Filter> = filters
             .iter()
@@ -367,9 +395,9 @@ impl LogIndex {
             let init = join == Join::And;
             let mut t = Tables {
                 event: vec![init; n_events],
-                actor: vec![init; g.actors.pairs.len()],
-                ip: vec![init; g.ips.values.len()],
-                workflow: vec![init; g.workflows.values.len()],
+                actor: vec![init; sizes.actors],
+                ip: vec![init; sizes.ips],
+                workflow: vec![init; sizes.workflows],
                 touched: [false; 4],
             };
             for f in indexed {
@@ -393,20 +421,33 @@ impl LogIndex {
                         // Actors are (user id, name) pairs: decide per
                         // distinct value, then map onto the pairs.
                         let by_name = f.column == Column::User;
-                        let dict = if by_name { &g.names } else { &g.user_ids };
-                        let by_value = dict.table(f, &needle);
-                        let table = g
-                            .actors
-                            .pairs
-                            .iter()
-                            .map(|&(user, name)| {
+                        let (n, dict): (usize, fn(&Inner) -> &Dict) = if by_name {
+                            (sizes.names, |g| &g.names)
+                        } else {
+                            (sizes.user_ids, |g| &g.user_ids)
+                        };
+                        let mut by_value = Vec::with_capacity(n);
+                        self.in_slices(n, |g, ids| {
+                            dict(g).table_part(f, &needle, ids, &mut by_value)
+                        });
+                        let mut table = Vec::with_capacity(sizes.actors);
+                        self.in_slices(sizes.actors, |g, ids| {
+                            table.extend(g.actors.pairs[ids].iter().map(|&(user, name)| {
                                 by_value[if by_name { name } else { user } as usize]
-                            })
-                            .collect();
+                            }))
+                        });
                         (1, table)
                     }
-                    Column::IpAddress => (2, g.ips.table(f, &needle)),
-                    Column::WorkflowId => (3, g.workflows.table(f, &needle)),
+                    Column::IpAddress | Column::WorkflowId => {
+                        let ip = f.column == Column::IpAddress;
+                        let n = if ip { sizes.ips } else { sizes.workflows };
+                        let mut table = Vec::with_capacity(n);
+                        self.in_slices(n, |g, ids| {
+                            let dict = if ip { &g.ips } else { &g.workflows };
+                            dict.table_part(f, &needle, ids, &mut table)
+                        });
+                        (if ip { 2 } else { 3 }, table)
+                    }
                     Column::Description => unreachable!("filtered out above"),
                 };
                 t.touched[slot] = true;
@@ -422,22 +463,15 @@ impl LogIndex {
             }
             t
         });
-        let (scope_event, scope_workflow) = match scope {
-            Scope::Account => (None, None),
-            Scope::Workflow(wf) => {
-                let table = catalog
-                    .entries()
-                    .map(|e| e.level == Level::Workflow)
-                    .collect();
-                // An unknown workflow id matches nothing: u32::MAX is never
-                // assigned.
-                let id = g.workflows.ids.get(wf).copied().unwrap_or(u32::MAX);
-                (Some(table), Some(id))
-            }
-        };
+        let scope_event = scope_workflow.map(|_| {
+            catalog
+                .entries()
+                .map(|e| e.level == Level::Workflow)
+                .collect()
+        });
         Plan {
-            chunks: g.chunks.clone(),
-            len: g.len,
+            chunks,
+            len,
             tables,
             scope_event,
             scope_workflow,
@@ -445,7 +479,32 @@ impl LogIndex {
             description,
         }
     }
+
+    /// Runs `f` over `0..n` in slices of [`PLAN_SLICE`], each under the
+    /// read lock on its own.
+    fn in_slices(&self, n: usize, mut f: impl FnMut(&Inner, std::ops::Range<usize>)) {
+        let mut start = 0;
+        while start < n {
+            let end = n.min(start + PLAN_SLICE);
+            f(&self.read(), start..end);
+            start = end;
+        }
+    }
 }
+
+/// Distinct values per dictionary in a plan's snapshot.
+struct DictSizes {
+    actors: usize,
+    user_ids: usize,
+    names: usize,
+    ips: usize,
+    workflows: usize,
+}
+
+/// Dictionary values a plan decides per hold of the read lock: a few
+/// hundred microseconds of `contains` on normalized strings, the longest
+/// the writer waits for a query being planned.
+const PLAN_SLICE: usize = 4096;
 
 impl LogIndex {
     /// Exact number of rows of `plan` in `bounds`: from the rollups when
@@ -1171,6 +1230,73 @@ mod tests {
             out.push(r.seq)
         });
         out
+    }
+
+    /// Look-up tables are built a slice of dictionary values at a time,
+    /// each under the lock on its own: with more distinct values than a
+    /// slice, and a writer adding new ones while plans are made, every plan
+    /// still answers exactly for its snapshot.
+    #[test]
+    fn plans_built_in_slices_answer_for_their_snapshot_while_the_writer_appends() {
+        let login = ev(Level::Account, "Login/Logout", "Login");
+        let idx = Arc::new(LogIndex::new());
+        fn user(i: usize) -> String {
+            format!("user {i:05}")
+        }
+        fn ip(i: usize) -> String {
+            format!("10.{}.{}.{}", i / 65536, (i / 256) % 256, i % 256)
+        }
+        let add = move |idx: &LogIndex, from: usize, to: usize| {
+            let names: Vec<(String, String, String)> = (from..to)
+                .map(|i| (format!("u{i}"), user(i), ip(i)))
+                .collect();
+            idx.append(
+                names
+                    .iter()
+                    .enumerate()
+                    .map(|(k, (id, name, ip))| IndexRow {
+                        occurred_at_us: (from + k) as i64,
+                        event: login,
+                        actor_id: id,
+                        actor_name: Some(name),
+                        ip_address: Some(ip),
+                        workflow_id: None,
+                    }),
+            );
+        };
+        let n = 3 * PLAN_SLICE + 17;
+        add(&idx, 0, n);
+        let writer = {
+            let idx = idx.clone();
+            std::thread::spawn(move || {
+                for k in 0..50 {
+                    add(&idx, n + k * 100, n + (k + 1) * 100);
+                }
+            })
+        };
+        for _ in 0..20 {
+            // Row i has user i (five digits) and IP i: "user 1" matches
+            // rows 10000 and up, in the last slices and among the rows the
+            // writer adds meanwhile.
+            let filters = [filter(Column::User, Op::Contains, "user 1")];
+            let plan = idx.plan(&filters, Join::And, Scope::Account);
+            let mut got = Vec::new();
+            plan.for_each_match(TimeBounds::ALL, &mut |_| unreachable!(), |r| {
+                got.push(r.seq)
+            });
+            let expected: Vec<u64> = (0..plan.len)
+                .filter(|&i| user(i as usize).contains("user 1"))
+                .collect();
+            assert_eq!(got, expected);
+            let filters = [filter(Column::IpAddress, Op::Eq, &ip(2 * PLAN_SLICE + 3))];
+            let plan = idx.plan(&filters, Join::Or, Scope::Account);
+            let mut got = Vec::new();
+            plan.for_each_match(TimeBounds::ALL, &mut |_| unreachable!(), |r| {
+                got.push(r.seq)
+            });
+            assert_eq!(got, [2 * PLAN_SLICE as u64 + 3]);
+        }
+        writer.join().unwrap();
     }
 
     #[test]

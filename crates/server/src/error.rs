@@ -113,6 +113,11 @@ impl From<StoreError> for ApiError {
                     e.message
                 ))
             }
+            // The store's message says which deadline and what to narrow.
+            StoreErrorKind::TimedOut => {
+                tracing::warn!(error = %e, "query deadline passed");
+                ApiError::Unavailable(e.message)
+            }
             StoreErrorKind::Invalid => ApiError::BadRequest(e.message),
             StoreErrorKind::Conflict => ApiError::Conflict(e.message),
             StoreErrorKind::Internal => {

@@ -38,6 +38,10 @@ mod tlog;
 mod tokens;
 
 pub use ops::install_metrics;
+pub use read::{
+    DEFAULT_EXPORT_SEND_TIMEOUT, DEFAULT_MAX_EXPORTS, DEFAULT_MAX_EXPORTS_PER_TOKEN,
+    DEFAULT_QUERY_TIMEOUT, ReadConfig, ReadLimits,
+};
 pub use tlog::run_checkpointer;
 pub use tokens::{MAX_TOKEN_TTL, record_token_changes, run_token_recorder};
 
@@ -70,6 +74,9 @@ pub struct AppState {
     pub large_bodies: Arc<tokio::sync::Semaphore>,
     /// Request timeout, in-flight cap and rate limiters.
     pub limits: Arc<limits::RequestLimits>,
+    /// Query deadline, export caps and send deadline, with the export
+    /// slots in use.
+    pub reads: ReadLimits,
 }
 
 /// Large ingest bodies read and parsed at once, by default. Each costs up

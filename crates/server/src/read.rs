@@ -1,8 +1,10 @@
 //! Reading the log: catalog, list, count, histogram, one record, export and
 //! value suggestions, for an account and for a workflow's own view.
 
-use std::collections::BTreeMap;
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
@@ -11,19 +13,159 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use auditlog_core::catalog::{Catalog, Level};
-use auditlog_core::export::{ACCOUNT_CSV_FILE, CsvEncoder, WORKFLOW_CSV_FILE, push_jsonl};
+use auditlog_core::catalog::Catalog;
+use auditlog_core::export::{
+    ACCOUNT_CSV_FILE, CsvEncoder, ExportEnd, ExportSummary, WORKFLOW_CSV_FILE, export_event,
+    push_jsonl,
+};
 use auditlog_core::index::{RowKey, TimeBounds};
 use auditlog_core::query::{
     Cursor, ExportFormat, Query, ResolvedRange, bucket_bounds, parse_query,
 };
-use auditlog_core::record::{AccountId, Actor, ActorKind, Micros, Record};
-use auditlog_core::validate::{MAX_FUTURE_MICROS, ValidEvent};
-use auditlog_store::{RawRecord, Scope, Selection, StoreError, StoreErrorKind};
+use auditlog_core::record::{AccountId, Micros, Record};
+use auditlog_core::validate::MAX_FUTURE_MICROS;
+use auditlog_store::{
+    CancelOnDrop, QueryControl, RawRecord, Scope, Selection, StoreError, StoreErrorKind,
+};
 
 use crate::AppState;
 use crate::auth::{Caller, Needed};
 use crate::error::{ApiError, ApiResult};
+
+/// How long one query (list, count, histogram, or an export's walk to its
+/// next batch) may work before it is stopped with `503`. A description
+/// filter reads one stored record per candidate row, so over a large
+/// account it is the client, not the server, that decides the cost.
+pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an export waits for its client to take the next chunk before
+/// it drops the client: an export nobody reads must not hold its thread,
+/// its connection and its slot for ever.
+pub const DEFAULT_EXPORT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// Exports running at once on the whole server. Each holds a blocking
+/// thread while it reads or encodes, a SQLite connection (2 MiB of page
+/// cache) and up to a few MiB of buffers; an unbounded number starved
+/// every other request (issue 11: a few hundred unread exports).
+pub const DEFAULT_MAX_EXPORTS: usize = 16;
+/// Exports running at once per token: one tenant's script cannot take
+/// every export slot.
+pub const DEFAULT_MAX_EXPORTS_PER_TOKEN: usize = 4;
+/// Batches queued between an export's stages (reader → encoder → hyper).
+/// Each is 1,000 rows (about 0.8 MB of JSONL of 800-byte records). With 16
+/// exports held unread (200k-event account, release build, VmRSS), depths
+/// of 2 (raw) and 4 (encoded) cost 21 MB per export, depth 1 16 MB (the
+/// rest: the key window, the connection's cache, the threads' allocator
+/// heaps); a full 200k-row export took the same time with either (runs
+/// alternated on a loaded machine: 0.44–1.03 s against 0.33–0.86 s).
+const EXPORT_CHANNEL_DEPTH: usize = 1;
+/// `Retry-After` of an export refused for the caps: exports take seconds.
+const EXPORT_RETRY_AFTER_SECS: u32 = 10;
+
+/// The bounds of reads, set by the operator (`auditlog serve` flags).
+#[derive(Clone, Debug)]
+pub struct ReadConfig {
+    /// See [`DEFAULT_QUERY_TIMEOUT`].
+    pub query_timeout: Duration,
+    /// See [`DEFAULT_EXPORT_SEND_TIMEOUT`].
+    pub export_send_timeout: Duration,
+    /// See [`DEFAULT_MAX_EXPORTS`].
+    pub max_exports: usize,
+    /// See [`DEFAULT_MAX_EXPORTS_PER_TOKEN`].
+    pub max_exports_per_token: usize,
+}
+
+impl Default for ReadConfig {
+    fn default() -> Self {
+        ReadConfig {
+            query_timeout: DEFAULT_QUERY_TIMEOUT,
+            export_send_timeout: DEFAULT_EXPORT_SEND_TIMEOUT,
+            max_exports: DEFAULT_MAX_EXPORTS,
+            max_exports_per_token: DEFAULT_MAX_EXPORTS_PER_TOKEN,
+        }
+    }
+}
+
+/// The read bounds and the export slots in use (shared by every handler
+/// through `AppState`).
+#[derive(Clone, Debug)]
+pub struct ReadLimits {
+    pub config: Arc<ReadConfig>,
+    exports: Arc<Mutex<ExportSlots>>,
+}
+
+#[derive(Debug, Default)]
+struct ExportSlots {
+    total: usize,
+    per_token: HashMap<String, usize>,
+}
+
+/// One running export's slot; freed when dropped (however the export ends).
+#[derive(Debug)]
+struct ExportSlot {
+    slots: Arc<Mutex<ExportSlots>>,
+    token: String,
+}
+
+impl Drop for ExportSlot {
+    fn drop(&mut self) {
+        let mut s = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        s.total -= 1;
+        if let Some(n) = s.per_token.get_mut(&self.token) {
+            *n -= 1;
+            if *n == 0 {
+                s.per_token.remove(&self.token);
+            }
+        }
+        metrics::gauge!("auditlog_exports_running").set(s.total as f64);
+    }
+}
+
+impl ReadLimits {
+    pub fn new(config: ReadConfig) -> ReadLimits {
+        ReadLimits {
+            config: Arc::new(config),
+            exports: Arc::default(),
+        }
+    }
+
+    /// A slot for one more export of `token`, or `429` past either cap.
+    fn start_export(&self, token: &str) -> ApiResult<ExportSlot> {
+        let cfg = &self.config;
+        let mut s = self.exports.lock().unwrap_or_else(|e| e.into_inner());
+        let mine = s.per_token.get(token).copied().unwrap_or(0);
+        let refuse = |detail: String| {
+            metrics::counter!("auditlog_exports_refused_total").increment(1);
+            Err(ApiError::TooManyRequests {
+                detail,
+                retry_after_secs: EXPORT_RETRY_AFTER_SECS,
+            })
+        };
+        if mine >= cfg.max_exports_per_token {
+            return refuse(format!(
+                "this token already runs {mine} exports, the most one token may run at once; \
+                 retry when one of them has finished"
+            ));
+        }
+        if s.total >= cfg.max_exports {
+            return refuse(format!(
+                "the server already runs {} exports, the most it runs at once; retry shortly",
+                s.total
+            ));
+        }
+        s.total += 1;
+        *s.per_token.entry(token.to_owned()).or_default() += 1;
+        metrics::gauge!("auditlog_exports_running").set(s.total as f64);
+        Ok(ExportSlot {
+            slots: self.exports.clone(),
+            token: token.to_owned(),
+        })
+    }
+}
+
+impl Default for ReadLimits {
+    fn default() -> Self {
+        ReadLimits::new(ReadConfig::default())
+    }
+}
 
 fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
@@ -107,6 +249,7 @@ fn prepare(
         bounds,
         filters: query.filters.clone(),
         join: query.join,
+        control: QueryControl::new(Some(state.reads.config.query_timeout)),
     };
     Ok(Prepared {
         account,
@@ -212,26 +355,60 @@ async fn do_histogram(state: AppState, p: Prepared) -> ApiResult<Response> {
     Ok(axum::Json(json!({ "bucket": bucket.as_str(), "buckets": buckets })).into_response())
 }
 
-/// Streams the export, then records an "Audit logs exported" event.
+/// Why the export's encoder stopped early.
+enum EncodeStop {
+    ClientGone,
+    SendDeadline,
+    Failed(String),
+}
+
+/// The response body of an export: the encoded chunks, then the end. It
+/// owns the export's cancel guard, so a client that goes away (hyper drops
+/// the body) stops the store's walk too; and it ends with an error, not a
+/// clean end, unless the export completed, so a client never takes a cut
+/// export for a whole one.
+struct ExportBody {
+    rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
+    complete: Arc<AtomicBool>,
+    failed: bool,
+    _cancel: CancelOnDrop,
+}
+
+/// Streams the export, then records an "Audit logs exported" event:
+/// complete, or partial with the rows that went out and why it stopped.
+///
+/// Three stages: the store reads batches of records on a blocking thread
+/// (each batch in its own short read transaction), an encoder on another
+/// turns them into CSV or JSONL, and hyper sends the chunks. All channels
+/// are bounded: a slow client slows the reader instead of growing memory.
+/// A client that takes nothing for the send timeout is dropped, which
+/// stops both threads and frees the export's slot.
 async fn do_export(
     state: AppState,
     caller: Caller,
     p: Prepared,
     workflow: bool,
 ) -> ApiResult<Response> {
+    let slot = state.reads.start_export(&caller.token.id)?;
+    let send_timeout = state.reads.config.export_send_timeout;
     let format = p.query.format;
     let tz = p.query.range.tz.clone();
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    // One encoded batch (~1,000 rows) waits for hyper, one more is being
+    // encoded and one raw batch waits for the encoder: enough to keep the
+    // three stages busy, and what an unread export holds (with the key
+    // window and its connection's cache) — times `max_exports`.
+    let (tx, rx) =
+        tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(EXPORT_CHANNEL_DEPTH);
     let mut csv = matches!(format, ExportFormat::Csv).then(|| CsvEncoder::new(tz));
     if let Some(enc) = csv.as_mut() {
         let _ = tx.send(Ok(Bytes::from(enc.take()))).await;
     }
-    // Two stages on two threads: the store reads batches of records, an
-    // encoder turns them into CSV or JSONL. Both channels are bounded: a
-    // slow client slows the reader instead of growing memory.
-    let (raw_tx, mut raw_rx) = tokio::sync::mpsc::channel::<Vec<RawRecord>>(2);
+    let (raw_tx, mut raw_rx) = tokio::sync::mpsc::channel::<Vec<RawRecord>>(EXPORT_CHANNEL_DEPTH);
     let body_tx = tx.clone();
-    let encoder = tokio::task::spawn_blocking(move || -> Result<(), String> {
+    let sent = Arc::new(AtomicU64::new(0));
+    let sent_by_encoder = sent.clone();
+    let runtime = tokio::runtime::Handle::current();
+    let encoder = tokio::task::spawn_blocking(move || -> Result<(), EncodeStop> {
         while let Some(batch) = raw_rx.blocking_recv() {
             let mut buf = Vec::with_capacity(batch.len() * 400);
             match csv.as_mut() {
@@ -241,7 +418,10 @@ async fn do_export(
                             .map_err(|e| e.to_string())
                             .and_then(|c| enc.push_canonical(c).map_err(|e| e.to_string()))
                             .map_err(|e| {
-                                format!("stored record seq {} does not parse: {e}", r.seq)
+                                EncodeStop::Failed(format!(
+                                    "stored record seq {} does not parse: {e}",
+                                    r.seq
+                                ))
                             })?;
                     }
                     buf = enc.take();
@@ -251,15 +431,26 @@ async fn do_export(
                         // Only UTF-8 leaves, as the CSV (the reader does
                         // not check).
                         std::str::from_utf8(&r.canonical).map_err(|e| {
-                            format!("stored record seq {} is not UTF-8: {e}", r.seq)
+                            EncodeStop::Failed(format!(
+                                "stored record seq {} is not UTF-8: {e}",
+                                r.seq
+                            ))
                         })?;
                         push_jsonl(&r.canonical, &r.leaf_hash, &mut buf);
                     }
                 }
             }
-            body_tx
-                .blocking_send(Ok(Bytes::from(buf)))
-                .map_err(|_| "export client went away".to_owned())?;
+            // The send deadline: hyper takes a chunk only when the socket
+            // takes bytes, so a full channel for this long means the
+            // client has read nothing meanwhile.
+            let send = tokio::time::timeout(send_timeout, body_tx.send(Ok(Bytes::from(buf))));
+            match runtime.block_on(send) {
+                Ok(Ok(())) => {
+                    sent_by_encoder.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                }
+                Ok(Err(_)) => return Err(EncodeStop::ClientGone),
+                Err(_) => return Err(EncodeStop::SendDeadline),
+            }
         }
         Ok(())
     });
@@ -270,53 +461,85 @@ async fn do_export(
     });
     let account = p.account.clone();
     let sel = p.sel.clone();
+    let control = p.sel.control.clone();
     let filters_wire: Vec<String> = p.query.filters.iter().map(|f| f.to_wire()).collect();
     let range_echo = p.range.to_json_echo(&p.query.range).to_string();
-    let join = match p.query.join {
-        auditlog_core::query::Join::And => "and",
-        auditlog_core::query::Join::Or => "or",
-    };
+    let join = p.query.join;
     let format_name = match format {
         ExportFormat::Csv => "csv",
         ExportFormat::Jsonl => "jsonl",
     };
+    let complete = Arc::new(AtomicBool::new(false));
+    let body_complete = complete.clone();
     let st = state.clone();
     tokio::spawn(async move {
+        // The slot is freed when this task ends, whatever the outcome.
+        let _slot = slot;
         // The export is complete when the encoder has handed over its last
         // bytes, not when the reader is done.
         let read = st.store.export(&account, &sel, sink).await;
         let encoded = encoder
             .await
-            .unwrap_or_else(|e| Err(format!("export encoder failed: {e}")));
-        let outcome = match (read, encoded) {
-            (Ok(rows), Ok(())) => Ok(rows),
-            (Err(e), _) => Err(e.to_string()),
-            (Ok(_), Err(e)) => Err(e),
-        };
-        match outcome {
-            Ok(rows) => {
-                metrics::counter!("auditlog_export_rows_total").increment(rows);
-                let event = export_event(
-                    &st,
-                    &caller,
-                    format_name,
-                    &range_echo,
-                    &filters_wire,
-                    join,
-                    rows,
-                );
-                if let Err(e) = st.store.append(&account, vec![event]).await {
-                    tracing::error!(account = %account, error = %e, "could not record the export");
-                }
+            .unwrap_or_else(|e| Err(EncodeStop::Failed(format!("export encoder failed: {e}"))));
+        // The encoder's reason first: when it stops, the reader fails too
+        // (its sink is closed), which says nothing more.
+        let end = match (read, encoded) {
+            (_, Err(EncodeStop::ClientGone)) => ExportEnd::ClientGone,
+            (_, Err(EncodeStop::SendDeadline)) => ExportEnd::SendDeadline,
+            (_, Err(EncodeStop::Failed(e))) => {
+                tracing::error!(account = %account, error = %e, "export failed");
+                ExportEnd::Failed
             }
-            Err(e) => {
+            (Err(_), Ok(())) if control.is_cancelled() => ExportEnd::ClientGone,
+            (Err(e), Ok(())) => {
                 tracing::warn!(account = %account, error = %e, "export stopped");
-                let _ = tx.send(Err(std::io::Error::other(e))).await;
+                ExportEnd::Failed
             }
+            (Ok(_), Ok(())) => ExportEnd::Complete,
+        };
+        if end == ExportEnd::Complete {
+            complete.store(true, Ordering::Release);
+        } else {
+            metrics::counter!("auditlog_exports_partial_total", "reason" => end.as_str())
+                .increment(1);
+        }
+        // Ends the body: cleanly when complete, else with an error.
+        drop(tx);
+        let rows = sent.load(Ordering::Relaxed);
+        metrics::counter!("auditlog_export_rows_total").increment(rows);
+        tracing::info!(account = %account, rows, end = end.as_str(), "export ended");
+        let event = export_event(
+            &ExportSummary {
+                token_id: &caller.token.id,
+                format: format_name,
+                range: &range_echo,
+                filters: &filters_wire,
+                join,
+                rows,
+                end,
+            },
+            Micros::from_timestamp(st.now()),
+        );
+        if let Err(e) = st.store.append(&account, vec![event]).await {
+            tracing::error!(account = %account, error = %e, "could not record the export");
         }
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
+    let body = ExportBody {
+        rx,
+        complete: body_complete,
+        failed: false,
+        _cancel: p.sel.control.cancel_on_drop(),
+    };
+    let stream = futures_util::stream::unfold(body, |mut b| async move {
+        match b.rx.recv().await {
+            Some(item) => Some((item, b)),
+            None if b.complete.load(Ordering::Acquire) || b.failed => None,
+            None => {
+                b.failed = true;
+                let e = std::io::Error::other("the export stopped before its end");
+                Some((Err(e), b))
+            }
+        }
     });
     let (ctype, file) = match (format, workflow) {
         (ExportFormat::Csv, false) => ("text/csv; charset=utf-8", ACCOUNT_CSV_FILE.to_owned()),
@@ -345,58 +568,6 @@ async fn do_export(
         .into_response())
 }
 
-fn export_event(
-    state: &AppState,
-    caller: &Caller,
-    format: &str,
-    range: &str,
-    filters: &[String],
-    join: &str,
-    rows: u64,
-) -> ValidEvent {
-    let catalog = Catalog::get();
-    let id = catalog
-        .find(Level::Account, "Audit Logs", "Audit logs exported")
-        .expect("the catalog has the export event");
-    let filters = if filters.is_empty() {
-        String::new()
-    } else {
-        filters.join(&format!(" {} ", join.to_uppercase()))
-    };
-    let metadata: BTreeMap<String, Value> = BTreeMap::from([
-        ("token_id".to_owned(), json!(caller.token.id)),
-        ("format".to_owned(), json!(format)),
-        ("range".to_owned(), json!(range)),
-        ("filters".to_owned(), json!(filters)),
-        ("row_count".to_owned(), json!(rows)),
-    ]);
-    let description = format!(
-        "Exported {rows} audit log entr{} as {} with token {}",
-        if rows == 1 { "y" } else { "ies" },
-        format.to_uppercase(),
-        caller.token.id
-    );
-    ValidEvent {
-        event_id: id,
-        level: Level::Account,
-        category: "Audit Logs".into(),
-        event: "Audit logs exported".into(),
-        occurred_at: Micros::from_timestamp(state.now()),
-        actor: Actor {
-            kind: ActorKind::App,
-            id: caller.token.id.clone(),
-            name: None,
-            email: None,
-        },
-        ip_address: None,
-        workflow_id: None,
-        description,
-        metadata,
-        idempotency_key: None,
-        defaulted: Default::default(),
-    }
-}
-
 /// The path of a view: an account, and for a workflow's own view the
 /// workflow (one handler serves both routes).
 #[derive(serde::Deserialize)]
@@ -410,7 +581,8 @@ pub struct ViewPath {
         ("limit" = Option<u32>, Query, description = "1–1000, default 50"),
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
     responses((status = 200, description = "Newest first; `/v1/accounts/{account}/workflows/{workflow}/events` (and its /count, /histogram, /export) is the same for one workflow's workflow-level events", body = crate::openapi::EventList),
-        (status = 400, description = "A bad parameter", body = crate::openapi::Problem)))]
+        (status = 400, description = "A bad parameter", body = crate::openapi::Problem),
+        (status = 503, description = "The query ran past its deadline (`--query-timeout-secs`), or the store is unavailable; see Retry-After", body = crate::openapi::Problem)))]
 pub async fn list(
     State(st): State<AppState>,
     caller: Caller,
@@ -418,12 +590,15 @@ pub async fn list(
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
     let p = prepare(&st, &caller, &path.account, path.workflow, q)?;
+    // Dropped with this future: when the client goes away, the query stops.
+    let _cancel = p.sel.control.cancel_on_drop();
     do_list(st, p).await
 }
 
 #[utoipa::path(get, path = "/v1/accounts/{account}/events/count",
     params(("account" = String, Path, description = "Account id"), crate::openapi::ViewParams),
-    responses((status = 200, description = "Exact count", body = crate::openapi::Count)))]
+    responses((status = 200, description = "Exact count", body = crate::openapi::Count),
+        (status = 503, description = "The query ran past its deadline (`--query-timeout-secs`), or the store is unavailable; see Retry-After", body = crate::openapi::Problem)))]
 pub async fn count(
     State(st): State<AppState>,
     caller: Caller,
@@ -431,13 +606,15 @@ pub async fn count(
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
     let p = prepare(&st, &caller, &path.account, path.workflow, q)?;
+    let _cancel = p.sel.control.cancel_on_drop();
     do_count(st, p).await
 }
 
 #[utoipa::path(get, path = "/v1/accounts/{account}/events/histogram",
     params(("account" = String, Path, description = "Account id"), crate::openapi::ViewParams,
         ("bucket" = Option<String>, Query, description = "hour, day or auto")),
-    responses((status = 200, description = "Buckets ascending, aligned to the viewer's zone", body = crate::openapi::Histogram)))]
+    responses((status = 200, description = "Buckets ascending, aligned to the viewer's zone", body = crate::openapi::Histogram),
+        (status = 503, description = "The query ran past its deadline (`--query-timeout-secs`), or the store is unavailable; see Retry-After", body = crate::openapi::Problem)))]
 pub async fn histogram(
     State(st): State<AppState>,
     caller: Caller,
@@ -445,13 +622,15 @@ pub async fn histogram(
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
     let p = prepare(&st, &caller, &path.account, path.workflow, q)?;
+    let _cancel = p.sel.control.cancel_on_drop();
     do_histogram(st, p).await
 }
 
 #[utoipa::path(get, path = "/v1/accounts/{account}/events/export",
     params(("account" = String, Path, description = "Account id"), crate::openapi::ViewParams,
         ("format" = Option<String>, Query, description = "csv (default) or jsonl")),
-    responses((status = 200, description = "Streamed Account_Audit_Logs.csv (Workflow_Audit_Logs.csv for a workflow), or JSONL records")))]
+    responses((status = 200, description = "Streamed Account_Audit_Logs.csv (Workflow_Audit_Logs.csv for a workflow), or JSONL records; a body cut short (client too slow past the send deadline, query deadline, error) ends in a transport error, never a clean end"),
+        (status = 429, description = "Too many exports running, for this token (`--max-exports-per-token`) or the server (`--max-exports`); see Retry-After", body = crate::openapi::Problem)))]
 pub async fn export(
     State(st): State<AppState>,
     caller: Caller,

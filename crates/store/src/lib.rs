@@ -9,6 +9,8 @@
 //! the conformance suite in `tests/` (one suite, stamped out per backend).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use auditlog_core::index::{RowKey, TimeBounds};
 use auditlog_core::merkle::Hash;
@@ -31,6 +33,9 @@ pub enum StoreErrorKind {
     /// used for a different event. Nothing was written; retrying the same
     /// request fails the same way.
     Conflict,
+    /// A query ran past its deadline ([`QueryControl::timeout`]); the same
+    /// query will likely take as long again, so narrowing it is the fix.
+    TimedOut,
     /// A bug or corrupted data.
     Internal,
 }
@@ -94,13 +99,113 @@ pub enum Scope {
     Workflow(String),
 }
 
-/// A query's selection: scope, time bounds, filters and their join.
+/// A query's selection: scope, time bounds, filters and their join, and
+/// what stops it early.
 #[derive(Clone, Debug)]
 pub struct Selection {
     pub scope: Scope,
     pub bounds: TimeBounds,
     pub filters: Vec<Filter>,
     pub join: Join,
+    pub control: QueryControl,
+}
+
+/// How long a query may work and whether its client still wants the
+/// answer. A backend checks it in its per-row and per-batch loops (at least
+/// once per description look-up and per export batch): past the deadline
+/// the query fails with [`StoreErrorKind::TimedOut`], once cancelled with
+/// [`StoreErrorKind::Unavailable`], and either way stops working soon after.
+///
+/// Clones share the cancellation flag, so the HTTP handler keeps one (as
+/// the guard of [`QueryControl::cancel_on_drop`]) and the store's blocking
+/// thread another.
+#[derive(Clone, Debug, Default)]
+pub struct QueryControl {
+    cancelled: Arc<AtomicBool>,
+    /// The longest a query (for an export: the walk to each next batch) may
+    /// work; `None` for no deadline.
+    pub timeout: Option<Duration>,
+}
+
+impl QueryControl {
+    pub fn new(timeout: Option<Duration>) -> QueryControl {
+        QueryControl {
+            cancelled: Arc::default(),
+            timeout,
+        }
+    }
+
+    /// Asks every clone to stop.
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
+    }
+
+    /// A guard that cancels the query when dropped: held by a request's
+    /// future, it stops the work when the client goes away (hyper drops the
+    /// future) as well as when the answer is done.
+    pub fn cancel_on_drop(&self) -> CancelOnDrop {
+        CancelOnDrop(self.clone())
+    }
+
+    /// Starts the clock: the watch a backend checks from here on.
+    pub fn start(&self) -> QueryWatch {
+        QueryWatch {
+            deadline: self.timeout.map(|t| Instant::now() + t),
+            control: self.clone(),
+        }
+    }
+}
+
+/// Cancels its query when dropped (see [`QueryControl::cancel_on_drop`]).
+#[derive(Debug)]
+pub struct CancelOnDrop(QueryControl);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+/// A started query's deadline and cancellation flag.
+#[derive(Clone, Debug)]
+pub struct QueryWatch {
+    control: QueryControl,
+    deadline: Option<Instant>,
+}
+
+impl QueryWatch {
+    /// `Err` once the query should stop: cancelled, or past its deadline
+    /// (counted in `auditlog_queries_stopped_total{reason}`). A caller
+    /// stops at the first `Err`, so each stopped query counts once.
+    pub fn check(&self) -> Result<()> {
+        if self.control.is_cancelled() {
+            metrics::counter!("auditlog_queries_stopped_total", "reason" => "cancelled")
+                .increment(1);
+            return Err(StoreError::new(
+                StoreErrorKind::Unavailable,
+                "query cancelled: its client went away",
+            ));
+        }
+        if let (Some(deadline), Some(timeout)) = (self.deadline, self.control.timeout)
+            && Instant::now() >= deadline
+        {
+            metrics::counter!("auditlog_queries_stopped_total", "reason" => "deadline")
+                .increment(1);
+            return Err(StoreError::new(
+                StoreErrorKind::TimedOut,
+                format!(
+                    "the query ran longer than its deadline of {} s and was stopped; \
+                     narrow the time range or the filters (description filters are the slowest)",
+                    timeout.as_secs_f64()
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// One page of records, newest first.
@@ -320,6 +425,16 @@ pub trait Store: Send + Sync + 'static {
     /// Streams every record of the selection, newest first, in batches, to
     /// `sink` (called from a blocking thread). Memory stays bounded by the
     /// batch size plus the ordered key list.
+    ///
+    /// The walk is a consistent snapshot: exactly the matching records the
+    /// log held when the call started (records appended meanwhile are left
+    /// out), newest first. No read transaction or snapshot is held while
+    /// `sink` runs, so a sink that blocks on a slow client keeps nothing
+    /// from the database (the WAL can still be checkpointed and rewound).
+    /// `sel.control` is checked between batches: a cancelled export stops,
+    /// and the walk to each next batch has the control's timeout. Returns
+    /// the number of records handed to `sink`; a sink error stops the
+    /// export and is returned.
     async fn export(
         &self,
         account: &AccountId,
@@ -420,8 +535,19 @@ pub trait Store: Send + Sync + 'static {
         event: Option<(AccountId, ValidEvent)>,
     ) -> Result<bool>;
 
-    /// Store is reachable and accepting work.
+    /// Store is reachable and accepting work: `Err` when it cannot take
+    /// writes until the process restarts (see [`Store::failed`]).
     async fn ready(&self) -> Result<()>;
+
+    /// Resolves, with the cause, once the store can no longer take writes
+    /// until it is opened again (the embedded backend's writer thread died);
+    /// never resolves otherwise. Every write from then on fails with
+    /// `Unavailable` and none waits forever. The binary exits on it so that
+    /// a supervisor restarts the process, which rebuilds the in-memory state
+    /// from the durable file.
+    async fn failed(&self) -> StoreError {
+        std::future::pending().await
+    }
 
     /// Bytes the store uses on disk, for metrics.
     async fn size_bytes(&self) -> Result<u64>;

@@ -31,9 +31,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use crate::{
-    Appended, Page, PendingTokenChange, RawRecord, RawSink, Result, Role, Scope, Selection, Store,
-    StoreError, StoreErrorKind, TOKEN_REVOCATION_POLL, TOKEN_USE_PERSIST_EVERY, TokenChange,
-    TokenInfo, TokenRecord, TokenScope, TreeHead,
+    Appended, Page, PendingTokenChange, QueryWatch, RawRecord, RawSink, Result, Role, Scope,
+    Selection, Store, StoreError, StoreErrorKind, TOKEN_REVOCATION_POLL, TOKEN_USE_PERSIST_EVERY,
+    TokenChange, TokenInfo, TokenRecord, TokenScope, TreeHead,
 };
 
 /// The database file inside the data directory.
@@ -57,13 +57,10 @@ const EXPORT_BATCH: usize = 1000;
 /// Page cache of the writer's connection, in KiB (readers use
 /// [`SqliteOptions::cache_kib`]).
 const WRITER_CACHE_KIB: u32 = 4096;
-/// Export batches read in one read transaction. A statement outside a
-/// transaction takes and drops the WAL read lock itself (two `fcntl` calls
-/// and a look at the WAL index): that was a fifth of the export reader's
-/// time (perf). Not the whole export in one: a reader's snapshot holds the
-/// WAL back from being checkpointed and reset, and the sink may block on a
-/// slow client between batches.
-const EXPORT_BATCHES_PER_READ: usize = 16;
+/// Page cache of an export's own connection, in KiB. An export reads each
+/// page once, in order (the kernel's page cache serves re-reads); with the
+/// readers' 16 MiB, every concurrent export could pin that much more RSS.
+const EXPORT_CACHE_KIB: i64 = 2048;
 
 const SCHEMA: &str = r#"
 -- An account's size is its number of events (seqs are dense from 0).
@@ -199,6 +196,29 @@ pub struct SqliteOptions {
     pub cache_kib: i64,
     /// Memory-mapped I/O size per connection, in bytes.
     pub mmap_bytes: i64,
+    /// A fault to inject, for tests of what happens then; only in builds
+    /// with the `fault-injection` feature (never in a release binary). The
+    /// default comes from `AUDITLOG_TEST_FAULT` (see [`Fault::parse`]).
+    #[cfg(feature = "fault-injection")]
+    pub fault: Option<Fault>,
+}
+
+/// A fault the store injects into itself (feature `fault-injection`).
+#[cfg(feature = "fault-injection")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The writer thread commits `n` groups, then panics inside the next
+    /// one, with its transaction open.
+    WriterPanicAfter(u64),
+}
+
+#[cfg(feature = "fault-injection")]
+impl Fault {
+    /// `writer-panic-after:N`.
+    pub fn parse(s: &str) -> Option<Fault> {
+        let n = s.strip_prefix("writer-panic-after:")?.parse().ok()?;
+        Some(Fault::WriterPanicAfter(n))
+    }
 }
 
 impl Default for SqliteOptions {
@@ -209,6 +229,10 @@ impl Default for SqliteOptions {
             // whole file; the kernel's page cache serves reads as well.
             cache_kib: 16 * 1024,
             mmap_bytes: 0,
+            #[cfg(feature = "fault-injection")]
+            fault: std::env::var("AUDITLOG_TEST_FAULT")
+                .ok()
+                .and_then(|f| Fault::parse(&f)),
         }
     }
 }
@@ -461,9 +485,17 @@ struct Shared {
     readers: Mutex<Vec<Connection>>,
     accounts: RwLock<HashMap<AccountId, Arc<AccountState>>>,
     event_types: HashMap<EventId, i64>,
+    /// Why the writer thread died, once it has: `ready` fails and
+    /// `failed` resolves.
+    writer_failure: tokio::sync::watch::Sender<Option<String>>,
 }
 
 impl Shared {
+    /// The writer's cause of death, if it died.
+    fn writer_failure(&self) -> Option<String> {
+        self.writer_failure.borrow().clone()
+    }
+
     fn account(&self, account: &AccountId) -> Option<Arc<AccountState>> {
         self.accounts
             .read()
@@ -558,6 +590,9 @@ struct Writer {
     shared: Arc<Shared>,
     accounts: HashMap<AccountId, WriterAccount>,
     wal: WalCheckpoints,
+    /// Groups left to commit before the injected panic.
+    #[cfg(feature = "fault-injection")]
+    panic_after: Option<u64>,
 }
 
 impl SqliteStore {
@@ -629,6 +664,7 @@ impl SqliteStore {
             readers: Mutex::new(Vec::new()),
             accounts: RwLock::new(shared_accounts),
             event_types,
+            writer_failure: tokio::sync::watch::Sender::new(None),
         });
         // A bounded queue: when the writer falls behind, producers wait
         // rather than pile up memory.
@@ -638,28 +674,63 @@ impl SqliteStore {
         conn.execute_batch(&format!("PRAGMA cache_size=-{WRITER_CACHE_KIB}"))
             .map_err(sql_err("configure writer cache"))?;
         let wal = WalCheckpoints::start(&mut conn, &shared.path, &shared.opts)?;
+        #[cfg(feature = "fault-injection")]
+        let panic_after = shared.opts.fault.map(|f| match f {
+            Fault::WriterPanicAfter(n) => n,
+        });
         let mut writer = Writer {
             conn,
             shared: shared.clone(),
             accounts: writer_accounts,
             wal,
+            #[cfg(feature = "fault-injection")]
+            panic_after,
         };
+        let watcher = shared.clone();
         std::thread::Builder::new()
             .name("auditlog-writer".into())
-            .spawn(move || writer.run(rx))
+            .spawn(move || {
+                // A panic unwinds out of `run`, dropping the queue and the
+                // group in hand: every waiting append gets an error at once
+                // (none hangs), the open transaction is rolled back with
+                // the connection, and later appends fail to send. What is
+                // left is to say so: `ready` fails and `failed` resolves.
+                // The writer is not restarted in place: a panic may have
+                // left the in-memory trees or indexes out of step with the
+                // file, and only a fresh open rebuilds them from it.
+                let outcome =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| writer.run(rx)));
+                if let Err(panic) = outcome {
+                    let cause = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a panic".to_owned());
+                    tracing::error!(cause, "store writer died; writes fail until restart");
+                    watcher
+                        .writer_failure
+                        .send_replace(Some(format!("panicked: {cause}")));
+                }
+            })
             .map_err(|e| StoreError::with_source(StoreErrorKind::Internal, "spawn writer", e))?;
         Ok(SqliteStore { shared, writer: tx })
     }
 
     async fn send<T>(&self, op: impl FnOnce(oneshot::Sender<Result<T>>) -> WriteOp) -> Result<T> {
         let (tx, rx) = oneshot::channel();
+        let stopped = || {
+            let cause = self
+                .shared
+                .writer_failure()
+                .map_or_else(|| "shutting down".to_owned(), |c| format!("it died: {c}"));
+            StoreError::new(
+                StoreErrorKind::Unavailable,
+                format!("the store's writer stopped ({cause})"),
+            )
+        };
         // Waits only while the queue is full: backpressure, not memory.
-        self.writer
-            .send(op(tx))
-            .await
-            .map_err(|_| StoreError::new(StoreErrorKind::Unavailable, "store is shutting down"))?;
-        rx.await
-            .map_err(|_| StoreError::new(StoreErrorKind::Unavailable, "store writer stopped"))?
+        self.writer.send(op(tx)).await.map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
     }
 
     /// Runs `f` on a blocking thread with the account's stored tiles.
@@ -1184,6 +1255,9 @@ impl Writer {
     /// One transaction for the whole group; every op's reply is sent only
     /// after it commits (or with the error if it did not).
     fn commit_group(&mut self, mut ops: Vec<WriteOp>) {
+        // Dropped before `ops` (locals go before parameters): on a panic,
+        // the failure is on record before any waiting append is told.
+        let _notice = DeathNotice(self.shared.clone());
         let n_ops = ops.len();
         let n_events: usize = ops.iter().map(op_events).sum();
         let now = Micros::from_timestamp(jiff::Timestamp::now());
@@ -1320,6 +1394,13 @@ impl Writer {
                         })
                         .map_err(sql_err("write tile"))?;
                 }
+            }
+            #[cfg(feature = "fault-injection")]
+            if let Some(n) = self.panic_after.as_mut() {
+                if *n == 0 {
+                    panic!("injected fault: writer panic");
+                }
+                *n -= 1;
             }
             self.conn
                 .execute_batch("COMMIT")
@@ -1659,6 +1740,19 @@ fn same_event(ev: &ValidEvent, account: &AccountId, first: &RecordBody) -> bool 
     retry.canonical_bytes() == first.canonical_bytes()
 }
 
+/// Marks the writer dead when dropped by a panic's unwinding.
+struct DeathNotice(Arc<Shared>);
+
+impl Drop for DeathNotice {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0
+                .writer_failure
+                .send_replace(Some("panicked while committing".to_owned()));
+        }
+    }
+}
+
 enum Outcome {
     /// The records, and the catalog event of each (for the index).
     Appended(Vec<Appended>, Vec<EventId>),
@@ -1801,25 +1895,42 @@ fn fetch_many(
 /// Decides a plan's description filters for one row by reading the stored
 /// record. A read error is kept, not swallowed: a scan that met one has no
 /// answer, and [`DescriptionCheck::finish`] returns it.
+///
+/// One SQL read per candidate row makes this the slow part of a query, so
+/// it is where the query's deadline and cancellation are checked: once
+/// either trips, every further row is answered `false` at once (no read)
+/// and the scan of the in-memory index finishes quickly with the error.
 struct DescriptionCheck<'a> {
     conn: &'a Connection,
     db_id: i64,
     plan: &'a auditlog_core::index::Plan,
+    watch: QueryWatch,
     error: Option<StoreError>,
 }
 
 impl<'a> DescriptionCheck<'a> {
-    fn new(conn: &'a Connection, db_id: i64, plan: &'a auditlog_core::index::Plan) -> Self {
+    fn new(
+        conn: &'a Connection,
+        db_id: i64,
+        plan: &'a auditlog_core::index::Plan,
+        watch: QueryWatch,
+    ) -> Self {
         DescriptionCheck {
             conn,
             db_id,
             plan,
+            watch,
             error: None,
         }
     }
 
     fn matches(&mut self, seq: u64) -> bool {
         if self.error.is_some() {
+            return false;
+        }
+        // An atomic load and a clock read: noise beside the SQL read.
+        if let Err(e) = self.watch.check() {
+            self.error = Some(e);
             return false;
         }
         let desc: Option<String> = match self
@@ -1900,12 +2011,16 @@ impl Store for SqliteStore {
             });
         };
         let sel = sel.clone();
+        // The deadline counts from the request, queueing for a thread
+        // included.
+        let watch = sel.control.start();
         self.blocking(move |sh| {
             sh.with_reader(|conn| {
+                watch.check()?;
                 let plan = acc
                     .index
                     .plan(&sel.filters, sel.join, index_scope(&sel.scope));
-                let mut check = DescriptionCheck::new(conn, acc.db_id, &plan);
+                let mut check = DescriptionCheck::new(conn, acc.db_id, &plan, watch.clone());
                 let (keys, more) = plan.page(sel.bounds, after, limit, &mut |s| check.matches(s));
                 check.finish()?;
                 let mut records = Vec::with_capacity(keys.len());
@@ -1927,12 +2042,14 @@ impl Store for SqliteStore {
             return Ok(0);
         };
         let sel = sel.clone();
+        let watch = sel.control.start();
         self.blocking(move |sh| {
             sh.with_reader(|conn| {
+                watch.check()?;
                 let plan = acc
                     .index
                     .plan(&sel.filters, sel.join, index_scope(&sel.scope));
-                let mut check = DescriptionCheck::new(conn, acc.db_id, &plan);
+                let mut check = DescriptionCheck::new(conn, acc.db_id, &plan, watch.clone());
                 let n = acc
                     .index
                     .count(&plan, sel.bounds, &mut |s| check.matches(s));
@@ -1953,12 +2070,14 @@ impl Store for SqliteStore {
             return Ok(vec![0; edges.len().saturating_sub(1)]);
         };
         let sel = sel.clone();
+        let watch = sel.control.start();
         self.blocking(move |sh| {
             sh.with_reader(|conn| {
+                watch.check()?;
                 let plan = acc
                     .index
                     .plan(&sel.filters, sel.join, index_scope(&sel.scope));
-                let mut check = DescriptionCheck::new(conn, acc.db_id, &plan);
+                let mut check = DescriptionCheck::new(conn, acc.db_id, &plan, watch.clone());
                 let counts = acc
                     .index
                     .histogram(&plan, sel.bounds, &edges, &mut |s| check.matches(s));
@@ -1988,12 +2107,20 @@ impl Store for SqliteStore {
         let sel = sel.clone();
         self.blocking(move |sh| {
             // A dedicated connection: an export may run for minutes and must
-            // not hold a pooled one.
-            let conn = open_conn(&sh.path, &sh.opts, true)?;
+            // not hold a pooled one (the export cap of the HTTP layer bounds
+            // how many there are).
+            let opts = SqliteOptions {
+                cache_kib: EXPORT_CACHE_KIB,
+                ..sh.opts.clone()
+            };
+            let conn = open_conn(&sh.path, &opts, true)?;
+            // The plan is the snapshot: the index's rows when the export
+            // started. Rows never change once written, so reading them in
+            // many short transactions still gives exactly that snapshot.
             let plan = acc
                 .index
                 .plan(&sel.filters, sel.join, index_scope(&sel.scope));
-            let mut check = DescriptionCheck::new(&conn, acc.db_id, &plan);
+            let mut check = DescriptionCheck::new(&conn, acc.db_id, &plan, sel.control.start());
             // Walk the plan's snapshot newest first in batches of keys
             // (a few MiB at most, see `ExportKeys`), and read and hand over
             // the records of a batch a thousand at a time: memory stays
@@ -2002,26 +2129,42 @@ impl Store for SqliteStore {
             let mut keys = Vec::new();
             let mut n = 0u64;
             loop {
+                // The deadline is per walk to the next batch of keys (the
+                // part a description filter makes slow), not for the whole
+                // export, which may rightly take minutes.
+                check.watch = sel.control.start();
                 let more = walk.next_batch(&mut |s| check.matches(s), &mut keys);
                 // Rows whose description could not be read were left out of
                 // this batch: stop rather than export an incomplete view.
                 if let Some(e) = check.error.take() {
                     return Err(e);
                 }
+                check.watch.check()?;
                 if !more {
                     break;
                 }
-                for group in keys.chunks(EXPORT_BATCH * EXPORT_BATCHES_PER_READ) {
+                for part in keys.chunks(EXPORT_BATCH) {
+                    // One read transaction per batch (a statement outside
+                    // one takes and drops the WAL read lock itself: a fifth
+                    // of the reader's time, perf), ended before the batch is
+                    // handed over: the sink may wait on a slow client, and a
+                    // snapshot held meanwhile would keep the WAL from being
+                    // checkpointed and rewound.
+                    let mut batch = Vec::with_capacity(part.len());
                     conn.execute_batch("BEGIN")
                         .map_err(sql_err("begin export read"))?;
-                    for part in group.chunks(EXPORT_BATCH) {
-                        let mut batch = Vec::with_capacity(part.len());
-                        fetch_many(&conn, acc.db_id, part, &mut batch)?;
-                        n += batch.len() as u64;
-                        sink(batch)?;
-                    }
+                    let read = fetch_many(&conn, acc.db_id, part, &mut batch);
                     conn.execute_batch("COMMIT")
                         .map_err(sql_err("end export read"))?;
+                    read?;
+                    if sel.control.is_cancelled() {
+                        return Err(StoreError::new(
+                            StoreErrorKind::Unavailable,
+                            "export cancelled: its client went away",
+                        ));
+                    }
+                    n += batch.len() as u64;
+                    sink(batch)?;
                 }
             }
             Ok(n)
@@ -2334,6 +2477,12 @@ impl Store for SqliteStore {
     }
 
     async fn ready(&self) -> Result<()> {
+        if let Some(cause) = self.shared.writer_failure() {
+            return Err(StoreError::new(
+                StoreErrorKind::Unavailable,
+                format!("the store's writer died ({cause}); restart the process"),
+            ));
+        }
         self.blocking(|sh| {
             sh.with_reader(|conn| {
                 conn.query_row("SELECT 1", [], |_| Ok(()))
@@ -2341,6 +2490,22 @@ impl Store for SqliteStore {
             })
         })
         .await
+    }
+
+    async fn failed(&self) -> StoreError {
+        let mut rx = self.shared.writer_failure.subscribe();
+        let cause = rx
+            .wait_for(Option::is_some)
+            .await
+            .map(|c| c.clone().unwrap_or_default());
+        // The sender lives in `Shared`, which `self` holds: never closed.
+        let Ok(cause) = cause else {
+            return std::future::pending().await;
+        };
+        StoreError::new(
+            StoreErrorKind::Unavailable,
+            format!("the store's writer died: {cause}"),
+        )
     }
 
     async fn size_bytes(&self) -> Result<u64> {

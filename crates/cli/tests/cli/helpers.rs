@@ -110,6 +110,12 @@ impl Server {
         Server::start_with(ws, &[], &[])
     }
 
+    /// [`Server::start`] with extra environment variables (flags as
+    /// `AUDITLOG_*`, or a test fault).
+    pub fn start_with_env(ws: &Workspace, env: &[(&str, &str)]) -> Server {
+        Server::start_with(ws, &[], env)
+    }
+
     /// [`Server::start`] with more `serve` arguments and environment
     /// variables.
     pub fn start_with(ws: &Workspace, args: &[&str], envs: &[(&str, &str)]) -> Server {

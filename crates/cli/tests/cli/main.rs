@@ -4,6 +4,7 @@
 
 mod commands;
 mod crash;
+mod faults;
 mod hardening;
 mod helpers;
 mod limits;

@@ -50,6 +50,10 @@ pub struct AppOptions {
     pub now: Timestamp,
     /// CIDRs whose X-Forwarded-For is believed.
     pub trusted_proxies: Vec<&'static str>,
+    /// Query deadline and export bounds.
+    pub reads: auditlog_server::ReadConfig,
+    /// A fault the store injects into itself (test builds only).
+    pub fault: Option<auditlog_store::sqlite::Fault>,
 }
 
 impl Default for AppOptions {
@@ -57,6 +61,8 @@ impl Default for AppOptions {
         AppOptions {
             now: ts(DEFAULT_NOW),
             trusted_proxies: Vec::new(),
+            reads: auditlog_server::ReadConfig::default(),
+            fault: None,
         }
     }
 }
@@ -93,8 +99,12 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     let dir = tempfile::tempdir().expect("create temp dir");
     let now = Arc::new(Mutex::new(options.now));
+    let store_options = SqliteOptions {
+        fault: options.fault,
+        ..SqliteOptions::default()
+    };
     let store: DynStore =
-        Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).expect("open store"));
+        Arc::new(SqliteStore::open(dir.path(), store_options).expect("open store"));
     let (addr, shutdown, server) = start_server(store.clone(), now.clone(), &options).await;
     TestApp {
         base: format!("http://{addr}"),
@@ -147,6 +157,7 @@ async fn start_server(
                 ..Default::default()
             },
         )),
+        reads: auditlog_server::ReadLimits::new(options.reads.clone()),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -9,5 +9,6 @@ mod idempotency;
 mod ingest;
 mod ops;
 mod query;
+mod reads;
 mod tlog;
 mod tokens;

@@ -13,8 +13,8 @@ use auditlog_core::record::{AccountId, Actor, ActorKind, Micros};
 use auditlog_core::validate::{Defaulted, ValidEvent};
 use auditlog_store::sqlite::{SqliteOptions, SqliteStore};
 use auditlog_store::{
-    DynStore, Role, Scope, Selection, StoreErrorKind, TOKEN_REVOCATION_POLL, TokenChange,
-    TokenRecord, TokenScope,
+    DynStore, QueryControl, Role, Scope, Selection, StoreErrorKind, TOKEN_REVOCATION_POLL,
+    TokenChange, TokenRecord, TokenScope,
 };
 
 /// A backend under test: a fresh database, and a way to reopen it as after
@@ -93,6 +93,7 @@ fn all(filters: Vec<Filter>, join: Join) -> Selection {
         bounds: TimeBounds::ALL,
         filters,
         join,
+        control: QueryControl::default(),
     }
 }
 
@@ -1168,6 +1169,113 @@ async fn reopening_rebuilds_index_and_tree_exactly<B: Backend>() {
     merkle::verify_consistency(70_000, 70_001, &before.0.root, &head.root, &proof).unwrap();
 }
 
+/// A query stops when its control says so: cancelled (`Unavailable`) or
+/// past its deadline (`TimedOut`), for a description filter (the per-row
+/// reads) and for plain scans and exports alike.
+async fn queries_stop_when_cancelled_or_past_their_deadline<B: Backend>() {
+    use auditlog_store::StoreErrorKind;
+    use std::time::Duration;
+    let b = B::fresh();
+    let s = b.store();
+    let a = acct("acme");
+    append_seqs(&b, "acme", 300, 1_000).await;
+    let sink = || Box::new(|_: Vec<auditlog_store::RawRecord>| Ok(()));
+    for filters in [vec![], vec![f("description:contains:nothing")]] {
+        let cancelled = QueryControl::new(None);
+        cancelled.cancel();
+        let late = QueryControl::new(Some(Duration::ZERO));
+        for (control, kind) in [
+            (cancelled, StoreErrorKind::Unavailable),
+            (late, StoreErrorKind::TimedOut),
+        ] {
+            let sel = Selection {
+                control,
+                ..all(filters.clone(), Join::And)
+            };
+            let what = format!("{filters:?} {kind:?}");
+            assert_eq!(
+                s.list(&a, &sel, None, 10).await.unwrap_err().kind,
+                kind,
+                "{what}"
+            );
+            assert_eq!(s.count(&a, &sel).await.unwrap_err().kind, kind, "{what}");
+            assert_eq!(
+                s.histogram(&a, &sel, vec![0, 1_000_000_000])
+                    .await
+                    .unwrap_err()
+                    .kind,
+                kind,
+                "{what}"
+            );
+            assert_eq!(
+                s.export(&a, &sel, sink()).await.unwrap_err().kind,
+                kind,
+                "{what}"
+            );
+        }
+        // A generous deadline changes nothing.
+        let sel = Selection {
+            control: QueryControl::new(Some(Duration::from_secs(60))),
+            ..all(filters.clone(), Join::And)
+        };
+        let expected = if filters.is_empty() { 300 } else { 0 };
+        assert_eq!(s.count(&a, &sel).await.unwrap(), expected);
+    }
+}
+
+/// An export is the snapshot of its start: events appended while it runs
+/// (here, from its own sink, between its read transactions) are not in it,
+/// and the rows and their order are those of paging before it started.
+async fn an_export_is_the_snapshot_of_its_start<B: Backend>() {
+    let b = B::fresh();
+    let s = b.store();
+    let a = acct("acme");
+    append_seqs(&b, "acme", 2_500, 1_000).await;
+    let sel = all(vec![], Join::And);
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = s.list(&a, &sel, after, 1000).await.unwrap();
+        paged.extend(page.records.iter().map(|r| r.body.seq));
+        match page.next {
+            Some(k) => after = Some(k),
+            None => break,
+        }
+    }
+    let rows = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink_rows = rows.clone();
+    let writer = s.clone();
+    let handle = tokio::runtime::Handle::current();
+    let mut appended = false;
+    let n = s
+        .export(
+            &a,
+            &sel,
+            Box::new(move |batch| {
+                sink_rows
+                    .lock()
+                    .unwrap()
+                    .extend(batch.iter().map(|r| r.seq));
+                if !appended {
+                    appended = true;
+                    // Newer than everything: they would come first.
+                    let events = (0..500)
+                        .map(|i| event("Roles", "Role created", 9_000_000 + i, "carol", None))
+                        .collect();
+                    handle
+                        .block_on(writer.append(&acct("acme"), events))
+                        .unwrap();
+                }
+                Ok(())
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 2_500);
+    assert_eq!(*rows.lock().unwrap(), paged);
+    assert_eq!(s.count(&a, &sel).await.unwrap(), 3_000);
+}
+
 /// Stamps out every test of the suite for each backend, one module per
 /// backend.
 macro_rules! conformance_suite {
@@ -1204,4 +1312,6 @@ conformance_suite!(sqlite: Sqlite, sqlite_clustered: SqliteClustered; [
     an_idempotency_key_reused_for_another_event_conflicts,
     server_defaults_do_not_make_a_retry_a_conflict,
     reopening_rebuilds_index_and_tree_exactly,
+    queries_stop_when_cancelled_or_past_their_deadline,
+    an_export_is_the_snapshot_of_its_start,
 ]);

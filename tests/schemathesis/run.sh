@@ -24,6 +24,10 @@ budget="${SCHEMATHESIS_SECONDS:-60}"
 
 if [ ! -x "$venv/bin/schemathesis" ]; then
   echo "schemathesis: installing $version into $venv" >&2
+  if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+    apt-get update -qq && apt-get install -y -qq python3-venv
+  fi
+  rm -rf "$venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet "schemathesis==$version"
 fi

@@ -17,8 +17,10 @@
 //! Concurrency: rows live in chunks of [`CHUNK_ROWS`]. Full chunks are
 //! immutable and shared (`Arc`); the tail chunk is copied on write only when
 //! a reader still holds it. Readers take the lock just long enough to clone
-//! the chunk list and build their look-up tables, then scan without it, so a
-//! long scan never holds up the writer.
+//! the chunk list (and note the dictionaries' sizes), then build their
+//! look-up tables a slice of values per hold ([`LogIndex::plan`]) and scan
+//! without it, so neither a long scan nor a huge dictionary holds up the
+//! writer.
 //!
 //! Description filters are not indexed (descriptions are mostly unique and
 //! large); the caller passes a closure that checks them for rows that the

@@ -1395,8 +1395,15 @@ impl Writer {
                         .map_err(sql_err("write tile"))?;
                 }
             }
+            // Only groups that append events count, so that bookkeeping
+            // writes (a token's last use, a checkpoint) cannot move the
+            // fault.
             #[cfg(feature = "fault-injection")]
-            if let Some(n) = self.panic_after.as_mut() {
+            if let Some(n) = self
+                .panic_after
+                .as_mut()
+                .filter(|_| ops.iter().any(|op| matches!(op, WriteOp::Append { .. })))
+            {
                 if *n == 0 {
                     panic!("injected fault: writer panic");
                 }

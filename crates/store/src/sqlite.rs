@@ -207,8 +207,9 @@ pub struct SqliteOptions {
 #[cfg(feature = "fault-injection")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
-    /// The writer thread commits `n` groups, then panics inside the next
-    /// one, with its transaction open.
+    /// The writer thread commits `n` groups that append events, then
+    /// panics inside the next one, with its transaction open (groups of
+    /// bookkeeping alone — tokens, checkpoints — do not count).
     WriterPanicAfter(u64),
 }
 

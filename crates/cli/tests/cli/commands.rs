@@ -394,24 +394,7 @@ async fn token_list_and_revoke_work_while_the_server_runs() {
     // Revoked while it runs: refused soon after, without a restart.
     run_ok(&["token", "revoke", "--data-dir", dir, &ingest_id]);
     let revoked_at = std::time::Instant::now();
-    loop {
-        let res = server
-            .post(
-                &ingest,
-                &format!("/v1/accounts/{ACME}/events"),
-                &role_created(2),
-            )
-            .await;
-        if res.status() == reqwest::StatusCode::UNAUTHORIZED {
-            break;
-        }
-        assert_eq!(res.status(), reqwest::StatusCode::CREATED);
-        assert!(
-            revoked_at.elapsed() < std::time::Duration::from_secs(5),
-            "a revoked token still works after 5 s"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    ingest_until_refused(&server, &ingest, revoked_at, 5, "a revoked token").await;
     eprintln!(
         "revoked on the command line: refused after {:?}",
         revoked_at.elapsed()
@@ -519,24 +502,7 @@ async fn an_expiring_token_is_refused_after_its_ttl_and_the_expiry_is_logged() {
     let made = std::time::Instant::now();
     server.ingest(&ingest, ACME, &role_created(1)).await;
     // Refused once expired (generous: the clock is the system's).
-    loop {
-        let res = server
-            .post(
-                &ingest,
-                &format!("/v1/accounts/{ACME}/events"),
-                &role_created(2),
-            )
-            .await;
-        if res.status() == reqwest::StatusCode::UNAUTHORIZED {
-            break;
-        }
-        assert_eq!(res.status(), reqwest::StatusCode::CREATED);
-        assert!(
-            made.elapsed() < std::time::Duration::from_secs(10),
-            "still accepted"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    ingest_until_refused(&server, &ingest, made, 10, "an expired token").await;
     // The recorder runs every 5 s.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
@@ -561,5 +527,34 @@ async fn an_expiring_token_is_refused_after_its_ttl_and_the_expiry_is_logged() {
             "not recorded: {names:?}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+/// Ingests with `token` until it is refused with 401; it must be within
+/// `limit_secs` of `since` (each attempt until then is accepted).
+async fn ingest_until_refused(
+    server: &Server,
+    token: &str,
+    since: std::time::Instant,
+    limit_secs: u64,
+    what: &str,
+) {
+    loop {
+        let res = server
+            .post(
+                token,
+                &format!("/v1/accounts/{ACME}/events"),
+                &role_created(2),
+            )
+            .await;
+        if res.status() == reqwest::StatusCode::UNAUTHORIZED {
+            return;
+        }
+        assert_eq!(res.status(), reqwest::StatusCode::CREATED);
+        assert!(
+            since.elapsed() < std::time::Duration::from_secs(limit_secs),
+            "{what} still works after {limit_secs} s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }

@@ -255,21 +255,7 @@ async fn sigkill_mid_stream_loses_no_acknowledged_event_and_duplicates_none() {
         .collect();
     assert_eq!(all.len(), records.len() + TOKEN_EVENTS);
     assert_eq!(records.len(), total_events, "events lost or duplicated");
-    let mut by_key: HashMap<&str, &Value> = HashMap::new();
-    for r in &records {
-        let key = r["description"].as_str().unwrap();
-        assert!(by_key.insert(key, r).is_none(), "{key} stored twice");
-    }
-    for (key, (id, seq)) in &expected {
-        let r = by_key
-            .get(key.as_str())
-            .unwrap_or_else(|| panic!("acknowledged {key} is missing"));
-        assert_eq!(
-            (r["id"].as_str().unwrap(), r["seq"].as_u64().unwrap()),
-            (id.as_str(), *seq),
-            "{key}"
-        );
-    }
+    assert_acknowledged(&records, &expected);
     let seqs: BTreeSet<u64> = all.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
     let total = total_events + TOKEN_EVENTS;
     assert_eq!(
@@ -393,21 +379,7 @@ async fn sigkill_at_any_moment_under_16_writers_for_20_rounds_loses_no_acknowled
         expected.len()
     );
     let records = server.list_all(&read, ACME, 1000).await;
-    let mut by_key: HashMap<&str, &Value> = HashMap::new();
-    for r in &records {
-        let key = r["description"].as_str().unwrap();
-        assert!(by_key.insert(key, r).is_none(), "{key} stored twice");
-    }
-    for (key, (id, seq)) in &expected {
-        let r = by_key
-            .get(key.as_str())
-            .unwrap_or_else(|| panic!("acknowledged {key} is missing"));
-        assert_eq!(
-            (r["id"].as_str().unwrap(), r["seq"].as_u64().unwrap()),
-            (id.as_str(), *seq),
-            "{key}"
-        );
-    }
+    assert_acknowledged(&records, &expected);
     let seqs: BTreeSet<u64> = records.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
     assert_eq!(
         seqs,
@@ -425,4 +397,25 @@ async fn sigkill_at_any_moment_under_16_writers_for_20_rounds_loses_no_acknowled
         Some(records.len().to_string().as_str()),
         "{note}"
     );
+}
+
+/// Every record stored once, and every acknowledged event among them with
+/// the id and seq it was acknowledged with (events are told apart by their
+/// description).
+fn assert_acknowledged(records: &[Value], expected: &HashMap<String, (String, u64)>) {
+    let mut by_key: HashMap<&str, &Value> = HashMap::new();
+    for r in records {
+        let key = r["description"].as_str().unwrap();
+        assert!(by_key.insert(key, r).is_none(), "{key} stored twice");
+    }
+    for (key, (id, seq)) in expected {
+        let r = by_key
+            .get(key.as_str())
+            .unwrap_or_else(|| panic!("acknowledged {key} is missing"));
+        assert_eq!(
+            (r["id"].as_str().unwrap(), r["seq"].as_u64().unwrap()),
+            (id.as_str(), *seq),
+            "{key}"
+        );
+    }
 }

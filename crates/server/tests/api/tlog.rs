@@ -39,14 +39,7 @@ async fn a_checkpoint_request_signs_only_its_own_account() {
     assert_eq!(checkpoint_size(&app, &acme_read, ACME).await, 3);
     // The other account's pending head was not signed by that request.
     assert_eq!(app.store.latest_checkpoint(&globex).await.unwrap(), None);
-    assert_eq!(
-        app.store
-            .unsigned_head(&globex)
-            .await
-            .unwrap()
-            .map(|h| h.size),
-        Some(2)
-    );
+    assert_eq!(unsigned_size(&app, &globex).await, Some(2));
     assert_eq!(app.store.unsigned_head(&acme).await.unwrap(), None);
 
     // Each account's own request signs its own head.
@@ -54,14 +47,7 @@ async fn a_checkpoint_request_signs_only_its_own_account() {
     app.ingest(&platform, ACME, &role_created()).await;
     app.ingest(&platform, GLOBEX, &role_created()).await;
     assert_eq!(checkpoint_size(&app, &acme_read, ACME).await, 4);
-    assert_eq!(
-        app.store
-            .unsigned_head(&globex)
-            .await
-            .unwrap()
-            .map(|h| h.size),
-        Some(3)
-    );
+    assert_eq!(unsigned_size(&app, &globex).await, Some(3));
 
     // The proof bundle of an event signs the same way: its account only.
     let rec = app.ingest(&platform, ACME, &role_created()).await;
@@ -77,12 +63,14 @@ async fn a_checkpoint_request_signs_only_its_own_account() {
         .await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(app.store.unsigned_head(&acme).await.unwrap(), None);
-    assert_eq!(
-        app.store
-            .unsigned_head(&globex)
-            .await
-            .unwrap()
-            .map(|h| h.size),
-        Some(4)
-    );
+    assert_eq!(unsigned_size(&app, &globex).await, Some(4));
+}
+
+/// The size of an account's head that no checkpoint signs yet, if any.
+async fn unsigned_size(app: &TestApp, account: &auditlog_core::record::AccountId) -> Option<u64> {
+    app.store
+        .unsigned_head(account)
+        .await
+        .unwrap()
+        .map(|h| h.size)
 }

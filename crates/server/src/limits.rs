@@ -121,9 +121,9 @@ impl RequestLimits {
         };
         self.sweep();
         let key = address_key(ip);
-        if limiter.len() >= self.config.max_tracked_addresses {
-            limiter.retain_recent();
-        }
+        // A full table is swept only on the sweep's own cadence: sweeping
+        // it on each failure would let a stranger buy a scan of every
+        // remembered address per request.
         let wait = if limiter.len() >= self.config.max_tracked_addresses {
             // Full of addresses still within their window: nothing more is
             // remembered, and every failure is refused as limited until

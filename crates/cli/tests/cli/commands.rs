@@ -329,20 +329,7 @@ async fn token_list_and_revoke_work_while_the_server_runs() {
     assert_eq!(events[0].2, "operator");
 
     // Issued while it runs, with an expiry.
-    let out = run(&[
-        "token",
-        "create",
-        "--data-dir",
-        dir,
-        "--account",
-        ACME,
-        "--role",
-        "ingest",
-        "--ttl",
-        "90d",
-    ]);
-    assert!(out.status.success());
-    let ingest = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let (ingest, out) = ingest_token_with_ttl(dir, "90d");
     let stderr = String::from_utf8(out.stderr).unwrap();
     let ingest_id = stderr
         .split_whitespace()
@@ -484,20 +471,7 @@ async fn an_expiring_token_is_refused_after_its_ttl_and_the_expiry_is_logged() {
     let data = ws.data_dir();
     let dir = data.to_str().unwrap();
     let read = create_token(&data, ACME, "read");
-    let out = run(&[
-        "token",
-        "create",
-        "--data-dir",
-        dir,
-        "--account",
-        ACME,
-        "--role",
-        "ingest",
-        "--ttl",
-        "3s",
-    ]);
-    assert!(out.status.success());
-    let ingest = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let (ingest, _) = ingest_token_with_ttl(dir, "3s");
     let server = Server::start(&ws);
     let made = std::time::Instant::now();
     server.ingest(&ingest, ACME, &role_created(1)).await;
@@ -557,4 +531,27 @@ async fn ingest_until_refused(
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+
+/// `auditlog token create` of an ingest token of ACME expiring after `ttl`:
+/// the token, and the command's output (its stderr names the token id).
+fn ingest_token_with_ttl(dir: &str, ttl: &str) -> (String, std::process::Output) {
+    let out = run(&[
+        "token",
+        "create",
+        "--data-dir",
+        dir,
+        "--account",
+        ACME,
+        "--role",
+        "ingest",
+        "--ttl",
+        ttl,
+    ]);
+    assert!(out.status.success());
+    let token = String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .trim()
+        .to_owned();
+    (token, out)
 }

@@ -23,14 +23,19 @@
 //! writer.
 //!
 //! Description filters are not indexed (descriptions are mostly unique and
-//! large); the caller passes a closure that checks them for rows that the
-//! indexed columns cannot decide.
+//! large); the caller passes a record check, a closure that reads the
+//! stored record of a row the indexed columns cannot decide and answers it
+//! with [`Plan::matches_record`].
 
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::{Arc, RwLock};
 
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
 use crate::catalog::{Catalog, EventId, Level};
-use crate::query::{Column, Filter, Join, op_matches};
+use crate::query::{Column, Filter, Join, Matcher, op_matches};
 
 /// Rows per chunk: large enough that the chunk list stays short, small
 /// enough that copying the tail (at most ~1.4 MB) is cheap.
@@ -222,7 +227,13 @@ pub struct Plan {
     scope_event: Option<Vec<bool>>,
     scope_workflow: Option<u32>,
     join: Join,
-    description: Vec<(Filter, String)>,
+    /// Whether any filter is on the description, which the index does not
+    /// hold: such rows are decided by the caller's record check.
+    has_description: bool,
+    /// The whole query, for the record check: the workflow of a workflow
+    /// scope, and every filter.
+    scope_name: Option<String>,
+    matcher: Matcher,
 }
 
 struct Tables {
@@ -232,6 +243,56 @@ struct Tables {
     workflow: Vec<bool>,
     /// Which tables any filter touched (an OR ignores untouched ones).
     touched: [bool; 4],
+}
+
+/// The fields of a stored record that filters and scopes read, taken from
+/// its canonical JSON (borrowed unless an escape forces a copy): what a
+/// record check passes to [`Plan::matches_record`].
+#[derive(Debug, Deserialize)]
+pub struct RowFields<'a> {
+    #[serde(borrow)]
+    level: Cow<'a, str>,
+    #[serde(borrow)]
+    category: Cow<'a, str>,
+    #[serde(borrow)]
+    event: Cow<'a, str>,
+    #[serde(borrow)]
+    actor: RowActor<'a>,
+    #[serde(borrow, default)]
+    ip_address: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    workflow_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    description: Cow<'a, str>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RowActor<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+}
+
+impl<'a> RowFields<'a> {
+    /// Reads the fields from a record's canonical (or API) JSON.
+    pub fn parse(json: &'a [u8]) -> Result<RowFields<'a>, serde_json::Error> {
+        serde_json::from_slice(json)
+    }
+
+    /// The value `column` compares, as the index interns it.
+    pub fn field(&self, column: Column) -> Option<&str> {
+        Some(match column {
+            Column::Event => &self.event,
+            Column::Category => &self.category,
+            Column::User => self.actor.name.as_deref().unwrap_or(&self.actor.id),
+            Column::UserId => &self.actor.id,
+            Column::IpAddress => return self.ip_address.as_deref(),
+            Column::WorkflowId => return self.workflow_id.as_deref(),
+            Column::Level => &self.level,
+            Column::Description => &self.description,
+        })
+    }
 }
 
 /// One result row: where it sorts and which record it is.
@@ -379,18 +440,11 @@ impl LogIndex {
             };
             (g.chunks.clone(), g.len, sizes, scope_workflow)
         };
-        let mut description = Vec::new();
         let indexed: Vec<&Filter> = filters
             .iter()
-            .filter(|f| {
-                if f.column == Column::Description {
-                    description.push(((*f).clone(), f.needle()));
-                    false
-                } else {
-                    true
-                }
-            })
+            .filter(|f| f.column != Column::Description)
             .collect();
+        let has_description = indexed.len() < filters.len();
         let tables = (!indexed.is_empty()).then(|| {
             // AND starts from "everything passes" and narrows; OR starts from
             // "nothing passes" and widens. Untouched columns are ignored by OR.
@@ -478,7 +532,12 @@ impl LogIndex {
             scope_event,
             scope_workflow,
             join,
-            description,
+            has_description,
+            scope_name: match scope {
+                Scope::Account => None,
+                Scope::Workflow(wf) => Some(wf.to_owned()),
+            },
+            matcher: Matcher::new(filters, join),
         }
     }
 
@@ -520,7 +579,7 @@ impl LogIndex {
         &self,
         plan: &Plan,
         bounds: TimeBounds,
-        description: &mut dyn FnMut(u64) -> bool,
+        check: &mut dyn FnMut(u64) -> bool,
     ) -> u64 {
         if let Some(table) = plan.event_only_table()
             && let Some((lo, hi)) = slot_range(bounds)
@@ -563,7 +622,7 @@ impl LogIndex {
                 }
             }
         }
-        plan.count(bounds, description)
+        plan.count(bounds, check)
     }
 
     /// Counts per bucket (see [`Plan::histogram`]), from the rollups when
@@ -573,7 +632,7 @@ impl LogIndex {
         plan: &Plan,
         bounds: TimeBounds,
         edges: &[i64],
-        description: &mut dyn FnMut(u64) -> bool,
+        check: &mut dyn FnMut(u64) -> bool,
     ) -> Vec<u64> {
         let aligned = edges.iter().all(|e| e.rem_euclid(SLOT_US) == 0);
         if let Some(table) = plan.event_only_table()
@@ -626,7 +685,7 @@ impl LogIndex {
                 }
             }
         }
-        plan.histogram(bounds, edges, description)
+        plan.histogram(bounds, edges, check)
     }
 }
 
@@ -717,7 +776,7 @@ fn slot_range(bounds: TimeBounds) -> Option<(i64, i64)> {
 impl Plan {
     /// The plan as event and actor parts, when it touches nothing else.
     fn actor_part(&self) -> Option<ActorPart<'_>> {
-        if !self.description.is_empty() || self.scope_event.is_some() {
+        if self.has_description || self.scope_event.is_some() {
             return None;
         }
         let t = self.tables.as_ref()?;
@@ -749,7 +808,7 @@ impl Plan {
     /// workflow scope is involved.
     #[allow(clippy::option_option)]
     fn event_only_table(&self) -> Option<Option<&[bool]>> {
-        if !self.description.is_empty() || self.scope_event.is_some() {
+        if self.has_description || self.scope_event.is_some() {
             return None;
         }
         match &self.tables {
@@ -761,33 +820,29 @@ impl Plan {
         }
     }
 
-    /// Description filters with their needles; the caller's closure must
-    /// evaluate them with [`Plan::join`].
-    pub fn description_filters(&self) -> &[(Filter, String)] {
-        &self.description
-    }
-
-    pub fn join(&self) -> Join {
-        self.join
+    /// Whether a stored record passes the whole query (its scope and every
+    /// filter, not only those the index could not decide): what the
+    /// caller's record check answers for the rows it is asked about.
+    pub fn matches_record(&self, row: &RowFields<'_>) -> bool {
+        if let Some(wf) = &self.scope_name
+            && (row.level != Level::Workflow.as_str() || row.workflow_id.as_deref() != Some(wf))
+        {
+            return false;
+        }
+        self.matcher.matches(|c| row.field(c))
     }
 
     /// Visits every matching row in the time bounds, in `seq` order.
-    /// `description` decides the description filters of one `seq` (called
+    /// `check` decides one `seq` from its stored record (called
     /// only when the indexed columns cannot decide the row alone).
     pub fn for_each_match(
         &self,
         bounds: TimeBounds,
-        description: &mut dyn FnMut(u64) -> bool,
+        check: &mut dyn FnMut(u64) -> bool,
         mut visit: impl FnMut(RowKey),
     ) {
         for (ci, chunk) in self.chunks.iter().enumerate() {
-            self.scan_chunk(
-                chunk,
-                (ci * CHUNK_ROWS) as u64,
-                bounds,
-                description,
-                &mut visit,
-            );
+            self.scan_chunk(chunk, (ci * CHUNK_ROWS) as u64, bounds, check, &mut visit);
         }
     }
 
@@ -799,7 +854,7 @@ impl Plan {
         chunk: &Chunk,
         base: u64,
         bounds: TimeBounds,
-        description: &mut dyn FnMut(u64) -> bool,
+        check: &mut dyn FnMut(u64) -> bool,
         visit: &mut impl FnMut(RowKey),
     ) {
         if !bounds.overlaps(chunk.min_time, chunk.max_time) {
@@ -807,7 +862,7 @@ impl Plan {
         }
         // A chunk wholly inside the bounds needs no per-row time check.
         let whole = bounds.contains(chunk.min_time) && bounds.contains(chunk.max_time);
-        let has_desc = !self.description.is_empty();
+        let has_desc = self.has_description;
         for i in 0..chunk.len() {
             let t = chunk.time[i];
             if !whole && !bounds.contains(t) {
@@ -836,11 +891,11 @@ impl Plan {
             });
             let keep = match (indexed, has_desc, self.join) {
                 (None, false, _) => true,
-                (None, true, _) => description(seq),
+                (None, true, _) => check(seq),
                 (Some(ok), false, _) => ok,
                 (Some(false), true, Join::And) => false,
                 (Some(true), true, Join::Or) => true,
-                (Some(_), true, _) => description(seq),
+                (Some(_), true, _) => check(seq),
             };
             if keep {
                 visit(RowKey {
@@ -852,9 +907,9 @@ impl Plan {
     }
 
     /// Exact number of matching rows.
-    pub fn count(&self, bounds: TimeBounds, description: &mut dyn FnMut(u64) -> bool) -> u64 {
+    pub fn count(&self, bounds: TimeBounds, check: &mut dyn FnMut(u64) -> bool) -> u64 {
         let mut n = 0;
-        self.for_each_match(bounds, description, |_| n += 1);
+        self.for_each_match(bounds, check, |_| n += 1);
         n
     }
 
@@ -865,7 +920,7 @@ impl Plan {
         &self,
         bounds: TimeBounds,
         edges: &[i64],
-        description: &mut dyn FnMut(u64) -> bool,
+        check: &mut dyn FnMut(u64) -> bool,
     ) -> Vec<u64> {
         let mut counts = vec![0u64; edges.len().saturating_sub(1)];
         let (Some(&first), Some(&last)) = (edges.first(), edges.last()) else {
@@ -877,7 +932,7 @@ impl Plan {
         };
         // Rows mostly arrive in time order: try the last bucket first.
         let mut cur = 0;
-        self.for_each_match(bounds, description, |row| {
+        self.for_each_match(bounds, check, |row| {
             let t = row.occurred_at_us;
             if !(edges[cur] <= t && t < edges[cur + 1]) {
                 cur = edges.partition_point(|&e| e <= t) - 1;
@@ -895,7 +950,7 @@ impl Plan {
         bounds: TimeBounds,
         after: Option<RowKey>,
         limit: usize,
-        description: &mut dyn FnMut(u64) -> bool,
+        check: &mut dyn FnMut(u64) -> bool,
     ) -> (Vec<RowKey>, bool) {
         // A min-heap of the best `limit + 1` keys seen so far: the extra one
         // tells whether another page exists.
@@ -926,25 +981,19 @@ impl Plan {
             {
                 continue;
             }
-            self.scan_chunk(
-                chunk,
-                (ci * CHUNK_ROWS) as u64,
-                bounds,
-                description,
-                &mut |row| {
-                    if after.is_some_and(|a| row >= a) {
-                        return;
-                    }
-                    if heap.len() < keep {
-                        heap.push(std::cmp::Reverse(row));
-                    } else if let Some(min) = heap.peek()
-                        && row > min.0
-                    {
-                        heap.pop();
-                        heap.push(std::cmp::Reverse(row));
-                    }
-                },
-            );
+            self.scan_chunk(chunk, (ci * CHUNK_ROWS) as u64, bounds, check, &mut |row| {
+                if after.is_some_and(|a| row >= a) {
+                    return;
+                }
+                if heap.len() < keep {
+                    heap.push(std::cmp::Reverse(row));
+                } else if let Some(min) = heap.peek()
+                    && row > min.0
+                {
+                    heap.pop();
+                    heap.push(std::cmp::Reverse(row));
+                }
+            });
         }
         let mut rows: Vec<RowKey> = heap.into_iter().map(|r| r.0).collect();
         rows.sort_unstable_by(|a, b| b.cmp(a));
@@ -980,7 +1029,7 @@ pub const EXPORT_KEYS_MAX: usize = 4 * CHUNK_ROWS;
 /// window is scanned for the rows inside it and the window is sorted. For a
 /// log ingested roughly in time order a window is about one chunk, and each
 /// chunk is scanned about twice in all; each row is in exactly one window,
-/// so the description closure is asked once per row at most.
+/// so the record check is asked once per row at most.
 ///
 /// Memory stays bounded: a window holding more than [`EXPORT_KEYS_MAX`]
 /// rows (counted before any filter, so no description is read for it) means
@@ -1023,20 +1072,20 @@ impl ExportKeys<'_> {
     /// empty) when the walk is over. A batch is never empty otherwise.
     pub fn next_batch(
         &mut self,
-        description: &mut dyn FnMut(u64) -> bool,
+        check: &mut dyn FnMut(u64) -> bool,
         out: &mut Vec<RowKey>,
     ) -> bool {
         out.clear();
         while out.is_empty() {
             match self.state {
                 ExportState::Done => return false,
-                ExportState::Windows { end } => self.next_window(end, description, out),
+                ExportState::Windows { end } => self.next_window(end, check, out),
                 ExportState::Pages { end, after } => {
                     let bounds = TimeBounds {
                         start: self.bounds.start,
                         end,
                     };
-                    let (rows, more) = self.plan.page(bounds, after, CHUNK_ROWS, description);
+                    let (rows, more) = self.plan.page(bounds, after, CHUNK_ROWS, check);
                     self.state = match (more, rows.last()) {
                         (true, Some(&last)) => ExportState::Pages {
                             end,
@@ -1054,7 +1103,7 @@ impl ExportKeys<'_> {
     fn next_window(
         &mut self,
         end: Option<i64>,
-        description: &mut dyn FnMut(u64) -> bool,
+        check: &mut dyn FnMut(u64) -> bool,
         out: &mut Vec<RowKey>,
     ) {
         let left = TimeBounds {
@@ -1091,13 +1140,10 @@ impl ExportKeys<'_> {
             }
         }
         for (ci, chunk) in self.plan.chunks.iter().enumerate() {
-            self.plan.scan_chunk(
-                chunk,
-                (ci * CHUNK_ROWS) as u64,
-                window,
-                description,
-                &mut |row| out.push(row),
-            );
+            self.plan
+                .scan_chunk(chunk, (ci * CHUNK_ROWS) as u64, window, check, &mut |row| {
+                    out.push(row)
+                });
         }
         out.sort_unstable_by(|a, b| b.cmp(a));
         // The chunk that gave `start` had a row there (and a narrowed window

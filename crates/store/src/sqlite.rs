@@ -19,9 +19,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use auditlog_core::catalog::{Catalog, EventId};
-use auditlog_core::index::{IndexRow, LogIndex, RowKey, Scope as IndexScope};
+use auditlog_core::index::{IndexRow, LogIndex, RowFields, RowKey, Scope as IndexScope};
 use auditlog_core::merkle::{self, Hash, TileReader, TreeState};
-use auditlog_core::query::{Join, op_matches};
 use auditlog_core::record::{
     AccountId, CanonicalHead, CanonicalParts, CanonicalTail, Micros, Record, RecordBody,
 };
@@ -1900,15 +1899,17 @@ fn fetch_many(
     Ok(())
 }
 
-/// Decides a plan's description filters for one row by reading the stored
-/// record. A read error is kept, not swallowed: a scan that met one has no
-/// answer, and [`DescriptionCheck::finish`] returns it.
+/// Decides one row the index could not decide (a description filter, a
+/// value past the index's distinct-value cap) by reading its stored record
+/// and asking [`auditlog_core::index::Plan::matches_record`]. A read error
+/// is kept, not swallowed: a scan that met one has no answer, and
+/// [`RecordCheck::finish`] returns it.
 ///
 /// One SQL read per candidate row makes this the slow part of a query, so
 /// it is where the query's deadline and cancellation are checked: once
 /// either trips, every further row is answered `false` at once (no read)
 /// and the scan of the in-memory index finishes quickly with the error.
-struct DescriptionCheck<'a> {
+struct RecordCheck<'a> {
     conn: &'a Connection,
     db_id: i64,
     plan: &'a auditlog_core::index::Plan,
@@ -1916,14 +1917,14 @@ struct DescriptionCheck<'a> {
     error: Option<StoreError>,
 }
 
-impl<'a> DescriptionCheck<'a> {
+impl<'a> RecordCheck<'a> {
     fn new(
         conn: &'a Connection,
         db_id: i64,
         plan: &'a auditlog_core::index::Plan,
         watch: QueryWatch,
     ) -> Self {
-        DescriptionCheck {
+        RecordCheck {
             conn,
             db_id,
             plan,
@@ -1941,27 +1942,25 @@ impl<'a> DescriptionCheck<'a> {
             self.error = Some(e);
             return false;
         }
-        let desc: Option<String> = match self
+        let read = self
             .conn
-            .prepare_cached(
-                "SELECT json_extract(body, '$.description') FROM events WHERE account = ?1 AND seq = ?2",
-            )
-            .and_then(|mut s| s.query_row(params![self.db_id, seq as i64], |r| r.get(0)))
-        {
-            Ok(d) => d,
-            Err(e) => {
-                self.error = Some(sql_err("read event description")(e));
-                return false;
+            .prepare_cached("SELECT body FROM events WHERE account = ?1 AND seq = ?2")
+            .and_then(|mut s| {
+                s.query_row(params![self.db_id, seq as i64], |r| {
+                    let body = r.get_ref(0)?.as_bytes()?;
+                    Ok(RowFields::parse(body).map(|row| self.plan.matches_record(&row)))
+                })
+            });
+        match read {
+            Ok(Ok(m)) => m,
+            Ok(Err(e)) => {
+                self.error = Some(internal(format!("stored record does not parse: {e}")));
+                false
             }
-        };
-        let mut results = self
-            .plan
-            .description_filters()
-            .iter()
-            .map(|(f, needle)| op_matches(f.op, desc.as_deref(), needle));
-        match self.plan.join() {
-            Join::And => results.all(|b| b),
-            Join::Or => results.any(|b| b),
+            Err(e) => {
+                self.error = Some(sql_err("read event for a filter")(e));
+                false
+            }
         }
     }
 
@@ -2028,7 +2027,7 @@ impl Store for SqliteStore {
                 let plan = acc
                     .index
                     .plan(&sel.filters, sel.join, index_scope(&sel.scope));
-                let mut check = DescriptionCheck::new(conn, acc.db_id, &plan, watch.clone());
+                let mut check = RecordCheck::new(conn, acc.db_id, &plan, watch.clone());
                 let (keys, more) = plan.page(sel.bounds, after, limit, &mut |s| check.matches(s));
                 check.finish()?;
                 let mut records = Vec::with_capacity(keys.len());
@@ -2057,7 +2056,7 @@ impl Store for SqliteStore {
                 let plan = acc
                     .index
                     .plan(&sel.filters, sel.join, index_scope(&sel.scope));
-                let mut check = DescriptionCheck::new(conn, acc.db_id, &plan, watch.clone());
+                let mut check = RecordCheck::new(conn, acc.db_id, &plan, watch.clone());
                 let n = acc
                     .index
                     .count(&plan, sel.bounds, &mut |s| check.matches(s));
@@ -2085,7 +2084,7 @@ impl Store for SqliteStore {
                 let plan = acc
                     .index
                     .plan(&sel.filters, sel.join, index_scope(&sel.scope));
-                let mut check = DescriptionCheck::new(conn, acc.db_id, &plan, watch.clone());
+                let mut check = RecordCheck::new(conn, acc.db_id, &plan, watch.clone());
                 let counts = acc
                     .index
                     .histogram(&plan, sel.bounds, &edges, &mut |s| check.matches(s));
@@ -2128,7 +2127,7 @@ impl Store for SqliteStore {
             let plan = acc
                 .index
                 .plan(&sel.filters, sel.join, index_scope(&sel.scope));
-            let mut check = DescriptionCheck::new(&conn, acc.db_id, &plan, sel.control.start());
+            let mut check = RecordCheck::new(&conn, acc.db_id, &plan, sel.control.start());
             // Walk the plan's snapshot newest first in batches of keys
             // (a few MiB at most, see `ExportKeys`), and read and hand over
             // the records of a batch a thousand at a time: memory stays

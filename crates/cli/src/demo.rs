@@ -10,7 +10,7 @@ use clap::Args;
 use auditlog_core::catalog::Catalog;
 use auditlog_core::record::{AccountId, Micros};
 use auditlog_core::validate::{IngestContext, Problems, validate_event};
-use auditlog_store::sqlite::{SqliteOptions, SqliteStore};
+use auditlog_store::sqlite::SqliteStore;
 use auditlog_store::{DynStore, Role, TokenScope};
 
 use crate::ServeArgs;
@@ -32,7 +32,7 @@ const DAYS: i64 = 400;
 
 pub async fn run(args: DemoArgs) -> Result<()> {
     let account = AccountId::parse(&args.account)?;
-    let store = SqliteStore::open(&args.serve.data_dir, SqliteOptions::default())
+    let store = SqliteStore::open(&args.serve.data_dir, args.serve.store_options())
         .with_context(|| format!("opening the store in {}", args.serve.data_dir.display()))?;
     let store: DynStore = Arc::new(store);
     if store.tree_head(&account).await?.size == 0 {

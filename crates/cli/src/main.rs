@@ -15,6 +15,7 @@ use auditlog_core::secret::ServerSecret;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use auditlog_core::index::IndexLimits;
 use auditlog_core::record::{AccountId, Micros};
 use auditlog_server::AppState;
 use auditlog_store::sqlite::{SqliteOptions, SqliteStore};
@@ -171,6 +172,16 @@ pub struct ServeArgs {
     pub max_large_bodies: usize,
     #[command(flatten)]
     pub net: net_args::NetArgs,
+    /// Distinct values per column (actor ids, names, IP addresses, workflow
+    /// ids) each account's in-memory index holds. Past it, events are still
+    /// stored, counted and exported; filters on that column read those
+    /// events from disk (slower).
+    #[arg(long, default_value_t = IndexLimits::DEFAULT.max_distinct, env = "AUDITLOG_INDEX_MAX_DISTINCT", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=2_000_000_000))]
+    pub index_max_distinct: usize,
+    /// The same cap in MiB of text per column (a value may be 1,024
+    /// characters long).
+    #[arg(long, default_value_t = IndexLimits::DEFAULT.max_distinct_bytes >> 20, env = "AUDITLOG_INDEX_MAX_DISTINCT_MIB", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1 << 20))]
+    pub index_max_distinct_mib: usize,
     /// Seconds one query (list, count, histogram, an export's walk to its
     /// next batch) may work before it is stopped with 503.
     #[arg(long, default_value_t = auditlog_server::DEFAULT_QUERY_TIMEOUT.as_secs(), env = "AUDITLOG_QUERY_TIMEOUT_SECS", value_parser = clap::value_parser!(u64).range(1..))]
@@ -184,6 +195,19 @@ pub struct ServeArgs {
     /// Exports running at once per token (more answer 429).
     #[arg(long, default_value_t = auditlog_server::DEFAULT_MAX_EXPORTS_PER_TOKEN, env = "AUDITLOG_MAX_EXPORTS_PER_TOKEN")]
     pub max_exports_per_token: usize,
+}
+
+impl ServeArgs {
+    /// The embedded store's options these arguments ask for.
+    pub fn store_options(&self) -> SqliteOptions {
+        SqliteOptions {
+            index_limits: IndexLimits {
+                max_distinct: self.index_max_distinct,
+                max_distinct_bytes: self.index_max_distinct_mib << 20,
+            },
+            ..SqliteOptions::default()
+        }
+    }
 }
 
 fn init_tracing(format: LogFormat) {
@@ -465,7 +489,7 @@ fn open_store(args: &ServeArgs) -> Result<DynStore> {
             url.split('@').next_back().unwrap_or("")
         );
     }
-    let store = SqliteStore::open(&args.data_dir, SqliteOptions::default())
+    let store = SqliteStore::open(&args.data_dir, args.store_options())
         .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
     Ok(Arc::new(store))
 }

@@ -20,7 +20,7 @@ fn main() {
     let catalog = Catalog::get();
     let ids: Vec<_> = catalog.entries().map(|e| e.id).collect();
     let users: Vec<String> = (0..2000).map(|i| format!("user {i}")).collect();
-    let idx = LogIndex::new();
+    let idx = LogIndex::default();
     let day = 86_400_000_000i64;
     let start = 1_699_920_000_000_000i64; // a UTC midnight
     let t0 = Instant::now();

@@ -19,7 +19,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use auditlog_core::catalog::{Catalog, EventId};
-use auditlog_core::index::{IndexRow, LogIndex, RowFields, RowKey, Scope as IndexScope};
+use auditlog_core::index::{
+    IndexLimits, IndexRow, LogIndex, RowFields, RowKey, Scope as IndexScope,
+};
 use auditlog_core::merkle::{self, Hash, TileReader, TreeState};
 use auditlog_core::record::{
     AccountId, CanonicalHead, CanonicalParts, CanonicalTail, Micros, Record, RecordBody,
@@ -195,6 +197,8 @@ pub struct SqliteOptions {
     pub cache_kib: i64,
     /// Memory-mapped I/O size per connection, in bytes.
     pub mmap_bytes: i64,
+    /// What each account's column index may hold in memory.
+    pub index_limits: IndexLimits,
     /// A fault to inject, for tests of what happens then; only in builds
     /// with the `fault-injection` feature (never in a release binary). The
     /// default comes from `AUDITLOG_TEST_FAULT` (see [`Fault::parse`]).
@@ -229,6 +233,7 @@ impl Default for SqliteOptions {
             // whole file; the kernel's page cache serves reads as well.
             cache_kib: 16 * 1024,
             mmap_bytes: 0,
+            index_limits: IndexLimits::DEFAULT,
             #[cfg(feature = "fault-injection")]
             fault: std::env::var("AUDITLOG_TEST_FAULT")
                 .ok()
@@ -621,7 +626,7 @@ impl SqliteStore {
                 .map_err(sql_err("list accounts"))?
         };
         let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
-        let mut indexes = rebuild_indexes(&conn, layout, &ids, &by_type)?;
+        let mut indexes = rebuild_indexes(&conn, layout, &ids, &by_type, opts.index_limits)?;
         for (db_id, name) in rows {
             let account = AccountId::parse(&name)
                 .map_err(|e| internal(format!("stored account name is invalid: {e}")))?;
@@ -944,10 +949,11 @@ fn rebuild_indexes(
     layout: Layout,
     accounts: &[i64],
     by_type: &HashMap<i64, EventId>,
+    limits: IndexLimits,
 ) -> Result<HashMap<i64, (LogIndex, u64)>> {
     let mut out: HashMap<i64, (LogIndex, u64)> = accounts
         .iter()
-        .map(|&a| (a, (LogIndex::new(), 0)))
+        .map(|&a| (a, (LogIndex::new(limits), 0)))
         .collect();
     let order = match layout {
         Layout::WriteOrder => "rowid",
@@ -1530,7 +1536,7 @@ impl Writer {
                 .map_err(sql_err("register account"))?;
             let state = Arc::new(AccountState {
                 db_id,
-                index: LogIndex::new(),
+                index: LogIndex::new(self.shared.opts.index_limits),
                 head: Mutex::new(TreeHead {
                     size: 0,
                     root: merkle::EMPTY_ROOT,

@@ -243,6 +243,12 @@ struct Inner {
     workflows: Dict,
 }
 
+impl Inner {
+    fn overflowed(&self) -> bool {
+        self.actors.overflowed || self.ips.overflowed || self.workflows.overflowed
+    }
+}
+
 /// The column index of one account's log; rows are appended in `seq` order,
 /// so a row's position is its `seq`.
 pub struct LogIndex {
@@ -420,8 +426,7 @@ impl LogIndex {
     /// Whether some value of any column was past its cap (and so is decided
     /// from the stored record when filtered on).
     pub fn overflowed(&self) -> bool {
-        let g = self.read();
-        g.actors.overflowed || g.ips.overflowed || g.workflows.overflowed
+        self.read().overflowed()
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
@@ -446,10 +451,13 @@ impl LogIndex {
         (g.len > 0).then_some(g.min_time)
     }
 
-    /// Appends rows; the first gets `seq == self.len()`.
-    pub fn append<'a>(&self, rows: impl IntoIterator<Item = IndexRow<'a>>) {
+    /// Appends rows; the first gets `seq == self.len()`. Returns whether
+    /// these rows were the first past a distinct-value cap (worth telling
+    /// the operator once).
+    pub fn append<'a>(&self, rows: impl IntoIterator<Item = IndexRow<'a>>) -> bool {
         let mut g = self.inner.write().unwrap_or_else(|e| e.into_inner());
         let inner = &mut *g;
+        let before = inner.overflowed();
         for row in rows {
             let user = inner.user_ids.intern(Some(row.actor_id));
             let name = inner
@@ -490,6 +498,7 @@ impl LogIndex {
             }
             inner.len += 1;
         }
+        !before && inner.overflowed()
     }
 
     /// Distinct user names seen in the log whose normalized form contains

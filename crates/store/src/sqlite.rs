@@ -631,6 +631,9 @@ impl SqliteStore {
             let account = AccountId::parse(&name)
                 .map_err(|e| internal(format!("stored account name is invalid: {e}")))?;
             let (index, size) = indexes.remove(&db_id).expect("one index per account");
+            if index.overflowed() {
+                warn_index_overflow(&account, &index);
+            }
             let tree = TreeState::restore(
                 size,
                 &SqlTiles {
@@ -989,7 +992,8 @@ fn rebuild_indexes(
                 .and_then(|v| v.as_str_or_null().map_err(Into::into))
                 .map_err(sql_err("rebuild index"))
         };
-        index.append([IndexRow {
+        // Whether the rows overflow a cap is told once the account is named.
+        let _ = index.append([IndexRow {
             occurred_at_us: r.get(2).map_err(sql_err("rebuild index"))?,
             event,
             actor_id: text(4)?.ok_or_else(|| internal("stored event has no actor id"))?,
@@ -999,6 +1003,18 @@ fn rebuild_indexes(
         }]);
     }
     Ok(out)
+}
+
+/// Tells the operator that an account's index reached a distinct-value cap:
+/// its queries on that column now read records (see `IndexLimits`).
+fn warn_index_overflow(account: &AccountId, index: &LogIndex) {
+    let limits = index.limits();
+    tracing::warn!(
+        account = %account,
+        max_distinct = limits.max_distinct,
+        max_distinct_bytes = limits.max_distinct_bytes,
+        "index distinct-value cap reached: new actors, IP addresses or workflow ids of this account are filtered by reading their records (slower); raise --index-max-distinct to keep them in memory"
+    );
 }
 
 /// Reads tiles from SQLite for proofs and tree restoration.
@@ -1453,7 +1469,7 @@ impl Writer {
                 (op, outcome)
             {
                 let acc = &self.accounts[account];
-                acc.state.index.append(
+                let overflowed = acc.state.index.append(
                     event_ids
                         .iter()
                         .zip(appended)
@@ -1467,6 +1483,9 @@ impl Writer {
                             workflow_id: a.record.body.workflow_id.as_deref(),
                         }),
                 );
+                if overflowed {
+                    warn_index_overflow(account, &acc.state.index);
+                }
             }
         }
         for account in &touched {

@@ -220,3 +220,227 @@ async fn old_times_cannot_poison_an_account() {
         assert_eq!(h["bucket"], bucket);
     }
 }
+
+/// One event of [`distinct_values_past_the_cap_are_kept_and_filtered`]:
+/// every actor, IP address and workflow id is new.
+fn distinct_event(i: usize) -> Value {
+    let actor =
+        json!({"kind": "user", "id": format!("user-{i}"), "name": format!("Name {}", i % 40)});
+    let ip = format!("10.1.{}.{}", i / 256, i % 256);
+    if i.is_multiple_of(3) {
+        json!({
+            "level": "workflow", "category": "User Management", "event": "Role changed",
+            "workflow_id": format!("wf-{}", i % 50),
+            "actor": actor, "ip_address": ip, "description": format!("event {i}")
+        })
+    } else {
+        json!({
+            "level": "account", "category": "Roles", "event": "Role created",
+            "actor": actor, "ip_address": ip, "description": format!("event {i}"),
+            "metadata": {"role_id": format!("r_{i}"), "role_type": "custom"}
+        })
+    }
+}
+
+/// Issue 11: an ingest token sending ever new actors, addresses and
+/// workflows cannot grow an account's index without bound. Past the cap
+/// (20 here) the events are stored, listed and counted as always, and
+/// every filter still answers exactly — also after a restart, whose
+/// rebuild meets the same cap.
+#[tokio::test]
+async fn distinct_values_past_the_cap_are_kept_and_filtered() {
+    const N: usize = 150;
+    let ws = Workspace::new();
+    let ingest = create_token(&ws.data_dir(), ACME, "ingest");
+    let read = create_token(&ws.data_dir(), ACME, "read");
+    let args = ["--index-max-distinct", "20"];
+    let mut server = Server::start_with(&ws, &args, &[]);
+    let events: Vec<Value> = (0..N).map(distinct_event).collect();
+    let res = server
+        .post(
+            &ingest,
+            &format!("/v1/accounts/{ACME}/events/batch"),
+            &json!({ "events": events }),
+        )
+        .await;
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+
+    // The event number of a record, or None for the tokens' own events.
+    let number = |r: &Value| {
+        r["description"]
+            .as_str()?
+            .strip_prefix("event ")?
+            .parse::<usize>()
+            .ok()
+    };
+    // (filters, join, which of our events match): the oracle.
+    type Pick = fn(usize) -> bool;
+    let shapes: [(&[&str], &str, Pick); 6] = [
+        (&["user_id:eq:user-140"], "and", |i| i == 140),
+        (
+            &["ip_address:ne:10.1.0.7", "category:eq:Roles"],
+            "and",
+            |i| i % 3 != 0 && i != 7,
+        ),
+        (&["user:contains:name 3"], "and", |i| {
+            i % 40 == 3 || (30..40).contains(&(i % 40))
+        }),
+        (
+            &["event:eq:Role changed", "user_id:eq:user-100"],
+            "or",
+            |i| i % 3 == 0 || i == 100,
+        ),
+        (&["workflow_id:eq:wf-47"], "and", |i| i == 147),
+        (
+            &["ip_address:contains:10.1.0.1", "level:eq:workflow"],
+            "and",
+            |i| i % 3 == 0 && format!("10.1.{}.{}", i / 256, i % 256).contains("10.1.0.1"),
+        ),
+    ];
+    for round in ["before restart", "after restart"] {
+        assert_eq!(
+            server
+                .list_all(&read, ACME, 1000)
+                .await
+                .iter()
+                .filter_map(number)
+                .count(),
+            N,
+            "{round}: every event listed"
+        );
+        for (filters, join, pick) in &shapes {
+            let query = filters
+                .iter()
+                .map(|f| format!("filter={f}"))
+                .chain([format!("join={join}"), "range=all_time".into()])
+                .collect::<Vec<_>>()
+                .join("&");
+            let path = format!("/v1/accounts/{ACME}/events");
+            let list = server
+                .get_json(&read, &format!("{path}?{query}&limit=1000"))
+                .await;
+            let mut got: Vec<usize> = list["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(number)
+                .collect();
+            got.sort_unstable();
+            let expected: Vec<usize> = (0..N).filter(|&i| pick(i)).collect();
+            assert_eq!(got, expected, "{round}: {filters:?} {join}");
+            // Our events all match or none of the tokens' do, except under
+            // `ne`/OR, where the list shows how many of theirs match.
+            let theirs = list["events"].as_array().unwrap().len() - got.len();
+            let count = server
+                .get_json(&read, &format!("{path}/count?{query}"))
+                .await;
+            assert_eq!(
+                count["count"].as_u64().unwrap() as usize,
+                expected.len() + theirs,
+                "{round}: count {filters:?}"
+            );
+        }
+        // A workflow's own view, for a workflow past the cap and one before.
+        for wf in [47, 0] {
+            let view = server
+                .get_json(
+                    &read,
+                    &format!("/v1/accounts/{ACME}/workflows/wf-{wf}/events?range=all_time"),
+                )
+                .await;
+            let mut got: Vec<usize> = view["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(number)
+                .collect();
+            got.sort_unstable();
+            let expected: Vec<usize> = (0..N).filter(|i| i % 3 == 0 && i % 50 == wf).collect();
+            assert_eq!(got, expected, "{round}: workflow wf-{wf}");
+        }
+        let log = std::fs::read_to_string(&server.log).unwrap();
+        assert!(
+            log.contains("index distinct-value cap reached"),
+            "{round}: the operator is told"
+        );
+        if round == "before restart" {
+            server.terminate();
+            server.wait_exit(std::time::Duration::from_secs(30));
+            server = Server::start_with(&ws, &args, &[]);
+        }
+    }
+}
+
+/// Resident memory of a process now, in bytes (`VmRSS`).
+fn vm_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS line");
+    kb * 1024
+}
+
+/// Issue 11: the memory an account's index keeps for distinct values is
+/// bounded by the caps, not by what its clients send. The same 20,000
+/// events, each with a new 1,000-character actor id, name and workflow id,
+/// go to a server with 1 MiB caps and to one without caps; the capped one
+/// keeps a fraction of what the other must (a ratio of two runs of the same
+/// test, never an absolute figure of this noisy machine).
+#[tokio::test]
+async fn distinct_value_memory_is_capped() {
+    const N: usize = 20_000;
+    const BATCH: usize = 2_500;
+    let long = |tag: &str, i: usize| format!("{tag}-{i:06}-{}", "x".repeat(985));
+    let mut growth = Vec::new();
+    for args in [
+        &["--index-max-distinct-mib", "1"][..],
+        &[
+            "--index-max-distinct",
+            "2000000000",
+            "--index-max-distinct-mib",
+            "1048576",
+        ][..],
+    ] {
+        let ws = Workspace::new();
+        let ingest = create_token(&ws.data_dir(), ACME, "ingest");
+        let read = create_token(&ws.data_dir(), ACME, "read");
+        let server = Server::start_with(&ws, args, &[]);
+        // The steady state: one batch of ordinary events.
+        let plain: Vec<Value> = (0..BATCH).map(role_created).collect();
+        let path = format!("/v1/accounts/{ACME}/events/batch");
+        let res = server
+            .post(&ingest, &path, &json!({ "events": plain }))
+            .await;
+        assert_eq!(res.status(), 201);
+        let before = vm_rss(server.pid());
+        for b in 0..N / BATCH {
+            let events: Vec<Value> = (b * BATCH..(b + 1) * BATCH)
+                .map(|i| {
+                    json!({
+                        "level": "workflow", "category": "User Management", "event": "Role changed",
+                        "workflow_id": long("wf", i),
+                        "actor": {"kind": "user", "id": long("id", i), "name": long("name", i)},
+                        "description": "d"
+                    })
+                })
+                .collect();
+            let res = server
+                .post(&ingest, &path, &json!({ "events": events }))
+                .await;
+            assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+        }
+        assert!(server.count(&read, ACME).await as usize > N);
+        growth.push(vm_rss(server.pid()).saturating_sub(before));
+    }
+    let (capped, free) = (growth[0], growth[1]);
+    eprintln!(
+        "RSS growth for {N} distinct 1,000-character values per column: capped {} MiB, uncapped {} MiB",
+        capped >> 20,
+        free >> 20
+    );
+    // Uncapped, the index holds ~60 MB of text: the attack is real.
+    assert!(free > 40 << 20, "uncapped growth {free}");
+    assert!(capped * 2 < free, "capped {capped} vs uncapped {free}");
+}

@@ -444,3 +444,61 @@ async fn distinct_value_memory_is_capped() {
     assert!(free > 40 << 20, "uncapped growth {free}");
     assert!(capped * 2 < free, "capped {capped} vs uncapped {free}");
 }
+
+/// Issue 11: large bodies are read and parsed a few at a time
+/// (`--max-large-bodies`). A client that holds the only permit by sending
+/// its body slowly makes the next large body wait at most 10 s and then be
+/// told 503 with Retry-After, while small bodies are served at once.
+#[tokio::test]
+async fn a_large_body_waits_for_a_permit_then_gets_503() {
+    use tokio::io::AsyncWriteExt;
+    let ws = Workspace::new();
+    let ingest = create_token(&ws.data_dir(), ACME, "ingest");
+    let server = Server::start_with(&ws, &["--max-large-bodies", "1"], &[]);
+    let path = format!("/v1/accounts/{ACME}/events/batch");
+    let addr = server.base.strip_prefix("http://").unwrap().to_owned();
+    // The slow client: a 1 MB body of which it sends only the start.
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {ingest}\r\n\
+         content-type: application/json\r\ncontent-length: 1000000\r\n\r\n{{\"events\":["
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+
+    let large: Vec<Value> = (0..400).map(role_created).collect();
+    let body = serde_json::to_vec(&json!({ "events": large })).unwrap();
+    assert!(body.len() > 64 * 1024);
+    let started = Instant::now();
+    let waiting = {
+        let client = server.client.clone();
+        let url = server.url(&path);
+        let token = ingest.clone();
+        tokio::spawn(async move {
+            let res = client
+                .post(url)
+                .bearer_auth(token)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .expect("POST");
+            let retry = res.headers().get("retry-after").cloned();
+            (res.status().as_u16(), retry, started.elapsed())
+        })
+    };
+    // Meanwhile a small body is served at once.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let small = Instant::now();
+    server.ingest(&ingest, ACME, &role_created(1)).await;
+    assert!(small.elapsed().as_secs() < 5, "{:?}", small.elapsed());
+
+    let (status, retry, waited) = waiting.await.unwrap();
+    assert_eq!(status, 503);
+    assert!(retry.is_some(), "Retry-After");
+    assert!(
+        (9..30).contains(&waited.as_secs()),
+        "answered after {waited:?}"
+    );
+    drop(slow);
+}

@@ -25,9 +25,9 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 
-use crate::checkpoint::{Checkpoint, NoteVerifier, OpenNoteError, open_note};
-use crate::merkle::{CompactRange, Hash, Span, VerifyProofError, hash_leaf, hash_leaf_parts};
-use crate::merkle::{verify_consistency, verify_inclusion};
+use crate::log::checkpoint::{Checkpoint, NoteVerifier, OpenNoteError, open_note};
+use crate::log::merkle::{CompactRange, Hash, Span, VerifyProofError, hash_leaf, hash_leaf_parts};
+use crate::log::merkle::{verify_consistency, verify_inclusion};
 use crate::record::Record;
 
 /// What a verified export held.
@@ -999,8 +999,8 @@ pub mod testkit {
     use std::sync::OnceLock;
 
     use super::*;
-    use crate::checkpoint::NoteSigner;
-    use crate::merkle::{MemoryTiles, TreeState, consistency_proof, inclusion_proof};
+    use crate::log::checkpoint::NoteSigner;
+    use crate::log::merkle::{MemoryTiles, TreeState, consistency_proof, inclusion_proof};
     use crate::record::{Actor, ActorKind, Level, Micros, RecordBody};
 
     /// The origin prefix and account of the fixtures.
@@ -1056,7 +1056,7 @@ pub mod testkit {
 
     /// The checkpoint of the first `size` of `records`.
     pub fn checkpoint_of(records: &[Record], size: u64) -> Checkpoint {
-        let root = crate::merkle::root_from_leaves(
+        let root = crate::log::merkle::root_from_leaves(
             records.iter().take(size as usize).map(|r| r.leaf_hash),
         );
         Checkpoint {
@@ -1282,7 +1282,7 @@ mod tests {
 
     use super::testkit::*;
     use super::*;
-    use crate::checkpoint::open_note;
+    use crate::log::checkpoint::open_note;
 
     fn verify(export: &[u8], cp: &Checkpoint) -> Result<VerifyReport, VerifyExportError> {
         verify_export(export, cp)
@@ -1435,7 +1435,7 @@ mod tests {
 
         // A checkpoint of another log.
         let mut other = cp.clone();
-        other.root = crate::merkle::EMPTY_ROOT;
+        other.root = crate::log::merkle::EMPTY_ROOT;
         assert!(matches!(
             verify(&export_lines(&records), &other),
             Err(VerifyExportError::RootMismatch { .. })
@@ -1662,7 +1662,7 @@ mod tests {
         ));
         let mut other_key = bundle.clone();
         other_key.checkpoint =
-            crate::checkpoint::NoteSigner::from_seed("audit.example.com", &[9; 32])
+            crate::log::checkpoint::NoteSigner::from_seed("audit.example.com", &[9; 32])
                 .expect("signer")
                 .sign_checkpoint(&open_note(&f.note, &f.verifier).expect("note"))
                 .expect("sign");
@@ -1894,7 +1894,7 @@ mod tests {
         if let Some((_, err)) = problem {
             return Err(err);
         }
-        let root = crate::merkle::root_from_leaves(leaves);
+        let root = crate::log::merkle::root_from_leaves(leaves);
         if root != cp.root {
             return Err(VerifyExportError::RootMismatch {
                 computed: hex::encode(root),

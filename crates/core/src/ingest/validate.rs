@@ -12,10 +12,10 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
-use crate::catalog::{Catalog, EventId, FieldType, Level};
+use crate::ingest::catalog::{Catalog, EventId, FieldType, Level};
 use crate::record::{Actor, ActorKind, MetaValue, Micros};
-use crate::redact::Redactor;
-use crate::wire::{ActorField, Body, Field, MetadataField};
+use crate::ingest::redact::Redactor;
+use crate::ingest::wire::{ActorField, Body, Field, MetadataField};
 
 /// Limits of spec §3.
 pub const MAX_DESCRIPTION_CHARS: usize = 4096;
@@ -203,7 +203,7 @@ pub fn validate_event(
 }
 
 /// [`validate_event`] of a body read straight from the request bytes (see
-/// [`crate::wire`]): the same rules and messages, without a `Value` tree.
+/// [`crate::ingest::wire`]): the same rules and messages, without a `Value` tree.
 pub fn validate_body(
     catalog: &Catalog,
     body: Body<'_>,
@@ -586,12 +586,12 @@ fn nested(prefix: &str, field: &str) -> String {
 }
 
 /// Checks the metadata against the event's catalog fields and the limits,
-/// then replaces its secrets by fingerprints (see [`crate::redact`]): after
+/// then replaces its secrets by fingerprints (see [`crate::ingest::redact`]): after
 /// the checks, so that the limits apply to what the client sent, and before
 /// anything else sees the values. No message quotes a metadata value.
 fn validate_metadata(
     v: MetadataField,
-    entry: Option<&crate::catalog::EventEntry<'_>>,
+    entry: Option<&crate::ingest::catalog::EventEntry<'_>>,
     redactor: &Redactor,
     errs: &mut Errors<'_>,
 ) -> Option<BTreeMap<String, MetaValue>> {
@@ -701,11 +701,11 @@ fn validate_metadata(
 pub fn render_description(
     event: &str,
     actor: &Actor,
-    def: &crate::catalog::EventDef,
+    def: &crate::ingest::catalog::EventDef,
     metadata: &BTreeMap<String, MetaValue>,
 ) -> String {
     debug_assert_eq!(event, def.name);
-    let mut s = crate::describe::sentence(event, actor.display_name(), metadata);
+    let mut s = crate::ingest::describe::sentence(event, actor.display_name(), metadata);
     if s.chars().count() > MAX_DESCRIPTION_CHARS {
         s = s.chars().take(MAX_DESCRIPTION_CHARS - 1).collect();
         s.push('…');
@@ -947,7 +947,7 @@ mod tests {
             );
         }
         let fp = e.metadata["access_token"].as_str().unwrap();
-        assert!(crate::redact::is_fingerprint(fp), "{fp}");
+        assert!(crate::ingest::redact::is_fingerprint(fp), "{fp}");
         assert!(fp.ends_with(" …7731]"), "{fp}");
         assert_eq!(e.metadata["session_count"], json!(3));
         assert!(!e.description.contains("Access token"), "{}", e.description);

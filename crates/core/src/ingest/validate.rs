@@ -13,9 +13,9 @@ use std::net::IpAddr;
 use serde_json::Value;
 
 use crate::ingest::catalog::{Catalog, EventId, FieldType, Level};
-use crate::record::{Actor, ActorKind, MetaValue, Micros};
 use crate::ingest::redact::Redactor;
 use crate::ingest::wire::{ActorField, Body, Field, MetadataField};
+use crate::record::{Actor, ActorKind, MetaValue, Micros};
 
 /// Limits of spec §3.
 pub const MAX_DESCRIPTION_CHARS: usize = 4096;

@@ -13,8 +13,9 @@
 //! from parsing: if a line's bytes hash to the leaf the signed root commits
 //! to at position `seq`, they are exactly the committed bytes. Only a line
 //! without that exact shape (re-serialized by another tool) is parsed into a
-//! [`Record`](crate::record::Record) and re-canonicalized, and it is accepted only if it is the same
-//! JSON value as its canonical form (no extra, missing or duplicated keys).
+//! [`Record`](crate::record::Record) and re-canonicalized, and it is
+//! accepted only if it is the same JSON value as its canonical form (no
+//! extra, missing or duplicated keys).
 //!
 //! The `leaf_hash` field is checked against the recomputed hash only to name
 //! an edited record precisely; the root comparison is the proof.

@@ -174,7 +174,8 @@ pub fn validate_event(
 }
 
 /// [`validate_event`] of a body read straight from the request bytes (see
-/// [`crate::ingest::wire`]): the same rules and messages, without a `Value` tree.
+/// [`crate::ingest::wire`]): the same rules and messages, without a `Value`
+/// tree.
 pub fn validate_body(
     catalog: &Catalog,
     body: Body<'_>,
@@ -557,9 +558,9 @@ fn nested(prefix: &str, field: &str) -> String {
 }
 
 /// Checks the metadata against the event's catalog fields and the limits,
-/// then replaces its secrets by fingerprints (see [`crate::ingest::redact`]): after
-/// the checks, so that the limits apply to what the client sent, and before
-/// anything else sees the values. No message quotes a metadata value.
+/// then replaces its secrets by fingerprints (see [`crate::ingest::redact`]):
+/// after the checks, so that the limits apply to what the client sent, and
+/// before anything else sees the values. No message quotes a metadata value.
 fn validate_metadata(
     v: MetadataField,
     entry: Option<&crate::ingest::catalog::EventEntry<'_>>,

@@ -77,7 +77,7 @@ wire_enum! {
 
 /// A time range as the viewer asked for it, not yet tied to an instant.
 ///
-/// [`parse_query`] guarantees `from`/`to` are only set for
+/// [`parse_query`](super::parse_query) guarantees `from`/`to` are only set for
 /// [`RangePreset::Custom`], that `from` is set for it, and that `from <= to`
 /// when both are given; [`RangeSpec::resolve`] checks again because the
 /// fields are public.

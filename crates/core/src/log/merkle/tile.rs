@@ -118,7 +118,7 @@ pub(super) fn tile_bytes(hashes: &[Hash]) -> Vec<u8> {
 }
 
 /// Read access to stored tiles, for proofs and for restoring a
-/// [`TreeState`] after a restart.
+/// [`TreeState`](super::TreeState) after a restart.
 ///
 /// Contract, which every store must honour:
 ///
@@ -277,7 +277,9 @@ impl MemoryTiles {
         Ok(())
     }
 
-    /// Stores every tile of a [`TreeState::take_dirty_tiles`] batch.
+    /// Stores every tile of a
+    /// [`TreeState::take_dirty_tiles`](super::TreeState::take_dirty_tiles)
+    /// batch.
     pub fn upsert_all(
         &mut self,
         tiles: impl IntoIterator<Item = (TileId, Vec<u8>)>,

@@ -48,7 +48,7 @@ impl TreeState {
         self.range.hashes()
     }
 
-    /// Appends one leaf hash (see [`hash_leaf`]) and records which tiles
+    /// Appends one leaf hash (see [`hash_leaf`](super::hash_leaf)) and records which tiles
     /// changed.
     pub fn append(&mut self, leaf: Hash) {
         let new_size = self.range.size() + 1;
@@ -84,7 +84,7 @@ impl TreeState {
 
     /// The tiles that filled up since the last call (width 256), for a store
     /// that keeps only full tiles: each is written once and never changes,
-    /// and partial tiles are derived on demand (see [`full_tile_root`]).
+    /// and partial tiles are derived on demand (see [`full_tile_root`](super::full_tile_root)).
     pub fn take_full_tiles(&mut self) -> Vec<(TileId, Vec<u8>)> {
         self.dirty.fill(false);
         std::mem::take(&mut self.filled)

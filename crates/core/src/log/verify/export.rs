@@ -312,9 +312,10 @@ impl Leaves {
 }
 
 /// Verifies a JSONL export against a checkpoint (whose signature the caller
-/// has already checked with [`open_note`](crate::log::checkpoint::open_note)): lines in any order, every seq
-/// below the checkpoint's size present exactly once and unaltered, and the
-/// tree they form has the checkpoint's root. Records past the checkpoint are
+/// has already checked with
+/// [`open_note`](crate::log::checkpoint::open_note)): lines in any order,
+/// every seq below the checkpoint's size present exactly once and
+/// unaltered, and the tree they form has the checkpoint's root. Records past the checkpoint are
 /// listed as not yet covered; they must still be well formed, unique and
 /// match their own leaf_hash.
 ///

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use super::*;
+use super::bundle::{Proof, ProofBundle, verify_consistency_bundle, verify_proof_bundle};
 use crate::log::checkpoint::{Checkpoint, NoteSigner, NoteVerifier, open_note};
 use crate::log::merkle::{MemoryTiles, TreeState, consistency_proof, inclusion_proof};
 use crate::record::{Actor, ActorKind, Level, Micros, Record, RecordBody};
@@ -75,7 +75,7 @@ pub fn checkpoint_of(records: &[Record], size: u64) -> Checkpoint {
 }
 
 /// An export of `n` sample records and the checkpoint covering all of
-/// them: what a throughput measurement of [`verify_export`] needs.
+/// them: what a throughput measurement of [`verify_export`](super::verify_export) needs.
 pub fn export_fixture(n: u64) -> (Vec<u8>, Checkpoint) {
     let records = sample_records(n);
     (export_lines(&records), checkpoint_of(&records, n))

@@ -34,8 +34,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-pub use crate::catalog::Level;
-pub use crate::merkle::Hash;
+pub use crate::ingest::catalog::Level;
+pub use crate::log::merkle::Hash;
 
 /// A tenant id, validated: `^[a-z0-9][a-z0-9_-]{0,62}$`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -236,7 +236,7 @@ impl RecordBody {
 
     /// `SHA-256(0x00 ‖ canonical_bytes)`.
     pub fn compute_leaf_hash(&self) -> Hash {
-        crate::merkle::hash_leaf(&self.canonical_bytes())
+        crate::log::merkle::hash_leaf(&self.canonical_bytes())
     }
 }
 
@@ -524,7 +524,7 @@ mod tests {
     fn leaf_hash_uses_the_rfc9162_prefix() {
         // SHA-256(0x00) — the leaf hash of an empty leaf.
         assert_eq!(
-            hex::encode(crate::merkle::hash_leaf(b"")),
+            hex::encode(crate::log::merkle::hash_leaf(b"")),
             "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"
         );
     }

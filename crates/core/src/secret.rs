@@ -6,8 +6,8 @@ use hmac::{KeyInit, Mac};
 use sha2::Sha256;
 
 /// 32 random bytes known only to the server(s). Fingerprints of secrets
-/// ([`crate::redact`]) and cursors ([`crate::query`]) are keyed with keys
-/// derived from it: losing it changes every fingerprint and voids every
+/// ([`crate::ingest::redact`]) and cursors ([`crate::query`]) are keyed with
+/// keys derived from it: losing it changes every fingerprint and voids every
 /// cursor handed out, nothing else.
 #[derive(Clone)]
 pub struct ServerSecret([u8; 32]);

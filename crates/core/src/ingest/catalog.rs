@@ -154,7 +154,7 @@ pub struct FieldDef {
     #[serde(rename = "type")]
     pub ty: FieldType,
     /// A credential: its value is replaced by a fingerprint before anything
-    /// is hashed or stored (see [`crate::redact`]).
+    /// is hashed or stored (see [`crate::ingest::redact`]).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sensitive: bool,
 }

@@ -180,7 +180,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::catalog::{Catalog, Source};
+    use crate::ingest::catalog::{Catalog, Source};
 
     fn meta(v: Value) -> BTreeMap<String, MetaValue> {
         serde_json::from_value(v).unwrap()

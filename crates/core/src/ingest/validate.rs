@@ -12,36 +12,16 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
-use crate::catalog::{Catalog, EventId, FieldType, Level};
+use crate::ingest::catalog::{Catalog, EventId, FieldType, Level};
+use crate::ingest::redact::Redactor;
+use crate::ingest::wire::{ActorField, Body, Field, MetadataField};
 use crate::record::{Actor, ActorKind, MetaValue, Micros};
-use crate::redact::Redactor;
-use crate::wire::{ActorField, Body, Field, MetadataField};
 
-/// Limits of spec §3.
-pub const MAX_DESCRIPTION_CHARS: usize = 4096;
-pub const MAX_METADATA_KEYS: usize = 64;
-pub const MAX_METADATA_KEY_CHARS: usize = 64;
-pub const MAX_STRING_CHARS: usize = 1024;
-pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 128;
-pub const MAX_BATCH_EVENTS: usize = 10_000;
-/// How far in the future `occurred_at` may be (clock skew allowance).
-pub const MAX_FUTURE_MICROS: i64 = 5 * 60 * 1_000_000;
-/// The earliest accepted `occurred_at`: 1970-01-01T00:00:00Z. Nothing an
-/// audit log records happened before the Unix epoch, and every instant from
-/// here to the future allowance prints as a four-digit-year RFC 3339 time
-/// that parses back (a negative year did not: one such event made an
-/// account's list answer 500 for good).
-pub const MIN_OCCURRED_AT: Micros = Micros(0);
-/// Problems listed in one answer; past it, one more line says how many
-/// were left out. A 10 MiB batch of junk must not get a larger answer.
-pub const MAX_REPORTED_PROBLEMS: usize = 100;
-/// Characters of a client's value quoted back in a message.
-pub const MAX_QUOTED_CHARS: usize = 128;
-/// Names longer than this get no "did you mean": the edit distance costs
-/// the product of the lengths, and no catalog name is nearly this long.
-pub const MAX_HINT_INPUT_CHARS: usize = 64;
-/// The category clients may not write to: the product's own audit of reads.
-pub const RESERVED_CATEGORY: &str = "Audit Logs";
+pub use super::limits::{
+    MAX_BATCH_EVENTS, MAX_DESCRIPTION_CHARS, MAX_FUTURE_MICROS, MAX_HINT_INPUT_CHARS,
+    MAX_IDEMPOTENCY_KEY_CHARS, MAX_METADATA_KEY_CHARS, MAX_METADATA_KEYS, MAX_QUOTED_CHARS,
+    MAX_REPORTED_PROBLEMS, MAX_STRING_CHARS, MIN_OCCURRED_AT, RESERVED_CATEGORY, quote,
+};
 
 const ALLOWED_KEYS: &[&str] = &[
     "level",
@@ -152,15 +132,6 @@ impl Problems {
     }
 }
 
-/// `s` as quoted back in a message: at most [`MAX_QUOTED_CHARS`]
-/// characters, the rest elided.
-pub fn quote(s: &str) -> Cow<'_, str> {
-    match s.char_indices().nth(MAX_QUOTED_CHARS) {
-        None => Cow::Borrowed(s),
-        Some((at, _)) => Cow::Owned(format!("{}…", &s[..at])),
-    }
-}
-
 struct Errors<'a> {
     prefix: &'a str,
     list: &'a mut Problems,
@@ -203,7 +174,8 @@ pub fn validate_event(
 }
 
 /// [`validate_event`] of a body read straight from the request bytes (see
-/// [`crate::wire`]): the same rules and messages, without a `Value` tree.
+/// [`crate::ingest::wire`]): the same rules and messages, without a `Value`
+/// tree.
 pub fn validate_body(
     catalog: &Catalog,
     body: Body<'_>,
@@ -586,12 +558,12 @@ fn nested(prefix: &str, field: &str) -> String {
 }
 
 /// Checks the metadata against the event's catalog fields and the limits,
-/// then replaces its secrets by fingerprints (see [`crate::redact`]): after
-/// the checks, so that the limits apply to what the client sent, and before
-/// anything else sees the values. No message quotes a metadata value.
+/// then replaces its secrets by fingerprints (see [`crate::ingest::redact`]):
+/// after the checks, so that the limits apply to what the client sent, and
+/// before anything else sees the values. No message quotes a metadata value.
 fn validate_metadata(
     v: MetadataField,
-    entry: Option<&crate::catalog::EventEntry<'_>>,
+    entry: Option<&crate::ingest::catalog::EventEntry<'_>>,
     redactor: &Redactor,
     errs: &mut Errors<'_>,
 ) -> Option<BTreeMap<String, MetaValue>> {
@@ -701,11 +673,11 @@ fn validate_metadata(
 pub fn render_description(
     event: &str,
     actor: &Actor,
-    def: &crate::catalog::EventDef,
+    def: &crate::ingest::catalog::EventDef,
     metadata: &BTreeMap<String, MetaValue>,
 ) -> String {
     debug_assert_eq!(event, def.name);
-    let mut s = crate::describe::sentence(event, actor.display_name(), metadata);
+    let mut s = crate::ingest::describe::sentence(event, actor.display_name(), metadata);
     if s.chars().count() > MAX_DESCRIPTION_CHARS {
         s = s.chars().take(MAX_DESCRIPTION_CHARS - 1).collect();
         s.push('…');
@@ -947,7 +919,7 @@ mod tests {
             );
         }
         let fp = e.metadata["access_token"].as_str().unwrap();
-        assert!(crate::redact::is_fingerprint(fp), "{fp}");
+        assert!(crate::ingest::redact::is_fingerprint(fp), "{fp}");
         assert!(fp.ends_with(" …7731]"), "{fp}");
         assert_eq!(e.metadata["session_count"], json!(3));
         assert!(!e.description.contains("Access token"), "{}", e.description);

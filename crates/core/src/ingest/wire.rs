@@ -4,7 +4,7 @@
 //! names of the keys it does not know.
 //!
 //! Nothing is judged here: every rule, and every message, is in
-//! [`crate::validate`], which reads these types whether they were
+//! [`crate::ingest::validate`], which reads these types whether they were
 //! deserialized from the body or converted from a [`serde_json::Value`]. This
 //! replaces parsing into a `Value` tree first: measured in batch ingest, the
 //! tree (a `String` per key and a `BTreeMap` per object, then taken apart by
@@ -113,7 +113,7 @@ pub struct ActorBody<'a> {
 ///
 /// Only what can be stored is built: a value that is an array or an object
 /// (refused by validation) is skipped over and kept as an empty one, and past
-/// [`crate::validate::MAX_METADATA_KEYS`] entries only the number of keys is
+/// [`super::limits::MAX_METADATA_KEYS`] entries only the number of keys is
 /// kept. So the memory of a metadata object is bounded by its accepted
 /// size, not by what the client sent.
 #[derive(Debug, Default)]
@@ -306,7 +306,7 @@ impl<'de> Deserialize<'de> for MetadataField {
                 Ok(MetadataField::Other)
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let max = crate::validate::MAX_METADATA_KEYS;
+                let max = super::limits::MAX_METADATA_KEYS;
                 let mut entries = BTreeMap::new();
                 let mut overflow = 0usize;
                 while let Some(CowStr(key)) = map.next_key()? {
@@ -389,7 +389,7 @@ pub struct Batch<'a> {
 const TOO_MANY_EVENTS: &str = "auditlog: too many events in the batch";
 
 /// Whether a batch parse stopped because the batch holds more than
-/// [`crate::validate::MAX_BATCH_EVENTS`] events (answered `413`, not `400`).
+/// [`super::limits::MAX_BATCH_EVENTS`] events (answered `413`, not `400`).
 pub fn is_too_many(e: &serde_json::Error) -> bool {
     e.is_data() && e.to_string().starts_with(TOO_MANY_EVENTS)
 }
@@ -437,7 +437,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Batch<'a> {
                         self,
                         mut seq: A,
                     ) -> Result<Self::Value, A::Error> {
-                        let max = crate::validate::MAX_BATCH_EVENTS;
+                        let max = super::limits::MAX_BATCH_EVENTS;
                         let mut events = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(max));
                         while let Some(item) = seq.next_element()? {
                             if events.len() == max {
@@ -468,7 +468,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Batch<'a> {
                     if key != "events" {
                         return Err(de::Error::custom(format_args!(
                             "unknown field `{}` in the batch; the body is {{\"events\": [...]}}",
-                            crate::validate::quote(&key)
+                            super::limits::quote(&key)
                         )));
                     }
                     let Events(items) = map.next_value()?;

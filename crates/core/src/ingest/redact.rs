@@ -36,7 +36,7 @@ use hmac::{KeyInit, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 
-use crate::catalog::EventDef;
+use crate::ingest::catalog::EventDef;
 
 /// Secrets shorter than this never show their last four characters.
 pub const LAST4_MIN_CHARS: usize = 16;

@@ -31,7 +31,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 
-use crate::merkle::Hash;
+use crate::log::merkle::Hash;
 
 /// The signature-type byte of Ed25519 in signed-note keys.
 const ALG_ED25519: u8 = 0x01;
@@ -570,7 +570,7 @@ mod tests {
         Checkpoint::new(
             "audit.example.com/acme",
             1234,
-            crate::merkle::hash_leaf(b"root"),
+            crate::log::merkle::hash_leaf(b"root"),
         )
         .expect("valid origin")
     }
@@ -771,10 +771,10 @@ mod tests {
         let note = signer.sign_checkpoint(&test_checkpoint()).expect("sign");
         let original = note.as_bytes();
         let mut tried = 0;
-        for mutated in crate::verify::testkit::mutations(original) {
+        for mutated in crate::log::verify::testkit::mutations(original) {
             tried += 1;
             assert!(
-                !crate::verify::testkit::note_accepts(&mutated, &verifier),
+                !crate::log::verify::testkit::note_accepts(&mutated, &verifier),
                 "mutation accepted: {:?}",
                 String::from_utf8_lossy(&mutated)
             );

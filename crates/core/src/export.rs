@@ -19,6 +19,10 @@ pub const CSV_HEADER: [&str; 6] = [
 pub const ACCOUNT_CSV_FILE: &str = "Account_Audit_Logs.csv";
 /// File name of a workflow export.
 pub const WORKFLOW_CSV_FILE: &str = "Workflow_Audit_Logs.csv";
+/// File name of an account export as JSONL.
+pub const ACCOUNT_JSONL_FILE: &str = "Account_Audit_Logs.jsonl";
+/// File name of a workflow export as JSONL.
+pub const WORKFLOW_JSONL_FILE: &str = "Workflow_Audit_Logs.jsonl";
 
 /// Neutralises a cell a spreadsheet would run as a formula (OWASP: a
 /// leading `=`, `+`, `-`, `@`, tab or carriage return gets a `'` prefix).

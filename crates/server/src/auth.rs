@@ -18,8 +18,8 @@ use auditlog_core::merkle::Hash;
 use auditlog_core::record::AccountId;
 use auditlog_store::{Role, TokenRecord, TokenScope};
 
-use crate::AppState;
 use crate::error::ApiError;
+use crate::state::{AppState, request_client_ip};
 
 const SECRET_PREFIX: &str = "alog_";
 
@@ -115,7 +115,7 @@ impl FromRequestParts<AppState> for Caller {
             }
             Err(Failure::Store(e)) => Err(e),
             Err(Failure::Auth(reason)) => {
-                let client = crate::request_client_ip(
+                let client = request_client_ip(
                     parts.extensions.get(),
                     parts.headers.get_all("x-forwarded-for"),
                     &state.trusted_proxies,
@@ -180,7 +180,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<TokenRecord, Fa
 }
 
 /// What authentication learned about a request, for the security-event
-/// log written by [`crate::ops::observe`] once the response is known: the
+/// log written by `ops::observe` once the response is known: the
 /// token's id (never its secret) and why it was refused.
 #[derive(Debug, Default)]
 pub struct AuthNote {

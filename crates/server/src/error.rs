@@ -1,6 +1,11 @@
 //! The one error type of the HTTP layer, rendered as RFC 9457 problem
 //! details. User errors say what was wrong and what is accepted; internal
 //! errors say "internal error" and the cause is logged, never sent.
+//!
+//! An internal error is logged once: its cause chain rides on the response
+//! as an [`InternalCause`] extension to `ops::observe`, which writes it in
+//! the request's own log line (with the method, route and status). Nothing
+//! on the way logs it again.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -42,8 +47,27 @@ pub enum ApiError {
     },
     /// 503: the store cannot take work now.
     Unavailable(String),
-    /// 500: a bug; the cause is logged.
+    /// 500: a bug; the cause (its whole chain, see [`cause_chain`]) is
+    /// logged, never sent.
     Internal(String),
+}
+
+/// The cause of a `500`, on its response for the request log (see the
+/// module docs); never sent to the client.
+#[derive(Clone, Debug)]
+pub struct InternalCause(pub String);
+
+/// An error and its sources on one line, outermost first:
+/// `commit failed: database is locked`.
+pub fn cause_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }
 
 #[derive(Serialize)]
@@ -120,10 +144,8 @@ impl From<StoreError> for ApiError {
             }
             StoreErrorKind::Invalid => ApiError::BadRequest(e.message),
             StoreErrorKind::Conflict => ApiError::Conflict(e.message),
-            StoreErrorKind::Internal => {
-                tracing::error!(error = %e, source = ?e.source, "store failure");
-                ApiError::Internal(e.message)
-            }
+            // Logged once, with the request (see the module docs).
+            StoreErrorKind::Internal => ApiError::Internal(cause_chain(&e)),
         }
     }
 }
@@ -138,10 +160,7 @@ impl IntoResponse for ApiError {
                 "missing or unknown token: send `Authorization: Bearer <token>`".into(),
                 None,
             ),
-            ApiError::Internal(cause) => {
-                tracing::error!(cause, "internal error");
-                ("internal error".into(), None)
-            }
+            ApiError::Internal(_) => ("internal error".into(), None),
             ApiError::Invalid { detail, errors } => (detail.clone(), Some(errors)),
             ApiError::BadRequest(d)
             | ApiError::Forbidden(d)
@@ -181,6 +200,9 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized => {
                 h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
+            ApiError::Internal(cause) => {
+                res.extensions_mut().insert(InternalCause(cause));
+            }
             _ => {}
         }
         res
@@ -188,3 +210,35 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (issue 12): a store failure was logged where it became an
+    /// `ApiError` and again when it was rendered. Now it is logged by
+    /// nobody on the way: the cause, with its whole chain, rides on the
+    /// response for the request log, and the client sees none of it.
+    #[test]
+    fn an_internal_error_carries_its_cause_chain_to_the_log_not_the_client() {
+        let io = std::io::Error::other("disk on fire");
+        let store = StoreError::with_source(StoreErrorKind::Internal, "commit failed", io);
+        let err = ApiError::from(store);
+        let res = err.into_response();
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let cause = res.extensions().get::<InternalCause>().expect("the cause");
+        assert_eq!(cause.0, "commit failed: disk on fire");
+        // Only user errors say more than "internal error".
+        let bad = ApiError::BadRequest("x".into()).into_response();
+        assert!(bad.extensions().get::<InternalCause>().is_none());
+    }
+
+    #[tokio::test]
+    async fn an_internal_error_says_only_internal_error() {
+        let res = ApiError::Internal("secret detail".into()).into_response();
+        let body = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
+        let body = String::from_utf8(body.to_vec()).unwrap();
+        assert!(body.contains("\"detail\":\"internal error\""), "{body}");
+        assert!(!body.contains("secret detail"), "{body}");
+    }
+}

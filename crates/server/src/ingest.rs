@@ -21,7 +21,8 @@ use auditlog_core::wire::{Batch, Body as EventItem, is_too_many};
 
 use crate::auth::{Caller, Needed};
 use crate::error::{ApiError, ApiResult};
-use crate::{AppState, MAX_BODY_BYTES, Peer, request_client_ip};
+use crate::request::too_large;
+use crate::state::{AppState, MAX_BODY_BYTES, Peer, request_client_ip};
 
 /// What validation needs from a request, without the borrowed key (so it
 /// can move to a blocking thread).
@@ -58,22 +59,8 @@ fn context(state: &AppState, headers: &HeaderMap, peer: Option<Peer>) -> Context
 /// hundred bytes, and a batch of 100 typical events is ~60 KiB.
 pub const LARGE_BODY_BYTES: u64 = 64 * 1024;
 /// How long a large body waits for a permit (see
-/// [`crate::DEFAULT_LARGE_BODIES`]) before the request is answered `503`.
+/// [`crate::state::DEFAULT_LARGE_BODIES`]) before the request is answered `503`.
 const LARGE_BODY_WAIT: Duration = Duration::from_secs(10);
-
-/// The body of a small JSON request (tokens), or a problem document when it
-/// is over the limit or unreadable.
-pub(crate) fn read_body(
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> ApiResult<Bytes> {
-    body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            too_large()
-        } else {
-            ApiError::BadRequest(format!("the body could not be read: {e}"))
-        }
-    })
-}
 
 /// A request body read whole, with the permit that was needed to read it
 /// when it is large.
@@ -129,12 +116,6 @@ async fn read_ingest_body(
     Ok(ReadBody { bytes, permit })
 }
 
-fn too_large() -> ApiError {
-    ApiError::TooLarge(format!(
-        "the body is over the limit: at most {MAX_BODY_BYTES} bytes (10 MiB) are accepted"
-    ))
-}
-
 /// Runs `work` on the async worker for a small body, on a blocking thread
 /// for a large one (parsing 10 MiB takes tens of milliseconds: long enough
 /// to stall every other request the worker holds).
@@ -179,8 +160,8 @@ fn invalid(problems: Problems) -> ApiError {
 }
 
 /// `POST /v1/accounts/{account}/events`
-#[utoipa::path(post, path = "/v1/accounts/{account}/events", params(("account" = String, Path, description = "Account id")), request_body = crate::openapi::IngestEvent,
-    responses((status = 201, description = "Stored durably", body = crate::openapi::EventRecord), (status = 200, description = "Idempotent replay: the first record", body = crate::openapi::EventRecord), (status = 422, description = "Breaks a catalog rule or a limit", body = crate::openapi::Problem)))]
+#[utoipa::path(post, path = "/v1/accounts/{account}/events", params(("account" = String, Path, description = "Account id")), request_body = crate::schema::IngestEvent,
+    responses((status = 201, description = "Stored durably", body = crate::schema::EventRecord), (status = 200, description = "Idempotent replay: the first record", body = crate::schema::EventRecord), (status = 422, description = "Breaks a catalog rule or a limit", body = crate::schema::Problem)))]
 pub async fn ingest_one(
     State(state): State<AppState>,
     caller: Caller,
@@ -219,8 +200,8 @@ pub async fn ingest_one(
 }
 
 /// `POST /v1/accounts/{account}/events/batch`
-#[utoipa::path(post, path = "/v1/accounts/{account}/events/batch", params(("account" = String, Path, description = "Account id")), request_body(content = crate::openapi::IngestBatch, description = "JSON {events: [...]} or NDJSON (application/x-ndjson)"),
-    responses((status = 201, description = "All stored durably: {records: [{id, seq}]}"), (status = 413, description = "Over 10 MiB or 10,000 events", body = crate::openapi::Problem), (status = 422, description = "Nothing stored", body = crate::openapi::Problem)))]
+#[utoipa::path(post, path = "/v1/accounts/{account}/events/batch", params(("account" = String, Path, description = "Account id")), request_body(content = crate::schema::IngestBatch, description = "JSON {events: [...]} or NDJSON (application/x-ndjson)"),
+    responses((status = 201, description = "All stored durably: {records: [{id, seq}]}"), (status = 413, description = "Over 10 MiB or 10,000 events", body = crate::schema::Problem), (status = 422, description = "Nothing stored", body = crate::schema::Problem)))]
 pub async fn ingest_batch(
     State(state): State<AppState>,
     caller: Caller,

@@ -1,6 +1,7 @@
 //! Request-level bounds: the whole-request timeout and the in-flight cap
-//! with load shedding (tower's own layers), and the rate limits (governor):
-//! failed authentication per client address and requests per token.
+//! with load shedding (tower's own layers), the rate limits (governor):
+//! failed authentication per client address and requests per token, and
+//! the bounds of reads: the query deadline and the export caps.
 //!
 //! The failed-authentication limiter counts only failures and blocks only
 //! further failures: a request whose token is valid is never refused by it,
@@ -9,9 +10,10 @@
 //! token is zero. An address over its budget gets `429` instead of `401`
 //! until the budget refills.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::BoxError;
@@ -219,6 +221,136 @@ pub(crate) async fn refused(config: LimitConfig, err: BoxError) -> ApiError {
         ))
     } else {
         ApiError::Internal(format!("request middleware: {err}"))
+    }
+}
+
+// The bounds of reads. Here rather than beside the read handlers because
+// `AppState` holds them, and the state sits below every handler.
+
+/// How long one query (list, count, histogram, or an export's walk to its
+/// next batch) may work before it is stopped with `503`. A description
+/// filter reads one stored record per candidate row, so over a large
+/// account it is the client, not the server, that decides the cost.
+pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an export waits for its client to take the next chunk before
+/// it drops the client: an export nobody reads must not hold its thread,
+/// its connection and its slot for ever.
+pub const DEFAULT_EXPORT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// Exports running at once on the whole server. Each holds a blocking
+/// thread while it reads or encodes, a SQLite connection (2 MiB of page
+/// cache) and up to a few MiB of buffers; an unbounded number starved
+/// every other request (issue 11: a few hundred unread exports).
+pub const DEFAULT_MAX_EXPORTS: usize = 16;
+/// Exports running at once per token: one tenant's script cannot take
+/// every export slot.
+pub const DEFAULT_MAX_EXPORTS_PER_TOKEN: usize = 4;
+/// `Retry-After` of an export refused for the caps: exports take seconds.
+const EXPORT_RETRY_AFTER_SECS: u32 = 10;
+
+/// The bounds of reads, set by the operator (`auditlog serve` flags).
+#[derive(Clone, Debug)]
+pub struct ReadConfig {
+    /// See [`DEFAULT_QUERY_TIMEOUT`].
+    pub query_timeout: Duration,
+    /// See [`DEFAULT_EXPORT_SEND_TIMEOUT`].
+    pub export_send_timeout: Duration,
+    /// See [`DEFAULT_MAX_EXPORTS`].
+    pub max_exports: usize,
+    /// See [`DEFAULT_MAX_EXPORTS_PER_TOKEN`].
+    pub max_exports_per_token: usize,
+}
+
+impl Default for ReadConfig {
+    fn default() -> Self {
+        ReadConfig {
+            query_timeout: DEFAULT_QUERY_TIMEOUT,
+            export_send_timeout: DEFAULT_EXPORT_SEND_TIMEOUT,
+            max_exports: DEFAULT_MAX_EXPORTS,
+            max_exports_per_token: DEFAULT_MAX_EXPORTS_PER_TOKEN,
+        }
+    }
+}
+
+/// The read bounds and the export slots in use (shared by every handler
+/// through `AppState`).
+#[derive(Clone, Debug)]
+pub struct ReadLimits {
+    pub config: Arc<ReadConfig>,
+    exports: Arc<Mutex<ExportSlots>>,
+}
+
+#[derive(Debug, Default)]
+struct ExportSlots {
+    total: usize,
+    per_token: HashMap<String, usize>,
+}
+
+/// One running export's slot; freed when dropped (however the export ends).
+#[derive(Debug)]
+pub(crate) struct ExportSlot {
+    slots: Arc<Mutex<ExportSlots>>,
+    token: String,
+}
+
+impl Drop for ExportSlot {
+    fn drop(&mut self) {
+        let mut s = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        s.total -= 1;
+        if let Some(n) = s.per_token.get_mut(&self.token) {
+            *n -= 1;
+            if *n == 0 {
+                s.per_token.remove(&self.token);
+            }
+        }
+        metrics::gauge!("auditlog_exports_running").set(s.total as f64);
+    }
+}
+
+impl ReadLimits {
+    pub fn new(config: ReadConfig) -> ReadLimits {
+        ReadLimits {
+            config: Arc::new(config),
+            exports: Arc::default(),
+        }
+    }
+
+    /// A slot for one more export of `token`, or `429` past either cap.
+    pub(crate) fn start_export(&self, token: &str) -> Result<ExportSlot, ApiError> {
+        let cfg = &self.config;
+        let mut s = self.exports.lock().unwrap_or_else(|e| e.into_inner());
+        let mine = s.per_token.get(token).copied().unwrap_or(0);
+        let refuse = |detail: String| {
+            metrics::counter!("auditlog_exports_refused_total").increment(1);
+            Err(ApiError::TooManyRequests {
+                detail,
+                retry_after_secs: EXPORT_RETRY_AFTER_SECS,
+            })
+        };
+        if mine >= cfg.max_exports_per_token {
+            return refuse(format!(
+                "this token already runs {mine} exports, the most one token may run at once; \
+                 retry when one of them has finished"
+            ));
+        }
+        if s.total >= cfg.max_exports {
+            return refuse(format!(
+                "the server already runs {} exports, the most it runs at once; retry shortly",
+                s.total
+            ));
+        }
+        s.total += 1;
+        *s.per_token.entry(token.to_owned()).or_default() += 1;
+        metrics::gauge!("auditlog_exports_running").set(s.total as f64);
+        Ok(ExportSlot {
+            slots: self.exports.clone(),
+            token: token.to_owned(),
+        })
+    }
+}
+
+impl Default for ReadLimits {
+    fn default() -> Self {
+        ReadLimits::new(ReadConfig::default())
     }
 }
 

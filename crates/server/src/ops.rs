@@ -10,8 +10,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::AuthNote;
-use crate::error::ApiError;
-use crate::{AppState, Peer};
+use crate::error::{ApiError, InternalCause};
+use crate::state::{AppState, Peer, request_client_ip};
 
 /// Installs the global Prometheus recorder; call once per process.
 pub fn install_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
@@ -145,7 +145,7 @@ pub async fn observe(State(st): State<AppState>, mut req: Request, next: Next) -
     metrics::histogram!("auditlog_http_request_duration_seconds", &labels[..2]).record(elapsed);
     if let Some(kind) = security_kind(status) {
         metrics::counter!("auditlog_security_events_total", "kind" => kind).increment(1);
-        let client = crate::request_client_ip(peer.as_ref(), &forwarded, &st.trusted_proxies);
+        let client = request_client_ip(peer.as_ref(), &forwarded, &st.trusted_proxies);
         // Who (the token's id, never its secret or the header), from where,
         // what, and why; the time is the log line's own.
         tracing::warn!(
@@ -157,6 +157,16 @@ pub async fn observe(State(st): State<AppState>, mut req: Request, next: Next) -
             status = status.as_u16(),
             reason = note.reason.get().copied().unwrap_or(kind),
             "security event"
+        );
+    } else if let Some(InternalCause(cause)) = res.extensions_mut().remove::<InternalCause>() {
+        // The one place an internal error is logged (see `error`).
+        tracing::error!(
+            method,
+            route,
+            status = status.as_u16(),
+            elapsed,
+            cause,
+            "request failed"
         );
     } else if status.is_server_error() {
         tracing::warn!(

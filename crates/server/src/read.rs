@@ -1,13 +1,11 @@
 //! Reading the log: catalog, list, count, histogram, one record, export and
 //! value suggestions, for an account and for a workflow's own view.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
 
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -15,40 +13,24 @@ use serde_json::{Value, json};
 
 use auditlog_core::catalog::Catalog;
 use auditlog_core::export::{
-    ACCOUNT_CSV_FILE, CsvEncoder, ExportEnd, ExportSummary, WORKFLOW_CSV_FILE, export_event,
-    push_jsonl,
+    ACCOUNT_CSV_FILE, ACCOUNT_JSONL_FILE, CsvEncoder, ExportEnd, ExportSummary, WORKFLOW_CSV_FILE,
+    WORKFLOW_JSONL_FILE, export_event, push_jsonl,
 };
 use auditlog_core::index::{RowKey, TimeBounds};
 use auditlog_core::query::{
     Cursor, ExportFormat, Query, ResolvedRange, bucket_bounds, parse_query,
 };
-use auditlog_core::record::{AccountId, Micros, Record};
+use auditlog_core::record::{AccountId, Micros};
 use auditlog_core::validate::MAX_FUTURE_MICROS;
 use auditlog_store::{
     CancelOnDrop, QueryControl, RawRecord, Scope, Selection, StoreError, StoreErrorKind,
 };
 
-use crate::AppState;
 use crate::auth::{Caller, Needed};
 use crate::error::{ApiError, ApiResult};
+use crate::request::{FromQuery, Params, each_known, record_or_404};
+use crate::state::AppState;
 
-/// How long one query (list, count, histogram, or an export's walk to its
-/// next batch) may work before it is stopped with `503`. A description
-/// filter reads one stored record per candidate row, so over a large
-/// account it is the client, not the server, that decides the cost.
-pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long an export waits for its client to take the next chunk before
-/// it drops the client: an export nobody reads must not hold its thread,
-/// its connection and its slot for ever.
-pub const DEFAULT_EXPORT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
-/// Exports running at once on the whole server. Each holds a blocking
-/// thread while it reads or encodes, a SQLite connection (2 MiB of page
-/// cache) and up to a few MiB of buffers; an unbounded number starved
-/// every other request (issue 11: a few hundred unread exports).
-pub const DEFAULT_MAX_EXPORTS: usize = 16;
-/// Exports running at once per token: one tenant's script cannot take
-/// every export slot.
-pub const DEFAULT_MAX_EXPORTS_PER_TOKEN: usize = 4;
 /// Batches queued between an export's stages (reader → encoder → hyper).
 /// Each is 1,000 rows (about 0.8 MB of JSONL of 800-byte records). With 16
 /// exports held unread (200k-event account, release build, VmRSS), depths
@@ -57,116 +39,6 @@ pub const DEFAULT_MAX_EXPORTS_PER_TOKEN: usize = 4;
 /// heaps); a full 200k-row export took the same time with either (runs
 /// alternated on a loaded machine: 0.44–1.03 s against 0.33–0.86 s).
 const EXPORT_CHANNEL_DEPTH: usize = 1;
-/// `Retry-After` of an export refused for the caps: exports take seconds.
-const EXPORT_RETRY_AFTER_SECS: u32 = 10;
-
-/// The bounds of reads, set by the operator (`auditlog serve` flags).
-#[derive(Clone, Debug)]
-pub struct ReadConfig {
-    /// See [`DEFAULT_QUERY_TIMEOUT`].
-    pub query_timeout: Duration,
-    /// See [`DEFAULT_EXPORT_SEND_TIMEOUT`].
-    pub export_send_timeout: Duration,
-    /// See [`DEFAULT_MAX_EXPORTS`].
-    pub max_exports: usize,
-    /// See [`DEFAULT_MAX_EXPORTS_PER_TOKEN`].
-    pub max_exports_per_token: usize,
-}
-
-impl Default for ReadConfig {
-    fn default() -> Self {
-        ReadConfig {
-            query_timeout: DEFAULT_QUERY_TIMEOUT,
-            export_send_timeout: DEFAULT_EXPORT_SEND_TIMEOUT,
-            max_exports: DEFAULT_MAX_EXPORTS,
-            max_exports_per_token: DEFAULT_MAX_EXPORTS_PER_TOKEN,
-        }
-    }
-}
-
-/// The read bounds and the export slots in use (shared by every handler
-/// through `AppState`).
-#[derive(Clone, Debug)]
-pub struct ReadLimits {
-    pub config: Arc<ReadConfig>,
-    exports: Arc<Mutex<ExportSlots>>,
-}
-
-#[derive(Debug, Default)]
-struct ExportSlots {
-    total: usize,
-    per_token: HashMap<String, usize>,
-}
-
-/// One running export's slot; freed when dropped (however the export ends).
-#[derive(Debug)]
-struct ExportSlot {
-    slots: Arc<Mutex<ExportSlots>>,
-    token: String,
-}
-
-impl Drop for ExportSlot {
-    fn drop(&mut self) {
-        let mut s = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        s.total -= 1;
-        if let Some(n) = s.per_token.get_mut(&self.token) {
-            *n -= 1;
-            if *n == 0 {
-                s.per_token.remove(&self.token);
-            }
-        }
-        metrics::gauge!("auditlog_exports_running").set(s.total as f64);
-    }
-}
-
-impl ReadLimits {
-    pub fn new(config: ReadConfig) -> ReadLimits {
-        ReadLimits {
-            config: Arc::new(config),
-            exports: Arc::default(),
-        }
-    }
-
-    /// A slot for one more export of `token`, or `429` past either cap.
-    fn start_export(&self, token: &str) -> ApiResult<ExportSlot> {
-        let cfg = &self.config;
-        let mut s = self.exports.lock().unwrap_or_else(|e| e.into_inner());
-        let mine = s.per_token.get(token).copied().unwrap_or(0);
-        let refuse = |detail: String| {
-            metrics::counter!("auditlog_exports_refused_total").increment(1);
-            Err(ApiError::TooManyRequests {
-                detail,
-                retry_after_secs: EXPORT_RETRY_AFTER_SECS,
-            })
-        };
-        if mine >= cfg.max_exports_per_token {
-            return refuse(format!(
-                "this token already runs {mine} exports, the most one token may run at once; \
-                 retry when one of them has finished"
-            ));
-        }
-        if s.total >= cfg.max_exports {
-            return refuse(format!(
-                "the server already runs {} exports, the most it runs at once; retry shortly",
-                s.total
-            ));
-        }
-        s.total += 1;
-        *s.per_token.entry(token.to_owned()).or_default() += 1;
-        metrics::gauge!("auditlog_exports_running").set(s.total as f64);
-        Ok(ExportSlot {
-            slots: self.exports.clone(),
-            token: token.to_owned(),
-        })
-    }
-}
-
-impl Default for ReadLimits {
-    fn default() -> Self {
-        ReadLimits::new(ReadConfig::default())
-    }
-}
-
 fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
@@ -182,35 +54,6 @@ pub async fn catalog(_caller: Caller) -> Response {
     json_response(StatusCode::OK, body.clone())
 }
 
-/// The URL query's pairs, decoded as `application/x-www-form-urlencoded`
-/// but strictly: `form_urlencoded::parse` replaces bytes that are not UTF-8
-/// with U+FFFD, which would turn a garbled filter value into one that
-/// silently matches nothing. Invalid UTF-8 is a 400 (PRODUCT.md §3).
-pub(crate) fn query_pairs(raw: Option<String>) -> ApiResult<Vec<(String, String)>> {
-    // `+` is a space, then percent-decoding, then a strict UTF-8 check.
-    fn decode(s: &str) -> Option<String> {
-        let spaced = s.replace('+', " ");
-        percent_encoding::percent_decode_str(&spaced)
-            .decode_utf8()
-            .ok()
-            .map(|c| c.into_owned())
-    }
-    let raw = raw.unwrap_or_default();
-    let mut pairs = Vec::new();
-    for part in raw.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = part.split_once('=').unwrap_or((part, ""));
-        match (decode(k), decode(v)) {
-            (Some(k), Some(v)) => pairs.push((k, v)),
-            _ => {
-                return Err(ApiError::BadRequest(
-                    "the query string is not UTF-8 once percent-decoded".into(),
-                ));
-            }
-        }
-    }
-    Ok(pairs)
-}
-
 /// A parsed, resolved request: what every read endpoint needs.
 struct Prepared {
     account: AccountId,
@@ -220,16 +63,23 @@ struct Prepared {
     scope_key: String,
 }
 
+/// The view's query: every parameter of list, count, histogram and export
+/// (core's [`parse_query`] refuses unknown ones).
+impl FromQuery for Query {
+    fn from_pairs(pairs: Vec<(String, String)>) -> ApiResult<Query> {
+        Ok(parse_query(&pairs)?)
+    }
+}
+
 fn prepare(
     state: &AppState,
     caller: &Caller,
     account: &str,
     workflow: Option<String>,
-    raw: Option<String>,
+    query: ApiResult<Params<Query>>,
 ) -> ApiResult<Prepared> {
     let account = caller.authorize(account, Needed::Read)?;
-    let pairs = query_pairs(raw)?;
-    let query = parse_query(&pairs)?;
+    let Params(query) = query?;
     let range = query.range.resolve(state.now())?;
     let bounds = TimeBounds {
         start: range.start.map(|t| Micros::from_timestamp(t).0),
@@ -465,10 +315,6 @@ async fn do_export(
     let filters_wire: Vec<String> = p.query.filters.iter().map(|f| f.to_wire()).collect();
     let range_echo = p.range.to_json_echo(&p.query.range).to_string();
     let join = p.query.join;
-    let format_name = match format {
-        ExportFormat::Csv => "csv",
-        ExportFormat::Jsonl => "jsonl",
-    };
     let complete = Arc::new(AtomicBool::new(false));
     let body_complete = complete.clone();
     let st = state.clone();
@@ -511,7 +357,7 @@ async fn do_export(
         let event = export_event(
             &ExportSummary {
                 token_id: &caller.token.id,
-                format: format_name,
+                format: format.as_str(),
                 range: &range_echo,
                 filters: &filters_wire,
                 join,
@@ -542,16 +388,10 @@ async fn do_export(
         }
     });
     let (ctype, file) = match (format, workflow) {
-        (ExportFormat::Csv, false) => ("text/csv; charset=utf-8", ACCOUNT_CSV_FILE.to_owned()),
-        (ExportFormat::Csv, true) => ("text/csv; charset=utf-8", WORKFLOW_CSV_FILE.to_owned()),
-        (ExportFormat::Jsonl, false) => (
-            "application/x-ndjson",
-            "Account_Audit_Logs.jsonl".to_owned(),
-        ),
-        (ExportFormat::Jsonl, true) => (
-            "application/x-ndjson",
-            "Workflow_Audit_Logs.jsonl".to_owned(),
-        ),
+        (ExportFormat::Csv, false) => ("text/csv; charset=utf-8", ACCOUNT_CSV_FILE),
+        (ExportFormat::Csv, true) => ("text/csv; charset=utf-8", WORKFLOW_CSV_FILE),
+        (ExportFormat::Jsonl, false) => ("application/x-ndjson", ACCOUNT_JSONL_FILE),
+        (ExportFormat::Jsonl, true) => ("application/x-ndjson", WORKFLOW_JSONL_FILE),
     };
     Ok((
         StatusCode::OK,
@@ -577,74 +417,74 @@ pub struct ViewPath {
 }
 
 #[utoipa::path(get, path = "/v1/accounts/{account}/events",
-    params(("account" = String, Path, description = "Account id"), crate::openapi::ViewParams,
+    params(("account" = String, Path, description = "Account id"), crate::schema::ViewParams,
         ("limit" = Option<u32>, Query, description = "1–1000, default 50"),
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
-    responses((status = 200, description = "Newest first; `/v1/accounts/{account}/workflows/{workflow}/events` (and its /count, /histogram, /export) is the same for one workflow's workflow-level events", body = crate::openapi::EventList),
-        (status = 400, description = "A bad parameter", body = crate::openapi::Problem),
-        (status = 503, description = "The query ran past its deadline (`--query-timeout-secs`), or the store is unavailable; see Retry-After", body = crate::openapi::Problem)))]
+    responses((status = 200, description = "Newest first; `/v1/accounts/{account}/workflows/{workflow}/events` (and its /count, /histogram, /export) is the same for one workflow's workflow-level events", body = crate::schema::EventList),
+        (status = 400, description = "A bad parameter", body = crate::schema::Problem),
+        (status = 503, description = "The query ran past its deadline (`--query-timeout-secs`), or the store is unavailable; see Retry-After", body = crate::schema::Problem)))]
 pub async fn list(
     State(st): State<AppState>,
     caller: Caller,
     Path(path): Path<ViewPath>,
-    RawQuery(q): RawQuery,
+    query: ApiResult<Params<Query>>,
 ) -> ApiResult<Response> {
-    let p = prepare(&st, &caller, &path.account, path.workflow, q)?;
+    let p = prepare(&st, &caller, &path.account, path.workflow, query)?;
     // Dropped with this future: when the client goes away, the query stops.
     let _cancel = p.sel.control.cancel_on_drop();
     do_list(st, p).await
 }
 
 #[utoipa::path(get, path = "/v1/accounts/{account}/events/count",
-    params(("account" = String, Path, description = "Account id"), crate::openapi::ViewParams),
-    responses((status = 200, description = "Exact count", body = crate::openapi::Count),
-        (status = 503, description = "The query ran past its deadline (`--query-timeout-secs`), or the store is unavailable; see Retry-After", body = crate::openapi::Problem)))]
+    params(("account" = String, Path, description = "Account id"), crate::schema::ViewParams),
+    responses((status = 200, description = "Exact count", body = crate::schema::Count),
+        (status = 503, description = "The query ran past its deadline (`--query-timeout-secs`), or the store is unavailable; see Retry-After", body = crate::schema::Problem)))]
 pub async fn count(
     State(st): State<AppState>,
     caller: Caller,
     Path(path): Path<ViewPath>,
-    RawQuery(q): RawQuery,
+    query: ApiResult<Params<Query>>,
 ) -> ApiResult<Response> {
-    let p = prepare(&st, &caller, &path.account, path.workflow, q)?;
+    let p = prepare(&st, &caller, &path.account, path.workflow, query)?;
     let _cancel = p.sel.control.cancel_on_drop();
     do_count(st, p).await
 }
 
 #[utoipa::path(get, path = "/v1/accounts/{account}/events/histogram",
-    params(("account" = String, Path, description = "Account id"), crate::openapi::ViewParams,
+    params(("account" = String, Path, description = "Account id"), crate::schema::ViewParams,
         ("bucket" = Option<String>, Query, description = "hour, day or auto")),
-    responses((status = 200, description = "Buckets ascending, aligned to the viewer's zone", body = crate::openapi::Histogram),
-        (status = 503, description = "The query ran past its deadline (`--query-timeout-secs`), or the store is unavailable; see Retry-After", body = crate::openapi::Problem)))]
+    responses((status = 200, description = "Buckets ascending, aligned to the viewer's zone", body = crate::schema::Histogram),
+        (status = 503, description = "The query ran past its deadline (`--query-timeout-secs`), or the store is unavailable; see Retry-After", body = crate::schema::Problem)))]
 pub async fn histogram(
     State(st): State<AppState>,
     caller: Caller,
     Path(path): Path<ViewPath>,
-    RawQuery(q): RawQuery,
+    query: ApiResult<Params<Query>>,
 ) -> ApiResult<Response> {
-    let p = prepare(&st, &caller, &path.account, path.workflow, q)?;
+    let p = prepare(&st, &caller, &path.account, path.workflow, query)?;
     let _cancel = p.sel.control.cancel_on_drop();
     do_histogram(st, p).await
 }
 
 #[utoipa::path(get, path = "/v1/accounts/{account}/events/export",
-    params(("account" = String, Path, description = "Account id"), crate::openapi::ViewParams,
+    params(("account" = String, Path, description = "Account id"), crate::schema::ViewParams,
         ("format" = Option<String>, Query, description = "csv (default) or jsonl")),
     responses((status = 200, description = "Streamed Account_Audit_Logs.csv (Workflow_Audit_Logs.csv for a workflow), or JSONL records; a body cut short (client too slow past the send deadline, query deadline, error) ends in a transport error, never a clean end"),
-        (status = 429, description = "Too many exports running, for this token (`--max-exports-per-token`) or the server (`--max-exports`); see Retry-After", body = crate::openapi::Problem)))]
+        (status = 429, description = "Too many exports running, for this token (`--max-exports-per-token`) or the server (`--max-exports`); see Retry-After", body = crate::schema::Problem)))]
 pub async fn export(
     State(st): State<AppState>,
     caller: Caller,
     Path(path): Path<ViewPath>,
-    RawQuery(q): RawQuery,
+    query: ApiResult<Params<Query>>,
 ) -> ApiResult<Response> {
     let workflow = path.workflow.is_some();
-    let p = prepare(&st, &caller, &path.account, path.workflow, q)?;
+    let p = prepare(&st, &caller, &path.account, path.workflow, query)?;
     do_export(st, caller, p, workflow).await
 }
 
 /// `GET /v1/accounts/{account}/events/{id}`
 #[utoipa::path(get, path = "/v1/accounts/{account}/events/{id}", params(("account" = String, Path, description = "Account id"), ("id" = String, Path, description = "Event id")),
-    responses((status = 200, description = "One record", body = crate::openapi::EventRecord), (status = 404, description = "No such event", body = crate::openapi::Problem)))]
+    responses((status = 200, description = "One record", body = crate::schema::EventRecord), (status = 404, description = "No such event", body = crate::schema::Problem)))]
 pub async fn get_one(
     State(st): State<AppState>,
     caller: Caller,
@@ -655,16 +495,46 @@ pub async fn get_one(
     Ok(json_response(StatusCode::OK, record.to_json_bytes()))
 }
 
-/// One record of the account, or the `404` every by-id route answers.
-pub(crate) async fn record_or_404(
-    st: &AppState,
-    account: &AccountId,
-    id: &str,
-) -> ApiResult<Record> {
-    st.store
-        .get(account, id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no event with id `{id}` in this account")))
+/// The columns whose values `suggestions` offers.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum SuggestColumn {
+    /// Actor names.
+    User,
+}
+
+/// `?column=user&q=…` of `suggestions`.
+pub(crate) struct SuggestionsQuery {
+    column: SuggestColumn,
+    /// The substring the values contain (all values when empty).
+    needle: String,
+}
+
+impl FromQuery for SuggestionsQuery {
+    fn from_pairs(pairs: Vec<(String, String)>) -> ApiResult<SuggestionsQuery> {
+        let mut column = None;
+        let mut needle = String::new();
+        each_known(pairs, &["column", "q"], |i, _, v| {
+            match i {
+                0 => column = Some(v),
+                _ => needle = v,
+            }
+            Ok(())
+        })?;
+        let column = match column.as_deref() {
+            Some("user") => SuggestColumn::User,
+            Some(other) => {
+                return Err(ApiError::BadRequest(format!(
+                    "invalid `column`: `{other}`; accepted: user (event and category names come from /v1/catalog)"
+                )));
+            }
+            None => {
+                return Err(ApiError::BadRequest(
+                    "`column` is required; accepted: user".into(),
+                ));
+            }
+        };
+        Ok(SuggestionsQuery { column, needle })
+    }
 }
 
 /// `GET /v1/accounts/{account}/suggestions?column=user&q=…`: values seen in
@@ -675,34 +545,12 @@ pub async fn suggestions(
     State(st): State<AppState>,
     caller: Caller,
     Path(account): Path<String>,
-    RawQuery(q): RawQuery,
+    query: ApiResult<Params<SuggestionsQuery>>,
 ) -> ApiResult<Response> {
     let account = caller.authorize(&account, Needed::Read)?;
-    let mut column = None;
-    let mut needle = String::new();
-    for (k, v) in query_pairs(q)? {
-        match k.as_str() {
-            "column" => column = Some(v),
-            "q" => needle = v,
-            other => {
-                return Err(ApiError::BadRequest(format!(
-                    "unknown parameter `{other}`; accepted: column, q"
-                )));
-            }
-        }
-    }
-    let values = match column.as_deref() {
-        Some("user") => st.store.user_names(&account, &needle, 20).await?,
-        Some(other) => {
-            return Err(ApiError::BadRequest(format!(
-                "invalid `column`: `{other}`; accepted: user (event and category names come from /v1/catalog)"
-            )));
-        }
-        None => {
-            return Err(ApiError::BadRequest(
-                "`column` is required; accepted: user".into(),
-            ));
-        }
+    let Params(q) = query?;
+    let values = match q.column {
+        SuggestColumn::User => st.store.user_names(&account, &q.needle, 20).await?,
     };
     Ok(axum::Json(json!({ "values": values })).into_response())
 }

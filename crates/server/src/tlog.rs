@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -12,9 +12,10 @@ use auditlog_core::checkpoint::Checkpoint;
 use auditlog_core::record::AccountId;
 use auditlog_store::TreeHead;
 
-use crate::AppState;
 use crate::auth::{Caller, Needed};
 use crate::error::{ApiError, ApiResult};
+use crate::request::{FromQuery, Params, each_known, record_or_404};
+use crate::state::AppState;
 
 /// How often tree heads are looked at: twice a second, so an account that
 /// receives events gets a checkpoint at least once a second.
@@ -106,28 +107,50 @@ pub async fn checkpoint(
     }
 }
 
-fn params(raw: Option<String>, names: [&str; 2]) -> ApiResult<[u64; 2]> {
+/// Two sizes a proof needs, both required, named `names` in the URL.
+fn two_sizes(pairs: Vec<(String, String)>, names: [&str; 2]) -> ApiResult<[u64; 2]> {
     let mut out = [None, None];
-    for (k, v) in crate::read::query_pairs(raw)? {
-        let Some(i) = names.iter().position(|n| *n == k) else {
-            return Err(ApiError::BadRequest(format!(
-                "unknown parameter `{k}`; accepted: {}, {}",
-                names[0], names[1]
-            )));
-        };
+    each_known(pairs, &names, |i, k, v| {
         let n = v.parse::<u64>().map_err(|_| {
             ApiError::BadRequest(format!(
                 "invalid `{k}`: `{v}` is not a non-negative integer"
             ))
         })?;
         out[i] = Some(n);
-    }
+        Ok(())
+    })?;
     match out {
         [Some(a), Some(b)] => Ok([a, b]),
         _ => Err(ApiError::BadRequest(format!(
             "`{}` and `{}` are both required",
             names[0], names[1]
         ))),
+    }
+}
+
+/// `?seq=N&size=S` of an inclusion proof.
+pub(crate) struct InclusionQuery {
+    seq: u64,
+    size: u64,
+}
+
+impl FromQuery for InclusionQuery {
+    fn from_pairs(pairs: Vec<(String, String)>) -> ApiResult<InclusionQuery> {
+        let [seq, size] = two_sizes(pairs, ["seq", "size"])?;
+        Ok(InclusionQuery { seq, size })
+    }
+}
+
+/// `?from=S1&to=S2` of a consistency proof.
+pub(crate) struct ConsistencyQuery {
+    from: u64,
+    to: u64,
+}
+
+impl FromQuery for ConsistencyQuery {
+    fn from_pairs(pairs: Vec<(String, String)>) -> ApiResult<ConsistencyQuery> {
+        let [from, to] = two_sizes(pairs, ["from", "to"])?;
+        Ok(ConsistencyQuery { from, to })
     }
 }
 
@@ -138,33 +161,33 @@ fn hashes_json(hashes: &[auditlog_core::merkle::Hash]) -> Response {
 
 /// `GET …/proof/inclusion?seq=N&size=S`
 #[utoipa::path(get, path = "/v1/accounts/{account}/proof/inclusion", params(("account" = String, Path, description = "Account id"), ("seq" = u64, Query,), ("size" = u64, Query,)),
-    responses((status = 200, description = "RFC 9162 inclusion proof", body = crate::openapi::ProofHashes), (status = 400, description = "Impossible sizes", body = crate::openapi::Problem)))]
+    responses((status = 200, description = "RFC 9162 inclusion proof", body = crate::schema::ProofHashes), (status = 400, description = "Impossible sizes", body = crate::schema::Problem)))]
 pub async fn inclusion(
     State(st): State<AppState>,
     caller: Caller,
     Path(account): Path<String>,
-    RawQuery(q): RawQuery,
+    query: ApiResult<Params<InclusionQuery>>,
 ) -> ApiResult<Response> {
     let account = caller.authorize(&account, Needed::Read)?;
-    let [seq, size] = params(q, ["seq", "size"])?;
+    let Params(q) = query?;
     Ok(hashes_json(
-        &st.store.inclusion_proof(&account, seq, size).await?,
+        &st.store.inclusion_proof(&account, q.seq, q.size).await?,
     ))
 }
 
 /// `GET …/proof/consistency?from=S1&to=S2`
 #[utoipa::path(get, path = "/v1/accounts/{account}/proof/consistency", params(("account" = String, Path, description = "Account id"), ("from" = u64, Query,), ("to" = u64, Query,)),
-    responses((status = 200, description = "RFC 9162 consistency proof", body = crate::openapi::ProofHashes), (status = 400, description = "Impossible sizes", body = crate::openapi::Problem)))]
+    responses((status = 200, description = "RFC 9162 consistency proof", body = crate::schema::ProofHashes), (status = 400, description = "Impossible sizes", body = crate::schema::Problem)))]
 pub async fn consistency(
     State(st): State<AppState>,
     caller: Caller,
     Path(account): Path<String>,
-    RawQuery(q): RawQuery,
+    query: ApiResult<Params<ConsistencyQuery>>,
 ) -> ApiResult<Response> {
     let account = caller.authorize(&account, Needed::Read)?;
-    let [from, to] = params(q, ["from", "to"])?;
+    let Params(q) = query?;
     Ok(hashes_json(
-        &st.store.consistency_proof(&account, from, to).await?,
+        &st.store.consistency_proof(&account, q.from, q.to).await?,
     ))
 }
 
@@ -174,14 +197,14 @@ pub async fn consistency(
 /// `auditlog verify --proof FILE --public-key KEY`, as C2SP tlog-proof does.
 #[utoipa::path(get, path = "/v1/accounts/{account}/events/{id}/proof",
     params(("account" = String, Path, description = "Account id"), ("id" = String, Path, description = "Event id")),
-    responses((status = 200, description = "{record, seq, size, hashes, checkpoint}"), (status = 404, description = "No such event", body = crate::openapi::Problem)))]
+    responses((status = 200, description = "{record, seq, size, hashes, checkpoint}"), (status = 404, description = "No such event", body = crate::schema::Problem)))]
 pub async fn event_proof(
     State(st): State<AppState>,
     caller: Caller,
     Path((account, id)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let account = caller.authorize(&account, Needed::Read)?;
-    let record = crate::read::record_or_404(&st, &account, &id).await?;
+    let record = record_or_404(&st, &account, &id).await?;
     sign_account(&st, &account).await?;
     let note = st
         .store

@@ -34,9 +34,10 @@ use auditlog_store::{
     DynStore, PendingTokenChange, Role, StoreError, TokenChange, TokenInfo, TokenScope,
 };
 
-use crate::AppState;
 use crate::auth::{Caller, Needed, new_token};
 use crate::error::{ApiError, ApiResult};
+use crate::request::read_body;
+use crate::state::AppState;
 
 /// Longest lifetime a token can be given (`ttl` or `expires_at`): ten
 /// years. Beyond that "never expires" (no expiry) says the same more
@@ -146,10 +147,10 @@ fn parse_new_token(body: &[u8], now: Micros) -> ApiResult<NewToken> {
 /// optionally `expires_at` or `ttl`): a new token for the account, its secret
 /// shown once. Recorded as a "Token created" event before the answer.
 #[utoipa::path(post, path = "/v1/accounts/{account}/tokens", params(("account" = String, Path, description = "Account id")),
-    request_body(content = crate::openapi::NewToken, description = "The role, and optionally when the token expires"),
-    responses((status = 201, description = "{id, token, account, role, expires_at}: the secret is shown once", body = crate::openapi::IssuedToken),
-        (status = 400, description = "Not a valid token request", body = crate::openapi::Problem),
-        (status = 409, description = "The account holds the most live tokens allowed", body = crate::openapi::Problem)))]
+    request_body(content = crate::schema::NewToken, description = "The role, and optionally when the token expires"),
+    responses((status = 201, description = "{id, token, account, role, expires_at}: the secret is shown once", body = crate::schema::IssuedToken),
+        (status = 400, description = "Not a valid token request", body = crate::schema::Problem),
+        (status = 409, description = "The account holds the most live tokens allowed", body = crate::schema::Problem)))]
 pub async fn create(
     State(st): State<AppState>,
     caller: Caller,
@@ -157,7 +158,7 @@ pub async fn create(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     let account = caller.authorize(&account, Needed::Admin)?;
-    let body = crate::ingest::read_body(body)?;
+    let body = read_body(body)?;
     let now = Micros::from_timestamp(st.now());
     let req = parse_new_token(&body, now)?;
     let scope = TokenScope::Account(account.clone());
@@ -232,7 +233,7 @@ fn token_json(t: &TokenInfo, now: Micros) -> Value {
 /// tokens, which act on this account too. An account's admin does not see
 /// `*` tokens: they belong to the platform, not the tenant.
 #[utoipa::path(get, path = "/v1/accounts/{account}/tokens", params(("account" = String, Path, description = "Account id")),
-    responses((status = 200, description = "{tokens: [...]}: ids, roles, times; never secrets", body = crate::openapi::TokenList)))]
+    responses((status = 200, description = "{tokens: [...]}: ids, roles, times; never secrets", body = crate::schema::TokenList)))]
 pub async fn list(
     State(st): State<AppState>,
     caller: Caller,
@@ -253,7 +254,7 @@ pub async fn list(
 /// request; recorded as a "Token revoked" event in the account's log before
 /// the answer.
 #[utoipa::path(delete, path = "/v1/accounts/{account}/tokens/{id}", params(("account" = String, Path, description = "Account id"), ("id" = String, Path, description = "Token id")),
-    responses((status = 204, description = "Revoked"), (status = 404, description = "No such live token", body = crate::openapi::Problem)))]
+    responses((status = 204, description = "Revoked"), (status = 404, description = "No such live token", body = crate::schema::Problem)))]
 pub async fn revoke(
     State(st): State<AppState>,
     caller: Caller,

@@ -601,3 +601,62 @@ async fn tokens_are_issued_and_revoked_through_the_api() {
         .await;
     problem(res, StatusCode::NOT_FOUND).await;
 }
+
+/// The typed query extractors (issue 12) keep what the hand-written loops
+/// answered: a bad query is judged only after the token's access to the
+/// account (`404` for another account, `403` for the wrong role, then
+/// `400`), and each endpoint's `400` says the same words as before.
+#[tokio::test]
+async fn a_bad_query_is_judged_after_access_and_in_the_same_words() {
+    let app = spawn_app().await;
+    let read = app.token(ACME, Role::Read).await;
+    let ingest = app.token(ACME, Role::Ingest).await;
+    let cases = [
+        (
+            "suggestions?column=user&x=1",
+            "unknown parameter `x`; accepted: column, q",
+        ),
+        (
+            "suggestions?column=actor",
+            "invalid `column`: `actor`; accepted: user (event and category names come from /v1/catalog)",
+        ),
+        ("suggestions?q=a", "`column` is required; accepted: user"),
+        (
+            "proof/inclusion?seq=x&bogus=1",
+            "invalid `seq`: `x` is not a non-negative integer",
+        ),
+        (
+            "proof/inclusion?bogus=1&seq=x",
+            "unknown parameter `bogus`; accepted: seq, size",
+        ),
+        (
+            "proof/inclusion?seq=1",
+            "`seq` and `size` are both required",
+        ),
+        (
+            "proof/consistency?from=1&size=2",
+            "unknown parameter `size`; accepted: from, to",
+        ),
+        (
+            "events?range=today&range=today",
+            "invalid `range`: given more than once; only `filter` may repeat",
+        ),
+        (
+            "events/count?filter=user%3Aeq%3A%FF",
+            "the query string is not UTF-8 once percent-decoded",
+        ),
+    ];
+    for (path, detail) in cases {
+        let own = app.get(&read, &format!("/v1/accounts/{ACME}/{path}")).await;
+        let p = problem(own, StatusCode::BAD_REQUEST).await;
+        assert_eq!(p["detail"], detail, "{path}");
+        let other = app
+            .get(&read, &format!("/v1/accounts/{GLOBEX}/{path}"))
+            .await;
+        problem(other, StatusCode::NOT_FOUND).await;
+        let wrong_role = app
+            .get(&ingest, &format!("/v1/accounts/{ACME}/{path}"))
+            .await;
+        problem(wrong_role, StatusCode::FORBIDDEN).await;
+    }
+}

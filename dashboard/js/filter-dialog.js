@@ -81,8 +81,8 @@ function addFilterRow() {
   const row = { column: 'event', op: 'eq', value: '', key: uid('f') };
   filt.rows.push(row);
   renderFilterRows();
-  const el = el.filterRows.lastElementChild;
-  el?.querySelector('select')?.focus();
+  const last = el.filterRows.lastElementChild;
+  last?.querySelector('select')?.focus();
 }
 
 function renderFilterJoinWords() {

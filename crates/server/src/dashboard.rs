@@ -100,7 +100,8 @@ mod tests {
     fn every_module_import_names_an_embedded_module() {
         let scripts = scripts();
         assert!(scripts.iter().any(|s| s == "js/main.js"), "{scripts:?}");
-        let index = String::from_utf8(Assets::get("index.html").unwrap().data.into_owned()).unwrap();
+        let index =
+            String::from_utf8(Assets::get("index.html").unwrap().data.into_owned()).unwrap();
         assert!(
             index.contains(r#"<script type="module" src="/assets/js/main.js"></script>"#),
             "index.html loads js/main.js as a module"

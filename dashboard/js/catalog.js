@@ -9,6 +9,7 @@ import { state } from './state.js';
 /** The answer of GET /v1/catalog, or null before it came (or if it failed). */
 let catalog = null;
 
+/** Asks for the catalog once; a failure leaves suggestions and labels to fall back. */
 export async function loadCatalog() {
   if (catalog) return;
   try {
@@ -29,6 +30,7 @@ function catalogEntries() {
   return out;
 }
 
+/** Values to suggest for a filter on `column` (events and categories from the catalog). */
 export function suggestionsFor(column) {
   const entries = catalogEntries().filter((e) => !state.view.workflow || e.level === 'workflow');
   const set = new Set();

@@ -12,6 +12,7 @@ import { setView, urlOf } from './view.js';
 
 const details = { dialog: null, body: null };
 
+/** Makes the details panel (a dialog drawn as a side sheet), empty until openDetails. */
 export function buildDetailsDialog() {
   const dialog = makeDialog({ id: 'details-dialog', cls: 'dialog-sheet' });
   details.dialog = dialog;
@@ -77,6 +78,7 @@ function metaValue(v) {
   return String(v);
 }
 
+/** Shows the event at `index` of the loaded rows; focus goes back to `opener` on close. */
 export function openDetails(index, opener) {
   const r = state.events[index];
   if (!r) return;

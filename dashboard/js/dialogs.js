@@ -74,10 +74,12 @@ function positionDialog(dialog, anchor) {
   dialog.style.top = `${top}px`;
 }
 
+/** Closes every open dialog (on sign-out and on history navigation). */
 export function closeAllDialogs() {
   for (const d of dialogs) if (d.open) d.close();
 }
 
+/** A dialog's title bar with its Close button. */
 export function dialogHeader(dialog, title) {
   return h('div', { class: 'dialog-header' },
     h('h2', { class: 'dialog-title', id: dialog.titleId, text: title }),

@@ -16,6 +16,7 @@ const filt = { dialog: null, rows: [], join: 'and' };
 /** The dialog's elements, made by buildFilterDialog. */
 const el = {};
 
+/** Makes the Filter By dialog; it is filled from the view each time it opens. */
 export function buildFilterDialog() {
   const dialog = makeDialog({ id: 'filter-dialog', cls: 'dialog-filter' });
   filt.dialog = dialog;
@@ -66,6 +67,7 @@ function setJoin(j) {
   renderFilterJoinWords();
 }
 
+/** Opens the dialog on a copy of the view's filters, under the Filter button. */
 export function openFilterDialog() {
   filt.rows = state.view.filters.map((f) => ({ ...f, key: uid('f') }));
   setJoin(state.view.join);

@@ -25,6 +25,7 @@ export function buildChips() {
   return chips;
 }
 
+/** Redraws the chips bar from the view's filters. */
 export function renderChips() {
   const v = state.view;
   if (v.filters.length === 0) {

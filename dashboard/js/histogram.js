@@ -43,6 +43,7 @@ export async function loadHistogram(base, signal) {
   }
 }
 
+/** Redraws the histogram: bars of skeleton while loading, then the buckets. */
 export function renderHistogram() {
   const data = state.histogram;
   const v = state.view;

@@ -11,6 +11,7 @@ import { state, PAGE_SIZE } from './state.js';
 import { renderTable, renderTableFooter } from './table.js';
 import { viewBase } from './view.js';
 
+/** Loads the view from scratch: list, count and histogram, redrawn as each answer arrives. */
 export async function loadView() {
   state.generation += 1;
   const generation = state.generation;

@@ -8,6 +8,7 @@ import { setView } from './view.js';
 /** Shows or hides the Menu button for the window's width; set up by setupMenu. */
 let applyWidth = null;
 
+/** Wires the Menu button, the sidebar and its Audit Logs link. */
 export function setupMenu() {
   const toggle = document.getElementById('menu-toggle');
   const sidebar = document.getElementById('sidebar');

@@ -148,6 +148,7 @@ function fillZoneSelect() {
   el.tzSelect.dataset.filledFor = tz;
 }
 
+/** The dates of the view beside the time button (from the server's echo once it came). */
 export function renderRangeCaption() {
   if (!el.rangeCaption) return;
   const v = state.view;
@@ -159,6 +160,7 @@ export function renderRangeCaption() {
   el.rangeCaption.textContent = d && v.range !== 'custom' ? formatSpan(d.from, d.to) : '';
 }
 
+/** The number of events in the view, or "Counting…" until it came. */
 export function renderCount() {
   if (state.error) {
     el.count.textContent = '';

@@ -15,6 +15,7 @@ function show(el, visible) {
   el.hidden = !visible;
 }
 
+/** Shows the sign-in form (and nothing of the console), with an error or a note. */
 export function showSignIn({ error = '', info = '', needAccount = false, focus = null } = {}) {
   closeAllDialogs();
   state.generation += 1;

@@ -87,6 +87,7 @@ function userName(record) {
   return a.name || a.id || '';
 }
 
+/** Redraws the table body for the state of the load: loading, error, empty or rows. */
 export function renderTable() {
   el.table.setAttribute('aria-busy', String(state.loading));
   el.banner.hidden = !state.error;
@@ -168,6 +169,7 @@ function actorCell(r) {
   return [h('span', { class: 'user-name', text: userName(r) }), kind];
 }
 
+/** "Showing N of M" and the Load more button. */
 export function renderTableFooter() {
   if (!el.footerText) return;
   const loaded = state.events.length;

@@ -17,6 +17,7 @@ const time = { dialog: null, draft: null, month: null, focusDate: null, picks: 0
 /** The panel's elements, made by buildTimeDialog. */
 const el = {};
 
+/** Makes the time range panel; it is filled from the view each time it opens. */
 export function buildTimeDialog() {
   const dialog = makeDialog({ id: 'time-dialog', cls: 'dialog-time' });
   time.dialog = dialog;
@@ -54,6 +55,7 @@ function draftDates() {
   return presetDates(d.range, todayIn(tzOrUtc()));
 }
 
+/** Opens the panel on the view's range, under the time button. */
 export function openTimeDialog() {
   const v = state.view;
   const today = todayIn(tzOrUtc());

@@ -3,6 +3,7 @@
 
 import { h, icon } from './dom.js';
 
+/** Shows `message` for a few seconds; `kind` is "info" or "error". */
 export function toast(message, kind = 'info') {
   const region = document.getElementById('toasts');
   const el = h('div', { class: `toast toast-${kind}`, role: kind === 'error' ? 'alert' : null },

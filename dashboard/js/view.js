@@ -29,6 +29,7 @@ function parseFilter(s) {
   return { column: s.slice(0, a), op: s.slice(a + 1, b), value: s.slice(b + 1) };
 }
 
+/** The view the address bar holds (defaults for what it leaves out). */
 export function viewFromUrl() {
   const p = new URLSearchParams(location.search);
   const range = p.get('range') || DEFAULT_PRESET;
@@ -46,6 +47,7 @@ export function viewFromUrl() {
   return view;
 }
 
+/** The address of a view; with a token for every account, it names the account too. */
 export function urlOf(view, { account = state.anyAccount ? state.account : null } = {}) {
   const p = new URLSearchParams();
   if (account) p.set('account', account);

@@ -125,9 +125,12 @@ pub(super) fn tile_bytes(hashes: &[Hash]) -> Vec<u8> {
 /// - `read_tile(level, index, width)` returns exactly `width` hashes: the
 ///   first `width` hashes of the stored tile `(level, index)`. A stored tile
 ///   may be wider than asked (tiles only grow), never narrower.
-/// - If the tile is missing or narrower than `width`, it returns an error;
-///   it never pads or returns fewer hashes (the callers check, and report a
-///   short answer as [`ReadTileError::ShortTile`]).
+/// - A partial tile (`width` below [`TILE_WIDTH`]) need not be stored: a
+///   reader may derive it from the full tiles below it, as stores do, since
+///   only full tiles are written. A full tile that is missing, or a stored
+///   one narrower than `width`, is an error; a reader never pads or returns
+///   fewer hashes (the callers check, and report a short answer as
+///   [`ReadTileError::ShortTile`]).
 /// - Reads are pure: the same arguments always give the same hashes, whatever
 ///   was appended since, because a tile's prefix never changes.
 pub trait TileReader {

@@ -12,9 +12,11 @@ use super::tile::{
 /// root) plus the current partial tile of every tile level (for persisting).
 ///
 /// The store appends the leaf hashes of a batch of events, then calls
-/// [`take_dirty_tiles`](Self::take_dirty_tiles) and upserts what it returns in
-/// the same transaction as the events, so the stored tiles always describe
-/// exactly the stored events.
+/// [`take_full_tiles`](Self::take_full_tiles) and writes the tiles that
+/// filled up in the same transaction as the events (partial tiles are
+/// derived from the full ones below when read), so the stored tiles always
+/// describe exactly the stored events. A store that keeps partial tiles
+/// too would upsert [`take_dirty_tiles`](Self::take_dirty_tiles) instead.
 #[derive(Clone, Debug, Default)]
 pub struct TreeState {
     range: CompactRange,

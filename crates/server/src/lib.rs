@@ -7,6 +7,18 @@
 //! [`conn`] and shuts down gracefully; [`run_checkpointer`] signs tree heads
 //! in the background.
 //!
+//! # What this crate must never do
+//!
+//! - **No SQL and no storage detail**: every read and write goes through
+//!   the `Store` trait, so any backend serves the same API.
+//! - **No domain rules**: validation, query semantics, descriptions, the
+//!   export's own event and the log's hashing are `auditlog-core`'s; a
+//!   handler parses, authorizes, calls, and maps errors (in `error.rs`, in
+//!   one place).
+//! - **No clock reads** outside `AppState::clock`, so tests pin time.
+//! - **No unbounded cost for a client**: every body, query, connection and
+//!   export has a bound (`limits`, `conn`; listed in `docs/security.md`).
+//!
 //! The modules form layers: each imports only modules listed before it
 //! (none imports one that imports it back; `lib.rs` imports them all and
 //! none imports `lib.rs`):

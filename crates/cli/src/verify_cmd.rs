@@ -89,7 +89,7 @@ pub fn run(args: VerifyArgs) -> Result<()> {
             let proof_json = std::fs::read(proof)
                 .with_context(|| format!("reading the proof {}", proof.display()))?;
             let report = verify_consistency_bundle(&old_note, &new_note, &proof_json, &verifier)
-                .map_err(|e| anyhow::anyhow!("FAILED: {}", error_chain(&e)))?;
+                .map_err(|e| anyhow::anyhow!("FAILED: {:#}", anyhow::Error::new(e)))?;
             println!(
                 "OK: the log of size {} is a prefix of the log of size {} ({}): nothing was changed or removed",
                 report.old.size, report.new.size, report.new.origin
@@ -100,7 +100,7 @@ pub fn run(args: VerifyArgs) -> Result<()> {
             let json = std::fs::read(bundle)
                 .with_context(|| format!("reading the bundle {}", bundle.display()))?;
             let ok = verify_proof_bundle(&json, &verifier)
-                .map_err(|e| anyhow::anyhow!("FAILED: {}", error_chain(&e)))?;
+                .map_err(|e| anyhow::anyhow!("FAILED: {:#}", anyhow::Error::new(e)))?;
             println!(
                 "OK: event {} (seq {}, {} / {}) is included in {} of size {}",
                 ok.record.body.id,
@@ -116,16 +116,4 @@ pub fn run(args: VerifyArgs) -> Result<()> {
             "say what to verify: --export F --checkpoint C, or --checkpoint OLD --checkpoint NEW --proof P, or --proof BUNDLE (each with --public-key K)"
         ),
     }
-}
-
-/// An error and its causes, on one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }

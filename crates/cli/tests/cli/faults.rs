@@ -68,13 +68,7 @@ fn keyed_event(key: &str) -> Value {
 /// acknowledged (2xx).
 async fn post_batch(server: &Server, token: &str, keys: &[String]) -> (StatusCode, Option<String>) {
     let events: Vec<Value> = keys.iter().map(|k| keyed_event(k)).collect();
-    let res = server
-        .post(
-            token,
-            &format!("/v1/accounts/{ACME}/events/batch"),
-            &json!({ "events": events }),
-        )
-        .await;
+    let res = server.post_batch(token, ACME, &events).await;
     let status = res.status();
     let retry_after = res
         .headers()

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -474,13 +474,7 @@ async fn an_export_longer_than_the_request_timeout_streams_to_the_end() {
     // Batches small enough to stay under the 1 s timeout in a debug build.
     for part in 0..40 {
         let events: Vec<Value> = (0..500).map(|i| role_created(part * 500 + i)).collect();
-        let res = server
-            .post(
-                &ingest,
-                &format!("/v1/accounts/{ACME}/events/batch"),
-                &json!({ "events": events }),
-            )
-            .await;
+        let res = server.post_batch(&ingest, ACME, &events).await;
         assert!(res.status().is_success(), "{}", res.text().await.unwrap());
     }
     let mut res = server

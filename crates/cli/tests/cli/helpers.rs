@@ -243,6 +243,21 @@ impl Server {
         serde_json::from_str(&text).expect("record")
     }
 
+    /// `POST …/events/batch` of `events` for `account`.
+    pub async fn post_batch(
+        &self,
+        token: &str,
+        account: &str,
+        events: &[Value],
+    ) -> reqwest::Response {
+        self.post(
+            token,
+            &format!("/v1/accounts/{account}/events/batch"),
+            &json!({ "events": events }),
+        )
+        .await
+    }
+
     /// Every record of the account (all time), following cursors.
     pub async fn list_all(&self, token: &str, account: &str, limit: u32) -> Vec<Value> {
         let mut out = Vec::new();

@@ -256,23 +256,28 @@ async fn distinct_values_past_the_cap_are_kept_and_filtered() {
     let args = ["--index-max-distinct", "20"];
     let mut server = Server::start_with(&ws, &args, &[]);
     let events: Vec<Value> = (0..N).map(distinct_event).collect();
-    let res = server
-        .post(
-            &ingest,
-            &format!("/v1/accounts/{ACME}/events/batch"),
-            &json!({ "events": events }),
-        )
-        .await;
+    let res = server.post_batch(&ingest, ACME, &events).await;
     assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
 
     // The event number of a record, or None for the tokens' own events.
-    let number = |r: &Value| {
+    fn number(r: &Value) -> Option<usize> {
         r["description"]
             .as_str()?
             .strip_prefix("event ")?
             .parse::<usize>()
             .ok()
-    };
+    }
+    // The event numbers of a page, ascending.
+    fn numbers(page: &Value) -> Vec<usize> {
+        let mut out: Vec<usize> = page["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(number)
+            .collect();
+        out.sort_unstable();
+        out
+    }
     // (filters, join, which of our events match): the oracle.
     type Pick = fn(usize) -> bool;
     let shapes: [(&[&str], &str, Pick); 6] = [
@@ -319,13 +324,7 @@ async fn distinct_values_past_the_cap_are_kept_and_filtered() {
             let list = server
                 .get_json(&read, &format!("{path}?{query}&limit=1000"))
                 .await;
-            let mut got: Vec<usize> = list["events"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter_map(number)
-                .collect();
-            got.sort_unstable();
+            let got = numbers(&list);
             let expected: Vec<usize> = (0..N).filter(|&i| pick(i)).collect();
             assert_eq!(got, expected, "{round}: {filters:?} {join}");
             // Our events all match or none of the tokens' do, except under
@@ -348,13 +347,7 @@ async fn distinct_values_past_the_cap_are_kept_and_filtered() {
                     &format!("/v1/accounts/{ACME}/workflows/wf-{wf}/events?range=all_time"),
                 )
                 .await;
-            let mut got: Vec<usize> = view["events"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter_map(number)
-                .collect();
-            got.sort_unstable();
+            let got = numbers(&view);
             let expected: Vec<usize> = (0..N).filter(|i| i % 3 == 0 && i % 50 == wf).collect();
             assert_eq!(got, expected, "{round}: workflow wf-{wf}");
         }
@@ -409,10 +402,7 @@ async fn distinct_value_memory_is_capped() {
         let server = Server::start_with(&ws, args, &[]);
         // The steady state: one batch of ordinary events.
         let plain: Vec<Value> = (0..BATCH).map(role_created).collect();
-        let path = format!("/v1/accounts/{ACME}/events/batch");
-        let res = server
-            .post(&ingest, &path, &json!({ "events": plain }))
-            .await;
+        let res = server.post_batch(&ingest, ACME, &plain).await;
         assert_eq!(res.status(), 201);
         let before = vm_rss(server.pid());
         for b in 0..N / BATCH {
@@ -426,9 +416,7 @@ async fn distinct_value_memory_is_capped() {
                     })
                 })
                 .collect();
-            let res = server
-                .post(&ingest, &path, &json!({ "events": events }))
-                .await;
+            let res = server.post_batch(&ingest, ACME, &events).await;
             assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
         }
         assert!(server.count(&read, ACME).await as usize > N);

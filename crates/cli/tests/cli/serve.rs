@@ -143,13 +143,7 @@ async fn a_restart_keeps_events_keys_tokens_and_the_signing_key() {
     keyed["idempotency_key"] = json!("k-0");
     let first = server.ingest(&ingest, ACME, &keyed).await;
     let events: Vec<Value> = (1..40).map(role_created).collect();
-    let res = server
-        .post(
-            &ingest,
-            &format!("/v1/accounts/{ACME}/events/batch"),
-            &json!({ "events": events }),
-        )
-        .await;
+    let res = server.post_batch(&ingest, ACME, &events).await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let before = server.list_all(&read, ACME, 1000).await;
     // 40 events and the two tokens' "Token created".

@@ -56,13 +56,7 @@ async fn checkpoints_before_and_after_a_sigkill_are_consistent() {
     std::fs::write(ws.path("key.txt"), &key).expect("write key");
 
     let batch: Vec<Value> = (0..300).map(role_created).collect();
-    let res = server
-        .post(
-            &ingest,
-            &format!("/v1/accounts/{ACME}/events/batch"),
-            &json!({ "events": batch }),
-        )
-        .await;
+    let res = server.post_batch(&ingest, ACME, &batch).await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let before = checkpoint(&server, &read).await;
     // The batch and the two tokens' "Token created" events.

@@ -257,6 +257,20 @@ impl SqliteBackend {
         })
     }
 
+    /// Runs `f` with the writer's connection while the writer has not
+    /// started (the scans of the open, as before the split: they leave the
+    /// readers' caches empty), with a pooled reader's afterwards.
+    fn with_conn<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        match writer.as_ref() {
+            Some(conn) => f(conn),
+            None => {
+                drop(writer);
+                self.with_reader(|r| f(&r.conn))
+            }
+        }
+    }
+
     fn reader(&self, opts: &SqliteOptions) -> Result<SqliteReader> {
         Ok(SqliteReader {
             conn: open_conn(&self.path, opts, true)?,
@@ -268,9 +282,8 @@ impl LogBackend for SqliteBackend {
     type Reader = SqliteReader;
 
     fn accounts(&self) -> Result<Vec<(AccountId, AccountKey)>> {
-        self.with_reader(|r| {
-            let rows: Vec<(i64, String)> = r
-                .conn
+        self.with_conn(|conn| {
+            let rows: Vec<(i64, String)> = conn
                 .prepare("SELECT id, name FROM accounts ORDER BY id")
                 .and_then(|mut s| {
                     s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -298,9 +311,8 @@ impl LogBackend for SqliteBackend {
             Layout::WriteOrder => "rowid",
             Layout::Clustered => "account, seq",
         };
-        self.with_reader(|r| {
-            let mut stmt = r
-                .conn
+        self.with_conn(|conn| {
+            let mut stmt = conn
                 .prepare(&format!(
                     "SELECT account, seq, occurred_at, event_type, actor_id, actor_name, \
                      ip_address, workflow_id FROM events ORDER BY {order}"

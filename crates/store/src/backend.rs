@@ -227,7 +227,8 @@ pub trait LogBackend: Send + Sync + 'static {
     /// Calls `visit` with the index columns of every committed row whose
     /// seq is at least `since[account]` (0 for an account not in `since`),
     /// each account's rows in ascending seq order (accounts may
-    /// interleave). Fails on a row of an account not registered.
+    /// interleave). Rows of an account [`LogBackend::accounts`] does not
+    /// name are passed on too: the layer refuses them, as it refuses a gap.
     fn scan_index_rows(
         &self,
         since: &HashMap<AccountKey, u64>,

@@ -3,7 +3,8 @@
 //! Only this crate knows SQL. A store keeps, per account, the append-only
 //! log of records (with `seq` and `leaf_hash`), the Merkle tiles over it, the
 //! signed checkpoints and the API tokens. Queries run on the column index of
-//! `auditlog_core::index`, which each backend keeps in step with its log.
+//! `auditlog_core::index`, which the layered store keeps in step with the
+//! log.
 //!
 //! Two layers implement [`Store`]: [`layered::LayeredStore`] owns everything
 //! that does not depend on the database (the column index, the Merkle tree
@@ -153,8 +154,9 @@ pub struct Selection {
 }
 
 /// How long a query may work and whether its client still wants the
-/// answer. A backend checks it in its per-row and per-batch loops (at least
-/// once per description look-up and per export batch): past the deadline
+/// answer. The store checks it in its per-row and per-batch loops (at least
+/// once per stored record read to decide a row the index cannot, and per
+/// export batch): past the deadline
 /// the query fails with [`StoreErrorKind::TimedOut`], once cancelled with
 /// [`StoreErrorKind::Unavailable`], and either way stops working soon after.
 ///
@@ -193,7 +195,7 @@ impl QueryControl {
         CancelOnDrop(self.clone())
     }
 
-    /// Starts the clock: the watch a backend checks from here on.
+    /// Starts the clock: the watch the store checks from here on.
     pub fn start(&self) -> QueryWatch {
         QueryWatch {
             deadline: self.timeout.map(|t| Instant::now() + t),

@@ -172,7 +172,7 @@ fn open_offline(data_dir: &Path) -> Result<Connection> {
 /// `auditlog token create`, which works whether or not a server is running
 /// (SQLite serializes the two writers; the server reads tokens from the
 /// file). Its "Token created" event is appended by the next server that
-/// starts on this directory ([`Store::pending_token_changes`]). The command
+/// starts on this directory ([`Store::pending_token_changes`](crate::Store::pending_token_changes)). The command
 /// line never appends to the log itself: a running server's writer owns
 /// each account's sequence and tree.
 pub fn create_token_offline(data_dir: &Path, token: &TokenRecord) -> Result<()> {
@@ -181,7 +181,7 @@ pub fn create_token_offline(data_dir: &Path, token: &TokenRecord) -> Result<()> 
 
 /// Revokes the live token `id` (any scope) in the database of `data_dir`:
 /// `auditlog token revoke`. A server running on the directory stops
-/// accepting it within [`TOKEN_REVOCATION_POLL`]; the next server start
+/// accepting it within [`TOKEN_REVOCATION_POLL`](crate::TOKEN_REVOCATION_POLL); the next server start
 /// records the revocation in the log. `None` if there is no such token; otherwise whether it was
 /// live (`false`: it had been revoked before).
 pub fn revoke_token_offline(data_dir: &Path, id: &str, now_us: i64) -> Result<Option<bool>> {

@@ -140,7 +140,7 @@ async fn do_list(state: AppState, p: Prepared) -> ApiResult<Response> {
         if i > 0 {
             out.push(b',');
         }
-        out.extend_from_slice(&r.to_json_bytes());
+        auditlog_core::record::Record::json_from_canonical(&r.canonical, &r.leaf_hash, &mut out);
     }
     out.extend_from_slice(b"],\"next_cursor\":");
     serde_json::to_writer(&mut out, &next_cursor).map_err(|e| ApiError::Internal(e.to_string()))?;

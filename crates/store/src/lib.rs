@@ -3,10 +3,17 @@
 //! Only this crate knows SQL. A store keeps, per account, the append-only
 //! log of records (with `seq` and `leaf_hash`), the Merkle tiles over it, the
 //! signed checkpoints and the API tokens. Queries run on the column index of
-//! `auditlog_core::index`, which each backend keeps in step with its log.
+//! `auditlog_core::index`, which the layered store keeps in step with the
+//! log.
 //!
-//! The embedded backend is [`sqlite::SqliteStore`]. Every backend must pass
-//! the conformance suite in `tests/` (one suite, stamped out per backend).
+//! Two layers implement [`Store`]: [`layered::LayeredStore`] owns everything
+//! that does not depend on the database (the column index, the Merkle tree
+//! state, the token cache, the query code, sequencing and idempotency), and
+//! it runs over a thin durable-log backend, [`backend::LogBackend`], which
+//! stores rows, tiles, checkpoints and tokens. The embedded backend is
+//! [`sqlite::SqliteBackend`] ([`sqlite::SqliteStore`] is the layered store
+//! over it). Every backend must pass the conformance suite in `tests/` (one
+//! suite, stamped out per backend).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,7 +25,43 @@ use auditlog_core::query::{Filter, Join};
 use auditlog_core::record::{AccountId, Record};
 use auditlog_core::validate::ValidEvent;
 
+pub mod backend;
+pub mod layered;
 pub mod sqlite;
+
+/// Reads the current time: the store's one clock, used for `recorded_at`,
+/// the time part of record ids, and nothing else. Injected (see
+/// [`sqlite::SqliteOptions::clock`]) so that tests can pin it; production
+/// uses [`Clock::system`].
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> jiff::Timestamp + Send + Sync>);
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Clock {
+        Clock(Arc::new(jiff::Timestamp::now))
+    }
+
+    pub fn new(f: impl Fn() -> jiff::Timestamp + Send + Sync + 'static) -> Clock {
+        Clock(Arc::new(f))
+    }
+
+    pub fn now(&self) -> jiff::Timestamp {
+        (self.0)()
+    }
+}
+
+impl From<Arc<dyn Fn() -> jiff::Timestamp + Send + Sync>> for Clock {
+    fn from(f: Arc<dyn Fn() -> jiff::Timestamp + Send + Sync>) -> Clock {
+        Clock(f)
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clock")
+    }
+}
 
 /// What kind of failure a store operation met; callers match on this.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,8 +154,9 @@ pub struct Selection {
 }
 
 /// How long a query may work and whether its client still wants the
-/// answer. A backend checks it in its per-row and per-batch loops (at least
-/// once per description look-up and per export batch): past the deadline
+/// answer. The store checks it in its per-row and per-batch loops (at least
+/// once per stored record read to decide a row the index cannot, and per
+/// export batch): past the deadline
 /// the query fails with [`StoreErrorKind::TimedOut`], once cancelled with
 /// [`StoreErrorKind::Unavailable`], and either way stops working soon after.
 ///
@@ -151,7 +195,7 @@ impl QueryControl {
         CancelOnDrop(self.clone())
     }
 
-    /// Starts the clock: the watch a backend checks from here on.
+    /// Starts the clock: the watch the store checks from here on.
     pub fn start(&self) -> QueryWatch {
         QueryWatch {
             deadline: self.timeout.map(|t| Instant::now() + t),
@@ -208,20 +252,24 @@ impl QueryWatch {
     }
 }
 
-/// One page of records, newest first.
+/// One page of records, newest first, as stored (see [`RawRecord`]): the
+/// API writes them out with their leaf hash spliced in, never re-serialized.
 #[derive(Clone, Debug)]
 pub struct Page {
-    pub records: Vec<Record>,
+    /// Checked to be UTF-8 (unlike an export's, which its consumer checks).
+    pub records: Vec<RawRecord>,
     /// The key of the last record when another page follows.
     pub next: Option<RowKey>,
 }
 
-/// A stored record as raw canonical bytes, for streaming exports without
-/// re-serializing: the API JSON is `canonical` with the leaf hash spliced in.
+/// A stored record as raw canonical bytes, for answering pages and
+/// exports without re-serializing: the API JSON is `canonical` with the
+/// leaf hash spliced in
+/// ([`Record::json_from_canonical`](auditlog_core::record::Record::json_from_canonical)).
 ///
-/// The bytes are as stored, not yet checked to be UTF-8: the consumer
-/// checks them (the export's encoder thread has time to spare, its reader
-/// has not).
+/// In an export the bytes are as stored, not yet checked to be UTF-8: the
+/// consumer checks them (the export's encoder thread has time to spare, its
+/// reader has not).
 #[derive(Clone, Debug)]
 pub struct RawRecord {
     pub seq: u64,
@@ -371,8 +419,12 @@ pub type RawSink<'a> = dyn FnMut(Vec<RawRecord>) -> Result<(), StoreError> + Sen
 /// The storage boundary. Used as `Arc<dyn Store>`.
 ///
 /// Contract for every method:
-/// - Tenant isolation: every method takes the account and never returns,
-///   counts or proves anything of another account.
+/// - Tenant isolation: a method that takes an account never returns,
+///   counts or proves anything of another account. The methods without one
+///   are the operator's and the authenticator's: [`Store::unsigned_heads`]
+///   (every account's head, for the signer) and the token methods (a token
+///   is found by its secret before any account is known; its scope says
+///   which accounts it may touch).
 /// - Errors of kind `Unavailable` leave nothing half-written: a failed
 ///   append wrote none of its events.
 /// - No method updates or deletes an event: the log is append-only.
@@ -380,7 +432,8 @@ pub type RawSink<'a> = dyn FnMut(Vec<RawRecord>) -> Result<(), StoreError> + Sen
 pub trait Store: Send + Sync + 'static {
     /// Appends `events` to the account's log, all or nothing, and returns
     /// when they are durable (committed and synced). Each new event gets the
-    /// next `seq`, a fresh ULID `id`, `recorded_at` = commit time, and its
+    /// next `seq`, a fresh ULID `id` and `recorded_at`, both from the
+    /// store's [`Clock`] read once per commit, and its
     /// leaf hash. An event whose idempotency key the account has used before
     /// (or earlier in the same call) is not written again: if it is the same
     /// event, the first record is returned with `created: false`; if it is
@@ -423,8 +476,10 @@ pub trait Store: Send + Sync + 'static {
     async fn first_event_time(&self, account: &AccountId) -> Result<Option<i64>>;
 
     /// Streams every record of the selection, newest first, in batches, to
-    /// `sink` (called from a blocking thread). Memory stays bounded by the
-    /// batch size plus the ordered key list.
+    /// `sink` (called from a blocking thread). Memory stays bounded however
+    /// many records match: the matching keys are walked in bounded batches
+    /// (see `auditlog_core::index::ExportKeys`), and their records read and
+    /// handed over a thousand at a time.
     ///
     /// The walk is a consistent snapshot: exactly the matching records the
     /// log held when the call started (records appended meanwhile are left

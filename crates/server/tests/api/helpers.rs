@@ -101,6 +101,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     let now = Arc::new(Mutex::new(options.now));
     let store_options = SqliteOptions {
         fault: options.fault,
+        clock: store_clock(&now),
         ..SqliteOptions::default()
     };
     let store: DynStore =
@@ -117,6 +118,13 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         shutdown: Some(shutdown),
         server: Some(server),
     }
+}
+
+/// The store reads the same pinned clock as the server: `recorded_at` and
+/// record ids are the test's instants too.
+fn store_clock(now: &Arc<Mutex<Timestamp>>) -> auditlog_store::Clock {
+    let now = now.clone();
+    auditlog_store::Clock::new(move || *now.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
 /// The server secret of every test server (fixed, so fingerprints in
@@ -197,9 +205,12 @@ impl TestApp {
                 .expect("server stops within 30 s")
                 .expect("server task");
         }
-        let store: DynStore = Arc::new(
-            SqliteStore::open(self.dir.path(), SqliteOptions::default()).expect("reopen store"),
-        );
+        let store_options = SqliteOptions {
+            clock: store_clock(&self.now),
+            ..SqliteOptions::default()
+        };
+        let store: DynStore =
+            Arc::new(SqliteStore::open(self.dir.path(), store_options).expect("reopen store"));
         self.store = store.clone();
         let (addr, shutdown, server) = start_server(store, self.now.clone(), &self.options).await;
         self.addr = addr;

@@ -14,6 +14,32 @@ fn is_hex64(v: &Value) -> bool {
         .is_some_and(|s| s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
 }
 
+/// Regression (issue 12): the store read the system clock for
+/// `recorded_at` and the time part of the id, so the pinned clock of these
+/// tests never reached them; one injected clock now serves both layers.
+#[tokio::test]
+async fn recorded_at_and_the_id_time_come_from_the_store_clock() {
+    let mut app = spawn_app().await;
+    let token = app.token(ACME, Role::Ingest).await;
+    let later = "2026-11-25T12:34:56.789Z";
+    for (at, restart) in [(DEFAULT_NOW, false), (later, false), (later, true)] {
+        if restart {
+            // The restarted store keeps the test's clock.
+            app.restart().await;
+        }
+        app.set_now(at);
+        let rec = app.ingest(&token, ACME, &role_created()).await;
+        assert_eq!(rec["recorded_at"], json!(canonical(at)), "{rec}");
+        let id: ulid::Ulid = rec["id"].as_str().expect("id").parse().expect("a ULID");
+        let ms = ts(at).as_millisecond();
+        assert_eq!(
+            id.timestamp_ms(),
+            u64::try_from(ms).expect("after 1970"),
+            "{rec}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn ingest_returns_201_with_the_record_and_server_assigned_fields() {
     let app = spawn_app().await;

@@ -1,0 +1,258 @@
+//! The durable-log backend: the thin seam under [`LayeredStore`], and the
+//! contract every backend keeps.
+//!
+//! A backend stores; it decides nothing. It keeps, per account, rows with
+//! their `seq` and leaf hash, the full Merkle tiles, the signed checkpoint
+//! notes, and the tokens. Everything that does not depend on the database —
+//! the column index, the tree state, sequencing, idempotency, the token
+//! cache, the queries — lives once in [`crate::layered`], so a second
+//! backend implements only this module's three traits.
+//!
+//! # Contract
+//!
+//! **Rows.** A row, once a transaction holding it has committed, never
+//! changes and is never deleted. An account's seqs are dense from 0 in
+//! commit order: the row of seq `n` is committed in the same transaction as,
+//! or after, the row of seq `n - 1`. Ids and idempotency keys are unique per
+//! account (the layer checks both before inserting; a violation is an
+//! error, never a silent overwrite).
+//!
+//! **Atomicity and durability.** Everything a [`LogTx`] did between
+//! [`LogTx::begin`] and a successful [`LogTx::commit`] is durable (synced)
+//! when `commit` returns, and all of it or none of it survives a crash:
+//! rows, the tiles they filled, the token bits set with them. A failed
+//! `commit` or a [`LogTx::rollback`] leaves nothing of the transaction.
+//! Conditions to wait out (disk full, database unreachable, locked) are
+//! [`StoreErrorKind::Unavailable`](crate::StoreErrorKind); anything else
+//! is `Internal`.
+//!
+//! **One sequence per account.** While a transaction holds rows of an
+//! account, no other transaction (of this process or another) appends to
+//! that account: the backend serializes appenders per account. The
+//! embedded backend does it by having one writer thread per file (and
+//! `BEGIN IMMEDIATE` against other processes, which write tokens only), so
+//! the [`Sequencer`]'s in-memory tree is the truth. A backend shared by
+//! several appending processes (PostgreSQL) must lock the account's head
+//! row (`SELECT … FOR UPDATE`) in the transaction, and the layer must learn
+//! the committed size under that lock and bring its tree up to it from the
+//! stored tiles before it appends; that method joins [`LogTx`] with the
+//! first such backend (today one process appends).
+//!
+//! **Reads.** A [`LogReader`] sees committed rows only. Each call is
+//! consistent on its own; the layer never relies on two calls seeing the
+//! same snapshot, because committed rows never change: the index it holds
+//! *is* its snapshot, and it reads rows by the seqs the index gave.
+//! Readers may run on many threads at once, alongside the writer.
+//!
+//! **Several processes.** A backend may be opened by several processes at
+//! once (the command line's token commands beside a server; several
+//! stateless servers on one PostgreSQL database). Token rows may change
+//! behind a process's back; a process notices revocations by polling
+//! [`LogReader::revoked_token_count`], which only grows. A process's column
+//! index catches up on rows other processes appended with
+//! [`LogBackend::scan_index_rows`] from the seq it holds.
+//!
+//! **Writes go through a queue.** [`LayeredStore`] turns every write into a
+//! [`WriteOp`] on a bounded queue (back-pressure for callers) and hands the
+//! receiving end, with the [`Sequencer`] that knows how to apply ops, to
+//! [`LogBackend::start_writer`]. How ops are grouped into transactions is
+//! the backend's business: the embedded backend's one writer thread takes
+//! everything queued into one transaction (group commit: one fsync for
+//! many requests), which is SQLite-specific machinery and stays there.
+//!
+//! [`LayeredStore`]: crate::layered::LayeredStore
+//! [`WriteOp`]: crate::layered::WriteOp
+//! [`Sequencer`]: crate::layered::Sequencer
+
+use std::collections::HashMap;
+
+use auditlog_core::catalog::EventId;
+use auditlog_core::index::IndexRow;
+use auditlog_core::merkle::Hash;
+use auditlog_core::record::AccountId;
+
+use crate::layered::{Sequencer, WriteOp};
+use crate::{
+    PendingTokenChange, RawRecord, Result, TokenChange, TokenInfo, TokenRecord, TokenScope,
+};
+
+/// The backend's key of an account (a row id): assigned once when the
+/// account is registered, never reused, never changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct AccountKey(pub i64);
+
+/// A row to append: the record's canonical bytes and leaf hash, and the
+/// columns the index is rebuilt from.
+#[derive(Debug)]
+pub struct NewRow<'a> {
+    pub seq: u64,
+    pub id: &'a str,
+    pub occurred_at_us: i64,
+    pub event: EventId,
+    pub actor_id: &'a str,
+    pub actor_name: Option<&'a str>,
+    pub ip_address: Option<&'a str>,
+    pub workflow_id: Option<&'a str>,
+    pub idempotency_key: Option<&'a str>,
+    /// The canonical JSON the leaf hash commits to, stored byte for byte.
+    pub canonical: &'a str,
+    pub leaf_hash: &'a Hash,
+}
+
+/// Reads of committed data. Obtained from [`LogBackend::with_reader`] (a
+/// pooled, short-lived reader) or [`LogBackend::dedicated_reader`].
+pub trait LogReader {
+    /// The row of `seq`; an error if it is missing.
+    fn read_raw(&self, account: AccountKey, seq: u64) -> Result<RawRecord>;
+
+    /// The row with record id `id`, if any.
+    fn read_by_id(&self, account: AccountKey, id: &str) -> Result<Option<RawRecord>>;
+
+    /// The rows of `seqs`, appended to `out` in the order of `seqs`, read in
+    /// one snapshot (one short read transaction, ended before returning);
+    /// an error if one is missing.
+    fn read_batch(&self, account: AccountKey, seqs: &[u64], out: &mut Vec<RawRecord>)
+    -> Result<()>;
+
+    /// Calls `f` with the canonical bytes of the row of `seq` (borrowed
+    /// from the database where it can: this is the per-row read of a filter
+    /// the index cannot decide, the slow part of a query).
+    fn with_canonical(
+        &self,
+        account: AccountKey,
+        seq: u64,
+        f: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Result<bool>;
+
+    /// The leaf hashes of seqs `[from, to)` in order; an error if one is
+    /// missing.
+    fn leaf_hashes(&self, account: AccountKey, from: u64, to: u64) -> Result<Vec<Hash>>;
+
+    /// The stored tile `level/index` as concatenated hashes, if stored.
+    /// Only full tiles are written; files of older versions may also hold
+    /// partial ones, which the layer uses when wide enough.
+    fn stored_tile(&self, account: AccountKey, level: u8, index: u64) -> Result<Option<Vec<u8>>>;
+
+    /// The note of the largest checkpoint stored for the account.
+    fn latest_checkpoint(&self, account: AccountKey) -> Result<Option<String>>;
+
+    /// The size of the largest checkpoint stored for the account (0: none).
+    fn signed_size(&self, account: AccountKey) -> Result<u64>;
+
+    /// The token with this secret hash unless it is revoked.
+    fn live_token(&self, secret_hash: &Hash) -> Result<Option<TokenRecord>>;
+
+    /// The token `id`, revoked or not.
+    fn token_info(&self, id: &str) -> Result<Option<TokenInfo>>;
+
+    /// Tokens of exactly `scope`, not revoked, oldest first.
+    fn list_tokens(&self, scope: &TokenScope) -> Result<Vec<TokenInfo>>;
+
+    /// Token changes no event records yet (see
+    /// [`Store::pending_token_changes`](crate::Store::pending_token_changes)).
+    fn pending_token_changes(&self, now_us: i64) -> Result<Vec<PendingTokenChange>>;
+
+    /// How many tokens are revoked. It only grows, so a change means some
+    /// process revoked one.
+    fn revoked_token_count(&self) -> Result<i64>;
+
+    /// A cheap round trip: `Err` if the database cannot answer.
+    fn ping(&self) -> Result<()>;
+}
+
+/// The writes of one transaction, used by the [`Sequencer`] on the
+/// backend's writer. Every method but [`LogTx::register_account`] runs
+/// inside the transaction that [`LogTx::begin`] opened.
+pub trait LogTx {
+    /// The key of `account`, registering it on first use, committed on its
+    /// own before the group's transaction: if the group then fails, the
+    /// account still exists (empty, which answers like an unknown one), so
+    /// the layer's view of accounts never names one that was rolled back.
+    fn register_account(&mut self, account: &AccountId) -> Result<AccountKey>;
+
+    /// Opens the group's transaction, taking the write lock.
+    fn begin(&mut self) -> Result<()>;
+
+    /// The row an idempotency key was used for, if any.
+    fn find_idempotency_key(&mut self, account: AccountKey, key: &str)
+    -> Result<Option<RawRecord>>;
+
+    fn insert_row(&mut self, account: AccountKey, row: &NewRow<'_>) -> Result<()>;
+
+    /// Stores a full tile (hashes concatenated), replacing a partial one of
+    /// an older file.
+    fn put_tile(&mut self, account: AccountKey, level: u8, index: u64, hashes: &[u8])
+    -> Result<()>;
+
+    /// Stores a checkpoint note for `size`; a second one for the same size
+    /// is ignored.
+    fn put_checkpoint(&mut self, account: AccountKey, size: u64, note: &str) -> Result<()>;
+
+    /// Inserts a token; its changes are all pending. An error (a duplicate
+    /// id or hash) fails this call alone: the transaction goes on.
+    fn insert_token(&mut self, token: &TokenRecord) -> Result<()>;
+
+    /// Revokes the live token `id` of exactly `scope`; `false` if there is
+    /// none. `on` is the account whose log records the revocation.
+    fn revoke_token(
+        &mut self,
+        scope: &TokenScope,
+        id: &str,
+        by: Option<&str>,
+        on: Option<&AccountId>,
+        at_us: i64,
+    ) -> Result<bool>;
+
+    /// Marks `change` of token `id` recorded; `false` if it was already
+    /// (or there is no such token).
+    fn mark_token_change(&mut self, id: &str, change: TokenChange) -> Result<bool>;
+
+    /// Sets the token's last use to `at_us` unless a later one is stored.
+    fn touch_token(&mut self, id: &str, at_us: i64) -> Result<()>;
+
+    /// Commits and syncs; see the module's contract.
+    fn commit(&mut self) -> Result<()>;
+
+    /// Abandons the transaction, if one is open.
+    fn rollback(&mut self);
+}
+
+/// A durable log: what [`crate::layered::LayeredStore`] runs over.
+pub trait LogBackend: Send + Sync + 'static {
+    type Reader: LogReader;
+
+    /// Every registered account and its key.
+    fn accounts(&self) -> Result<Vec<(AccountId, AccountKey)>>;
+
+    /// Calls `visit` with the index columns of every committed row whose
+    /// seq is at least `since[account]` (0 for an account not in `since`),
+    /// each account's rows in ascending seq order (accounts may
+    /// interleave). Rows of an account [`LogBackend::accounts`] does not
+    /// name are passed on too: the layer refuses them, as it refuses a gap.
+    fn scan_index_rows(
+        &self,
+        since: &HashMap<AccountKey, u64>,
+        visit: &mut dyn FnMut(AccountKey, u64, IndexRow<'_>) -> Result<()>,
+    ) -> Result<()>;
+
+    /// Runs `f` with a short-lived reader (pooled: do not hold it long).
+    fn with_reader<T>(&self, f: impl FnOnce(&Self::Reader) -> Result<T>) -> Result<T>;
+
+    /// A reader of its own, for a long walk (an export) that must not hold
+    /// a pooled one. It takes no snapshot between calls.
+    fn dedicated_reader(&self) -> Result<Self::Reader>;
+
+    /// Starts applying the ops of `queue`, in queue order, with
+    /// `sequencer` ([`Sequencer::commit_group`] on a [`LogTx`] for each
+    /// group of ops the backend chooses). Called once, at open. If the
+    /// writer dies, it reports it through [`Sequencer::failure`] before any
+    /// op in hand is answered, and drops the queue.
+    fn start_writer(
+        &self,
+        sequencer: Sequencer,
+        queue: tokio::sync::mpsc::Receiver<WriteOp>,
+    ) -> Result<()>;
+
+    /// Bytes used on disk, for metrics.
+    fn size_bytes(&self) -> Result<u64>;
+}

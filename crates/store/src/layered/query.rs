@@ -1,0 +1,285 @@
+//! The read path's backend-neutral half: queries planned on the column
+//! index, rows the index cannot decide checked against their stored
+//! records, pages and exports read by seq, and the Merkle tiles for proofs.
+
+use auditlog_core::index::{IndexLimits, LogIndex, Plan, RowFields, RowKey, Scope as IndexScope};
+use auditlog_core::merkle::{self, Hash, TileReader};
+
+use super::{AccountState, internal};
+use crate::backend::{AccountKey, LogReader};
+use crate::{
+    Page, QueryWatch, RawRecord, RawSink, Result, Scope, Selection, StoreError, StoreErrorKind,
+};
+
+/// Records read and handed to an export's sink at a time.
+const EXPORT_BATCH: usize = 1000;
+
+/// The column index of a log: built here only, so that how an index is
+/// configured is decided in one place.
+pub(super) fn new_index(limits: IndexLimits) -> LogIndex {
+    LogIndex::new(limits)
+}
+
+/// Tells the operator that an account's index reached a distinct-value cap:
+/// its queries on that column now read records (see [`IndexLimits`]).
+pub(super) fn warn_index_overflow(account: &auditlog_core::record::AccountId, index: &LogIndex) {
+    let limits = index.limits();
+    tracing::warn!(
+        account = %account,
+        max_distinct = limits.max_distinct,
+        max_distinct_bytes = limits.max_distinct_bytes,
+        "index distinct-value cap reached: new actors, IP addresses or workflow ids of this account are filtered by reading their records (slower); raise --index-max-distinct to keep them in memory"
+    );
+}
+
+fn index_scope(scope: &Scope) -> IndexScope<'_> {
+    match scope {
+        Scope::Account => IndexScope::Account,
+        Scope::Workflow(w) => IndexScope::Workflow(w),
+    }
+}
+
+fn plan(acc: &AccountState, sel: &Selection) -> Plan {
+    acc.index
+        .plan(&sel.filters, sel.join, index_scope(&sel.scope))
+}
+
+/// Decides one row the index could not decide (a description filter, a
+/// value past the index's distinct-value cap) by reading its stored record
+/// and asking [`Plan::matches_record`]. A read error is kept, not
+/// swallowed: a scan that met one has no answer, and
+/// [`RecordCheck::finish`] returns it.
+///
+/// One read per candidate row makes this the slow part of a query, so it
+/// is where the query's deadline and cancellation are checked: once either
+/// trips, every further row is answered `false` at once (no read) and the
+/// scan of the in-memory index finishes quickly with the error.
+struct RecordCheck<'a, R> {
+    reader: &'a R,
+    account: AccountKey,
+    plan: &'a Plan,
+    watch: QueryWatch,
+    error: Option<StoreError>,
+}
+
+impl<'a, R: LogReader> RecordCheck<'a, R> {
+    fn new(reader: &'a R, account: AccountKey, plan: &'a Plan, watch: QueryWatch) -> Self {
+        RecordCheck {
+            reader,
+            account,
+            plan,
+            watch,
+            error: None,
+        }
+    }
+
+    fn matches(&mut self, seq: u64) -> bool {
+        if self.error.is_some() {
+            return false;
+        }
+        // An atomic load and a clock read: noise beside the read.
+        if let Err(e) = self.watch.check() {
+            self.error = Some(e);
+            return false;
+        }
+        let plan = self.plan;
+        let mut parse_error = None;
+        let read = self.reader.with_canonical(
+            self.account,
+            seq,
+            &mut |body| match RowFields::parse(body) {
+                Ok(row) => plan.matches_record(&row),
+                Err(e) => {
+                    parse_error = Some(e);
+                    false
+                }
+            },
+        );
+        match (read, parse_error) {
+            (Ok(_), Some(e)) => {
+                self.error = Some(internal(format!("stored record does not parse: {e}")));
+                false
+            }
+            (Ok(m), None) => m,
+            (Err(e), _) => {
+                self.error = Some(e);
+                false
+            }
+        }
+    }
+
+    fn finish(self) -> Result<()> {
+        self.error.map_or(Ok(()), Err)
+    }
+}
+
+/// [`Store::list`](crate::Store::list) on one account.
+pub(super) fn list<R: LogReader>(
+    reader: &R,
+    acc: &AccountState,
+    sel: &Selection,
+    watch: QueryWatch,
+    after: Option<RowKey>,
+    limit: usize,
+) -> Result<Page> {
+    watch.check()?;
+    let plan = plan(acc, sel);
+    let mut check = RecordCheck::new(reader, acc.key, &plan, watch.clone());
+    let (keys, more) = plan.page(sel.bounds, after, limit, &mut |s| check.matches(s));
+    check.finish()?;
+    let mut records = Vec::with_capacity(keys.len());
+    for k in &keys {
+        let raw = reader.read_raw(acc.key, k.seq)?;
+        // Checked here, as the parse that used to read it did: a page is
+        // written out as it is.
+        std::str::from_utf8(&raw.canonical)
+            .map_err(|e| internal(format!("stored record is not UTF-8: {e}")))?;
+        records.push(raw);
+    }
+    let next = if more { keys.last().copied() } else { None };
+    Ok(Page { records, next })
+}
+
+/// [`Store::count`](crate::Store::count) on one account.
+pub(super) fn count<R: LogReader>(
+    reader: &R,
+    acc: &AccountState,
+    sel: &Selection,
+    watch: QueryWatch,
+) -> Result<u64> {
+    watch.check()?;
+    let plan = plan(acc, sel);
+    let mut check = RecordCheck::new(reader, acc.key, &plan, watch.clone());
+    let n = acc
+        .index
+        .count(&plan, sel.bounds, &mut |s| check.matches(s));
+    check.finish()?;
+    Ok(n)
+}
+
+/// [`Store::histogram`](crate::Store::histogram) on one account.
+pub(super) fn histogram<R: LogReader>(
+    reader: &R,
+    acc: &AccountState,
+    sel: &Selection,
+    watch: QueryWatch,
+    edges: &[i64],
+) -> Result<Vec<u64>> {
+    watch.check()?;
+    let plan = plan(acc, sel);
+    let mut check = RecordCheck::new(reader, acc.key, &plan, watch.clone());
+    let counts = acc
+        .index
+        .histogram(&plan, sel.bounds, edges, &mut |s| check.matches(s));
+    check.finish()?;
+    Ok(counts)
+}
+
+/// [`Store::export`](crate::Store::export) on one account, with a reader of
+/// its own.
+pub(super) fn export<R: LogReader>(
+    reader: &R,
+    acc: &AccountState,
+    sel: &Selection,
+    sink: &mut RawSink<'_>,
+) -> Result<u64> {
+    // The plan is the snapshot: the index's rows when the export started.
+    // Rows never change once written, so reading them in many short
+    // transactions still gives exactly that snapshot.
+    let plan = plan(acc, sel);
+    let mut check = RecordCheck::new(reader, acc.key, &plan, sel.control.start());
+    // Walk the plan's snapshot newest first in batches of keys (a few MiB
+    // at most, see `ExportKeys`), and read and hand over the records of a
+    // batch a thousand at a time: memory stays flat however many rows
+    // match.
+    let mut walk = plan.export_keys(sel.bounds);
+    let mut keys = Vec::new();
+    let mut seqs = Vec::with_capacity(EXPORT_BATCH);
+    let mut n = 0u64;
+    loop {
+        // The deadline is per walk to the next batch of keys (the part a
+        // description filter makes slow), not for the whole export, which
+        // may rightly take minutes.
+        check.watch = sel.control.start();
+        let more = walk.next_batch(&mut |s| check.matches(s), &mut keys);
+        // Rows whose record could not be read were left out of this
+        // batch: stop rather than export an incomplete view.
+        if let Some(e) = check.error.take() {
+            return Err(e);
+        }
+        check.watch.check()?;
+        if !more {
+            break;
+        }
+        for part in keys.chunks(EXPORT_BATCH) {
+            // One snapshot per batch, ended before the batch is handed
+            // over: the sink may wait on a slow client, and a snapshot held
+            // meanwhile would keep the database from reclaiming space (the
+            // WAL from being checkpointed and rewound).
+            seqs.clear();
+            seqs.extend(part.iter().map(|k| k.seq));
+            let mut batch: Vec<RawRecord> = Vec::with_capacity(part.len());
+            reader.read_batch(acc.key, &seqs, &mut batch)?;
+            if sel.control.is_cancelled() {
+                return Err(StoreError::new(
+                    StoreErrorKind::Unavailable,
+                    "export cancelled: its client went away",
+                ));
+            }
+            n += batch.len() as u64;
+            sink(batch)?;
+        }
+    }
+    Ok(n)
+}
+
+/// The Merkle tiles of one account, for proofs and tree restoration. Only
+/// full tiles are stored: a partial one is derived from the leaf hashes or
+/// the full tiles below.
+pub(super) struct Tiles<'a, R> {
+    pub reader: &'a R,
+    pub account: AccountKey,
+}
+
+impl<R: LogReader> TileReader for Tiles<'_, R> {
+    type Error = StoreError;
+
+    fn read_tile(&self, level: u8, index: u64, width: u16) -> Result<Vec<Hash>> {
+        let want = width as usize * 32;
+        let blob = match self.reader.stored_tile(self.account, level, index)? {
+            Some(b) if b.len() >= want => b,
+            // Not stored (yet): only full tiles are. Derive it from below.
+            _ if width < merkle::TILE_WIDTH => return self.derive_tile(level, index, width),
+            _ => return Err(internal(format!("tile {level}/{index} is missing"))),
+        };
+        if blob.len() % 32 != 0 {
+            return Err(internal(format!(
+                "tile {level}/{index} holds {} bytes, {want} needed",
+                blob.len()
+            )));
+        }
+        Ok(blob[..want]
+            .chunks_exact(32)
+            .map(|c| c.try_into().expect("chunks of 32"))
+            .collect())
+    }
+}
+
+impl<R: LogReader> Tiles<'_, R> {
+    /// The first `width` hashes of a tile that is not stored: at level 0 the
+    /// leaf hashes of its events, above it the roots of the full tiles of
+    /// the level below.
+    fn derive_tile(&self, level: u8, index: u64, width: u16) -> Result<Vec<Hash>> {
+        let first = index * u64::from(merkle::TILE_WIDTH);
+        if level > 0 {
+            return (0..u64::from(width))
+                .map(|j| {
+                    let below = self.read_tile(level - 1, first + j, merkle::TILE_WIDTH)?;
+                    Ok(merkle::full_tile_root(&below))
+                })
+                .collect();
+        }
+        self.reader
+            .leaf_hashes(self.account, first, first + u64::from(width))
+    }
+}

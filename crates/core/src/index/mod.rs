@@ -59,6 +59,11 @@ mod tests;
 use dict::{Actors, Dict};
 pub use export::{EXPORT_KEYS_MAX, ExportKeys};
 pub use plan::{Plan, RowFields};
+// One result row's key is also what a list cursor carries, so a page's last
+// row is the next page's cursor as is. It is defined beside the cursor
+// encoding, since `query` must not depend on the index (the index uses
+// `query`'s filters).
+pub use crate::query::RowKey;
 
 /// Rows per chunk: large enough that the chunk list stays short, small
 /// enough that copying the tail (at most ~1.4 MB) is cheap.
@@ -216,13 +221,6 @@ impl TimeBounds {
     fn overlaps(&self, min: i64, max: i64) -> bool {
         self.start.is_none_or(|s| max >= s) && self.end.is_none_or(|e| min < e)
     }
-}
-
-/// One result row: where it sorts and which record it is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct RowKey {
-    pub occurred_at_us: i64,
-    pub seq: u64,
 }
 
 impl LogIndex {

@@ -16,10 +16,8 @@ use auditlog_core::export::{
     ACCOUNT_CSV_FILE, ACCOUNT_JSONL_FILE, CsvEncoder, ExportEnd, ExportSummary, WORKFLOW_CSV_FILE,
     WORKFLOW_JSONL_FILE, export_event, push_jsonl,
 };
-use auditlog_core::index::{RowKey, TimeBounds};
-use auditlog_core::query::{
-    Cursor, ExportFormat, Query, ResolvedRange, bucket_bounds, parse_query,
-};
+use auditlog_core::index::TimeBounds;
+use auditlog_core::query::{ExportFormat, Query, ResolvedRange, bucket_bounds, parse_query};
 use auditlog_core::record::{AccountId, Micros};
 use auditlog_core::validate::MAX_FUTURE_MICROS;
 use auditlog_store::{
@@ -113,25 +111,14 @@ fn prepare(
 async fn do_list(state: AppState, p: Prepared) -> ApiResult<Response> {
     let after = p
         .query
-        .decode_cursor(&state.keys.cursor_key, p.account.as_str(), &p.scope_key)?
-        .map(|c| RowKey {
-            occurred_at_us: c.occurred_at_us,
-            seq: c.seq,
-        });
+        .decode_cursor(&state.keys.cursor_key, p.account.as_str(), &p.scope_key)?;
     let page = state
         .store
         .list(&p.account, &p.sel, after, p.query.limit as usize)
         .await?;
     let next_cursor = page.next.map(|k| {
-        p.query.encode_cursor(
-            &state.keys.cursor_key,
-            Cursor {
-                occurred_at_us: k.occurred_at_us,
-                seq: k.seq,
-            },
-            p.account.as_str(),
-            &p.scope_key,
-        )
+        p.query
+            .encode_cursor(&state.keys.cursor_key, k, p.account.as_str(), &p.scope_key)
     });
     // Records are spliced in as their stored JSON, not re-serialized.
     let mut out = Vec::with_capacity(page.records.len() * 600 + 200);

@@ -11,13 +11,16 @@ use super::error::ParseQueryError;
 use super::filter::{Column, Join, Op};
 use super::parse::Query;
 
-/// A position in the newest-first order, `(occurred_at, seq)` descending:
-/// the last event of a page. The next page holds the events strictly before
-/// it, i.e. `(occurred_at_us, seq) < (cursor.occurred_at_us, cursor.seq)`.
-/// Because the key is unique and an event's key never changes, paging visits
-/// every matching event exactly once even while new (newer) events arrive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Cursor {
+/// Where an event sorts and which record it is: a position in the
+/// newest-first order, `(occurred_at, seq)` descending (the derived `Ord`
+/// compares the fields in that order). The index answers pages as row keys
+/// ([`crate::index::RowKey`] is this type), and a list cursor is the last
+/// key of a page: the next page holds the events strictly before it, i.e.
+/// `(occurred_at_us, seq) < (cursor.occurred_at_us, cursor.seq)`. Because
+/// the key is unique and an event's key never changes, paging visits every
+/// matching event exactly once even while new (newer) events arrive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RowKey {
     /// `occurred_at` in microseconds since the Unix epoch.
     pub occurred_at_us: i64,
     pub seq: u64,
@@ -59,13 +62,13 @@ fn cursor_mac(key: &CursorKey, fingerprint: &[u8; 32], position: &[u8]) -> hmac:
     mac
 }
 
-impl Cursor {
+impl RowKey {
     /// URL-safe base64 (no padding) of `occurred_at_us`, `seq` (both
     /// big-endian) and a tag: HMAC-SHA-256 under the server's cursor key of
     /// the query's fingerprint and the position, truncated to 16 bytes. A
     /// cursor is therefore bound to the account, scope and query, and
     /// cannot be forged or edited to point elsewhere.
-    pub fn encode(&self, key: &CursorKey, fingerprint: &[u8; 32]) -> String {
+    pub fn to_cursor(&self, key: &CursorKey, fingerprint: &[u8; 32]) -> String {
         use hmac::Mac;
         let mut bytes = [0u8; CURSOR_BYTES];
         bytes[..8].copy_from_slice(&self.occurred_at_us.to_be_bytes());
@@ -80,11 +83,11 @@ impl Cursor {
     /// Reads a cursor back, refusing one whose tag does not check out: it
     /// was issued for another account, scope or query, by another server,
     /// or edited (constant-time comparison).
-    pub fn decode(
+    pub fn from_cursor(
         s: &str,
         key: &CursorKey,
         fingerprint: &[u8; 32],
-    ) -> Result<Cursor, ParseQueryError> {
+    ) -> Result<RowKey, ParseQueryError> {
         use hmac::Mac;
         let not_ours =
             || ParseQueryError::new("cursor", "cursor was not issued for this account and query");
@@ -100,7 +103,7 @@ impl Cursor {
         occurred_at_us.copy_from_slice(&bytes[..8]);
         let mut seq = [0u8; 8];
         seq.copy_from_slice(&bytes[8..16]);
-        Ok(Cursor {
+        Ok(RowKey {
             occurred_at_us: i64::from_be_bytes(occurred_at_us),
             seq: u64::from_be_bytes(seq),
         })
@@ -167,10 +170,10 @@ impl Query {
         key: &CursorKey,
         account: &str,
         scope: &str,
-    ) -> Result<Option<Cursor>, ParseQueryError> {
+    ) -> Result<Option<RowKey>, ParseQueryError> {
         match &self.cursor {
             None => Ok(None),
-            Some(s) => Cursor::decode(s, key, &self.fingerprint(account, scope)).map(Some),
+            Some(s) => RowKey::from_cursor(s, key, &self.fingerprint(account, scope)).map(Some),
         }
     }
 
@@ -178,10 +181,10 @@ impl Query {
     pub fn encode_cursor(
         &self,
         key: &CursorKey,
-        last: Cursor,
+        last: RowKey,
         account: &str,
         scope: &str,
     ) -> String {
-        last.encode(key, &self.fingerprint(account, scope))
+        last.to_cursor(key, &self.fingerprint(account, scope))
     }
 }

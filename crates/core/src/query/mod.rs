@@ -19,7 +19,7 @@ mod range;
 mod tests;
 
 pub use bucket::{Bucket, MAX_BUCKETS, bucket_bounds};
-pub use cursor::{Cursor, CursorKey};
+pub use cursor::{CursorKey, RowKey};
 pub use error::ParseQueryError;
 pub use filter::{
     Column, Filter, Join, MAX_FILTER_VALUE_CHARS, Matcher, Op, normalize, op_matches,

@@ -650,7 +650,7 @@ static KEY: CursorKey = CursorKey([1; 32]);
 #[test]
 fn cursor_round_trips() {
     let q = query(&[("filter", "event:eq:Login")]);
-    let c = Cursor {
+    let c = RowKey {
         occurred_at_us: 1_780_000_000_123_456,
         seq: 42,
     };
@@ -668,18 +668,44 @@ fn cursor_round_trips() {
     let other = CursorKey::new([2; 32]);
     assert!(next.decode_cursor(&other, "acme", "").is_err());
     // Negative times (before 1970) and extreme values survive too.
-    let edge = Cursor {
+    let edge = RowKey {
         occurred_at_us: -1,
         seq: u64::MAX,
     };
     let fp = q.fingerprint("acme", "");
-    assert_eq!(Cursor::decode(&edge.encode(&KEY, &fp), &KEY, &fp), Ok(edge));
+    assert_eq!(
+        RowKey::from_cursor(&edge.to_cursor(&KEY, &fp), &KEY, &fp),
+        Ok(edge)
+    );
+}
+
+/// Cursors handed out stay valid across releases: the bytes of a cursor are
+/// pinned (computed apart from this code, with Python's `hmac`, from the
+/// format `RowKey::to_cursor` documents).
+#[test]
+fn cursor_wire_format_is_pinned() {
+    let fp = [7; 32];
+    let key = RowKey {
+        occurred_at_us: 1_780_000_000_123_456,
+        seq: 42,
+    };
+    let s = "AAZS5ou1IkAAAAAAAAAAKp4kvrEQRS7UFXpJpwWttDA";
+    assert_eq!(key.to_cursor(&KEY, &fp), s);
+    assert_eq!(RowKey::from_cursor(s, &KEY, &fp), Ok(key));
+    let edge = RowKey {
+        occurred_at_us: -1,
+        seq: u64::MAX,
+    };
+    assert_eq!(
+        edge.to_cursor(&KEY, &fp),
+        "_____________________3IBVUkuFWAwyZ-SQQzC7s0"
+    );
 }
 
 #[test]
 fn cursor_is_refused_elsewhere_and_when_garbled() {
     let q = query(&[("filter", "event:eq:Login")]);
-    let c = Cursor {
+    let c = RowKey {
         occurred_at_us: 1_780_000_000_123_456,
         seq: 42,
     };

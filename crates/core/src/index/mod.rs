@@ -1,0 +1,350 @@
+//! The column index: a compact, in-memory copy of the few columns every
+//! dashboard query filters on, scanned instead of asking the database.
+//!
+//! Why: the dashboard asks for an exact count, a histogram and the first page
+//! of any filter shape at once, including "not equal" filters over all time.
+//! B-tree indexes answer the first page well but counts and `ne` filters
+//! poorly (they visit every matching row through the table). Here each event
+//! is 22 bytes — time (`i64`), event (`u16` catalog id, which also gives the
+//! category and level), actor, IP and workflow (`u32` dictionary ids) — and
+//! a filter becomes one table look-up per column per row. Text comparison
+//! happens once per distinct value (the dictionaries), never per row.
+//!
+//! The index is derived data: the store rebuilds it from the durable log at
+//! start-up, and appends to it after each commit and before acknowledging,
+//! so a query sees every acknowledged event (read your writes).
+//!
+//! Concurrency: rows live in chunks of [`CHUNK_ROWS`]. Full chunks are
+//! immutable and shared (`Arc`); the tail chunk is copied on write only when
+//! a reader still holds it. Readers take the lock just long enough to clone
+//! the chunk list (and note the dictionaries' sizes), then build their
+//! look-up tables a slice of values per hold ([`LogIndex::plan`]) and scan
+//! without it, so neither a long scan nor a huge dictionary holds up the
+//! writer.
+//!
+//! Description filters are not indexed (descriptions are mostly unique and
+//! large); the caller passes a record check, a closure that reads the
+//! stored record of a row the indexed columns cannot decide and answers it
+//! with [`Plan::matches_record`].
+//!
+//! Layout, one concept per file. Each child file uses items of this module
+//! and of the files above it in this list, never of one below it, so there
+//! is no import circle between them:
+//!
+//! - `mod.rs`: [`LogIndex`] (rows appended into chunks, the rollups and
+//!   postings kept on append), [`IndexRow`], [`IndexLimits`], [`Scope`],
+//!   [`TimeBounds`];
+//! - `dict.rs`: the dictionaries (`Dict`, `Actors`) and their overflow ids;
+//! - `plan.rs`: [`LogIndex::plan`] builds a [`Plan`]'s look-up tables over a
+//!   snapshot; [`RowFields`] and [`Plan::matches_record`] for the record check;
+//! - `scan.rs`: the scan of a plan's chunks and what it answers: count,
+//!   histogram and page;
+//! - `rollup.rs`: the faster answers of [`LogIndex::count`] and
+//!   [`LogIndex::histogram`], from the rollups and the per-actor postings;
+//! - `export.rs`: [`ExportKeys`], the export's walk in time windows.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use crate::catalog::EventId;
+
+mod dict;
+mod export;
+mod plan;
+mod rollup;
+mod scan;
+#[cfg(test)]
+mod tests;
+
+use dict::{Actors, Dict};
+pub use export::{EXPORT_KEYS_MAX, ExportKeys};
+pub use plan::{Plan, RowFields};
+// One result row's key is also what a list cursor carries, so a page's last
+// row is the next page's cursor as is. It is defined beside the cursor
+// encoding, since `query` must not depend on the index (the index uses
+// `query`'s filters).
+pub use crate::query::RowKey;
+
+/// Rows per chunk: large enough that the chunk list stays short, small
+/// enough that copying the tail (at most ~1.4 MB) is cheap.
+pub const CHUNK_ROWS: usize = 1 << 16;
+
+/// Dictionary id meaning "absent" for optional columns.
+const ABSENT: u32 = 0;
+
+/// Dictionary id of every value that arrived after its dictionary was full
+/// ([`IndexLimits::max_distinct`]); actor id of every such actor. The row
+/// still exists and is counted; only its value is not in memory, so a
+/// filter on that column decides it from the stored record.
+const OVERFLOW: u32 = 1;
+const ACTOR_OVERFLOW: u32 = 0;
+
+/// What one account's index may hold in memory, whatever clients send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IndexLimits {
+    /// Distinct values kept per column (actor ids, display names, actor
+    /// pairs, IP addresses, workflow ids). Past it a new value is stored
+    /// and exported as always, but the index holds one shared overflow id
+    /// for it, and a filter on that column reads such rows' records (the
+    /// slower path) instead of deciding them from memory.
+    pub max_distinct: usize,
+    /// Bytes of text (values and their normalized forms) kept per column:
+    /// the same cap in bytes, since one value may be 1,024 characters.
+    pub max_distinct_bytes: usize,
+}
+
+impl IndexLimits {
+    /// 100,000 distinct values or 16 MiB of text per column, whichever
+    /// comes first: ten times a large organisation's users. With the
+    /// per-value overhead (~90 bytes) an account's dictionaries stay under
+    /// ~100 MiB whatever its clients send; a typical one takes a few MiB.
+    pub const DEFAULT: IndexLimits = IndexLimits {
+        max_distinct: 100_000,
+        max_distinct_bytes: 16 << 20,
+    };
+}
+
+impl Default for IndexLimits {
+    fn default() -> Self {
+        IndexLimits::DEFAULT
+    }
+}
+
+/// What the index keeps of one event.
+#[derive(Clone, Copy, Debug)]
+pub struct IndexRow<'a> {
+    pub occurred_at_us: i64,
+    pub event: EventId,
+    pub actor_id: &'a str,
+    pub actor_name: Option<&'a str>,
+    pub ip_address: Option<&'a str>,
+    pub workflow_id: Option<&'a str>,
+}
+
+#[derive(Clone, Default)]
+struct Chunk {
+    time: Vec<i64>,
+    event: Vec<u16>,
+    actor: Vec<u32>,
+    ip: Vec<u32>,
+    workflow: Vec<u32>,
+    min_time: i64,
+    max_time: i64,
+}
+
+impl Chunk {
+    fn len(&self) -> usize {
+        self.time.len()
+    }
+}
+
+/// Rollup granularity: 15 minutes. Every UTC offset in use is a multiple of
+/// 15 minutes, so every day or hour boundary of any viewer's zone — hence
+/// every preset, custom range and histogram edge — falls on a slot edge.
+pub const SLOT_US: i64 = 15 * 60 * 1_000_000;
+
+/// Events per (slot, catalog event): sparse, since a slot holds a few dozen
+/// distinct events at most.
+type Rollup = BTreeMap<i64, Vec<(u16, u32)>>;
+
+struct Inner {
+    chunks: Vec<Arc<Chunk>>,
+    rollup: Rollup,
+    /// Per actor, the seqs of its events, ascending: a `user` filter that
+    /// picks a few actors visits their rows instead of scanning the log.
+    /// `u32` halves the memory; an account past 2^32 events stops keeping
+    /// them (`postings_complete`) and falls back to scans.
+    postings: Vec<Vec<u32>>,
+    postings_complete: bool,
+    len: u64,
+    min_time: i64,
+    limits: IndexLimits,
+    actors: Actors,
+    user_ids: Dict,
+    names: Dict,
+    ips: Dict,
+    workflows: Dict,
+}
+
+impl Inner {
+    fn overflowed(&self) -> bool {
+        self.actors.overflowed || self.ips.overflowed || self.workflows.overflowed
+    }
+}
+
+/// The column index of one account's log; rows are appended in `seq` order,
+/// so a row's position is its `seq`.
+pub struct LogIndex {
+    inner: RwLock<Inner>,
+}
+
+impl Default for LogIndex {
+    fn default() -> Self {
+        LogIndex::new(IndexLimits::DEFAULT)
+    }
+}
+
+impl std::fmt::Debug for LogIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogIndex")
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+/// Which part of the log a query looks at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope<'a> {
+    /// The whole account log.
+    Account,
+    /// One workflow's own view: its workflow-level events.
+    Workflow(&'a str),
+}
+
+/// Half-open time bounds in Unix microseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeBounds {
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+}
+
+impl TimeBounds {
+    pub const ALL: TimeBounds = TimeBounds {
+        start: None,
+        end: None,
+    };
+
+    fn contains(&self, t: i64) -> bool {
+        self.start.is_none_or(|s| t >= s) && self.end.is_none_or(|e| t < e)
+    }
+
+    fn overlaps(&self, min: i64, max: i64) -> bool {
+        self.start.is_none_or(|s| max >= s) && self.end.is_none_or(|e| min < e)
+    }
+}
+
+impl LogIndex {
+    pub fn new(limits: IndexLimits) -> LogIndex {
+        let cap = limits.max_distinct;
+        LogIndex {
+            inner: RwLock::new(Inner {
+                chunks: Vec::new(),
+                rollup: Rollup::new(),
+                // The overflow actor's rows, like any actor's.
+                postings: vec![Vec::new()],
+                postings_complete: true,
+                len: 0,
+                min_time: i64::MAX,
+                limits,
+                actors: Actors::new(cap),
+                user_ids: Dict::new(limits),
+                names: Dict::new(limits),
+                ips: Dict::new(limits),
+                workflows: Dict::new(limits),
+            }),
+        }
+    }
+
+    /// The limits the index was made with.
+    pub fn limits(&self) -> IndexLimits {
+        self.read().limits
+    }
+
+    /// Whether some value of any column was past its cap (and so is decided
+    /// from the stored record when filtered on).
+    pub fn overflowed(&self) -> bool {
+        self.read().overflowed()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the index half-written
+        // in a way readers would misread (lengths are updated last), so a
+        // poisoned lock is still usable.
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Number of rows: the log size the index reflects.
+    pub fn len(&self) -> u64 {
+        self.read().len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Earliest `occurred_at` in the log, if any.
+    pub fn min_time(&self) -> Option<i64> {
+        let g = self.read();
+        (g.len > 0).then_some(g.min_time)
+    }
+
+    /// Appends rows; the first gets `seq == self.len()`. Returns whether
+    /// these rows were the first past a distinct-value cap (worth telling
+    /// the operator once).
+    pub fn append<'a>(&self, rows: impl IntoIterator<Item = IndexRow<'a>>) -> bool {
+        let mut g = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        let inner = &mut *g;
+        let before = inner.overflowed();
+        for row in rows {
+            let user = inner.user_ids.intern(Some(row.actor_id));
+            let name = inner
+                .names
+                .intern(Some(row.actor_name.unwrap_or(row.actor_id)));
+            let actor = inner.actors.intern(user, name);
+            if actor as usize == inner.actors.pairs.len() {
+                inner.actors.pairs.push((user, name));
+                inner.postings.push(Vec::new());
+            }
+            match u32::try_from(inner.len) {
+                Ok(seq) if inner.postings_complete => inner.postings[actor as usize].push(seq),
+                _ => inner.postings_complete = false,
+            }
+            let ip = inner.ips.intern(row.ip_address);
+            let workflow = inner.workflows.intern(row.workflow_id);
+            if inner.chunks.last().is_none_or(|c| c.len() >= CHUNK_ROWS) {
+                inner.chunks.push(Arc::new(Chunk {
+                    min_time: i64::MAX,
+                    max_time: i64::MIN,
+                    ..Chunk::default()
+                }));
+            }
+            let tail = Arc::make_mut(inner.chunks.last_mut().expect("pushed above"));
+            let t = row.occurred_at_us;
+            tail.time.push(t);
+            tail.event.push(row.event.0);
+            tail.actor.push(actor);
+            tail.ip.push(ip);
+            tail.workflow.push(workflow);
+            tail.min_time = tail.min_time.min(t);
+            tail.max_time = tail.max_time.max(t);
+            inner.min_time = inner.min_time.min(t);
+            let slot = inner.rollup.entry(t.div_euclid(SLOT_US)).or_default();
+            match slot.iter_mut().find(|(e, _)| *e == row.event.0) {
+                Some((_, c)) => *c += 1,
+                None => slot.push((row.event.0, 1)),
+            }
+            inner.len += 1;
+        }
+        !before && inner.overflowed()
+    }
+
+    /// Distinct user names seen in the log whose normalized form contains
+    /// `needle` (normalized), sorted, at most `limit`: suggestions for the
+    /// filter dialog.
+    pub fn user_names(&self, needle: &str, limit: usize) -> Vec<String> {
+        let g = self.read();
+        let needle = crate::query::normalize(needle);
+        let mut out: Vec<String> = g
+            .names
+            .values
+            .iter()
+            .zip(&g.names.normalized)
+            .skip(2)
+            .filter(|(_, n)| n.contains(&needle))
+            .map(|(v, _)| v.to_string())
+            .collect();
+        out.sort_by_key(|s| s.to_lowercase());
+        out.truncate(limit);
+        out
+    }
+}

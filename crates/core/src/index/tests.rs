@@ -1,0 +1,385 @@
+//! Tests of the index as a whole; helpers shared with the files' own tests.
+
+use super::*;
+use crate::catalog::{Catalog, Level};
+use crate::query::{Column, Filter, Join, Op};
+use proptest::prelude::*;
+
+pub(super) fn ev(level: Level, cat: &str, name: &str) -> EventId {
+    Catalog::get().find(level, cat, name).expect("in catalog")
+}
+
+pub(super) fn filter(column: Column, op: Op, value: &str) -> Filter {
+    Filter::parse(&format!(
+        "{}:{}:{value}",
+        match column {
+            Column::Event => "event",
+            Column::Category => "category",
+            Column::User => "user",
+            Column::UserId => "user_id",
+            Column::IpAddress => "ip_address",
+            Column::WorkflowId => "workflow_id",
+            Column::Level => "level",
+            Column::Description => "description",
+        },
+        match op {
+            Op::Eq => "eq",
+            Op::Ne => "ne",
+            Op::Contains => "contains",
+            Op::NotContains => "not_contains",
+        }
+    ))
+    .unwrap()
+}
+
+/// A small log: (time, event, user id, user name, ip, workflow).
+pub(super) fn sample() -> LogIndex {
+    let idx = LogIndex::default();
+    let login = ev(Level::Account, "Login/Logout", "Login");
+    let role = ev(Level::Account, "Roles", "Role created");
+    let wf = ev(Level::Workflow, "Workflow Management", "Workflow deployed");
+    let rows = [
+        (10, login, "u1", Some("Jane Doe"), Some("10.0.0.1"), None),
+        (20, role, "u2", Some("Bob"), None, None),
+        (30, login, "u2", Some("Bob"), Some("10.0.0.2"), None),
+        (30, wf, "u1", Some("Jane Doe"), None, Some("wf_1")),
+        (5, wf, "u3", None, None, Some("wf_2")),
+    ];
+    idx.append(rows.iter().map(|&(t, e, id, name, ip, wf)| IndexRow {
+        occurred_at_us: t,
+        event: e,
+        actor_id: id,
+        actor_name: name,
+        ip_address: ip,
+        workflow_id: wf,
+    }));
+    idx
+}
+
+fn seqs(idx: &LogIndex, filters: &[Filter], join: Join, scope: Scope<'_>) -> Vec<u64> {
+    let plan = idx.plan(filters, join, scope);
+    let mut out = Vec::new();
+    plan.for_each_match(TimeBounds::ALL, &mut |_| unreachable!(), |r| {
+        out.push(r.seq)
+    });
+    out
+}
+
+#[test]
+fn filters_and_joins() {
+    let idx = sample();
+    let and = Join::And;
+    assert_eq!(seqs(&idx, &[], and, Scope::Account), [0, 1, 2, 3, 4]);
+    let f = filter(Column::Event, Op::Eq, " LOGIN ");
+    assert_eq!(seqs(&idx, &[f], and, Scope::Account), [0, 2]);
+    let f = filter(Column::Category, Op::Ne, "login/logout");
+    assert_eq!(seqs(&idx, &[f], and, Scope::Account), [1, 3, 4]);
+    // `user` is the display name: the name, else the id.
+    let f = filter(Column::User, Op::Eq, "u3");
+    assert_eq!(seqs(&idx, &[f], and, Scope::Account), [4]);
+    // ne keeps events where the field is absent.
+    let f = filter(Column::IpAddress, Op::Ne, "10.0.0.1");
+    assert_eq!(seqs(&idx, &[f], and, Scope::Account), [1, 2, 3, 4]);
+    let f = filter(Column::WorkflowId, Op::Contains, "wf");
+    assert_eq!(seqs(&idx, &[f], and, Scope::Account), [3, 4]);
+    let f = filter(Column::WorkflowId, Op::NotContains, "_1");
+    assert_eq!(seqs(&idx, &[f], and, Scope::Account), [0, 1, 2, 4]);
+    let both = [
+        filter(Column::Event, Op::Eq, "Role created"),
+        filter(Column::User, Op::Eq, "jane doe"),
+    ];
+    assert_eq!(seqs(&idx, &both, Join::Or, Scope::Account), [0, 1, 3]);
+    assert_eq!(
+        seqs(&idx, &both, Join::And, Scope::Account),
+        Vec::<u64>::new()
+    );
+    let f = filter(Column::Level, Op::Eq, "workflow");
+    assert_eq!(seqs(&idx, &[f], and, Scope::Account), [3, 4]);
+    assert_eq!(seqs(&idx, &[], and, Scope::Workflow("wf_1")), [3]);
+    assert_eq!(
+        seqs(&idx, &[], and, Scope::Workflow("nope")),
+        Vec::<u64>::new()
+    );
+}
+
+#[test]
+fn description_filters_are_asked_only_when_needed() {
+    let idx = sample();
+    let filters = [
+        filter(Column::Event, Op::Eq, "Login"),
+        filter(Column::Description, Op::Contains, "x"),
+    ];
+    let plan = idx.plan(&filters, Join::And, Scope::Account);
+    let mut asked = Vec::new();
+    let n = plan.count(TimeBounds::ALL, &mut |seq| {
+        asked.push(seq);
+        seq == 2
+    });
+    assert_eq!((n, asked), (1, vec![0, 2]));
+    let plan = idx.plan(&filters, Join::Or, Scope::Account);
+    let mut asked = Vec::new();
+    let n = plan.count(TimeBounds::ALL, &mut |seq| {
+        asked.push(seq);
+        false
+    });
+    assert_eq!((n, asked), (2, vec![1, 3, 4]));
+}
+
+#[test]
+fn pages_walk_every_row_once_newest_first() {
+    let idx = sample();
+    let plan = idx.plan(&[], Join::And, Scope::Account);
+    let mut after = None;
+    let mut seen = Vec::new();
+    loop {
+        let (rows, more) = plan.page(TimeBounds::ALL, after, 2, &mut |_| true);
+        seen.extend(rows.iter().map(|r| (r.occurred_at_us, r.seq)));
+        if !more {
+            break;
+        }
+        after = rows.last().copied();
+    }
+    assert_eq!(seen, [(30, 3), (30, 2), (20, 1), (10, 0), (5, 4)]);
+}
+
+#[test]
+fn histogram_and_bounds() {
+    let idx = sample();
+    let plan = idx.plan(&[], Join::And, Scope::Account);
+    assert_eq!(
+        plan.histogram(TimeBounds::ALL, &[0, 10, 20, 40], &mut |_| true),
+        [1, 1, 3]
+    );
+    let b = TimeBounds {
+        start: Some(11),
+        end: None,
+    };
+    assert_eq!(
+        plan.histogram(b, &[0, 10, 20, 40], &mut |_| true),
+        [0, 0, 3]
+    );
+    let b = TimeBounds {
+        start: Some(10),
+        end: Some(30),
+    };
+    assert_eq!(plan.count(b, &mut |_| true), 2);
+    assert_eq!(idx.user_names("o", 10), ["Bob", "Jane Doe"]);
+}
+
+#[test]
+fn readers_keep_their_snapshot_while_the_writer_appends() {
+    let idx = sample();
+    let plan = idx.plan(&[], Join::And, Scope::Account);
+    idx.append([IndexRow {
+        occurred_at_us: 50,
+        event: ev(Level::Account, "Login/Logout", "Logout"),
+        actor_id: "u9",
+        actor_name: None,
+        ip_address: None,
+        workflow_id: None,
+    }]);
+    assert_eq!(plan.count(TimeBounds::ALL, &mut |_| true), 5);
+    let plan = idx.plan(&[], Join::And, Scope::Account);
+    assert_eq!(plan.count(TimeBounds::ALL, &mut |_| true), 6);
+}
+
+/// One generated row: (time, event, user id, name, ip, workflow,
+/// description).
+type GenRow = (
+    i64,
+    EventId,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+);
+
+fn row_json(r: &GenRow) -> Vec<u8> {
+    let e = Catalog::get().entry(r.1);
+    serde_json::to_vec(&serde_json::json!({
+        "level": e.level.as_str(),
+        "category": e.category,
+        "event": e.event.name.as_str(),
+        "actor": {"type": "user", "id": r.2, "name": r.3},
+        "ip_address": r.4,
+        "workflow_id": r.5,
+        "description": r.6,
+    }))
+    .unwrap()
+}
+
+fn gen_row() -> impl Strategy<Value = GenRow> {
+    let pool = |p: &'static str, n: u32| (0..n).prop_map(move |i| format!("{p}{i}"));
+    // Three account-level and three workflow-level events.
+    let of = |level| {
+        Catalog::get()
+            .entries()
+            .filter(move |e| e.level == level)
+            .map(|e| e.id)
+            .take(3)
+    };
+    let ids: Vec<EventId> = of(Level::Account).chain(of(Level::Workflow)).collect();
+    (
+        0i64..50,
+        proptest::sample::select(ids),
+        pool("u", 8),
+        proptest::option::of(pool("N", 5)),
+        proptest::option::of(pool("10.0.0.", 6)),
+        proptest::option::of(pool("wf_", 5)),
+        pool("d", 4),
+    )
+}
+
+fn gen_filter() -> impl Strategy<Value = Filter> {
+    let column = proptest::sample::select(vec![
+        Column::Event,
+        Column::User,
+        Column::UserId,
+        Column::IpAddress,
+        Column::WorkflowId,
+        Column::Level,
+        Column::Description,
+    ]);
+    let op = proptest::sample::select(vec![Op::Eq, Op::Ne, Op::Contains, Op::NotContains]);
+    let value = proptest::sample::select(vec![
+        "u1", "u3", "n2", "10.0.0.1", "10.0.0.4", "wf_0", "wf_3", "d1", "1", "3", "workflow",
+        "Login",
+    ]);
+    (column, op, value).prop_map(|(c, o, v)| filter(c, o, v))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// However small the distinct-value caps, every query answers as
+    /// if there were none: overflow rows are decided from their
+    /// records, and only they (or description filters) are read.
+    #[test]
+    fn caps_never_change_an_answer(
+        rows in proptest::collection::vec(gen_row(), 0..120),
+        cap in 0usize..6,
+        cap_bytes in prop_oneof![Just(usize::MAX), 0usize..40],
+        filters in proptest::collection::vec(gen_filter(), 0..4),
+        or in any::<bool>(),
+        scope_wf in proptest::option::of(proptest::sample::select(vec!["wf_0", "wf_4", "nope"])),
+    ) {
+        let join = if or { Join::Or } else { Join::And };
+        let scope = scope_wf.map_or(Scope::Account, Scope::Workflow);
+        let json: Vec<Vec<u8>> = rows.iter().map(row_json).collect();
+        let capped = LogIndex::new(IndexLimits { max_distinct: cap, max_distinct_bytes: cap_bytes });
+        let free = LogIndex::default();
+        for idx in [&capped, &free] {
+            idx.append(rows.iter().map(|r| IndexRow {
+                occurred_at_us: r.0,
+                event: r.1,
+                actor_id: &r.2,
+                actor_name: r.3.as_deref(),
+                ip_address: r.4.as_deref(),
+                workflow_id: r.5.as_deref(),
+            }));
+        }
+        let bounds = TimeBounds { start: Some(3), end: Some(40) };
+        let edges = [0, 10, 20, 45];
+        let answer = |idx: &LogIndex| {
+            let plan = idx.plan(&filters, join, scope);
+            let mut asked = Vec::new();
+            let mut check = |s: u64| {
+                asked.push(s);
+                plan.matches_record(&RowFields::parse(&json[s as usize]).unwrap())
+            };
+            let count = idx.count(&plan, bounds, &mut check);
+            let hist = idx.histogram(&plan, TimeBounds::ALL, &edges, &mut check);
+            let (page, _) = plan.page(bounds, None, 7, &mut check);
+            let mut all = Vec::new();
+            let mut walk = plan.export_keys(TimeBounds::ALL);
+            let mut batch = Vec::new();
+            while walk.next_batch(&mut check, &mut batch) {
+                all.extend_from_slice(&batch);
+            }
+            (count, hist, page, all, asked)
+        };
+        let (c1, h1, p1, a1, asked) = answer(&capped);
+        let (c2, h2, p2, a2, _) = answer(&free);
+        prop_assert_eq!(c1, c2);
+        prop_assert_eq!(h1, h2);
+        prop_assert_eq!(p1, p2);
+        prop_assert_eq!(&a1, &a2);
+        // The oracle: every row tested against its record directly.
+        let plan = free.plan(&filters, join, scope);
+        let expected: Vec<u64> = (0..rows.len() as u64)
+            .filter(|&s| plan.matches_record(&RowFields::parse(&json[s as usize]).unwrap()))
+            .collect();
+        let mut got: Vec<u64> = a1.iter().map(|k| k.seq).collect();
+        got.sort_unstable();
+        prop_assert_eq!(got, expected);
+        // Within the caps and without a description filter, no record
+        // is read at all.
+        if !capped.overflowed() && filters.iter().all(|f| f.column != Column::Description) {
+            prop_assert!(asked.is_empty(), "asked {:?}", asked);
+        }
+    }
+}
+
+#[test]
+fn values_past_the_cap_share_one_id_and_are_still_counted() {
+    let idx = LogIndex::new(IndexLimits {
+        max_distinct: 2,
+        ..IndexLimits::DEFAULT
+    });
+    let login = ev(Level::Account, "Login/Logout", "Login");
+    let ips = ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"];
+    idx.append(ips.iter().map(|ip| IndexRow {
+        occurred_at_us: 1,
+        event: login,
+        actor_id: "u",
+        actor_name: None,
+        ip_address: Some(ip),
+        workflow_id: None,
+    }));
+    assert!(idx.overflowed());
+    let g = idx.read();
+    assert_eq!(g.ips.ids.len(), 2);
+    let row_ips: Vec<u32> = g.chunks[0].ip.clone();
+    assert_eq!(row_ips, [2, 3, OVERFLOW, OVERFLOW]);
+    drop(g);
+    let plan = idx.plan(
+        &[filter(Column::IpAddress, Op::Eq, "10.0.0.4")],
+        Join::And,
+        Scope::Account,
+    );
+    let mut asked = Vec::new();
+    let n = idx.count(&plan, TimeBounds::ALL, &mut |s| {
+        asked.push(s);
+        s == 3
+    });
+    assert_eq!((n, asked), (1, vec![2, 3]));
+    assert_eq!(idx.len(), 4);
+}
+
+#[test]
+fn many_chunks() {
+    let idx = LogIndex::default();
+    let login = ev(Level::Account, "Login/Logout", "Login");
+    let n = CHUNK_ROWS * 2 + 17;
+    idx.append((0..n).map(|i| IndexRow {
+        occurred_at_us: i as i64,
+        event: login,
+        actor_id: if i % 2 == 0 { "a" } else { "b" },
+        actor_name: None,
+        ip_address: None,
+        workflow_id: None,
+    }));
+    let plan = idx.plan(
+        &[filter(Column::UserId, Op::Eq, "a")],
+        Join::And,
+        Scope::Account,
+    );
+    assert_eq!(
+        plan.count(TimeBounds::ALL, &mut |_| true),
+        (n as u64).div_ceil(2)
+    );
+    let (rows, more) = plan.page(TimeBounds::ALL, None, 3, &mut |_| true);
+    assert!(more);
+    assert_eq!(rows[0].seq, (n - 1) as u64);
+}

@@ -97,7 +97,7 @@ fn main() {
         for (sname, filters, join) in &shapes {
             let mut times = [Vec::new(), Vec::new(), Vec::new()];
             for _ in 0..7 {
-                let plan = idx.plan(filters, *join, Scope::Account);
+                let plan = idx.plan(filters, *join, &Scope::Account);
                 let t = Instant::now();
                 std::hint::black_box(idx.count(&plan, bounds, &mut |_| true));
                 times[0].push(t.elapsed().as_secs_f64() * 1e3);
@@ -117,7 +117,7 @@ fn main() {
     }
     // The export's walk of every row against paging through them 1,000 at
     // a time (what exports did before), same plan, same run.
-    let plan = idx.plan(&[], Join::And, Scope::Account);
+    let plan = idx.plan(&[], Join::And, &Scope::Account);
     let t = Instant::now();
     let (mut keys, mut walked) = (Vec::new(), 0usize);
     let mut walk = plan.export_keys(TimeBounds::ALL);

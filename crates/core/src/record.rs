@@ -37,6 +37,29 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub use crate::ingest::catalog::Level;
 pub use crate::log::merkle::Hash;
 
+/// A workflow's id, as clients name it in events and in the URL of the
+/// workflow's own view. Any string names a workflow: one that no event
+/// carries simply has no events.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct WorkflowId(String);
+
+impl WorkflowId {
+    pub fn new(id: impl Into<String>) -> WorkflowId {
+        WorkflowId(id.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for WorkflowId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A tenant id, validated: `^[a-z0-9][a-z0-9_-]{0,62}$`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AccountId(String);

@@ -18,7 +18,7 @@ use auditlog_core::export::{
 };
 use auditlog_core::index::TimeBounds;
 use auditlog_core::query::{ExportFormat, Query, ResolvedRange, bucket_bounds, parse_query};
-use auditlog_core::record::{AccountId, Micros};
+use auditlog_core::record::{AccountId, Micros, WorkflowId};
 use auditlog_core::validate::MAX_FUTURE_MICROS;
 use auditlog_store::{
     CancelOnDrop, QueryControl, RawRecord, Scope, Selection, StoreError, StoreErrorKind,
@@ -84,7 +84,10 @@ fn prepare(
         end: range.end.map(|t| Micros::from_timestamp(t).0),
     };
     let (scope, scope_key) = match workflow {
-        Some(w) => (Scope::Workflow(w.clone()), format!("workflow:{w}")),
+        Some(w) => {
+            let key = format!("workflow:{w}");
+            (Scope::Workflow(WorkflowId::new(w)), key)
+        }
         None => (Scope::Account, String::new()),
     };
     // Only a list reads the cursor, but every read endpoint takes the same

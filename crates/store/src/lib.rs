@@ -134,13 +134,8 @@ pub struct Appended {
     pub created: bool,
 }
 
-/// Which part of an account's log a query covers.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Scope {
-    Account,
-    /// A workflow's own view: its workflow-level events.
-    Workflow(String),
-}
+/// Which part of an account's log a query covers: the index's own type.
+pub use auditlog_core::index::Scope;
 
 /// A query's selection: scope, time bounds, filters and their join, and
 /// what stops it early.

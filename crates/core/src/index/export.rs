@@ -333,7 +333,7 @@ mod tests {
             (vec![user.clone(), desc.clone()], Join::And),
             (vec![role.clone(), desc.clone()], Join::Or),
         ] {
-            let plan = idx.plan(&filters, join, Scope::Account);
+            let plan = idx.plan(&filters, join, &Scope::Account);
             for bounds in [TimeBounds::ALL, mid] {
                 let expected = all_pages(&plan, bounds, 5_000, &is_x);
                 assert!(!expected.is_empty());
@@ -350,7 +350,7 @@ mod tests {
         // so windows must be narrowed, each row still asked about once.
         let n = EXPORT_KEYS_MAX + CHUNK_ROWS / 2;
         let idx = log_of(n, |i| (lcg(i) % 100_000) as i64 - 50_000);
-        let plan = idx.plan(&[], Join::And, Scope::Account);
+        let plan = idx.plan(&[], Join::And, &Scope::Account);
         let expected = all_pages(&plan, TimeBounds::ALL, 50_000, &|_| true);
         assert_eq!(expected.len(), n);
         let (got, paged) = walk_paged(&plan, TimeBounds::ALL, &|_| true, true);
@@ -362,7 +362,7 @@ mod tests {
             2 => 3,
             _ => 5,
         });
-        let plan = idx.plan(&[], Join::And, Scope::Account);
+        let plan = idx.plan(&[], Join::And, &Scope::Account);
         let expected = all_pages(&plan, TimeBounds::ALL, 50_000, &|_| true);
         let (got, paged) = walk_paged(&plan, TimeBounds::ALL, &|_| true, false);
         assert_eq!((got == expected, paged), (true, true));
@@ -371,17 +371,17 @@ mod tests {
     #[test]
     fn export_walk_of_nothing_is_empty() {
         let idx = sample();
-        let plan = idx.plan(&[], Join::And, Scope::Account);
+        let plan = idx.plan(&[], Join::And, &Scope::Account);
         let none = TimeBounds {
             start: Some(100),
             end: None,
         };
         assert!(walk(&plan, none, &|_| true, true).is_empty());
-        let plan = LogIndex::default().plan(&[], Join::And, Scope::Account);
+        let plan = LogIndex::default().plan(&[], Join::And, &Scope::Account);
         assert!(walk(&plan, TimeBounds::ALL, &|_| true, true).is_empty());
         // Ties on time keep seq descending; a start bound inside a chunk ends
         // the walk there.
-        let plan = idx.plan(&[], Join::And, Scope::Account);
+        let plan = idx.plan(&[], Join::And, &Scope::Account);
         let from_10 = TimeBounds {
             start: Some(10),
             end: None,

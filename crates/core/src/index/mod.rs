@@ -47,6 +47,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use crate::catalog::EventId;
+use crate::record::WorkflowId;
 
 mod dict;
 mod export;
@@ -193,12 +194,12 @@ impl std::fmt::Debug for LogIndex {
 }
 
 /// Which part of the log a query looks at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Scope<'a> {
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
     /// The whole account log.
     Account,
     /// One workflow's own view: its workflow-level events.
-    Workflow(&'a str),
+    Workflow(WorkflowId),
 }
 
 /// Half-open time bounds in Unix microseconds.

@@ -12,6 +12,7 @@ use super::dict::Dict;
 use super::{Chunk, Inner, LogIndex, OVERFLOW, Scope};
 use crate::catalog::{Catalog, Level};
 use crate::query::{Column, Filter, Join, Matcher, op_matches};
+use crate::record::WorkflowId;
 
 /// A query compiled against one snapshot of the index.
 pub struct Plan {
@@ -31,7 +32,7 @@ pub struct Plan {
     pub(super) has_description: bool,
     /// The whole query, for the record check: the workflow of a workflow
     /// scope, and every filter.
-    scope_name: Option<String>,
+    scope_name: Option<WorkflowId>,
     matcher: Matcher,
 }
 
@@ -108,7 +109,7 @@ impl LogIndex {
     /// Dictionaries only grow and a value is interned before its row is
     /// added (under the same write lock), so every row of the snapshot uses
     /// ids below the sizes taken with it.
-    pub fn plan(&self, filters: &[Filter], join: Join, scope: Scope<'_>) -> Plan {
+    pub fn plan(&self, filters: &[Filter], join: Join, scope: &Scope) -> Plan {
         let catalog = Catalog::get();
         let n_events = catalog.len();
         let (chunks, len, sizes, scope_workflow, overflowed) = {
@@ -118,7 +119,7 @@ impl LogIndex {
                 // An unknown workflow id matches nothing (u32::MAX is never
                 // assigned) unless the dictionary overflowed: then its rows
                 // may hold the overflow id.
-                Scope::Workflow(wf) => Some(g.workflows.ids.get(wf).copied().unwrap_or(
+                Scope::Workflow(wf) => Some(g.workflows.ids.get(wf.as_str()).copied().unwrap_or(
                     if g.workflows.overflowed {
                         OVERFLOW
                     } else {
@@ -239,7 +240,7 @@ impl LogIndex {
             has_description,
             scope_name: match scope {
                 Scope::Account => None,
-                Scope::Workflow(wf) => Some(wf.to_owned()),
+                Scope::Workflow(wf) => Some(wf.clone()),
             },
             matcher: Matcher::new(filters, join),
         }
@@ -277,7 +278,8 @@ impl Plan {
     /// caller's record check answers for the rows it is asked about.
     pub fn matches_record(&self, row: &RowFields<'_>) -> bool {
         if let Some(wf) = &self.scope_name
-            && (row.level != Level::Workflow.as_str() || row.workflow_id.as_deref() != Some(wf))
+            && (row.level != Level::Workflow.as_str()
+                || row.workflow_id.as_deref() != Some(wf.as_str()))
         {
             return false;
         }
@@ -342,7 +344,7 @@ mod tests {
             // rows 10000 and up, in the last slices and among the rows the
             // writer adds meanwhile.
             let filters = [filter(Column::User, Op::Contains, "user 1")];
-            let plan = idx.plan(&filters, Join::And, Scope::Account);
+            let plan = idx.plan(&filters, Join::And, &Scope::Account);
             let mut got = Vec::new();
             plan.for_each_match(TimeBounds::ALL, &mut |_| unreachable!(), |r| {
                 got.push(r.seq)
@@ -352,7 +354,7 @@ mod tests {
                 .collect();
             assert_eq!(got, expected);
             let filters = [filter(Column::IpAddress, Op::Eq, &ip(2 * PLAN_SLICE + 3))];
-            let plan = idx.plan(&filters, Join::Or, Scope::Account);
+            let plan = idx.plan(&filters, Join::Or, &Scope::Account);
             let mut got = Vec::new();
             plan.for_each_match(TimeBounds::ALL, &mut |_| unreachable!(), |r| {
                 got.push(r.seq)

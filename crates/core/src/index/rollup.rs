@@ -316,7 +316,7 @@ mod tests {
         let edges: Vec<i64> = (-2..30).map(|h| h * 24 * hour + 30 * 60_000_000).collect();
         for filters in &shapes {
             for join in [Join::And, Join::Or] {
-                let plan = idx.plan(filters, join, Scope::Account);
+                let plan = idx.plan(filters, join, &Scope::Account);
                 for bounds in [
                     TimeBounds::ALL,
                     TimeBounds {

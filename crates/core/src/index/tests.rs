@@ -3,6 +3,7 @@
 use super::*;
 use crate::catalog::{Catalog, Level};
 use crate::query::{Column, Filter, Join, Op};
+use crate::record::WorkflowId;
 use proptest::prelude::*;
 
 pub(super) fn ev(level: Level, cat: &str, name: &str) -> EventId {
@@ -56,7 +57,7 @@ pub(super) fn sample() -> LogIndex {
     idx
 }
 
-fn seqs(idx: &LogIndex, filters: &[Filter], join: Join, scope: Scope<'_>) -> Vec<u64> {
+fn seqs(idx: &LogIndex, filters: &[Filter], join: Join, scope: &Scope) -> Vec<u64> {
     let plan = idx.plan(filters, join, scope);
     let mut out = Vec::new();
     plan.for_each_match(TimeBounds::ALL, &mut |_| unreachable!(), |r| {
@@ -69,35 +70,38 @@ fn seqs(idx: &LogIndex, filters: &[Filter], join: Join, scope: Scope<'_>) -> Vec
 fn filters_and_joins() {
     let idx = sample();
     let and = Join::And;
-    assert_eq!(seqs(&idx, &[], and, Scope::Account), [0, 1, 2, 3, 4]);
+    assert_eq!(seqs(&idx, &[], and, &Scope::Account), [0, 1, 2, 3, 4]);
     let f = filter(Column::Event, Op::Eq, " LOGIN ");
-    assert_eq!(seqs(&idx, &[f], and, Scope::Account), [0, 2]);
+    assert_eq!(seqs(&idx, &[f], and, &Scope::Account), [0, 2]);
     let f = filter(Column::Category, Op::Ne, "login/logout");
-    assert_eq!(seqs(&idx, &[f], and, Scope::Account), [1, 3, 4]);
+    assert_eq!(seqs(&idx, &[f], and, &Scope::Account), [1, 3, 4]);
     // `user` is the display name: the name, else the id.
     let f = filter(Column::User, Op::Eq, "u3");
-    assert_eq!(seqs(&idx, &[f], and, Scope::Account), [4]);
+    assert_eq!(seqs(&idx, &[f], and, &Scope::Account), [4]);
     // ne keeps events where the field is absent.
     let f = filter(Column::IpAddress, Op::Ne, "10.0.0.1");
-    assert_eq!(seqs(&idx, &[f], and, Scope::Account), [1, 2, 3, 4]);
+    assert_eq!(seqs(&idx, &[f], and, &Scope::Account), [1, 2, 3, 4]);
     let f = filter(Column::WorkflowId, Op::Contains, "wf");
-    assert_eq!(seqs(&idx, &[f], and, Scope::Account), [3, 4]);
+    assert_eq!(seqs(&idx, &[f], and, &Scope::Account), [3, 4]);
     let f = filter(Column::WorkflowId, Op::NotContains, "_1");
-    assert_eq!(seqs(&idx, &[f], and, Scope::Account), [0, 1, 2, 4]);
+    assert_eq!(seqs(&idx, &[f], and, &Scope::Account), [0, 1, 2, 4]);
     let both = [
         filter(Column::Event, Op::Eq, "Role created"),
         filter(Column::User, Op::Eq, "jane doe"),
     ];
-    assert_eq!(seqs(&idx, &both, Join::Or, Scope::Account), [0, 1, 3]);
+    assert_eq!(seqs(&idx, &both, Join::Or, &Scope::Account), [0, 1, 3]);
     assert_eq!(
-        seqs(&idx, &both, Join::And, Scope::Account),
+        seqs(&idx, &both, Join::And, &Scope::Account),
         Vec::<u64>::new()
     );
     let f = filter(Column::Level, Op::Eq, "workflow");
-    assert_eq!(seqs(&idx, &[f], and, Scope::Account), [3, 4]);
-    assert_eq!(seqs(&idx, &[], and, Scope::Workflow("wf_1")), [3]);
+    assert_eq!(seqs(&idx, &[f], and, &Scope::Account), [3, 4]);
     assert_eq!(
-        seqs(&idx, &[], and, Scope::Workflow("nope")),
+        seqs(&idx, &[], and, &Scope::Workflow(WorkflowId::new("wf_1"))),
+        [3]
+    );
+    assert_eq!(
+        seqs(&idx, &[], and, &Scope::Workflow(WorkflowId::new("nope"))),
         Vec::<u64>::new()
     );
 }
@@ -109,14 +113,14 @@ fn description_filters_are_asked_only_when_needed() {
         filter(Column::Event, Op::Eq, "Login"),
         filter(Column::Description, Op::Contains, "x"),
     ];
-    let plan = idx.plan(&filters, Join::And, Scope::Account);
+    let plan = idx.plan(&filters, Join::And, &Scope::Account);
     let mut asked = Vec::new();
     let n = plan.count(TimeBounds::ALL, &mut |seq| {
         asked.push(seq);
         seq == 2
     });
     assert_eq!((n, asked), (1, vec![0, 2]));
-    let plan = idx.plan(&filters, Join::Or, Scope::Account);
+    let plan = idx.plan(&filters, Join::Or, &Scope::Account);
     let mut asked = Vec::new();
     let n = plan.count(TimeBounds::ALL, &mut |seq| {
         asked.push(seq);
@@ -128,7 +132,7 @@ fn description_filters_are_asked_only_when_needed() {
 #[test]
 fn pages_walk_every_row_once_newest_first() {
     let idx = sample();
-    let plan = idx.plan(&[], Join::And, Scope::Account);
+    let plan = idx.plan(&[], Join::And, &Scope::Account);
     let mut after = None;
     let mut seen = Vec::new();
     loop {
@@ -145,7 +149,7 @@ fn pages_walk_every_row_once_newest_first() {
 #[test]
 fn histogram_and_bounds() {
     let idx = sample();
-    let plan = idx.plan(&[], Join::And, Scope::Account);
+    let plan = idx.plan(&[], Join::And, &Scope::Account);
     assert_eq!(
         plan.histogram(TimeBounds::ALL, &[0, 10, 20, 40], &mut |_| true),
         [1, 1, 3]
@@ -169,7 +173,7 @@ fn histogram_and_bounds() {
 #[test]
 fn readers_keep_their_snapshot_while_the_writer_appends() {
     let idx = sample();
-    let plan = idx.plan(&[], Join::And, Scope::Account);
+    let plan = idx.plan(&[], Join::And, &Scope::Account);
     idx.append([IndexRow {
         occurred_at_us: 50,
         event: ev(Level::Account, "Login/Logout", "Logout"),
@@ -179,7 +183,7 @@ fn readers_keep_their_snapshot_while_the_writer_appends() {
         workflow_id: None,
     }]);
     assert_eq!(plan.count(TimeBounds::ALL, &mut |_| true), 5);
-    let plan = idx.plan(&[], Join::And, Scope::Account);
+    let plan = idx.plan(&[], Join::And, &Scope::Account);
     assert_eq!(plan.count(TimeBounds::ALL, &mut |_| true), 6);
 }
 
@@ -265,7 +269,7 @@ proptest! {
         scope_wf in proptest::option::of(proptest::sample::select(vec!["wf_0", "wf_4", "nope"])),
     ) {
         let join = if or { Join::Or } else { Join::And };
-        let scope = scope_wf.map_or(Scope::Account, Scope::Workflow);
+        let scope = scope_wf.map_or(Scope::Account, |w| Scope::Workflow(WorkflowId::new(w)));
         let json: Vec<Vec<u8>> = rows.iter().map(row_json).collect();
         let capped = LogIndex::new(IndexLimits { max_distinct: cap, max_distinct_bytes: cap_bytes });
         let free = LogIndex::default();
@@ -282,7 +286,7 @@ proptest! {
         let bounds = TimeBounds { start: Some(3), end: Some(40) };
         let edges = [0, 10, 20, 45];
         let answer = |idx: &LogIndex| {
-            let plan = idx.plan(&filters, join, scope);
+            let plan = idx.plan(&filters, join, &scope);
             let mut asked = Vec::new();
             let mut check = |s: u64| {
                 asked.push(s);
@@ -306,7 +310,7 @@ proptest! {
         prop_assert_eq!(p1, p2);
         prop_assert_eq!(&a1, &a2);
         // The oracle: every row tested against its record directly.
-        let plan = free.plan(&filters, join, scope);
+        let plan = free.plan(&filters, join, &scope);
         let expected: Vec<u64> = (0..rows.len() as u64)
             .filter(|&s| plan.matches_record(&RowFields::parse(&json[s as usize]).unwrap()))
             .collect();
@@ -346,7 +350,7 @@ fn values_past_the_cap_share_one_id_and_are_still_counted() {
     let plan = idx.plan(
         &[filter(Column::IpAddress, Op::Eq, "10.0.0.4")],
         Join::And,
-        Scope::Account,
+        &Scope::Account,
     );
     let mut asked = Vec::new();
     let n = idx.count(&plan, TimeBounds::ALL, &mut |s| {
@@ -373,7 +377,7 @@ fn many_chunks() {
     let plan = idx.plan(
         &[filter(Column::UserId, Op::Eq, "a")],
         Join::And,
-        Scope::Account,
+        &Scope::Account,
     );
     assert_eq!(
         plan.count(TimeBounds::ALL, &mut |_| true),

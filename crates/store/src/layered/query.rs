@@ -2,14 +2,12 @@
 //! index, rows the index cannot decide checked against their stored
 //! records, pages and exports read by seq, and the Merkle tiles for proofs.
 
-use auditlog_core::index::{IndexLimits, LogIndex, Plan, RowFields, RowKey, Scope as IndexScope};
+use auditlog_core::index::{IndexLimits, LogIndex, Plan, RowFields, RowKey};
 use auditlog_core::merkle::{self, Hash, TileReader};
 
 use super::{AccountState, internal};
 use crate::backend::{AccountKey, LogReader};
-use crate::{
-    Page, QueryWatch, RawRecord, RawSink, Result, Scope, Selection, StoreError, StoreErrorKind,
-};
+use crate::{Page, QueryWatch, RawRecord, RawSink, Result, Selection, StoreError, StoreErrorKind};
 
 /// Records read and handed to an export's sink at a time.
 const EXPORT_BATCH: usize = 1000;
@@ -32,16 +30,8 @@ pub(super) fn warn_index_overflow(account: &auditlog_core::record::AccountId, in
     );
 }
 
-fn index_scope(scope: &Scope) -> IndexScope<'_> {
-    match scope {
-        Scope::Account => IndexScope::Account,
-        Scope::Workflow(w) => IndexScope::Workflow(w),
-    }
-}
-
 fn plan(acc: &AccountState, sel: &Selection) -> Plan {
-    acc.index
-        .plan(&sel.filters, sel.join, index_scope(&sel.scope))
+    acc.index.plan(&sel.filters, sel.join, &sel.scope)
 }
 
 /// Decides one row the index could not decide (a description filter, a

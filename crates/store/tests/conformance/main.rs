@@ -9,7 +9,7 @@ use auditlog_core::catalog::{Catalog, Level};
 use auditlog_core::index::{RowKey, TimeBounds};
 use auditlog_core::merkle;
 use auditlog_core::query::{Filter, Join};
-use auditlog_core::record::{AccountId, Actor, ActorKind, Micros, Record, RecordBody};
+use auditlog_core::record::{AccountId, Actor, ActorKind, Micros, Record, RecordBody, WorkflowId};
 use auditlog_core::validate::{Defaulted, ValidEvent};
 use auditlog_store::sqlite::{SqliteOptions, SqliteStore};
 use auditlog_store::{
@@ -513,12 +513,12 @@ async fn workflow_scope_and_export_order<B: Backend>() {
     .await
     .unwrap();
     let wf = Selection {
-        scope: Scope::Workflow("wf_1".into()),
+        scope: Scope::Workflow(WorkflowId::new("wf_1")),
         ..all(vec![], Join::And)
     };
     assert_eq!(s.count(&a, &wf).await.unwrap(), 2);
     let other_wf = Selection {
-        scope: Scope::Workflow("wf_2".into()),
+        scope: Scope::Workflow(WorkflowId::new("wf_2")),
         ..all(vec![], Join::And)
     };
     assert_eq!(s.count(&a, &other_wf).await.unwrap(), 0);

@@ -8,6 +8,7 @@
 
 pub mod catalog;
 pub mod checkpoint;
+pub mod datagen;
 pub mod describe;
 pub mod export;
 pub mod index;

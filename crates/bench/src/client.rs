@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use futures_util::StreamExt;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use reqwest::{StatusCode, Url};
 use serde::Serialize;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
@@ -65,102 +67,60 @@ impl Throughput {
     }
 }
 
-/// A keep-alive HTTP/1.1 connection that POSTs prepared bodies: the ingest
-/// load generator. It is deliberately thin (one buffer, one write per
-/// request, httparse for the answer) so that the two cores this machine has
-/// go to the server being measured rather than to the client; reqwest cost
-/// about 30 µs of CPU per request here, this about a fifth of it.
-struct Conn {
-    stream: tokio::net::TcpStream,
-    host: String,
-    auth: String,
-    out: Vec<u8>,
-    buf: Vec<u8>,
+/// POSTs prepared JSON bodies: the ingest load generator, on the same
+/// reqwest client as the queries, exports and `auditlog export`/`import`.
+/// What a request costs the client is measured in every run (the report's
+/// "CPU per event: client"), so a client that starved the server of the
+/// machine's two cores would show there.
+#[derive(Debug, Clone)]
+struct Poster {
+    client: reqwest::Client,
+    auth: HeaderValue,
 }
 
-impl Conn {
-    async fn open(base: &str, token: &str) -> Result<Conn> {
-        let host = base
-            .strip_prefix("http://")
-            .with_context(|| format!("not an http:// address: {base}"))?
-            .trim_end_matches('/')
-            .to_owned();
-        let stream = tokio::net::TcpStream::connect(&host)
-            .await
-            .with_context(|| format!("connect to {host}"))?;
-        stream.set_nodelay(true)?;
-        Ok(Conn {
-            stream,
-            host,
-            auth: format!("Bearer {token}"),
-            out: Vec::new(),
-            buf: Vec::with_capacity(64 * 1024),
+impl Poster {
+    fn new(client: &reqwest::Client, token: &str) -> Result<Poster> {
+        Ok(Poster {
+            client: client.clone(),
+            auth: HeaderValue::from_str(&format!("Bearer {token}"))
+                .context("the token is not a valid header value")?,
         })
     }
 
-    /// POSTs `body` as JSON to `path`; the time to the whole answer, which
+    /// POSTs `body` as JSON to `url`; the time to the whole answer, which
     /// must be 201 Created.
-    async fn post(&mut self, path: &str, body: &[u8]) -> Result<Duration> {
-        use tokio::io::AsyncReadExt;
+    async fn post(&self, url: &Url, body: &Bytes) -> Result<Duration> {
         let t = Instant::now();
-        self.out.clear();
-        self.out.extend_from_slice(
-            format!(
-                "POST {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-                self.host,
-                self.auth,
-                body.len()
-            )
-            .as_bytes(),
-        );
-        self.out.extend_from_slice(body);
-        self.stream
-            .write_all(&self.out)
+        let res = self
+            .client
+            .post(url.clone())
+            .header(AUTHORIZATION, self.auth.clone())
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .body(body.clone())
+            .send()
             .await
-            .with_context(|| format!("POST {path}"))?;
-        self.buf.clear();
-        let (status, head_len, body_len) = loop {
-            if self.stream.read_buf(&mut self.buf).await? == 0 {
-                bail!("POST {path}: the server closed the connection");
-            }
-            let mut headers = [httparse::EMPTY_HEADER; 32];
-            let mut res = httparse::Response::new(&mut headers);
-            if let httparse::Status::Complete(n) = res.parse(&self.buf)? {
-                let len = res
-                    .headers
-                    .iter()
-                    .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                    .and_then(|h| {
-                        std::str::from_utf8(h.value)
-                            .ok()?
-                            .trim()
-                            .parse::<usize>()
-                            .ok()
-                    })
-                    .with_context(|| format!("POST {path}: an answer without Content-Length"))?;
-                break (res.code.unwrap_or(0), n, len);
-            }
-        };
-        while self.buf.len() < head_len + body_len {
-            if self.stream.read_buf(&mut self.buf).await? == 0 {
-                bail!("POST {path}: the answer was cut off");
-            }
-        }
+            .with_context(|| format!("POST {url}"))?;
+        let status = res.status();
+        let answer = res.bytes().await.with_context(|| format!("POST {url}"))?;
         let elapsed = t.elapsed();
-        if status != 201 {
-            bail!(
-                "POST {path}: {status}: {}",
-                String::from_utf8_lossy(&self.buf[head_len..head_len + body_len])
-            );
+        if status != StatusCode::CREATED {
+            bail!("POST {url}: {status}: {}", String::from_utf8_lossy(&answer));
         }
         Ok(elapsed)
     }
+}
+
+/// `{base}{path}` as a URL, parsed once rather than per request.
+fn url(base: &str, path: &str) -> Result<Url> {
+    let s = format!("{base}{path}");
+    Url::parse(&s).with_context(|| format!("not a URL: {s}"))
 }
 
 /// Sends the first `n` events of the dataset in per-account batches of
 /// [`BATCH`] from `clients` concurrent clients. Returns the throughput and
 /// the events sent per account.
 pub async fn ingest_batches(
+    http: &reqwest::Client,
     base: &str,
     token: &str,
     dataset: &Path,
@@ -216,17 +176,17 @@ pub async fn ingest_batches(
         }
         Ok((requests, per_account))
     });
+    let poster = Poster::new(http, token)?;
     let mut workers = Vec::with_capacity(clients);
     for _ in 0..clients {
-        let rx = rx.clone();
-        let mut conn = Conn::open(base, token).await?;
+        let (rx, poster, base) = (rx.clone(), poster.clone(), base.to_owned());
         workers.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             loop {
                 let next = rx.lock().await.recv().await;
                 let Some((account, body)) = next else { break };
-                let path = format!("/v1/accounts/{account}/events/batch");
-                lat.push(conn.post(&path, &body).await?);
+                let url = url(&base, &format!("/v1/accounts/{account}/events/batch"))?;
+                lat.push(poster.post(&url, &body).await?);
             }
             anyhow::Ok(lat)
         }));
@@ -261,6 +221,7 @@ pub async fn ingest_batches(
 
 /// Sends `events` one request each from `clients` concurrent clients.
 pub async fn ingest_singles(
+    http: &reqwest::Client,
     base: &str,
     token: &str,
     events: Vec<(String, String)>,
@@ -268,27 +229,32 @@ pub async fn ingest_singles(
     server_pid: u32,
 ) -> Result<Throughput> {
     let n = events.len();
-    let events: Arc<Vec<(String, Bytes)>> = Arc::new(
+    let events: Arc<Vec<(Url, Bytes)>> = Arc::new(
         events
             .into_iter()
-            .map(|(a, j)| (format!("/v1/accounts/{a}/events"), Bytes::from(j)))
-            .collect(),
+            .map(|(a, j)| {
+                Ok((
+                    url(base, &format!("/v1/accounts/{a}/events"))?,
+                    Bytes::from(j),
+                ))
+            })
+            .collect::<Result<_>>()?,
     );
+    let poster = Poster::new(http, token)?;
     let next = Arc::new(AtomicUsize::new(0));
     let cpu0 = (proc::cpu_secs(Some(server_pid)), proc::cpu_secs(None));
     let started = Instant::now();
     let mut workers = Vec::with_capacity(clients);
     for _ in 0..clients {
-        let (events, next) = (events.clone(), next.clone());
-        let mut conn = Conn::open(base, token).await?;
+        let (events, next, poster) = (events.clone(), next.clone(), poster.clone());
         workers.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((path, body)) = events.get(i) else {
+                let Some((url, body)) = events.get(i) else {
                     break;
                 };
-                lat.push(conn.post(path, body).await?);
+                lat.push(poster.post(url, body).await?);
             }
             anyhow::Ok(lat)
         }));

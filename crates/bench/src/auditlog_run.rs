@@ -72,7 +72,6 @@ pub async fn run_auditlog(
         .skip(batch_n as usize)
         .collect::<Result<Vec<_>>>()?;
     let single = client::ingest_singles(
-        &http,
         &srv.base_url,
         &ingest_token,
         singles,

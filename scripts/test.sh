@@ -36,6 +36,6 @@ step "schemathesis against /openapi.json of a live server (read, ingest, admin t
 bash tests/schemathesis/run.sh
 
 step "benchmarks (quick mode: must run, not meet a number)"
-cargo run --release -p auditlog -- bench --quick --out target/bench/quick.json
+cargo run --release -p auditlog-bench -- --quick --out target/bench/quick.json
 
 step "all tests passed"

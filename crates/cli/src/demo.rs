@@ -8,13 +8,13 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use auditlog_core::catalog::Catalog;
+use auditlog_core::datagen::Generator;
 use auditlog_core::record::{AccountId, Micros};
 use auditlog_core::validate::{IngestContext, Problems, validate_event};
 use auditlog_store::sqlite::SqliteStore;
 use auditlog_store::{DynStore, Role, TokenScope};
 
 use crate::ServeArgs;
-use crate::datagen::Generator;
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {

@@ -1,6 +1,6 @@
 //! `auditlog`: the binary. Serves the API and dashboard, runs the demo,
-//! issues tokens, moves JSONL in and out, verifies exports offline, and
-//! benchmarks itself.
+//! issues tokens, moves JSONL in and out, and verifies exports offline. (The
+//! benchmark is its own binary, `crates/bench`.)
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -21,8 +21,6 @@ use auditlog_server::AppState;
 use auditlog_store::sqlite::{SqliteOptions, SqliteStore};
 use auditlog_store::{DynStore, Role, TokenScope};
 
-mod bench;
-mod datagen;
 mod demo;
 mod net_args;
 mod transfer;
@@ -73,8 +71,6 @@ enum Command {
     Import(transfer::ImportArgs),
     /// Verify an export, a consistency proof or a proof bundle offline.
     Verify(verify_cmd::VerifyArgs),
-    /// Benchmark auditlog against a plain SQLite baseline.
-    Bench(bench::BenchArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -254,7 +250,6 @@ fn run(command: Command) -> Result<()> {
         Command::Export(args) => runtime()?.block_on(transfer::export(args)),
         Command::Import(args) => runtime()?.block_on(transfer::import(args)),
         Command::Verify(args) => verify_cmd::run(args),
-        Command::Bench(args) => runtime()?.block_on(bench::run(args)),
     }
 }
 

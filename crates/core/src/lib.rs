@@ -12,6 +12,8 @@
 //!   the offline verifier of exports and proof bundles.
 //! - [`export`]: the CSV and JSONL export encodings.
 //! - [`secret`]: the server's secret and the keys derived from it.
+//! - [`datagen`]: the seeded generator of realistic events (the demo's data
+//!   and the benchmark's dataset); seeded, so pure.
 //!
 //! # What this crate must never do
 //!
@@ -41,6 +43,7 @@
 //! crates used before that grouping (`auditlog_core::catalog`,
 //! `auditlog_core::merkle`, …) are kept as re-exports below.
 
+pub mod datagen;
 pub mod export;
 pub mod index;
 pub mod ingest;

@@ -176,7 +176,10 @@ pub fn evict(paths: &[PathBuf]) {
         };
         let _ = f.sync_all();
         if let Err(e) = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed) {
-            tracing::warn!(path = %p.display(), error = %e, "could not evict from the page cache");
+            crate::step(format_args!(
+                "warning: could not evict {} from the page cache: {e}",
+                p.display()
+            ));
         }
     }
 }

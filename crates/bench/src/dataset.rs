@@ -18,7 +18,7 @@ use rand::{RngExt, SeedableRng};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::datagen::Generator;
+use auditlog_core::datagen::Generator;
 
 /// The account that holds 90 % of the events: the one the dashboard
 /// queries, exports and verifies.

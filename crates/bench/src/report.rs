@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use super::proc::Rss;
 use super::{ExportTimes, Results, Throughput};
-use crate::bench::stats::Latency;
+use crate::stats::Latency;
 
 /// `1234567` → `1,234,567`.
 fn int(n: u64) -> String {

@@ -1,5 +1,10 @@
 //! A seeded generator of realistic audit events for every catalog entry:
-//! the demo account's data and the benchmark's dataset.
+//! the demo account's data (`auditlog demo`) and the benchmark's dataset
+//! (`auditlog-bench`).
+//!
+//! It lives here rather than in either binary because both need it and it is
+//! pure: seeded randomness, no I/O, no clock (callers pass the instants), so
+//! the bench can use it without the product binary carrying the bench.
 //!
 //! Realistic means skewed the way real logs are: logins and logouts make up
 //! most of the log, configuration changes are rare ("Role created" is about
@@ -11,8 +16,8 @@
 
 use std::collections::BTreeMap;
 
-use auditlog_core::catalog::{Catalog, EventEntry, FieldType, Level};
-use auditlog_core::describe;
+use crate::catalog::{Catalog, EventEntry, FieldType, Level};
+use crate::describe;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::{Map, Value, json};
@@ -156,7 +161,7 @@ impl Generator {
         let mut events = Vec::new();
         let mut total = 0;
         for e in Catalog::get().entries() {
-            if e.category == auditlog_core::validate::RESERVED_CATEGORY {
+            if e.category == crate::validate::RESERVED_CATEGORY {
                 continue;
             }
             total += weight(&e);
@@ -238,7 +243,7 @@ impl Generator {
         let r = self.rng.random_range(0..self.total_weight);
         let i = self.events.partition_point(|(_, c)| *c <= r);
         let catalog = Catalog::get();
-        let entry = catalog.entry(auditlog_core::catalog::EventId(self.events[i].0 as u16));
+        let entry = catalog.entry(crate::catalog::EventId(self.events[i].0 as u16));
         self.event_of(&entry, occurred_at)
     }
 
@@ -311,9 +316,9 @@ impl Generator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use auditlog_core::record::Micros;
-    use auditlog_core::redact::Redactor;
-    use auditlog_core::validate::{IngestContext, Problems, validate_event};
+    use crate::record::Micros;
+    use crate::redact::Redactor;
+    use crate::validate::{IngestContext, Problems, validate_event};
 
     #[test]
     fn every_catalog_entry_generates_a_valid_event() {
@@ -326,7 +331,7 @@ mod tests {
         };
         let catalog = Catalog::get();
         for e in catalog.entries() {
-            if e.category == auditlog_core::validate::RESERVED_CATEGORY {
+            if e.category == crate::validate::RESERVED_CATEGORY {
                 continue;
             }
             let body = g.event_of(&e, "2026-11-20T10:00:00Z");
@@ -349,7 +354,7 @@ mod tests {
     fn descriptions_read_like_sentences_and_never_show_the_access_token() {
         let mut g = Generator::new(11, 50);
         for e in Catalog::get().entries() {
-            if e.category == auditlog_core::validate::RESERVED_CATEGORY {
+            if e.category == crate::validate::RESERVED_CATEGORY {
                 continue;
             }
             let body = g.event_of(&e, "2026-11-20T10:00:00Z");

@@ -31,7 +31,7 @@ use auditlog_core::catalog::{Catalog, Level};
 use auditlog_core::record::{Actor, ActorKind, MetaValue, Micros};
 use auditlog_core::validate::ValidEvent;
 use auditlog_store::{
-    DynStore, PendingTokenChange, Role, StoreError, TokenChange, TokenInfo, TokenScope,
+    DynStore, PendingTokenChange, Revocation, Role, StoreError, TokenChange, TokenInfo, TokenScope,
 };
 
 use crate::auth::{Caller, Needed, new_token};
@@ -262,22 +262,17 @@ pub async fn revoke(
 ) -> ApiResult<Response> {
     let account = caller.authorize(&account, Needed::Admin)?;
     let now = Micros::from_timestamp(st.now()).0;
-    let by = Some(caller.token.id.as_str());
-    let mut revoked = st
-        .store
-        .revoke_token(
-            &TokenScope::Account(account.clone()),
-            &id,
-            by,
-            Some(&account),
-            now,
-        )
-        .await?;
+    let mut revocation = Revocation {
+        scope: TokenScope::Account(account.clone()),
+        id: id.clone(),
+        by: Some(caller.token.id.clone()),
+        on: Some(account.clone()),
+        at_us: now,
+    };
+    let mut revoked = st.store.revoke_token(revocation.clone()).await?;
     if !revoked && caller.token.scope == TokenScope::All {
-        revoked = st
-            .store
-            .revoke_token(&TokenScope::All, &id, by, Some(&account), now)
-            .await?;
+        revocation.scope = TokenScope::All;
+        revoked = st.store.revoke_token(revocation).await?;
     }
     if !revoked {
         // The id is the client's: shown back only if it is short.

@@ -66,14 +66,14 @@
 
 use std::collections::HashMap;
 
-use auditlog_core::catalog::EventId;
 use auditlog_core::index::IndexRow;
 use auditlog_core::merkle::Hash;
 use auditlog_core::record::AccountId;
 
 use crate::layered::{Sequencer, WriteOp};
 use crate::{
-    PendingTokenChange, RawRecord, Result, TokenChange, TokenInfo, TokenRecord, TokenScope,
+    PendingTokenChange, RawRecord, Result, Revocation, TokenChange, TokenInfo, TokenRecord,
+    TokenScope,
 };
 
 /// The backend's key of an account (a row id): assigned once when the
@@ -87,12 +87,9 @@ pub struct AccountKey(pub i64);
 pub struct NewRow<'a> {
     pub seq: u64,
     pub id: &'a str,
-    pub occurred_at_us: i64,
-    pub event: EventId,
-    pub actor_id: &'a str,
-    pub actor_name: Option<&'a str>,
-    pub ip_address: Option<&'a str>,
-    pub workflow_id: Option<&'a str>,
+    /// The columns the index is rebuilt from (and the store's own filter
+    /// columns).
+    pub columns: IndexRow<'a>,
     pub idempotency_key: Option<&'a str>,
     /// The canonical JSON the leaf hash commits to, stored byte for byte.
     pub canonical: &'a str,
@@ -194,14 +191,7 @@ pub trait LogTx {
 
     /// Revokes the live token `id` of exactly `scope`; `false` if there is
     /// none. `on` is the account whose log records the revocation.
-    fn revoke_token(
-        &mut self,
-        scope: &TokenScope,
-        id: &str,
-        by: Option<&str>,
-        on: Option<&AccountId>,
-        at_us: i64,
-    ) -> Result<bool>;
+    fn revoke_token(&mut self, r: &Revocation) -> Result<bool>;
 
     /// Marks `change` of token `id` recorded; `false` if it was already
     /// (or there is no such token).

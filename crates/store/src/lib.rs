@@ -134,6 +134,41 @@ pub struct Appended {
     pub created: bool,
 }
 
+/// One token revocation, as asked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Revocation {
+    /// The exact scope of the token to revoke.
+    pub scope: TokenScope,
+    pub id: String,
+    /// The revoking token's id; `None`: an operator.
+    pub by: Option<String>,
+    /// The account whose log records the revocation (for a `*` token: the
+    /// account of the request); `None`: no log records it.
+    pub on: Option<AccountId>,
+    /// When, in Unix microseconds.
+    pub at_us: i64,
+}
+
+impl Revocation {
+    /// A revocation of `id` of exactly `scope`, by the token `by` (`None`:
+    /// an operator), recorded in the log of `on`, at `at_us`.
+    pub fn new(
+        scope: &TokenScope,
+        id: &str,
+        by: Option<&str>,
+        on: Option<&AccountId>,
+        at_us: i64,
+    ) -> Revocation {
+        Revocation {
+            scope: scope.clone(),
+            id: id.to_owned(),
+            by: by.map(str::to_owned),
+            on: on.cloned(),
+            at_us,
+        }
+    }
+}
+
 /// Which part of an account's log a query covers: the index's own type.
 pub use auditlog_core::index::Scope;
 
@@ -538,21 +573,11 @@ pub trait Store: Send + Sync + 'static {
     /// line) within [`TOKEN_REVOCATION_POLL`].
     async fn find_token(&self, secret_hash: &Hash) -> Result<Option<TokenRecord>>;
 
-    /// Revokes the live token `id` whose scope is exactly `scope` (`*`
-    /// tokens are revoked with [`TokenScope::All`]); `false` if there is no
-    /// such live token, so nothing is revealed of other scopes. `by` is the
-    /// revoking token's id (`None`: an operator), `on` the account whose log
-    /// records the revocation (for a `*` token: the account of the request),
-    /// `at_us` the time of the revocation. Effective for
-    /// [`Store::find_token`] as soon as this returns.
-    async fn revoke_token(
-        &self,
-        scope: &TokenScope,
-        id: &str,
-        by: Option<&str>,
-        on: Option<&AccountId>,
-        at_us: i64,
-    ) -> Result<bool>;
+    /// Revokes the live token `r.id` whose scope is exactly `r.scope`
+    /// (`*` tokens are revoked with [`TokenScope::All`]); `false` if there
+    /// is no such live token, so nothing is revealed of other scopes.
+    /// Effective for [`Store::find_token`] as soon as this returns.
+    async fn revoke_token(&self, r: Revocation) -> Result<bool>;
 
     /// The token `id` (revoked or not), without its hash.
     async fn token_info(&self, id: &str) -> Result<Option<TokenInfo>>;

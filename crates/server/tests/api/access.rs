@@ -3,7 +3,7 @@
 //! account; tenant isolation of the data itself; tokens issued and revoked
 //! through the API.
 
-use auditlog_store::{Role, TokenScope};
+use auditlog_store::{Revocation, Role, TokenScope};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -194,13 +194,13 @@ async fn every_v1_route_but_the_public_key_needs_a_live_token() {
     let (revoked, revoked_id) = app.token_with_id(ACME, Role::Admin).await;
     assert!(
         app.store
-            .revoke_token(
+            .revoke_token(Revocation::new(
                 &TokenScope::Account(ACME.parse().unwrap()),
                 &revoked_id,
                 None,
                 None,
                 0
-            )
+            ))
             .await
             .unwrap()
     );

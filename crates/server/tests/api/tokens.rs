@@ -3,7 +3,7 @@
 //! expiry (401 once past), "last used", and every change recorded as an
 //! "Audit Logs" event in the account's log.
 
-use auditlog_store::{Role, TokenChange, TokenScope};
+use auditlog_store::{Revocation, Role, TokenChange, TokenScope};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -353,13 +353,13 @@ async fn issuing_checks_role_expiry_and_the_live_token_cap() {
     assert!(p["detail"].as_str().unwrap().contains("1000"), "{p}");
     assert!(
         app.store
-            .revoke_token(
+            .revoke_token(Revocation::new(
                 &TokenScope::Account(ACME.parse().unwrap()),
                 &ids[0].1,
                 None,
                 None,
                 0
-            )
+            ))
             .await
             .unwrap()
     );

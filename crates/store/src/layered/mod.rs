@@ -22,8 +22,8 @@ use tokio::sync::oneshot;
 
 use crate::backend::{AccountKey, LogBackend, LogReader};
 use crate::{
-    Appended, Clock, Page, PendingTokenChange, RawSink, Result, Selection, Store, StoreError,
-    StoreErrorKind, TokenChange, TokenInfo, TokenRecord, TokenScope, TreeHead,
+    Appended, Clock, Page, PendingTokenChange, RawSink, Result, Revocation, Selection, Store,
+    StoreError, StoreErrorKind, TokenChange, TokenInfo, TokenRecord, TokenScope, TreeHead,
 };
 use write::Op;
 pub use write::{Sequencer, WriteOp, WriterFailure};
@@ -523,27 +523,9 @@ impl<B: LogBackend> Store for LayeredStore<B> {
         Ok(found)
     }
 
-    async fn revoke_token(
-        &self,
-        scope: &TokenScope,
-        id: &str,
-        by: Option<&str>,
-        on: Option<&AccountId>,
-        at_us: i64,
-    ) -> Result<bool> {
-        let scope = scope.clone();
-        let id = id.to_owned();
-        let by = by.map(str::to_owned);
-        let on = on.cloned();
+    async fn revoke_token(&self, revocation: Revocation) -> Result<bool> {
         let revoked = self
-            .send(|reply| Op::RevokeToken {
-                scope,
-                id,
-                by,
-                on,
-                at_us,
-                reply,
-            })
+            .send(|reply| Op::RevokeToken { revocation, reply })
             .await?;
         // Whatever was revoked must stop working now, not after the TTL.
         self.shared.tokens.forget();

@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 
 use super::{AccountState, Shared, internal, parse_record};
 use crate::backend::{LogTx, NewRow};
-use crate::{Appended, Clock, Result, StoreError, TokenChange, TokenRecord, TokenScope, TreeHead};
+use crate::{Appended, Clock, Result, Revocation, StoreError, TokenChange, TokenRecord, TreeHead};
 
 type Reply<T> = oneshot::Sender<Result<T>>;
 
@@ -46,11 +46,7 @@ pub(super) enum Op {
         reply: Reply<()>,
     },
     RevokeToken {
-        scope: TokenScope,
-        id: String,
-        by: Option<String>,
-        on: Option<AccountId>,
-        at_us: i64,
+        revocation: Revocation,
         reply: Reply<bool>,
     },
     /// Sets a token change's bit without an event (a `*` token's change
@@ -375,15 +371,8 @@ impl Sequencer {
                     result: tx.insert_token(&token),
                     reply,
                 },
-                Op::RevokeToken {
-                    scope,
-                    id,
-                    by,
-                    on,
-                    at_us,
-                    reply,
-                } => Done::Changed {
-                    changed: tx.revoke_token(&scope, &id, by.as_deref(), on.as_ref(), at_us)?,
+                Op::RevokeToken { revocation, reply } => Done::Changed {
+                    changed: tx.revoke_token(&revocation)?,
                     reply,
                 },
                 Op::MarkToken { id, change, reply } => Done::Changed {
@@ -543,12 +532,14 @@ impl Sequencer {
                 &NewRow {
                     seq,
                     id: &body.id,
-                    occurred_at_us: body.occurred_at.0,
-                    event: ev.event_id,
-                    actor_id: &body.actor.id,
-                    actor_name: body.actor.name.as_deref(),
-                    ip_address: body.ip_address.as_deref(),
-                    workflow_id: body.workflow_id.as_deref(),
+                    columns: IndexRow {
+                        occurred_at_us: body.occurred_at.0,
+                        event: ev.event_id,
+                        actor_id: &body.actor.id,
+                        actor_name: body.actor.name.as_deref(),
+                        ip_address: body.ip_address.as_deref(),
+                        workflow_id: body.workflow_id.as_deref(),
+                    },
                     idempotency_key: ev.idempotency_key.as_deref(),
                     canonical: &canonical,
                     leaf_hash: &leaf_hash,

@@ -15,7 +15,7 @@ use super::wal::WalCheckpoints;
 use super::{internal, sql_err, tokens};
 use crate::backend::{AccountKey, LogTx, NewRow};
 use crate::layered::{Sequencer, WriteOp};
-use crate::{RawRecord, Result, TokenChange, TokenRecord, TokenScope};
+use crate::{RawRecord, Result, Revocation, TokenChange, TokenRecord};
 
 /// Most operations one group commit takes; bounded so one commit's latency
 /// stays predictable under a flood.
@@ -93,7 +93,7 @@ impl LogTx for SqliteTx {
     fn insert_row(&mut self, account: AccountKey, row: &NewRow<'_>) -> Result<()> {
         let ty = *self
             .event_types
-            .get(&row.event)
+            .get(&row.columns.event)
             .ok_or_else(|| internal("event type not registered"))?;
         self.conn
             .prepare_cached(
@@ -106,12 +106,12 @@ impl LogTx for SqliteTx {
                     account.0,
                     row.seq as i64,
                     row.id,
-                    row.occurred_at_us,
+                    row.columns.occurred_at_us,
                     ty,
-                    row.actor_id,
-                    row.actor_name,
-                    row.ip_address,
-                    row.workflow_id,
+                    row.columns.actor_id,
+                    row.columns.actor_name,
+                    row.columns.ip_address,
+                    row.columns.workflow_id,
                     row.idempotency_key,
                     row.canonical,
                     &row.leaf_hash[..],
@@ -152,16 +152,10 @@ impl LogTx for SqliteTx {
         tokens::insert_token(&self.conn, token)
     }
 
-    fn revoke_token(
-        &mut self,
-        scope: &TokenScope,
-        id: &str,
-        by: Option<&str>,
-        on: Option<&AccountId>,
-        at_us: i64,
-    ) -> Result<bool> {
-        let on = on.map(AccountId::as_str);
-        Ok(tokens::revoke_in(&self.conn, scope.as_str(), id, by, on, at_us)? > 0)
+    fn revoke_token(&mut self, r: &Revocation) -> Result<bool> {
+        let on = r.on.as_ref().map(AccountId::as_str);
+        let by = r.by.as_deref();
+        Ok(tokens::revoke_in(&self.conn, r.scope.as_str(), &r.id, by, on, r.at_us)? > 0)
     }
 
     fn mark_token_change(&mut self, id: &str, change: TokenChange) -> Result<bool> {

@@ -13,8 +13,8 @@ use auditlog_core::record::{AccountId, Actor, ActorKind, Micros, Record, RecordB
 use auditlog_core::validate::{Defaulted, ValidEvent};
 use auditlog_store::sqlite::{SqliteOptions, SqliteStore};
 use auditlog_store::{
-    DynStore, Page, QueryControl, Role, Scope, Selection, StoreErrorKind, TOKEN_REVOCATION_POLL,
-    TokenChange, TokenRecord, TokenScope,
+    DynStore, Page, QueryControl, Revocation, Role, Scope, Selection, StoreErrorKind,
+    TOKEN_REVOCATION_POLL, TokenChange, TokenRecord, TokenScope,
 };
 
 /// A backend under test: a fresh database, and a way to reopen it as after
@@ -682,24 +682,36 @@ async fn tokens_are_found_by_hash_and_revoked<B: Backend>() {
     );
     let acme = TokenScope::Account(acct("acme"));
     assert!(
-        !s.revoke_token(&TokenScope::Account(acct("other")), "tok_1", None, None, 10)
+        !s.revoke_token(Revocation::new(
+            &TokenScope::Account(acct("other")),
+            "tok_1",
+            None,
+            None,
+            10
+        ))
+        .await
+        .unwrap()
+    );
+    assert!(
+        !s.revoke_token(Revocation::new(&TokenScope::All, "tok_1", None, None, 10))
             .await
             .unwrap()
     );
     assert!(
-        !s.revoke_token(&TokenScope::All, "tok_1", None, None, 10)
-            .await
-            .unwrap()
-    );
-    assert!(
-        s.revoke_token(&acme, "tok_1", Some("tok_admin"), Some(&acct("acme")), 10)
-            .await
-            .unwrap()
+        s.revoke_token(Revocation::new(
+            &acme,
+            "tok_1",
+            Some("tok_admin"),
+            Some(&acct("acme")),
+            10
+        ))
+        .await
+        .unwrap()
     );
     // Effective at once, despite the cache that found it a moment ago.
     assert_eq!(s.find_token(&[7; 32]).await.unwrap(), None);
     assert!(
-        !s.revoke_token(&acme, "tok_1", None, None, 11)
+        !s.revoke_token(Revocation::new(&acme, "tok_1", None, None, 11))
             .await
             .unwrap()
     );
@@ -719,14 +731,20 @@ async fn tokens_are_found_by_hash_and_revoked<B: Backend>() {
         .unwrap();
     assert!(s.find_token(&[3; 32]).await.unwrap().is_some());
     assert!(
-        !s.revoke_token(&acme, "tok_star", None, None, 12)
+        !s.revoke_token(Revocation::new(&acme, "tok_star", None, None, 12))
             .await
             .unwrap()
     );
     assert!(
-        s.revoke_token(&TokenScope::All, "tok_star", None, Some(&acct("acme")), 12)
-            .await
-            .unwrap()
+        s.revoke_token(Revocation::new(
+            &TokenScope::All,
+            "tok_star",
+            None,
+            Some(&acct("acme")),
+            12
+        ))
+        .await
+        .unwrap()
     );
     assert_eq!(s.find_token(&[3; 32]).await.unwrap(), None);
 }
@@ -750,7 +768,7 @@ async fn tokens_are_listed_by_scope_without_secrets<B: Backend>() {
     s.create_token(token("tok_r", 5, acme.clone(), 30))
         .await
         .unwrap();
-    s.revoke_token(&acme, "tok_r", None, None, 40)
+    s.revoke_token(Revocation::new(&acme, "tok_r", None, None, 40))
         .await
         .unwrap();
     let ids = |v: Vec<auditlog_store::TokenInfo>| v.into_iter().map(|t| t.id).collect::<Vec<_>>();
@@ -886,17 +904,17 @@ async fn token_changes_are_recorded_once<B: Backend>() {
         [("tok_e".to_owned(), TokenChange::Expired, acme_s.clone())]
     );
     // A `*` token revoked through an account's request: that account's log.
-    s.revoke_token(
+    s.revoke_token(Revocation::new(
         &TokenScope::All,
         "tok_s",
         Some("tok_admin"),
         Some(&acct("globex")),
         300,
-    )
+    ))
     .await
     .unwrap();
     // A revoked token does not expire any more.
-    s.revoke_token(&acme, "tok_e", None, None, 301)
+    s.revoke_token(Revocation::new(&acme, "tok_e", None, None, 301))
         .await
         .unwrap();
     assert_eq!(

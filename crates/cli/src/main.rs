@@ -1,6 +1,10 @@
 //! `auditlog`: the binary. Serves the API and dashboard, runs the demo,
 //! issues tokens, moves JSONL in and out, and verifies exports offline. (The
 //! benchmark is its own binary, `crates/bench`.)
+//!
+//! What it must never do: hold product rules (they are in the libraries) or
+//! speak SQL (only `auditlog-store` does); it parses arguments, wires the
+//! crates together, and turns their errors into messages and exit codes.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

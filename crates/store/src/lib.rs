@@ -14,6 +14,17 @@
 //! [`sqlite::SqliteBackend`] ([`sqlite::SqliteStore`] is the layered store
 //! over it). Every backend must pass the conformance suite in `tests/` (one
 //! suite, stamped out per backend).
+//!
+//! # What this crate must never do
+//!
+//! - **Update or delete an event**: no method does; the log is append-only
+//!   and `seq` dense per account.
+//! - **Answer before durability**: an append returns only after its
+//!   transaction is committed and synced (and its rows are in the index).
+//! - **Cross accounts**: every method that reads or writes a log, tree or
+//!   checkpoint takes the account (the exceptions are named on the trait).
+//! - **Know HTTP or product rules**: validation and query semantics are
+//!   `auditlog-core`'s; this crate stores and finds.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -46,9 +46,15 @@ impl Dict {
         if let Some(&id) = self.ids.get(s) {
             return id;
         }
+        // Past the count cap every new value costs one look-up, not a
+        // normalization: that is the ingest path of a flooding client.
+        if self.ids.len() >= self.cap || self.bytes + s.len() > self.cap_bytes {
+            self.overflowed = true;
+            return OVERFLOW;
+        }
         let normalized = crate::query::normalize(s);
         let text = s.len() + if normalized == s { 0 } else { normalized.len() };
-        if self.ids.len() >= self.cap || self.bytes + text > self.cap_bytes {
+        if self.bytes + text > self.cap_bytes {
             self.overflowed = true;
             return OVERFLOW;
         }

@@ -72,6 +72,15 @@ impl Dict {
         id
     }
 
+    /// The id `s` was given, without adding it: a value that is not here
+    /// arrived past the cap (the row holds [`OVERFLOW`]).
+    pub(super) fn lookup(&self, s: Option<&str>) -> u32 {
+        match s {
+            None => ABSENT,
+            Some(s) => self.ids.get(s).copied().unwrap_or(OVERFLOW),
+        }
+    }
+
     /// Appends to `out` whether the filter holds for each value id in
     /// `ids` (so `out[id]`, when filled from 0 up).
     pub(super) fn table_part(
@@ -108,6 +117,14 @@ impl Actors {
             cap,
             overflowed: false,
         }
+    }
+
+    /// The pair's id without adding it ([`ACTOR_OVERFLOW`] if absent).
+    pub(super) fn lookup(&self, user: u32, name: u32) -> u32 {
+        self.ids
+            .get(&(user, name))
+            .copied()
+            .unwrap_or(ACTOR_OVERFLOW)
     }
 
     /// The pair's id; a new one is `pairs.len()` (the caller pushes it).

@@ -10,9 +10,14 @@
 //! a filter becomes one table look-up per column per row. Text comparison
 //! happens once per distinct value (the dictionaries), never per row.
 //!
-//! The index is derived data: the store rebuilds it from the durable log at
-//! start-up, and appends to it after each commit and before acknowledging,
-//! so a query sees every acknowledged event (read your writes).
+//! The index is derived data: the store appends to it after each commit and
+//! before acknowledging, so a query sees every acknowledged event (read your
+//! writes). A paged index ([`LogIndex::paged`]) persists each full chunk as a
+//! sealed segment in the store ([`LogIndex::unsealed`], `segment.rs`) and
+//! from then on holds only its summary; the chunk itself is loaded through
+//! the process-wide [`SegmentCache`] when a query needs it. At start-up the
+//! store restores it from the segments' summaries ([`LogIndex::restore`]) and
+//! the rows after the last one, instead of from every row.
 //!
 //! Concurrency: rows live in chunks of [`CHUNK_ROWS`]. Full chunks are
 //! immutable and shared (`Arc`); the tail chunk is copied on write only when
@@ -31,16 +36,19 @@
 //! and of the files above it in this list, never of one below it, so there
 //! is no import circle between them:
 //!
-//! - `mod.rs`: [`LogIndex`] (rows appended into chunks, the rollups and
-//!   postings kept on append), [`IndexRow`], [`IndexLimits`], [`Scope`],
-//!   [`TimeBounds`];
+//! - `mod.rs`: [`LogIndex`] (rows appended into chunks, the rollups kept on
+//!   append), [`IndexRow`], [`IndexLimits`], [`Scope`], [`TimeBounds`];
+//! - `segment.rs`: the stored form of a sealed chunk (summary and columns,
+//!   versioned and checksummed) and its per-actor postings;
+//! - `cache.rs`: [`SegmentCache`], sealed segments in memory within a budget;
 //! - `dict.rs`: the dictionaries (`Dict`, `Actors`) and their overflow ids;
+//! - `pager.rs`: sealing, restoring, and loading (or repairing) segments;
 //! - `plan.rs`: [`LogIndex::plan`] builds a [`Plan`]'s look-up tables over a
 //!   snapshot; [`RowFields`] and [`Plan::matches_record`] for the record check;
 //! - `scan.rs`: the scan of a plan's chunks and what it answers: count,
 //!   histogram and page;
 //! - `rollup.rs`: the faster answers of [`LogIndex::count`] and
-//!   [`LogIndex::histogram`], from the rollups and the per-actor postings;
+//!   [`LogIndex::histogram`], from the rollups and the segments' postings;
 //! - `export.rs`: [`ExportKeys`], the export's walk in time windows.
 
 use std::collections::BTreeMap;
@@ -49,16 +57,22 @@ use std::sync::{Arc, RwLock};
 use crate::catalog::EventId;
 use crate::record::WorkflowId;
 
+mod cache;
 mod dict;
 mod export;
+mod pager;
 mod plan;
 mod rollup;
 mod scan;
+mod segment;
 #[cfg(test)]
 mod tests;
 
 use dict::{Actors, Dict};
+pub use cache::{CacheStats, SegmentCache};
 pub use export::{EXPORT_KEYS_MAX, ExportKeys};
+pub use pager::{Restored, SealedSegment, SegmentSource};
+pub use segment::{SEGMENT_VERSION, Segment, SegmentError};
 pub use plan::{Plan, RowFields};
 // One result row's key is also what a list cursor carries, so a page's last
 // row is the next page's cursor as is. It is defined beside the cursor
@@ -67,8 +81,14 @@ pub use plan::{Plan, RowFields};
 pub use crate::query::RowKey;
 
 /// Rows per chunk: large enough that the chunk list stays short, small
-/// enough that copying the tail (at most ~1.4 MB) is cheap.
+/// enough that copying the tail (at most ~1.4 MB) is cheap. Row offsets in
+/// a chunk fit 16 bits (the segments' postings rely on it). The index's own
+/// tests use small chunks, so that a few hundred generated rows cross many
+/// chunk and segment boundaries.
+#[cfg(not(test))]
 pub const CHUNK_ROWS: usize = 1 << 16;
+#[cfg(test)]
+pub const CHUNK_ROWS: usize = 64;
 
 /// Dictionary id meaning "absent" for optional columns.
 const ABSENT: u32 = 0;
@@ -122,7 +142,7 @@ pub struct IndexRow<'a> {
     pub workflow_id: Option<&'a str>,
 }
 
-#[derive(Clone, Default)]
+#[derive(Clone, Default, Debug)]
 struct Chunk {
     time: Vec<i64>,
     event: Vec<u16>,
@@ -137,6 +157,82 @@ impl Chunk {
     fn len(&self) -> usize {
         self.time.len()
     }
+
+    fn empty() -> Chunk {
+        Chunk {
+            min_time: i64::MAX,
+            max_time: i64::MIN,
+            ..Chunk::default()
+        }
+    }
+}
+
+/// A chunk as the index (and a plan's snapshot) holds it.
+#[derive(Clone, Debug)]
+enum ChunkRef {
+    /// In memory: the growing tail, a full chunk whose segment is not
+    /// stored yet, or every chunk of an index without a store.
+    Resident(Arc<Chunk>),
+    /// Stored as a segment: loaded through the cache when a query needs it.
+    Sealed(SealedMeta),
+}
+
+/// What the index keeps of a sealed chunk: enough to skip it.
+#[derive(Clone, Copy, Debug)]
+struct SealedMeta {
+    no: u32,
+    rows: u32,
+    min_time: i64,
+    max_time: i64,
+}
+
+impl ChunkRef {
+    fn len(&self) -> usize {
+        match self {
+            ChunkRef::Resident(c) => c.len(),
+            ChunkRef::Sealed(m) => m.rows as usize,
+        }
+    }
+
+    fn min_time(&self) -> i64 {
+        match self {
+            ChunkRef::Resident(c) => c.min_time,
+            ChunkRef::Sealed(m) => m.min_time,
+        }
+    }
+
+    fn max_time(&self) -> i64 {
+        match self {
+            ChunkRef::Resident(c) => c.max_time,
+            ChunkRef::Sealed(m) => m.max_time,
+        }
+    }
+}
+
+/// A chunk in hand for a scan: resident, or a loaded segment (with its
+/// postings).
+enum Held {
+    Resident(Arc<Chunk>),
+    Segment(Arc<Segment>),
+}
+
+impl std::ops::Deref for Held {
+    type Target = Chunk;
+    fn deref(&self) -> &Chunk {
+        match self {
+            Held::Resident(c) => c,
+            Held::Segment(s) => &s.chunk,
+        }
+    }
+}
+
+impl Held {
+    fn postings(&self) -> Option<&segment::Postings> {
+        match self {
+            Held::Resident(_) => None,
+            Held::Segment(s) => Some(&s.postings),
+        }
+    }
 }
 
 /// Rollup granularity: 15 minutes. Every UTC offset in use is a multiple of
@@ -149,14 +245,14 @@ pub const SLOT_US: i64 = 15 * 60 * 1_000_000;
 type Rollup = BTreeMap<i64, Vec<(u16, u32)>>;
 
 struct Inner {
-    chunks: Vec<Arc<Chunk>>,
+    chunks: Vec<ChunkRef>,
     rollup: Rollup,
-    /// Per actor, the seqs of its events, ascending: a `user` filter that
-    /// picks a few actors visits their rows instead of scanning the log.
-    /// `u32` halves the memory; an account past 2^32 events stops keeping
-    /// them (`postings_complete`) and falls back to scans.
-    postings: Vec<Vec<u32>>,
-    postings_complete: bool,
+    /// Chunks whose segments are stored (`chunks[..sealed]` are
+    /// [`ChunkRef::Sealed`]).
+    sealed: usize,
+    /// Dictionary sizes the stored segments' summaries cover: a new
+    /// segment's summary holds the entries from these on.
+    stored_dicts: pager::DictMarks,
     len: u64,
     min_time: i64,
     limits: IndexLimits,
@@ -176,7 +272,30 @@ impl Inner {
 /// The column index of one account's log; rows are appended in `seq` order,
 /// so a row's position is its `seq`.
 pub struct LogIndex {
+    core: Arc<Core>,
+}
+
+/// What a [`LogIndex`] and its plans share: plans load sealed chunks (and
+/// repair them from rows against the dictionaries) after the index moved
+/// on.
+struct Core {
     inner: RwLock<Inner>,
+    /// Where sealed segments are stored and cached; `None`: an index held
+    /// wholly in memory.
+    pager: Option<pager::Pager>,
+}
+
+impl Core {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the index half-written
+        // in a way readers would misread (lengths are updated last), so a
+        // poisoned lock is still usable.
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl Default for LogIndex {
@@ -224,24 +343,36 @@ impl TimeBounds {
     }
 }
 
+impl Inner {
+    fn new(limits: IndexLimits) -> Inner {
+        let inner = Inner {
+            chunks: Vec::new(),
+            rollup: Rollup::new(),
+            sealed: 0,
+            stored_dicts: pager::DictMarks::default(),
+            len: 0,
+            min_time: i64::MAX,
+            limits,
+            actors: Actors::new(limits.max_distinct),
+            user_ids: Dict::new(limits),
+            names: Dict::new(limits),
+            ips: Dict::new(limits),
+            workflows: Dict::new(limits),
+        };
+        Inner {
+            stored_dicts: pager::DictMarks::of(&inner),
+            ..inner
+        }
+    }
+}
+
 impl LogIndex {
+    /// An index held wholly in memory.
     pub fn new(limits: IndexLimits) -> LogIndex {
-        let cap = limits.max_distinct;
         LogIndex {
-            inner: RwLock::new(Inner {
-                chunks: Vec::new(),
-                rollup: Rollup::new(),
-                // The overflow actor's rows, like any actor's.
-                postings: vec![Vec::new()],
-                postings_complete: true,
-                len: 0,
-                min_time: i64::MAX,
-                limits,
-                actors: Actors::new(cap),
-                user_ids: Dict::new(limits),
-                names: Dict::new(limits),
-                ips: Dict::new(limits),
-                workflows: Dict::new(limits),
+            core: Arc::new(Core {
+                inner: RwLock::new(Inner::new(limits)),
+                pager: None,
             }),
         }
     }
@@ -258,10 +389,7 @@ impl LogIndex {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
-        // A panic while holding the lock cannot leave the index half-written
-        // in a way readers would misread (lengths are updated last), so a
-        // poisoned lock is still usable.
-        self.inner.read().unwrap_or_else(|e| e.into_inner())
+        self.core.read()
     }
 
     /// Number of rows: the log size the index reflects.
@@ -283,7 +411,7 @@ impl LogIndex {
     /// these rows were the first past a distinct-value cap (worth telling
     /// the operator once).
     pub fn append<'a>(&self, rows: impl IntoIterator<Item = IndexRow<'a>>) -> bool {
-        let mut g = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        let mut g = self.core.write();
         let inner = &mut *g;
         let before = inner.overflowed();
         for row in rows {
@@ -294,22 +422,16 @@ impl LogIndex {
             let actor = inner.actors.intern(user, name);
             if actor as usize == inner.actors.pairs.len() {
                 inner.actors.pairs.push((user, name));
-                inner.postings.push(Vec::new());
-            }
-            match u32::try_from(inner.len) {
-                Ok(seq) if inner.postings_complete => inner.postings[actor as usize].push(seq),
-                _ => inner.postings_complete = false,
             }
             let ip = inner.ips.intern(row.ip_address);
             let workflow = inner.workflows.intern(row.workflow_id);
             if inner.chunks.last().is_none_or(|c| c.len() >= CHUNK_ROWS) {
-                inner.chunks.push(Arc::new(Chunk {
-                    min_time: i64::MAX,
-                    max_time: i64::MIN,
-                    ..Chunk::default()
-                }));
+                inner.chunks.push(ChunkRef::Resident(Arc::new(Chunk::empty())));
             }
-            let tail = Arc::make_mut(inner.chunks.last_mut().expect("pushed above"));
+            let ChunkRef::Resident(tail) = inner.chunks.last_mut().expect("pushed above") else {
+                unreachable!("only full chunks are sealed")
+            };
+            let tail = Arc::make_mut(tail);
             let t = row.occurred_at_us;
             tail.time.push(t);
             tail.event.push(row.event.0);
@@ -327,6 +449,19 @@ impl LogIndex {
             inner.len += 1;
         }
         !before && inner.overflowed()
+    }
+
+    /// Memory held outside the segment cache: the resident chunks (the
+    /// tail, and full chunks waiting to be stored), in bytes.
+    pub fn resident_bytes(&self) -> usize {
+        self.read()
+            .chunks
+            .iter()
+            .map(|c| match c {
+                ChunkRef::Resident(c) => c.len() * 22,
+                ChunkRef::Sealed(_) => 0,
+            })
+            .sum()
     }
 
     /// Distinct user names seen in the log whose normalized form contains

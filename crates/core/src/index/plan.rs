@@ -9,14 +9,19 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::dict::Dict;
-use super::{Chunk, Inner, LogIndex, OVERFLOW, Scope};
+use super::{ChunkRef, Core, Inner, LogIndex, OVERFLOW, Scope};
 use crate::catalog::{Catalog, Level};
 use crate::query::{Column, Filter, Join, Matcher, op_matches};
 use crate::record::WorkflowId;
 
 /// A query compiled against one snapshot of the index.
 pub struct Plan {
-    pub(super) chunks: Vec<Arc<Chunk>>,
+    pub(super) chunks: Vec<ChunkRef>,
+    /// The index, for loading sealed chunks.
+    pub(super) core: Arc<Core>,
+    /// Why a sealed chunk could not be loaded: the answer is incomplete and
+    /// the caller must not use it ([`Plan::load_error`]).
+    error: std::sync::Mutex<Option<String>>,
     pub(super) len: u64,
     /// `None` means the query has no indexed filter and matches every row in
     /// scope, which lets counts skip the look-ups.
@@ -231,6 +236,8 @@ impl LogIndex {
         });
         Plan {
             chunks,
+            core: self.core.clone(),
+            error: std::sync::Mutex::new(None),
             len,
             tables,
             scope_event,
@@ -273,6 +280,27 @@ struct DictSizes {
 const PLAN_SLICE: usize = 4096;
 
 impl Plan {
+    pub(super) fn fail(&self, why: String) {
+        self.error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert(why);
+    }
+
+    /// Why a sealed chunk could not be loaded during a scan of this plan,
+    /// if one could not: every answer of the plan since is incomplete.
+    pub fn load_error(&self) -> Option<String> {
+        self.error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Rows in the plan's snapshot of the log.
+    pub fn rows(&self) -> u64 {
+        self.len
+    }
+
     /// Whether a stored record passes the whole query (its scope and every
     /// filter, not only those the index could not decide): what the
     /// caller's record check answers for the rows it is asked about.

@@ -1,9 +1,10 @@
 //! The fast paths of [`LogIndex::count`] and [`LogIndex::histogram`]: the
-//! per-slot rollups when only the event column matters, the per-actor
-//! postings when a `user` filter picks a few actors; else the scan.
+//! per-slot rollups when only the event column matters, the actor column
+//! (through a sealed chunk's postings when they pick few rows) when a `user`
+//! filter decides with the event alone; else the scan.
 
 use super::plan::Plan;
-use super::{CHUNK_ROWS, Inner, LogIndex, SLOT_US, TimeBounds};
+use super::{Inner, LogIndex, SLOT_US, TimeBounds};
 use crate::query::Join;
 
 impl LogIndex {
@@ -26,39 +27,28 @@ impl LogIndex {
             return rollup_count(&self.read(), table, lo, hi);
         }
         if let Some(part) = plan.actor_part() {
-            let g = self.read();
-            if let Some(seqs) = actor_rows(&g, plan, &part) {
-                let event_hit = |e: u16| part.event.is_some_and(|ev| ev[e as usize]);
-                match part.join {
-                    Join::And => {
-                        return seqs
-                            .iter()
-                            .filter(|&&s| {
-                                let (t, e) = plan.row(s);
-                                bounds.contains(t) && part.event.is_none_or(|ev| ev[e as usize])
-                            })
-                            .count() as u64;
-                    }
-                    Join::Or => {
-                        let base = match (part.event, slot_range(bounds)) {
-                            (None, _) => Some(0),
-                            (Some(ev), Some((lo, hi))) => Some(rollup_count(&g, Some(ev), lo, hi)),
-                            (Some(_), None) => None,
-                        };
-                        if let Some(base) = base {
-                            // Rows the event part already counted are not
-                            // counted again.
-                            return base
-                                + seqs
-                                    .iter()
-                                    .filter(|&&s| {
-                                        let (t, e) = plan.row(s);
-                                        bounds.contains(t) && !event_hit(e)
-                                    })
-                                    .count() as u64;
-                        }
-                    }
+            let event_hit = |e: u16| part.event.is_some_and(|ev| ev[e as usize]);
+            let base = match (part.join, part.event, slot_range(bounds)) {
+                (Join::And, _, _) | (Join::Or, None, _) => Some(0),
+                (Join::Or, Some(ev), Some((lo, hi))) => {
+                    Some(rollup_count(&self.read(), Some(ev), lo, hi))
                 }
+                (Join::Or, Some(_), None) => None,
+            };
+            if let Some(base) = base {
+                let mut n = base;
+                plan.actor_rows(&part, bounds, |t, e| {
+                    let keep = match part.join {
+                        Join::And => part.event.is_none_or(|ev| ev[e as usize]),
+                        // Rows the event part already counted are not
+                        // counted again.
+                        Join::Or => !event_hit(e),
+                    };
+                    if keep && bounds.contains(t) {
+                        n += 1;
+                    }
+                });
+                return n;
             }
         }
         plan.count(bounds, check)
@@ -95,33 +85,29 @@ impl LogIndex {
                 start: Some(bounds.start.map_or(first, |s| s.max(first))),
                 end: Some(bounds.end.map_or(last, |e| e.min(last))),
             };
-            let g = self.read();
-            if let Some(seqs) = actor_rows(&g, plan, &part) {
-                let mut counts = vec![0u64; edges.len() - 1];
-                let base_ok = match (part.join, part.event, slot_range(clipped)) {
-                    (Join::And, _, _) | (Join::Or, None, _) => true,
-                    (Join::Or, Some(ev), Some((lo, hi))) if aligned => {
-                        rollup_histogram(&g, Some(ev), lo, hi, edges, &mut counts);
-                        true
-                    }
-                    _ => false,
-                };
-                if base_ok {
-                    for &s in &seqs {
-                        let (t, e) = plan.row(s);
-                        if !clipped.contains(t) {
-                            continue;
-                        }
-                        let keep = match part.join {
-                            Join::And => part.event.is_none_or(|ev| ev[e as usize]),
-                            Join::Or => !part.event.is_some_and(|ev| ev[e as usize]),
-                        };
-                        if keep {
-                            counts[edges.partition_point(|&x| x <= t) - 1] += 1;
-                        }
-                    }
-                    return counts;
+            let mut counts = vec![0u64; edges.len() - 1];
+            let base_ok = match (part.join, part.event, slot_range(clipped)) {
+                (Join::And, _, _) | (Join::Or, None, _) => true,
+                (Join::Or, Some(ev), Some((lo, hi))) if aligned => {
+                    rollup_histogram(&self.read(), Some(ev), lo, hi, edges, &mut counts);
+                    true
                 }
+                _ => false,
+            };
+            if base_ok {
+                plan.actor_rows(&part, clipped, |t, e| {
+                    if !clipped.contains(t) {
+                        return;
+                    }
+                    let keep = match part.join {
+                        Join::And => part.event.is_none_or(|ev| ev[e as usize]),
+                        Join::Or => !part.event.is_some_and(|ev| ev[e as usize]),
+                    };
+                    if keep {
+                        counts[edges.partition_point(|&x| x <= t) - 1] += 1;
+                    }
+                });
+                return counts;
             }
         }
         plan.histogram(bounds, edges, check)
@@ -158,34 +144,6 @@ fn rollup_histogram(
             .map(|(_, c)| u64::from(*c))
             .sum::<u64>();
     }
-}
-
-/// The seqs of the plan's matching actors, ascending, within the plan's
-/// snapshot — when they are few enough (an eighth of the log at most) that
-/// visiting them beats a scan.
-fn actor_rows(g: &Inner, plan: &Plan, part: &ActorPart<'_>) -> Option<Vec<u32>> {
-    if !g.postings_complete {
-        return None;
-    }
-    let picked: Vec<&Vec<u32>> = part
-        .actor
-        .iter()
-        .enumerate()
-        .filter(|(_, hit)| **hit)
-        .filter_map(|(a, _)| g.postings.get(a))
-        .collect();
-    let total: usize = picked.iter().map(|p| p.len()).sum();
-    if total.saturating_mul(8) > plan.len as usize {
-        return None;
-    }
-    let mut seqs: Vec<u32> = picked
-        .into_iter()
-        .flatten()
-        .copied()
-        .filter(|&s| u64::from(s) < plan.len)
-        .collect();
-    seqs.sort_unstable();
-    Some(seqs)
 }
 
 /// A plan over the event and actor columns only, whose actor part may be
@@ -234,12 +192,36 @@ impl Plan {
         })
     }
 
-    /// Time and catalog event of row `seq` of the snapshot.
-    fn row(&self, seq: u32) -> (i64, u16) {
-        let seq = seq as usize;
-        let chunk = &self.chunks[seq / CHUNK_ROWS];
-        let i = seq % CHUNK_ROWS;
-        (chunk.time[i], chunk.event[i])
+    /// Calls `f(time, event)` for every row of the snapshot in `bounds`'
+    /// chunks whose actor the part picks (and maybe others of those chunks'
+    /// rows outside `bounds`: `f` checks the time). A sealed chunk whose
+    /// picked actors hold an eighth of its rows at most is visited through
+    /// its postings; others by a walk of its actor column.
+    fn actor_rows(&self, part: &ActorPart<'_>, bounds: TimeBounds, mut f: impl FnMut(i64, u16)) {
+        for r in &self.chunks {
+            if r.len() == 0 || !bounds.overlaps(r.min_time(), r.max_time()) {
+                continue;
+            }
+            let Some(chunk) = self.hold(r) else {
+                return;
+            };
+            if let Some(p) = chunk.postings() {
+                let picked = p.picked(part.actor);
+                let n: usize = picked.clone().map(<[u16]>::len).sum();
+                if n * 8 <= chunk.len() {
+                    for i in picked.flatten() {
+                        let i = *i as usize;
+                        f(chunk.time[i], chunk.event[i]);
+                    }
+                    continue;
+                }
+            }
+            for (i, &a) in chunk.actor.iter().enumerate() {
+                if part.actor.get(a as usize).copied().unwrap_or(false) {
+                    f(chunk.time[i], chunk.event[i]);
+                }
+            }
+        }
     }
 
     /// When the plan's outcome depends only on a row's catalog event: the

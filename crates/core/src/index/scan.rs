@@ -18,8 +18,15 @@ impl Plan {
         check: &mut dyn FnMut(u64) -> bool,
         mut visit: impl FnMut(RowKey),
     ) {
-        for (ci, chunk) in self.chunks.iter().enumerate() {
-            self.scan_chunk(chunk, (ci * CHUNK_ROWS) as u64, bounds, check, &mut visit);
+        for (ci, r) in self.chunks.iter().enumerate() {
+            // Bounds are checked before a sealed chunk is loaded.
+            if r.len() == 0 || !bounds.overlaps(r.min_time(), r.max_time()) {
+                continue;
+            }
+            let Some(chunk) = self.hold(r) else {
+                return;
+            };
+            self.scan_chunk(&chunk, (ci * CHUNK_ROWS) as u64, bounds, check, &mut visit);
         }
     }
 
@@ -202,15 +209,20 @@ impl Plan {
         // newest row is not newer than the heap's worst cannot contribute
         // (equal times lose on seq, which is lower in older chunks), so a
         // log ingested roughly in time order costs about one chunk a page.
-        for (ci, chunk) in self.chunks.iter().enumerate().rev() {
-            if heap.len() == keep
-                && heap
-                    .peek()
-                    .is_some_and(|min| chunk.max_time <= min.0.occurred_at_us)
+        for (ci, r) in self.chunks.iter().enumerate().rev() {
+            if r.len() == 0
+                || !bounds.overlaps(r.min_time(), r.max_time())
+                || heap.len() == keep
+                    && heap
+                        .peek()
+                        .is_some_and(|min| r.max_time() <= min.0.occurred_at_us)
             {
                 continue;
             }
-            self.scan_chunk(chunk, (ci * CHUNK_ROWS) as u64, bounds, check, &mut |row| {
+            let Some(chunk) = self.hold(r) else {
+                break;
+            };
+            self.scan_chunk(&chunk, (ci * CHUNK_ROWS) as u64, bounds, check, &mut |row| {
                 if after.is_some_and(|a| row >= a) {
                     return;
                 }

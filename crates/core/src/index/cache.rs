@@ -1,0 +1,138 @@
+//! The segment cache: sealed segments of every account's index held in
+//! memory within one byte budget, least recently used evicted first.
+//!
+//! One cache serves every account of a process, so the operator sets one
+//! number (`--index-memory`) and a large account's old segments cost
+//! nothing until a query reads them. The lock is held for a look-up or an
+//! insert only (a hash-map operation), never while a segment is read from
+//! the store or decoded; two queries missing the same segment at once may
+//! both load it (the second insert replaces the first), which costs a read
+//! and never a wrong answer.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use lru::LruCache;
+
+use super::segment::Segment;
+
+/// Counters of a [`SegmentCache`], for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+    /// Segments read from the store (misses that loaded, repairs included).
+    pub loads: u64,
+    pub evictions: u64,
+    /// Bytes of the segments held now.
+    pub bytes: u64,
+    /// The budget.
+    pub budget: u64,
+}
+
+/// Key of a segment: the index's id in this process, the segment's number.
+type Key = (u64, u32);
+
+struct Lru {
+    map: LruCache<Key, Arc<Segment>>,
+    bytes: usize,
+}
+
+/// Sealed segments in memory, within a byte budget.
+pub struct SegmentCache {
+    budget: usize,
+    lru: Mutex<Lru>,
+    next_index: AtomicU64,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    loads: AtomicU64,
+    evictions: AtomicU64,
+}
+
+impl std::fmt::Debug for SegmentCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SegmentCache")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl SegmentCache {
+    /// A cache holding at most `budget` bytes of segments (0 holds none:
+    /// every read loads).
+    pub fn new(budget: usize) -> Arc<SegmentCache> {
+        Arc::new(SegmentCache {
+            budget,
+            lru: Mutex::new(Lru {
+                map: LruCache::unbounded(),
+                bytes: 0,
+            }),
+            next_index: AtomicU64::new(0),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            loads: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
+        })
+    }
+
+    /// A fresh id for an index using this cache.
+    pub(super) fn index_id(&self) -> u64 {
+        self.next_index.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Lru> {
+        self.lru.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn get(&self, key: Key) -> Option<Arc<Segment>> {
+        let found = self.lock().map.get(&key).cloned();
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    /// Holds `segment` (just loaded or sealed), evicting the least recently
+    /// used ones past the budget — possibly `segment` itself, which its
+    /// caller still holds for the query at hand.
+    pub(super) fn insert(&self, key: Key, segment: Arc<Segment>, loaded: bool) {
+        if loaded {
+            self.loads.fetch_add(1, Ordering::Relaxed);
+        }
+        let bytes = segment.heap_bytes();
+        let mut evicted = Vec::new();
+        {
+            let mut g = self.lock();
+            if let Some(old) = g.map.put(key, segment) {
+                g.bytes -= old.heap_bytes();
+            }
+            g.bytes += bytes;
+            while g.bytes > self.budget {
+                let Some((_, old)) = g.map.pop_lru() else {
+                    break;
+                };
+                g.bytes -= old.heap_bytes();
+                evicted.push(old);
+            }
+        }
+        self.evictions
+            .fetch_add(evicted.len() as u64, Ordering::Relaxed);
+        // Freed outside the lock.
+        drop(evicted);
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        let bytes = self.lock().bytes as u64;
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            loads: self.loads.load(Ordering::Relaxed),
+            evictions: self.evictions.load(Ordering::Relaxed),
+            bytes,
+            budget: self.budget as u64,
+        }
+    }
+}

@@ -1,0 +1,435 @@
+//! A paged index's life with its store: full chunks sealed into segments
+//! ([`LogIndex::unsealed`], [`LogIndex::mark_sealed`]), the index restored
+//! from the segments' summaries at start-up ([`LogIndex::restore`]), and
+//! sealed chunks loaded through the [`SegmentCache`] when a query needs
+//! them — or rebuilt from the rows when their stored copy is missing or
+//! fails its checksum.
+//!
+//! Dictionary ids are what make this work: a value's id is its place in the
+//! order values were first seen, so replaying rows in `seq` order over a
+//! dictionary restored from the summaries gives every value the id it had.
+//! Each summary stores the entries added since the previous one; a
+//! segment's ids are therefore resolvable from the summaries up to its own.
+
+use std::sync::Arc;
+
+use super::cache::SegmentCache;
+use super::segment::{DictDelta, Segment, Summary};
+use super::{
+    ACTOR_OVERFLOW, CHUNK_ROWS, Chunk, ChunkRef, Core, Held, IndexLimits, IndexRow, Inner,
+    LogIndex, OVERFLOW, SealedMeta,
+};
+use crate::catalog::EventId;
+
+/// Where a paged index's segments are stored: implemented by the store for
+/// one account.
+pub trait SegmentSource: Send + Sync {
+    /// The stored columns of segment `no`, if any.
+    fn columns(&self, no: u32) -> Result<Option<Vec<u8>>, String>;
+    /// The index columns of the rows with seq in `[from, to)`, ascending.
+    fn rows(
+        &self,
+        from: u64,
+        to: u64,
+        visit: &mut dyn FnMut(IndexRow<'_>),
+    ) -> Result<(), String>;
+    /// Segment `no`'s stored columns were unreadable (`why`) and have been
+    /// rebuilt from the rows as `columns`: store them again, and say so.
+    fn repaired(&self, no: u32, why: &str, columns: Vec<u8>);
+}
+
+/// The store and cache of a paged index.
+pub(super) struct Pager {
+    cache: Arc<SegmentCache>,
+    source: Box<dyn SegmentSource>,
+    /// This index's id in the cache.
+    id: u64,
+}
+
+/// Dictionary sizes: the four text dictionaries (user ids, names, IPs,
+/// workflows) and the actor pairs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct DictMarks {
+    texts: [u32; 4],
+    actors: u32,
+}
+
+impl DictMarks {
+    pub(super) fn of(g: &Inner) -> DictMarks {
+        let n = |d: &super::dict::Dict| d.values.len() as u32;
+        DictMarks {
+            texts: [n(&g.user_ids), n(&g.names), n(&g.ips), n(&g.workflows)],
+            actors: g.actors.pairs.len() as u32,
+        }
+    }
+}
+
+/// A full chunk encoded for the store: written with
+/// [`LogIndex::mark_sealed`] called once the store has it.
+#[derive(Debug)]
+pub struct SealedSegment {
+    pub no: u32,
+    pub summary: Vec<u8>,
+    pub columns: Vec<u8>,
+    segment: Arc<Segment>,
+    dicts_after: DictMarks,
+}
+
+/// An index restored from stored segments.
+#[derive(Debug)]
+pub struct Restored {
+    pub index: LogIndex,
+    /// Rows the segments cover: the store appends its rows from this seq.
+    pub rows: u64,
+    /// Why fewer segments than stored were used (the rest are rebuilt
+    /// from rows and stored again), if so.
+    pub problem: Option<String>,
+}
+
+fn overflow_bits(g: &Inner) -> u8 {
+    u8::from(g.actors.overflowed)
+        | u8::from(g.ips.overflowed) << 1
+        | u8::from(g.workflows.overflowed) << 2
+        | u8::from(g.user_ids.overflowed) << 3
+        | u8::from(g.names.overflowed) << 4
+}
+
+impl LogIndex {
+    /// An empty index whose full chunks are sealed into `source` and
+    /// cached in `cache`.
+    pub fn paged(
+        limits: IndexLimits,
+        cache: Arc<SegmentCache>,
+        source: Box<dyn SegmentSource>,
+    ) -> LogIndex {
+        LogIndex::with_pager(Inner::new(limits), cache, source)
+    }
+
+    fn with_pager(inner: Inner, cache: Arc<SegmentCache>, source: Box<dyn SegmentSource>) -> Self {
+        let id = cache.index_id();
+        LogIndex {
+            core: Arc::new(Core {
+                inner: std::sync::RwLock::new(inner),
+                pager: Some(Pager { cache, source, id }),
+            }),
+        }
+    }
+
+    /// A paged index restored from the summaries of its stored segments
+    /// (`(number, summary)`, in any order). Segments are used from 0 up to
+    /// the first that is missing, unreadable or inconsistent; the caller
+    /// appends the rows from [`Restored::rows`] on.
+    pub fn restore(
+        limits: IndexLimits,
+        cache: Arc<SegmentCache>,
+        source: Box<dyn SegmentSource>,
+        mut summaries: Vec<(u32, Vec<u8>)>,
+    ) -> Restored {
+        summaries.sort_unstable_by_key(|(no, _)| *no);
+        let mut inner = Inner::new(limits);
+        let mut problem = None;
+        for (no, bytes) in &summaries {
+            if *no as usize != inner.chunks.len() {
+                problem = Some(format!("segment {} is missing", inner.chunks.len()));
+                break;
+            }
+            let summary = match Summary::decode(bytes) {
+                Ok(s) => s,
+                Err(e) => {
+                    problem = Some(format!("segment {no}: {e}"));
+                    break;
+                }
+            };
+            if let Err(e) = check(&inner, &summary) {
+                problem = Some(format!("segment {no}: {e}"));
+                break;
+            }
+            if let Err(e) = apply(&mut inner, *no, summary) {
+                // Half applied: nothing of the segments can be trusted.
+                problem = Some(format!("segment {no}: {e}; every segment is rebuilt"));
+                inner = Inner::new(limits);
+                break;
+            }
+        }
+        inner.stored_dicts = DictMarks::of(&inner);
+        let rows = inner.len;
+        Restored {
+            index: LogIndex::with_pager(inner, cache, source),
+            rows,
+            problem,
+        }
+    }
+
+    /// The full chunks whose segments are not stored yet, encoded, oldest
+    /// first. Called by the writer (the only appender), so the chunks do not
+    /// change meanwhile.
+    pub fn unsealed(&self) -> Vec<SealedSegment> {
+        let g = self.read();
+        let full = full_chunks(&g);
+        let now = DictMarks::of(&g);
+        let mut marks = g.stored_dicts;
+        let mut out = Vec::new();
+        for (no, chunk) in g.chunks.iter().enumerate().take(full).skip(g.sealed) {
+            let ChunkRef::Resident(chunk) = chunk else {
+                continue;
+            };
+            let segment = Arc::new(Segment::of((**chunk).clone()));
+            let summary = Summary {
+                rows: chunk.len() as u32,
+                min_time: chunk.min_time,
+                max_time: chunk.max_time,
+                overflowed: overflow_bits(&g),
+                rollup: Summary::rollup_of(chunk),
+                dicts: delta(&g, marks, now),
+            };
+            marks = now;
+            out.push(SealedSegment {
+                no: no as u32,
+                summary: summary.encode(),
+                columns: segment.encode_columns(),
+                segment,
+                dicts_after: now,
+            });
+        }
+        out
+    }
+
+    /// The store holds `segments` (from [`LogIndex::unsealed`]): their
+    /// chunks leave the index for the cache. Without a pager (an index
+    /// held in memory) this does nothing.
+    pub fn mark_sealed(&self, segments: Vec<SealedSegment>) {
+        let Some(pager) = &self.core.pager else {
+            return;
+        };
+        let mut g = self.core.write();
+        for s in segments {
+            if s.no as usize != g.sealed {
+                continue;
+            }
+            let c = &s.segment.chunk;
+            let meta = SealedMeta {
+                no: s.no,
+                rows: c.len() as u32,
+                min_time: c.min_time,
+                max_time: c.max_time,
+            };
+            g.chunks[s.no as usize] = ChunkRef::Sealed(meta);
+            g.sealed += 1;
+            g.stored_dicts = s.dicts_after;
+            pager.cache.insert((pager.id, s.no), s.segment, false);
+        }
+    }
+
+    /// Whether the index has full chunks waiting to be stored.
+    pub fn has_unsealed(&self) -> bool {
+        let g = self.read();
+        self.core.pager.is_some() && full_chunks(&g) > g.sealed
+    }
+
+    /// Number of stored segments this index uses.
+    pub fn sealed_count(&self) -> usize {
+        self.read().sealed
+    }
+
+    /// Whether two indexes hold the same dictionaries (the same values
+    /// under the same ids): a rebuilt index against a restored one.
+    pub fn same_dictionaries(&self, other: &LogIndex) -> bool {
+        let (a, b) = (self.read(), other.read());
+        a.user_ids.values == b.user_ids.values
+            && a.names.values == b.names.values
+            && a.ips.values == b.ips.values
+            && a.workflows.values == b.workflows.values
+            && a.actors.pairs == b.actors.pairs
+    }
+}
+
+fn full_chunks(g: &Inner) -> usize {
+    g.chunks.len() - usize::from(g.chunks.last().is_some_and(|c| c.len() < CHUNK_ROWS))
+}
+
+/// The dictionary entries from `from` to `to`.
+fn delta(g: &Inner, from: DictMarks, to: DictMarks) -> DictDelta {
+    let texts = [&g.user_ids, &g.names, &g.ips, &g.workflows];
+    let mut out = DictDelta::default();
+    for (k, d) in texts.into_iter().enumerate() {
+        let (a, b) = (from.texts[k] as usize, to.texts[k] as usize);
+        out.texts[k] = (
+            a as u32,
+            d.values[a..b].iter().map(|v| v.to_string()).collect(),
+        );
+    }
+    let (a, b) = (from.actors as usize, to.actors as usize);
+    out.actors = (a as u32, g.actors.pairs[a..b].to_vec());
+    out
+}
+
+/// Whether a summary can extend `inner` (checked before anything of it is
+/// applied).
+fn check(inner: &Inner, s: &Summary) -> Result<(), String> {
+    if s.rows as usize != CHUNK_ROWS {
+        return Err(format!("{} rows, a segment holds {CHUNK_ROWS}", s.rows));
+    }
+    let marks = DictMarks::of(inner);
+    for k in 0..4 {
+        if s.dicts.texts[k].0 != marks.texts[k] {
+            return Err("dictionary entries out of order".into());
+        }
+    }
+    if s.dicts.actors.0 != marks.actors {
+        return Err("actor entries out of order".into());
+    }
+    let n_events = crate::catalog::Catalog::get().len();
+    if s.rollup.iter().any(|&(_, e, _)| e as usize >= n_events) {
+        return Err("an event the catalog does not hold".into());
+    }
+    Ok(())
+}
+
+/// Adds a checked summary to `inner`. Each dictionary entry is interned
+/// again, which must give it the id it had: anything else means the
+/// summaries disagree with each other.
+fn apply(inner: &mut Inner, no: u32, s: Summary) -> Result<(), String> {
+    let dicts = [
+        &mut inner.user_ids,
+        &mut inner.names,
+        &mut inner.ips,
+        &mut inner.workflows,
+    ];
+    for (d, (first, values)) in dicts.into_iter().zip(&s.dicts.texts) {
+        for (k, v) in values.iter().enumerate() {
+            if d.intern(Some(v)) != first + k as u32 {
+                return Err("a dictionary entry does not take its id".into());
+            }
+        }
+    }
+    let (first, pairs) = &s.dicts.actors;
+    for (k, &(user, name)) in pairs.iter().enumerate() {
+        let id = inner.actors.intern(user, name);
+        if id != first + k as u32 || id as usize != inner.actors.pairs.len() {
+            return Err("an actor entry does not take its id".into());
+        }
+        inner.actors.pairs.push((user, name));
+    }
+    let bits = s.overflowed;
+    inner.actors.overflowed |= bits & 1 != 0;
+    inner.ips.overflowed |= bits & 2 != 0;
+    inner.workflows.overflowed |= bits & 4 != 0;
+    inner.user_ids.overflowed |= bits & 8 != 0;
+    inner.names.overflowed |= bits & 16 != 0;
+    for &(slot, event, n) in &s.rollup {
+        let v = inner.rollup.entry(slot).or_default();
+        match v.iter_mut().find(|(e, _)| *e == event) {
+            Some((_, c)) => *c += n,
+            None => v.push((event, n)),
+        }
+    }
+    inner.chunks.push(ChunkRef::Sealed(SealedMeta {
+        no,
+        rows: s.rows,
+        min_time: s.min_time,
+        max_time: s.max_time,
+    }));
+    inner.sealed += 1;
+    inner.len += u64::from(s.rows);
+    inner.min_time = inner.min_time.min(s.min_time);
+    Ok(())
+}
+
+impl Core {
+    /// Sealed chunk `no`, from the cache or the store; rebuilt from the
+    /// rows (and stored again) when the stored copy is missing or corrupt.
+    pub(super) fn load(&self, no: u32) -> Result<Arc<Segment>, String> {
+        let pager = self
+            .pager
+            .as_ref()
+            .ok_or("a sealed chunk in an index without a store")?;
+        if let Some(s) = pager.cache.get((pager.id, no)) {
+            return Ok(s);
+        }
+        let segment = match pager.source.columns(no)? {
+            Some(bytes) => match Segment::decode_columns(&bytes) {
+                Ok(s) if s.chunk.len() == CHUNK_ROWS => s,
+                Ok(s) => self.repair(pager, no, &format!("{} rows", s.chunk.len()))?,
+                Err(e) => self.repair(pager, no, &e.to_string())?,
+            },
+            None => self.repair(pager, no, "missing")?,
+        };
+        let segment = Arc::new(segment);
+        pager.cache.insert((pager.id, no), segment.clone(), true);
+        Ok(segment)
+    }
+
+    /// Chunk `no` rebuilt from its rows: each value looked up in the
+    /// dictionaries, which hold every value of the sealed chunks (a value
+    /// that is not there arrived past its cap: the overflow id).
+    fn repair(&self, pager: &Pager, no: u32, why: &str) -> Result<Segment, String> {
+        struct Owned {
+            t: i64,
+            event: EventId,
+            user: String,
+            name: Option<String>,
+            ip: Option<String>,
+            workflow: Option<String>,
+        }
+        let from = u64::from(no) * CHUNK_ROWS as u64;
+        let mut rows = Vec::with_capacity(CHUNK_ROWS);
+        pager
+            .source
+            .rows(from, from + CHUNK_ROWS as u64, &mut |r| {
+                rows.push(Owned {
+                    t: r.occurred_at_us,
+                    event: r.event,
+                    user: r.actor_id.to_owned(),
+                    name: r.actor_name.map(str::to_owned),
+                    ip: r.ip_address.map(str::to_owned),
+                    workflow: r.workflow_id.map(str::to_owned),
+                })
+            })?;
+        if rows.len() != CHUNK_ROWS {
+            return Err(format!(
+                "index segment {no} is unreadable ({why}) and its rows cannot rebuild it: {} of {CHUNK_ROWS} rows found",
+                rows.len()
+            ));
+        }
+        let mut chunk = Chunk::empty();
+        {
+            let g = self.read();
+            for r in &rows {
+                let user = g.user_ids.lookup(Some(&r.user));
+                let name = g.names.lookup(Some(r.name.as_deref().unwrap_or(&r.user)));
+                let actor = if user == OVERFLOW || name == OVERFLOW {
+                    ACTOR_OVERFLOW
+                } else {
+                    g.actors.lookup(user, name)
+                };
+                chunk.time.push(r.t);
+                chunk.event.push(r.event.0);
+                chunk.actor.push(actor);
+                chunk.ip.push(g.ips.lookup(r.ip.as_deref()));
+                chunk.workflow.push(g.workflows.lookup(r.workflow.as_deref()));
+                chunk.min_time = chunk.min_time.min(r.t);
+                chunk.max_time = chunk.max_time.max(r.t);
+            }
+        }
+        let segment = Segment::of(chunk);
+        pager.source.repaired(no, why, segment.encode_columns());
+        Ok(segment)
+    }
+}
+
+impl super::plan::Plan {
+    /// The chunk of `r` in hand, loading a sealed one; `None` (and the
+    /// plan's error set) when it cannot be loaded.
+    pub(super) fn hold(&self, r: &ChunkRef) -> Option<Held> {
+        match r {
+            ChunkRef::Resident(c) => Some(Held::Resident(c.clone())),
+            ChunkRef::Sealed(m) => match self.core.load(m.no) {
+                Ok(s) => Some(Held::Segment(s)),
+                Err(e) => {
+                    self.fail(e);
+                    None
+                }
+            },
+        }
+    }
+}

@@ -57,6 +57,14 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
     if let Ok(bytes) = st.store.size_bytes().await {
         metrics::gauge!("auditlog_store_size_bytes").set(bytes as f64);
     }
+    if let Some(c) = st.store.index_cache_stats() {
+        metrics::counter!("auditlog_index_cache_hits_total").absolute(c.hits);
+        metrics::counter!("auditlog_index_cache_misses_total").absolute(c.misses);
+        metrics::counter!("auditlog_index_cache_loads_total").absolute(c.loads);
+        metrics::counter!("auditlog_index_cache_evictions_total").absolute(c.evictions);
+        metrics::gauge!("auditlog_index_cache_bytes").set(c.bytes as f64);
+        metrics::gauge!("auditlog_index_cache_budget_bytes").set(c.budget as f64);
+    }
     let body = st.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
     (
         [(

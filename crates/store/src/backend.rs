@@ -44,6 +44,13 @@
 //! *is* its snapshot, and it reads rows by the seqs the index gave.
 //! Readers may run on many threads at once, alongside the writer.
 //!
+//! **Index segments.** Each account's column index is stored as sealed
+//! segments (see `auditlog_core::index::segment`): opaque, checksummed
+//! blobs the layer writes once a chunk of the index is full, in a
+//! transaction of their own right after the rows that filled it. They are
+//! derived from the rows and may be replaced; a backend stores and returns
+//! them byte for byte.
+//!
 //! **Several processes.** A backend may be opened by several processes at
 //! once (the command line's token commands beside a server; several
 //! stateless servers on one PostgreSQL database). Token rows may change
@@ -155,6 +162,13 @@ pub trait LogReader {
 
     /// A cheap round trip: `Err` if the database cannot answer.
     fn ping(&self) -> Result<()>;
+
+    /// The summaries of the account's stored index segments, as
+    /// `(segment number, summary)` in any order: what start-up reads.
+    fn index_segment_summaries(&self, account: AccountKey) -> Result<Vec<(u32, Vec<u8>)>>;
+
+    /// The stored columns of index segment `no`, if stored.
+    fn index_segment_columns(&self, account: AccountKey, no: u32) -> Result<Option<Vec<u8>>>;
 }
 
 /// The writes of one transaction, used by the [`Sequencer`] on the
@@ -200,6 +214,25 @@ pub trait LogTx {
     /// Sets the token's last use to `at_us` unless a later one is stored.
     fn touch_token(&mut self, id: &str, at_us: i64) -> Result<()>;
 
+    /// Stores index segment `no` of the account (summary and columns),
+    /// replacing one stored before. Segments are derived data: they may be
+    /// rewritten (a repair, a rebuild), unlike rows.
+    fn put_index_segment(
+        &mut self,
+        account: AccountKey,
+        no: u32,
+        summary: &[u8],
+        columns: &[u8],
+    ) -> Result<()>;
+
+    /// Replaces the columns of stored segment `no` (rebuilt after a
+    /// failed checksum); nothing if it is not stored.
+    fn put_index_columns(&mut self, account: AccountKey, no: u32, columns: &[u8]) -> Result<()>;
+
+    /// Drops every index segment of the account (`auditlog index rebuild`
+    /// stores them anew in the same transaction).
+    fn delete_index_segments(&mut self, account: AccountKey) -> Result<()>;
+
     /// Commits and syncs; see the module's contract.
     fn commit(&mut self) -> Result<()>;
 
@@ -223,6 +256,17 @@ pub trait LogBackend: Send + Sync + 'static {
         &self,
         since: &HashMap<AccountKey, u64>,
         visit: &mut dyn FnMut(AccountKey, u64, IndexRow<'_>) -> Result<()>,
+    ) -> Result<()>;
+
+    /// Calls `visit` with the index columns of the account's rows with seq
+    /// in `[from, to)`, ascending: the rows after an index's last stored
+    /// segment at start-up, and a segment's rows when it is rebuilt.
+    fn index_rows(
+        &self,
+        account: AccountKey,
+        from: u64,
+        to: u64,
+        visit: &mut dyn FnMut(u64, IndexRow<'_>) -> Result<()>,
     ) -> Result<()>;
 
     /// Runs `f` with a short-lived reader (pooled: do not hold it long).

@@ -637,6 +637,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Bytes the store uses on disk, for metrics.
     async fn size_bytes(&self) -> Result<u64>;
+
+    /// The column index's segment cache counters, for metrics.
+    fn index_cache_stats(&self) -> Option<auditlog_core::index::CacheStats> {
+        None
+    }
 }
 
 /// How soon a revocation made by another process on the same database

@@ -155,10 +155,13 @@ impl<'p> ExportKeys<'p> {
                 self.state = ExportState::Done;
                 return;
             };
-            self.plan
-                .scan_chunk(&chunk, (ci * CHUNK_ROWS) as u64, window, check, &mut |row| {
-                    out.push(row)
-                });
+            self.plan.scan_chunk(
+                &chunk,
+                (ci * CHUNK_ROWS) as u64,
+                window,
+                check,
+                &mut |row| out.push(row),
+            );
         }
         out.sort_unstable_by(|a, b| b.cmp(a));
         // The chunk that gave `start` had a row there (and a narrowed window

@@ -68,12 +68,12 @@ mod segment;
 #[cfg(test)]
 mod tests;
 
-use dict::{Actors, Dict};
 pub use cache::{CacheStats, SegmentCache};
+use dict::{Actors, Dict};
 pub use export::{EXPORT_KEYS_MAX, ExportKeys};
 pub use pager::{Restored, SealedSegment, SegmentSource};
-pub use segment::{SEGMENT_VERSION, Segment, SegmentError};
 pub use plan::{Plan, RowFields};
+pub use segment::{SEGMENT_VERSION, Segment, SegmentError};
 // One result row's key is also what a list cursor carries, so a page's last
 // row is the next page's cursor as is. It is defined beside the cursor
 // encoding, since `query` must not depend on the index (the index uses
@@ -426,7 +426,9 @@ impl LogIndex {
             let ip = inner.ips.intern(row.ip_address);
             let workflow = inner.workflows.intern(row.workflow_id);
             if inner.chunks.last().is_none_or(|c| c.len() >= CHUNK_ROWS) {
-                inner.chunks.push(ChunkRef::Resident(Arc::new(Chunk::empty())));
+                inner
+                    .chunks
+                    .push(ChunkRef::Resident(Arc::new(Chunk::empty())));
             }
             let ChunkRef::Resident(tail) = inner.chunks.last_mut().expect("pushed above") else {
                 unreachable!("only full chunks are sealed")

@@ -27,12 +27,7 @@ pub trait SegmentSource: Send + Sync {
     /// The stored columns of segment `no`, if any.
     fn columns(&self, no: u32) -> Result<Option<Vec<u8>>, String>;
     /// The index columns of the rows with seq in `[from, to)`, ascending.
-    fn rows(
-        &self,
-        from: u64,
-        to: u64,
-        visit: &mut dyn FnMut(IndexRow<'_>),
-    ) -> Result<(), String>;
+    fn rows(&self, from: u64, to: u64, visit: &mut dyn FnMut(IndexRow<'_>)) -> Result<(), String>;
     /// Segment `no`'s stored columns were unreadable (`why`) and have been
     /// rebuilt from the rows as `columns`: store them again, and say so.
     fn repaired(&self, no: u32, why: &str, columns: Vec<u8>);
@@ -406,7 +401,9 @@ impl Core {
                 chunk.event.push(r.event.0);
                 chunk.actor.push(actor);
                 chunk.ip.push(g.ips.lookup(r.ip.as_deref()));
-                chunk.workflow.push(g.workflows.lookup(r.workflow.as_deref()));
+                chunk
+                    .workflow
+                    .push(g.workflows.lookup(r.workflow.as_deref()));
                 chunk.min_time = chunk.min_time.min(r.t);
                 chunk.max_time = chunk.max_time.max(r.t);
             }

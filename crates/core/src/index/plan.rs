@@ -290,10 +290,7 @@ impl Plan {
     /// Why a sealed chunk could not be loaded during a scan of this plan,
     /// if one could not: every answer of the plan since is incomplete.
     pub fn load_error(&self) -> Option<String> {
-        self.error
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.error.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Rows in the plan's snapshot of the log.

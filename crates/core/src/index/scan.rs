@@ -222,19 +222,25 @@ impl Plan {
             let Some(chunk) = self.hold(r) else {
                 break;
             };
-            self.scan_chunk(&chunk, (ci * CHUNK_ROWS) as u64, bounds, check, &mut |row| {
-                if after.is_some_and(|a| row >= a) {
-                    return;
-                }
-                if heap.len() < keep {
-                    heap.push(std::cmp::Reverse(row));
-                } else if let Some(min) = heap.peek()
-                    && row > min.0
-                {
-                    heap.pop();
-                    heap.push(std::cmp::Reverse(row));
-                }
-            });
+            self.scan_chunk(
+                &chunk,
+                (ci * CHUNK_ROWS) as u64,
+                bounds,
+                check,
+                &mut |row| {
+                    if after.is_some_and(|a| row >= a) {
+                        return;
+                    }
+                    if heap.len() < keep {
+                        heap.push(std::cmp::Reverse(row));
+                    } else if let Some(min) = heap.peek()
+                        && row > min.0
+                    {
+                        heap.pop();
+                        heap.push(std::cmp::Reverse(row));
+                    }
+                },
+            );
         }
         let mut rows: Vec<RowKey> = heap.into_iter().map(|r| r.0).collect();
         rows.sort_unstable_by(|a, b| b.cmp(a));

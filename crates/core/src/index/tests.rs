@@ -404,12 +404,7 @@ impl SegmentSource for Arc<MemSegments> {
     fn columns(&self, no: u32) -> Result<Option<Vec<u8>>, String> {
         Ok(self.stored.lock().unwrap().get(&no).map(|s| s.1.clone()))
     }
-    fn rows(
-        &self,
-        from: u64,
-        to: u64,
-        visit: &mut dyn FnMut(IndexRow<'_>),
-    ) -> Result<(), String> {
+    fn rows(&self, from: u64, to: u64, visit: &mut dyn FnMut(IndexRow<'_>)) -> Result<(), String> {
         for r in self.rows.iter().take(to as usize).skip(from as usize) {
             visit(gen_index_row(r));
         }

@@ -3,18 +3,21 @@
 //! account's column index and Merkle tree state, the token cache, the query
 //! code, and the write path's sequencing ([`Sequencer`]).
 //!
-//! At open it rebuilds every account's index from the backend's rows and
-//! restores its tree from the stored tiles; from then on the index learns
-//! each committed row from the [`Sequencer`], which applies every write.
+//! At open it restores every account's index from its stored segments'
+//! summaries and the rows after the last one (see `segments.rs`), and its
+//! tree from the stored tiles; from then on the index learns each committed
+//! row from the [`Sequencer`], which applies every write and stores each
+//! index chunk that fills up as a segment.
 
 mod query;
+mod segments;
 mod tokens;
 mod write;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
-use auditlog_core::index::{IndexLimits, LogIndex, RowKey};
+use auditlog_core::index::{CacheStats, IndexLimits, LogIndex, RowKey, SegmentCache};
 use auditlog_core::merkle::{self, Hash, TreeState};
 use auditlog_core::record::{AccountId, CanonicalHead, CanonicalParts, CanonicalTail, Record};
 use auditlog_core::validate::ValidEvent;
@@ -25,6 +28,7 @@ use crate::{
     Appended, Clock, Page, PendingTokenChange, RawSink, Result, Revocation, Selection, Store,
     StoreError, StoreErrorKind, TokenChange, TokenInfo, TokenRecord, TokenScope, TreeHead,
 };
+pub use segments::RebuildReport;
 use write::Op;
 pub use write::{Sequencer, WriteOp, WriterFailure};
 
@@ -43,12 +47,12 @@ struct AccountState {
 }
 
 impl AccountState {
-    fn new(key: AccountKey, limits: IndexLimits) -> AccountState {
+    fn new(key: AccountKey, index: LogIndex) -> AccountState {
         let head = TreeHead {
             size: 0,
             root: auditlog_core::merkle::EMPTY_ROOT,
         };
-        AccountState::with_index(key, query::new_index(limits), head, 0)
+        AccountState::with_index(key, index, head, 0)
     }
 
     fn with_index(key: AccountKey, index: LogIndex, head: TreeHead, signed: u64) -> AccountState {
@@ -69,6 +73,10 @@ struct Shared {
     failure: tokio::sync::watch::Sender<Option<String>>,
     /// What each account's index may hold.
     index_limits: IndexLimits,
+    /// A new account's (empty, paged) index.
+    new_index: segments::NewIndex,
+    /// Every account's sealed index segments in memory.
+    cache: Arc<SegmentCache>,
 }
 
 impl Shared {
@@ -80,11 +88,36 @@ impl Shared {
             .cloned()
     }
 
+    fn limits(&self) -> IndexLimits {
+        self.index_limits
+    }
+
     /// The writer's cause of death, if it died.
     fn writer_failure(&self) -> Option<String> {
         self.failure.borrow().clone()
     }
 }
+
+/// How the column indexes are kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IndexOptions {
+    /// What each account's index may hold (distinct values per column).
+    pub limits: IndexLimits,
+    /// Bytes of sealed segments held in memory across all accounts.
+    pub memory: usize,
+}
+
+impl Default for IndexOptions {
+    fn default() -> Self {
+        IndexOptions {
+            limits: IndexLimits::DEFAULT,
+            memory: DEFAULT_INDEX_MEMORY,
+        }
+    }
+}
+
+/// 512 MiB of segments: about 22 million events' columns warm.
+pub const DEFAULT_INDEX_MEMORY: usize = 512 << 20;
 
 /// A [`Store`] over the durable log `B`.
 pub struct LayeredStore<B> {
@@ -106,30 +139,17 @@ impl<B: LogBackend> LayeredStore<B> {
     /// state of every account from it, then starts its writer. `clock` is
     /// read once per commit for `recorded_at` and record ids; every
     /// account's index keeps to `index_limits`.
-    pub fn over(backend: B, clock: Clock, index_limits: IndexLimits) -> Result<LayeredStore<B>> {
+    pub fn over(backend: B, clock: Clock, index: IndexOptions) -> Result<LayeredStore<B>> {
+        let backend = Arc::new(backend);
+        let cache = SegmentCache::new(index.memory);
+        let repairs = segments::Repairs::default();
         let accounts = backend.accounts()?;
-        let mut indexes: HashMap<AccountKey, (LogIndex, u64)> = accounts
-            .iter()
-            .map(|(_, key)| (*key, (query::new_index(index_limits), 0)))
-            .collect();
-        backend.scan_index_rows(&HashMap::new(), &mut |key, seq, row| {
-            let (index, expected) = indexes.get_mut(&key).ok_or_else(|| {
-                internal(format!(
-                    "the log holds events of unregistered account {}",
-                    key.0
-                ))
-            })?;
-            if seq != *expected {
-                return Err(internal(format!(
-                    "log of account {} has a gap: expected seq {expected}, found {seq}",
-                    key.0
-                )));
-            }
-            *expected += 1;
-            // Whether the rows overflow a cap is told once per account below.
-            let _ = index.append([row]);
-            Ok(())
-        })?;
+        let mut indexes: HashMap<AccountKey, (LogIndex, u64)> = HashMap::new();
+        for (account, key) in &accounts {
+            let restored =
+                segments::restore(&backend, &cache, &repairs, index.limits, account, *key)?;
+            indexes.insert(*key, restored);
+        }
         let mut shared_accounts = HashMap::new();
         let mut trees = Vec::new();
         let revoked = backend.with_reader(|reader| {
@@ -161,12 +181,19 @@ impl<B: LogBackend> LayeredStore<B> {
             accounts: RwLock::new(shared_accounts),
             tokens: tokens::TokenCache::new(revoked),
             failure: tokio::sync::watch::Sender::new(None),
-            index_limits,
+            index_limits: index.limits,
+            new_index: segments::new_index(&backend, &cache, &repairs, index.limits),
+            cache,
         });
         let (tx, rx) = tokio::sync::mpsc::channel(WRITE_QUEUE);
+        repairs.connect(tx.clone());
         backend.start_writer(Sequencer::new(shared.clone(), trees, clock), rx)?;
+        // Chunks replayed from rows at open (a crash before their segments
+        // were stored, or a file from before segments) are stored now.
+        let (reply, _) = oneshot::channel();
+        let _ = tx.try_send(WriteOp::new(write::Op::Seal { reply }));
         Ok(LayeredStore {
-            backend: Arc::new(backend),
+            backend,
             shared,
             writer: tx,
         })
@@ -605,5 +632,9 @@ impl<B: LogBackend> Store for LayeredStore<B> {
 
     async fn size_bytes(&self) -> Result<u64> {
         self.backend.size_bytes()
+    }
+
+    fn index_cache_stats(&self) -> Option<CacheStats> {
+        Some(self.shared.cache.stats())
     }
 }

@@ -2,7 +2,7 @@
 //! index, rows the index cannot decide checked against their stored
 //! records, pages and exports read by seq, and the Merkle tiles for proofs.
 
-use auditlog_core::index::{IndexLimits, LogIndex, Plan, RowFields, RowKey};
+use auditlog_core::index::{LogIndex, Plan, RowFields, RowKey};
 use auditlog_core::merkle::{self, Hash, TileReader};
 
 use super::{AccountState, internal};
@@ -11,12 +11,6 @@ use crate::{Page, QueryWatch, RawRecord, RawSink, Result, Selection, StoreError,
 
 /// Records read and handed to an export's sink at a time.
 const EXPORT_BATCH: usize = 1000;
-
-/// The column index of a log: built here only, so that how an index is
-/// configured is decided in one place.
-pub(super) fn new_index(limits: IndexLimits) -> LogIndex {
-    LogIndex::new(limits)
-}
 
 /// Tells the operator that an account's index reached a distinct-value cap:
 /// its queries on that column now read records (see [`IndexLimits`]).
@@ -98,8 +92,16 @@ impl<'a, R: LogReader> RecordCheck<'a, R> {
         }
     }
 
+    /// The scan's outcome: the first read error, or a sealed index chunk
+    /// that could not be loaded (the answer would be incomplete).
     fn finish(self) -> Result<()> {
-        self.error.map_or(Ok(()), Err)
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        match self.plan.load_error() {
+            Some(why) => Err(internal(format!("reading the column index: {why}"))),
+            None => Ok(()),
+        }
     }
 }
 
@@ -196,6 +198,9 @@ pub(super) fn export<R: LogReader>(
         // batch: stop rather than export an incomplete view.
         if let Some(e) = check.error.take() {
             return Err(e);
+        }
+        if let Some(why) = plan.load_error() {
+            return Err(internal(format!("reading the column index: {why}")));
         }
         check.watch.check()?;
         if !more {

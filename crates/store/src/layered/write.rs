@@ -3,7 +3,7 @@
 //! seqs, ids and `recorded_at`, idempotency, the canonical splice, the
 //! Merkle tree, and after the commit the column index and tree heads.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use auditlog_core::catalog::EventId;
@@ -14,7 +14,7 @@ use auditlog_core::validate::ValidEvent;
 use tokio::sync::oneshot;
 
 use super::{AccountState, Shared, internal, parse_record};
-use crate::backend::{LogTx, NewRow};
+use crate::backend::{AccountKey, LogTx, NewRow};
 use crate::{Appended, Clock, Result, Revocation, StoreError, TokenChange, TokenRecord, TreeHead};
 
 type Reply<T> = oneshot::Sender<Result<T>>;
@@ -62,6 +62,24 @@ pub(super) enum Op {
         at_us: i64,
         reply: Reply<()>,
     },
+    /// Nothing in the transaction; after it, stores the index segments
+    /// waiting (queued once at open, for chunks replayed from rows).
+    Seal { reply: Reply<()> },
+    /// Stores again the columns of an index segment a query found
+    /// unreadable and rebuilt from its rows (nobody waits for the reply).
+    PutIndexColumns {
+        key: AccountKey,
+        no: u32,
+        columns: Vec<u8>,
+        reply: Reply<()>,
+    },
+    /// Replaces every index segment of an account (`auditlog index
+    /// rebuild`): `(number, summary, columns)`.
+    ReplaceIndex {
+        key: AccountKey,
+        segments: Vec<(u32, Vec<u8>, Vec<u8>)>,
+        reply: Reply<()>,
+    },
 }
 
 impl WriteOp {
@@ -91,7 +109,10 @@ impl WriteOp {
             Op::Append { reply, .. } => drop(reply.send(Err(err()))),
             Op::Checkpoint { reply, .. }
             | Op::CreateToken { reply, .. }
-            | Op::TouchToken { reply, .. } => drop(reply.send(Err(err()))),
+            | Op::TouchToken { reply, .. }
+            | Op::Seal { reply }
+            | Op::PutIndexColumns { reply, .. }
+            | Op::ReplaceIndex { reply, .. } => drop(reply.send(Err(err()))),
             Op::RevokeToken { reply, .. } | Op::MarkToken { reply, .. } => {
                 drop(reply.send(Err(err())))
             }
@@ -169,6 +190,8 @@ pub struct Sequencer {
     shared: Arc<Shared>,
     accounts: HashMap<AccountId, WriterAccount>,
     clock: Clock,
+    /// Accounts that may have full chunks whose segments are not stored.
+    unsealed: HashSet<AccountId>,
 }
 
 impl Sequencer {
@@ -177,12 +200,13 @@ impl Sequencer {
         trees: Vec<(AccountId, Arc<AccountState>, TreeState)>,
         clock: Clock,
     ) -> Sequencer {
-        let accounts = trees
+        let accounts: HashMap<AccountId, WriterAccount> = trees
             .into_iter()
             .map(|(a, state, tree)| (a, WriterAccount { state, tree }))
             .collect();
         Sequencer {
             shared,
+            unsealed: accounts.keys().cloned().collect(),
             accounts,
             clock,
         }
@@ -291,7 +315,55 @@ impl Sequencer {
                 Done::Changed { changed, reply } => drop(reply.send(Ok(changed))),
             }
         }
+        self.unsealed.extend(snapshots.into_keys());
+        self.seal(tx);
         true
+    }
+
+    /// Stores the index segments of chunks that filled up, in a
+    /// transaction of their own right after the group that filled them
+    /// (after its acknowledgements: a segment is derived data, and a crash
+    /// before it is stored only means the rows after the last stored
+    /// segment are replayed at the next start, and the segment stored
+    /// then). A failure is logged and retried after the next group.
+    fn seal(&mut self, tx: &mut dyn LogTx) {
+        let pending: Vec<(AccountKey, Arc<AccountState>)> = self
+            .unsealed
+            .iter()
+            .filter_map(|a| self.accounts.get(a))
+            .filter(|a| a.state.index.has_unsealed())
+            .map(|a| (a.state.key, a.state.clone()))
+            .collect();
+        if pending.is_empty() {
+            self.unsealed.clear();
+            return;
+        }
+        let segments: Vec<_> = pending
+            .iter()
+            .map(|(key, state)| (*key, state.index.unsealed()))
+            .collect();
+        let stored = tx.begin().and_then(|()| {
+            for (key, segs) in &segments {
+                for s in segs {
+                    tx.put_index_segment(*key, s.no, &s.summary, &s.columns)?;
+                }
+            }
+            tx.commit()
+        });
+        match stored {
+            Ok(()) => {
+                let n: usize = segments.iter().map(|(_, s)| s.len()).sum();
+                metrics::counter!("auditlog_index_segments_sealed_total").increment(n as u64);
+                for ((_, state), (_, segs)) in pending.iter().zip(segments) {
+                    state.index.mark_sealed(segs);
+                }
+                self.unsealed.clear();
+            }
+            Err(e) => {
+                tx.rollback();
+                tracing::warn!(error = %e, "storing index segments failed; retried after the next write");
+            }
+        }
     }
 
     /// The group's work inside its transaction: each op applied in order,
@@ -386,6 +458,36 @@ impl Sequencer {
                         reply,
                     }
                 }
+                Op::Seal { reply } => Done::Unit {
+                    result: Ok(()),
+                    reply,
+                },
+                Op::PutIndexColumns {
+                    key,
+                    no,
+                    columns,
+                    reply,
+                } => {
+                    tx.put_index_columns(key, no, &columns)?;
+                    Done::Unit {
+                        result: Ok(()),
+                        reply,
+                    }
+                }
+                Op::ReplaceIndex {
+                    key,
+                    segments,
+                    reply,
+                } => {
+                    tx.delete_index_segments(key)?;
+                    for (no, summary, columns) in &segments {
+                        tx.put_index_segment(key, *no, summary, columns)?;
+                    }
+                    Done::Unit {
+                        result: Ok(()),
+                        reply,
+                    }
+                }
             };
             done.push(d);
         }
@@ -412,7 +514,10 @@ impl Sequencer {
     ) -> Result<&mut WriterAccount> {
         if !self.accounts.contains_key(account) {
             let key = tx.register_account(account)?;
-            let state = Arc::new(AccountState::new(key, self.shared.index_limits));
+            let state = Arc::new(AccountState::new(
+                key,
+                (self.shared.new_index)(key, account),
+            ));
             // Visible to readers only once it has committed events would be
             // tidier, but an empty account answers like an unknown one.
             self.shared

@@ -31,12 +31,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use auditlog_core::catalog::EventId;
-use auditlog_core::index::{IndexLimits, IndexRow};
+use auditlog_core::index::IndexRow;
 use auditlog_core::record::AccountId;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, params};
 
 use crate::backend::{AccountKey, LogBackend};
-use crate::layered::{LayeredStore, Sequencer, WriteOp};
+use crate::layered::{IndexOptions, LayeredStore, Sequencer, WriteOp};
 use crate::{Clock, Result, StoreError, StoreErrorKind, TokenInfo, TokenRecord};
 pub use reader::SqliteReader;
 use schema::Layout;
@@ -96,8 +96,9 @@ pub struct SqliteOptions {
     pub fault: Option<Fault>,
     /// The store's clock (see [`Clock`]); [`Clock::system`] by default.
     pub clock: Clock,
-    /// What each account's column index may hold in memory.
-    pub index_limits: IndexLimits,
+    /// What each account's column index may hold, and the memory of the
+    /// index segments across accounts.
+    pub index: IndexOptions,
 }
 
 /// A fault the store injects into itself (feature `fault-injection`).
@@ -132,7 +133,7 @@ impl Default for SqliteOptions {
                 .ok()
                 .and_then(|f| Fault::parse(&f)),
             clock: Clock::system(),
-            index_limits: IndexLimits::DEFAULT,
+            index: IndexOptions::default(),
         }
     }
 }
@@ -210,8 +211,8 @@ impl LayeredStore<SqliteBackend> {
     /// Opens (creating if needed) the store in `data_dir`, rebuilding the
     /// column index and tree state of every account from the file.
     pub fn open(data_dir: &Path, opts: SqliteOptions) -> Result<SqliteStore> {
-        let (clock, limits) = (opts.clock.clone(), opts.index_limits);
-        LayeredStore::over(SqliteBackend::open(data_dir, opts)?, clock, limits)
+        let (clock, index) = (opts.clock.clone(), opts.index);
+        LayeredStore::over(SqliteBackend::open(data_dir, opts)?, clock, index)
     }
 }
 
@@ -348,6 +349,55 @@ impl LogBackend for SqliteBackend {
                         actor_name: text(5)?,
                         ip_address: text(6)?,
                         workflow_id: text(7)?,
+                    },
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    fn index_rows(
+        &self,
+        account: AccountKey,
+        from: u64,
+        to: u64,
+        visit: &mut dyn FnMut(u64, IndexRow<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let what = "read index rows";
+        self.with_reader(|reader| {
+            let mut stmt = reader
+                .conn
+                .prepare_cached(
+                    "SELECT seq, occurred_at, event_type, actor_id, actor_name, ip_address, \
+                     workflow_id FROM events WHERE account = ?1 AND seq >= ?2 AND seq < ?3 \
+                     ORDER BY seq",
+                )
+                .map_err(sql_err(what))?;
+            let to = i64::try_from(to).unwrap_or(i64::MAX);
+            let mut rows = stmt
+                .query(params![account.0, from as i64, to])
+                .map_err(sql_err(what))?;
+            while let Some(r) = rows.next().map_err(sql_err(what))? {
+                let seq = r.get::<_, i64>(0).map_err(sql_err(what))? as u64;
+                let ty: i64 = r.get(2).map_err(sql_err(what))?;
+                let event = *self.by_type.get(&ty).ok_or_else(|| {
+                    internal(format!("stored event type {ty} is not in the catalog"))
+                })?;
+                let text = |i| {
+                    r.get_ref(i)
+                        .and_then(|v| v.as_str_or_null().map_err(Into::into))
+                        .map_err(sql_err(what))
+                };
+                visit(
+                    seq,
+                    IndexRow {
+                        occurred_at_us: r.get(1).map_err(sql_err(what))?,
+                        event,
+                        actor_id: text(3)?
+                            .ok_or_else(|| internal("stored event has no actor id"))?,
+                        actor_name: text(4)?,
+                        ip_address: text(5)?,
+                        workflow_id: text(6)?,
                     },
                 )?;
             }

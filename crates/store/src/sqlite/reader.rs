@@ -216,6 +216,25 @@ impl LogReader for SqliteReader {
             .map_err(sql_err("read checkpoint"))
     }
 
+    fn index_segment_summaries(&self, account: AccountKey) -> Result<Vec<(u32, Vec<u8>)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT segment, summary FROM index_segments WHERE account = ?1")
+            .map_err(sql_err("read index segments"))?;
+        stmt.query_map([account.0], |r| Ok((r.get::<_, u32>(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(sql_err("read index segments"))
+    }
+
+    fn index_segment_columns(&self, account: AccountKey, no: u32) -> Result<Option<Vec<u8>>> {
+        self.conn
+            .prepare_cached(
+                "SELECT columns FROM index_segments WHERE account = ?1 AND segment = ?2",
+            )
+            .and_then(|mut s| s.query_row(params![account.0, no], |r| r.get(0)).optional())
+            .map_err(sql_err("read an index segment"))
+    }
+
     fn signed_size(&self, account: AccountKey) -> Result<u64> {
         let size: i64 = self
             .conn

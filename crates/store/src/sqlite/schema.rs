@@ -60,6 +60,18 @@ CREATE TABLE IF NOT EXISTS tiles (
     hashes   BLOB NOT NULL,
     PRIMARY KEY (account, level, idx)
 ) WITHOUT ROWID;
+-- The column index's sealed segments (derived from `events`, rewritten
+-- when found corrupt or by `auditlog index rebuild`): start-up reads every
+-- summary, a query reads the columns of the segments it needs. A rowid
+-- table, since the columns blob (~1.5 MB) lives in overflow pages that a
+-- read of the summary, stored first, does not touch.
+CREATE TABLE IF NOT EXISTS index_segments (
+    account  INTEGER NOT NULL,
+    segment  INTEGER NOT NULL,
+    summary  BLOB NOT NULL,
+    columns  BLOB NOT NULL,
+    UNIQUE (account, segment)
+);
 CREATE TABLE IF NOT EXISTS checkpoints (
     account     INTEGER NOT NULL,
     size        INTEGER NOT NULL,

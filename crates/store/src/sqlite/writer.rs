@@ -166,6 +166,41 @@ impl LogTx for SqliteTx {
         tokens::touch(&self.conn, id, at_us)
     }
 
+    fn put_index_segment(
+        &mut self,
+        account: AccountKey,
+        no: u32,
+        summary: &[u8],
+        columns: &[u8],
+    ) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO index_segments (account, segment, summary, columns) \
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (account, segment) \
+                 DO UPDATE SET summary = excluded.summary, columns = excluded.columns",
+            )
+            .and_then(|mut s| s.execute(params![account.0, no, summary, columns]))
+            .map_err(sql_err("write an index segment"))?;
+        Ok(())
+    }
+
+    fn put_index_columns(&mut self, account: AccountKey, no: u32, columns: &[u8]) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "UPDATE index_segments SET columns = ?3 WHERE account = ?1 AND segment = ?2",
+            )
+            .and_then(|mut s| s.execute(params![account.0, no, columns]))
+            .map_err(sql_err("write an index segment"))?;
+        Ok(())
+    }
+
+    fn delete_index_segments(&mut self, account: AccountKey) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM index_segments WHERE account = ?1", [account.0])
+            .map_err(sql_err("drop index segments"))?;
+        Ok(())
+    }
+
     fn commit(&mut self) -> Result<()> {
         // Only groups that append events count, so that bookkeeping writes
         // (a token's last use, a checkpoint) cannot move the fault.

@@ -7,6 +7,7 @@ mod crash;
 mod faults;
 mod hardening;
 mod helpers;
+mod index;
 mod limits;
 mod secrets;
 mod serve;

@@ -14,7 +14,7 @@ use crate::helpers::*;
 const N: usize = 2 * 65_536 + 1_000;
 
 fn event(i: usize) -> Value {
-    let user = if i % 5 == 0 {
+    let user = if i.is_multiple_of(5) {
         "svc".to_owned()
     } else {
         format!("u{}", i % 17)
@@ -24,7 +24,7 @@ fn event(i: usize) -> Value {
         "actor": {"kind": "user", "id": user},
         "ip_address": format!("10.0.{}.{}", i % 7, i % 3),
         "metadata": {"role_id": format!("r_{i}"), "role_type": "custom"},
-        "occurred_at": format!("2026-01-01T00:00:00Z"),
+        "occurred_at": "2026-01-01T00:00:00Z",
     })
 }
 

@@ -210,9 +210,7 @@ impl<'p> ExportKeys<'p> {
             for (_, c) in self.chunks_in(part) {
                 // A chunk that cannot be loaded fails the plan; the walk
                 // ends with the error.
-                let Some(c) = self.plan.hold(c) else {
-                    return None;
-                };
+                let c = self.plan.hold(c)?;
                 for &t in &c.time {
                     if part.contains(t) {
                         counts[((t - lo) / width) as usize] += 1;

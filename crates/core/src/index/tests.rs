@@ -393,9 +393,12 @@ fn many_chunks() {
 
 /// A store of segments in memory, for the paged index's own tests (the
 /// store crate's conformance suite runs the same against SQLite).
+/// Stored segments by number: (summary, columns).
+type Stored = std::collections::BTreeMap<u32, (Vec<u8>, Vec<u8>)>;
+
 #[derive(Default)]
 struct MemSegments {
-    stored: std::sync::Mutex<std::collections::BTreeMap<u32, (Vec<u8>, Vec<u8>)>>,
+    stored: std::sync::Mutex<Stored>,
     rows: Vec<GenRow>,
     repaired: std::sync::Mutex<Vec<u32>>,
 }

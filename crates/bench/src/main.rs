@@ -434,8 +434,7 @@ async fn run_ingest_only(
     tokio::task::spawn_blocking(move || dataset::generate(&p, n, seed, now_us)).await??;
     let batch_n = cfg.events - cfg.single_events;
     let http = client::http_client()?;
-    let loaded =
-        auditlog_run::start_and_ingest(bin, cfg, work, &data_path, batch_n, &http).await?;
+    let loaded = auditlog_run::start_and_ingest(bin, cfg, work, &data_path, batch_n, &http).await?;
     loaded.srv.stop().await?;
     Ok(IngestResults {
         started_at,

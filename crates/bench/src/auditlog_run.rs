@@ -23,15 +23,26 @@ pub struct AuditlogRun {
     pub footprint: Footprint,
 }
 
-pub async fn run_auditlog(
+/// A server just loaded with the dataset, and what loading it measured.
+pub struct Loaded {
+    pub srv: server::Server,
+    pub batch: Throughput,
+    pub single: Throughput,
+    pub rss_idle: proc::Rss,
+    pub read_token: String,
+}
+
+/// Starts the binary on a fresh data directory under `work` and ingests
+/// the dataset: the first `batch_n` events in batches, the rest one per
+/// request. The `--ingest-only` mode stops here.
+pub async fn start_and_ingest(
     bin: &Auditlog,
     cfg: &Config,
     work: &Path,
     data_path: &Path,
     batch_n: u64,
-    ds: &DatasetStats,
-    shapes: &[Shape],
-) -> Result<AuditlogRun> {
+    http: &reqwest::Client,
+) -> Result<Loaded> {
     let data_dir = work.join("auditlog-data");
     std::fs::create_dir_all(&data_dir)?;
     let ingest_token = bin.create_token(&data_dir, "*", "ingest").await?;
@@ -39,8 +50,7 @@ pub async fn run_auditlog(
     // created" event to that log, and the counts are compared with the
     // baseline's.
     let read_token = bin.create_token(&data_dir, "*", "read").await?;
-    let http = client::http_client()?;
-    let mut srv = server::Server::start(bin, &data_dir, &http).await?;
+    let srv = server::Server::start(bin, &data_dir, http).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_idle = proc::rss(srv.pid).unwrap_or_default();
     step(format_args!(
@@ -54,7 +64,7 @@ pub async fn run_auditlog(
         cfg.batch_clients
     ));
     let (batch, _) = client::ingest_batches(
-        &http,
+        http,
         &srv.base_url,
         &ingest_token,
         data_path,
@@ -80,6 +90,34 @@ pub async fn run_auditlog(
     )
     .await?;
     step(format_args!("  {}", single.summary()));
+    Ok(Loaded {
+        srv,
+        batch,
+        single,
+        rss_idle,
+        read_token,
+    })
+}
+
+pub async fn run_auditlog(
+    bin: &Auditlog,
+    cfg: &Config,
+    work: &Path,
+    data_path: &Path,
+    batch_n: u64,
+    ds: &DatasetStats,
+    shapes: &[Shape],
+) -> Result<AuditlogRun> {
+    let http = client::http_client()?;
+    let loaded = start_and_ingest(bin, cfg, work, data_path, batch_n, &http).await?;
+    let Loaded {
+        mut srv,
+        batch,
+        single,
+        rss_idle,
+        read_token,
+    } = loaded;
+    let data_dir = work.join("auditlog-data");
     // The RSS of a server holding the log, not of one still busy with the
     // last requests: the allocator (mimalloc) returns freed memory to the
     // system 1 s after it was freed, so wait past that. Sampled at 1 s it

@@ -87,6 +87,13 @@ pub struct BenchArgs {
     /// Keep the temporary files (their path is printed).
     #[arg(long)]
     pub keep: bool,
+    /// Only the two ingest phases of auditlog (batches, then single
+    /// events), with the server's CPU per event: no queries, exports,
+    /// restarts or baseline. About a minute at 1M events, for comparing
+    /// the ingest cost of two binaries; the JSON result holds the two
+    /// throughputs only, and no Markdown table is written.
+    #[arg(long)]
+    pub ingest_only: bool,
 }
 
 /// Clients sending single events, as the issue asks.
@@ -118,7 +125,11 @@ impl Config {
             .unwrap_or(if args.quick { 20_000 } else { 200_000 })
             .min(events / 2);
         Config {
-            mode: if args.quick { "quick" } else { "full" },
+            mode: match (args.ingest_only, args.quick) {
+                (true, _) => "ingest-only",
+                (false, true) => "quick",
+                (false, false) => "full",
+            },
             events,
             single_events: single,
             batch_clients: args.batch_clients.max(1),
@@ -358,6 +369,13 @@ async fn run(args: BenchArgs) -> Result<()> {
         .prefix("auditlog-bench-")
         .tempdir_in(&root)
         .with_context(|| format!("creating a temporary directory in {}", root.display()))?;
+    if args.ingest_only {
+        let outcome = run_ingest_only(&bin, &cfg, work.path()).await;
+        if args.keep {
+            eprintln!("bench: kept {}", work.keep().display());
+        }
+        return write_json(&args.out, &outcome?);
+    }
     let outcome = run_in(&bin, &cfg, work.path()).await;
     if args.keep {
         let kept = work.keep();
@@ -380,6 +398,51 @@ async fn run(args: BenchArgs) -> Result<()> {
         md_path.display()
     );
     Ok(())
+}
+
+fn write_json(out: &Path, value: &impl Serialize) -> Result<()> {
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(out, serde_json::to_vec_pretty(value)?)
+        .with_context(|| format!("writing {}", out.display()))?;
+    eprintln!("bench: wrote {}", out.display());
+    Ok(())
+}
+
+/// What `--ingest-only` measures.
+#[derive(Debug, Clone, Serialize)]
+struct IngestResults {
+    started_at: String,
+    config: Config,
+    machine: proc::Machine,
+    batch: Throughput,
+    single: Throughput,
+}
+
+/// The dataset, then [`auditlog_run::start_and_ingest`], then a stop.
+async fn run_ingest_only(
+    bin: &server::Auditlog,
+    cfg: &Config,
+    work: &Path,
+) -> Result<IngestResults> {
+    let started_at = jiff::Timestamp::now().to_string();
+    let machine = proc::Machine::probe();
+    let data_path = work.join("dataset.tsv");
+    let now_us = Micros::from_timestamp(jiff::Timestamp::now()).0;
+    let (n, seed, p) = (cfg.events, cfg.seed, data_path.clone());
+    tokio::task::spawn_blocking(move || dataset::generate(&p, n, seed, now_us)).await??;
+    let batch_n = cfg.events - cfg.single_events;
+    let http = client::http_client()?;
+    let loaded = auditlog_run::start_and_ingest(bin, cfg, work, &data_path, batch_n, &http).await?;
+    loaded.srv.stop().await?;
+    Ok(IngestResults {
+        started_at,
+        config: cfg.clone(),
+        machine,
+        batch: loaded.batch,
+        single: loaded.single,
+    })
 }
 
 /// Progress on stderr; the table goes to stdout.

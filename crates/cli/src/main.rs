@@ -551,7 +551,7 @@ pub async fn serve(
     };
     let signer = load_signing_key(&args)?;
     let secret = load_server_secret(&args)?;
-    let state = AppState {
+    let state = AppState::from(auditlog_server::SharedState {
         store,
         clock: auditlog_server::system_clock(),
         signer: Arc::new(signer),
@@ -569,7 +569,7 @@ pub async fn serve(
             max_exports: args.max_exports,
             max_exports_per_token: args.max_exports_per_token,
         }),
-    };
+    });
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;

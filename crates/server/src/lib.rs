@@ -66,7 +66,7 @@ pub use limits::{
 };
 pub use ops::install_metrics;
 pub use state::{
-    AppState, Clock, DEFAULT_LARGE_BODIES, Keys, MAX_BODY_BYTES, Peer, client_ip,
+    AppState, Clock, DEFAULT_LARGE_BODIES, Keys, MAX_BODY_BYTES, Peer, SharedState, client_ip,
     request_client_ip, system_clock,
 };
 pub use tlog::run_checkpointer;

@@ -31,9 +31,31 @@ pub fn system_clock() -> Clock {
     Arc::new(jiff::Timestamp::now)
 }
 
-/// Shared state of every handler.
+/// Shared state of every handler: one reference-counted [`SharedState`].
+///
+/// axum clones the state for every request (once per `State` extractor and
+/// per middleware call), and a struct of a dozen `Arc`s costs a dozen
+/// atomic increments and decrements each time, on counters every core
+/// shares: measured on single-event ingest, dropping those clones alone
+/// took ~1.5 µs of CPU per request. One `Arc` makes a clone one increment.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<SharedState>);
+
+impl From<SharedState> for AppState {
+    fn from(shared: SharedState) -> AppState {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = SharedState;
+    fn deref(&self) -> &SharedState {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct SharedState {
     pub store: DynStore,
     pub clock: Clock,
     pub signer: Arc<NoteSigner>,

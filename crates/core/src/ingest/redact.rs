@@ -46,6 +46,7 @@ const URL_PREFIX: &str = "REDACTED-";
 /// Hex digits of the HMAC kept: 64 bits, enough to tell credentials apart,
 /// too few to be worth anything as a hash.
 const FINGERPRINT_HEX: usize = 16;
+const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Name fragments that make an unknown metadata key (compared without case
 /// and separators) a secret's name.
@@ -69,8 +70,14 @@ const SECRET_QUERY_NAMES: &[&str] = &["key", "sig", "signature", "pwd", "auth"];
 /// secret so that one file (or one setting) holds every key of the server.
 #[derive(Clone)]
 pub struct Redactor {
-    key: [u8; 32],
+    /// HMAC-SHA-256 under the key, with the domain prefix already absorbed:
+    /// each fingerprint clones it instead of keying a new MAC (which hashes
+    /// the padded key twice, half of the work for a short secret).
+    keyed: hmac::Hmac<Sha256>,
 }
+
+/// Domain separation of the fingerprint MAC.
+const FINGERPRINT_DOMAIN: &[u8] = b"auditlog fingerprint v1\0";
 
 impl std::fmt::Debug for Redactor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -82,19 +89,41 @@ impl std::fmt::Debug for Redactor {
 /// `password`, `api_secret`, `X-Api-Key`, `sessionToken`, … (case and the
 /// separators `_ - . ` space ignored).
 pub fn is_secret_name(name: &str) -> bool {
-    let n = normalize(name);
-    SECRET_NAME_PARTS.iter().any(|p| n.contains(p))
+    with_normalized(name, |n| SECRET_NAME_PARTS.iter().any(|p| n.contains(p)))
 }
 
 fn is_secret_query_name(name: &str) -> bool {
-    is_secret_name(name) || SECRET_QUERY_NAMES.contains(&normalize(name).as_str())
+    with_normalized(name, |n| {
+        SECRET_NAME_PARTS.iter().any(|p| n.contains(p)) || SECRET_QUERY_NAMES.contains(&n)
+    })
 }
 
-fn normalize(name: &str) -> String {
-    name.chars()
+/// Names up to this many bytes are normalized on the stack: every metadata
+/// key of a typical event (keys are at most
+/// [`super::limits::MAX_METADATA_KEY_CHARS`] characters), so the check
+/// that runs on each of them allocates nothing.
+const STACK_NAME_BYTES: usize = 64;
+
+/// Calls `f` with `name` lowercased and without the separators `_ - . `
+/// (space).
+fn with_normalized<T>(name: &str, f: impl FnOnce(&str) -> T) -> T {
+    let is_sep = |b: u8| matches!(b, b'_' | b'-' | b'.' | b' ');
+    if name.is_ascii() && name.len() <= STACK_NAME_BYTES {
+        let mut buf = [0u8; STACK_NAME_BYTES];
+        let mut len = 0;
+        for b in name.bytes().filter(|b| !is_sep(*b)) {
+            buf[len] = b.to_ascii_lowercase();
+            len += 1;
+        }
+        // ASCII in, ASCII out.
+        return f(std::str::from_utf8(&buf[..len]).unwrap_or_default());
+    }
+    let n: String = name
+        .chars()
         .filter(|c| !matches!(c, '_' | '-' | '.' | ' '))
         .flat_map(char::to_lowercase)
-        .collect()
+        .collect();
+    f(&n)
 }
 
 /// Whether `s` is a whole-value fingerprint this module writes.
@@ -117,38 +146,49 @@ pub fn is_fingerprint(s: &str) -> bool {
 impl Redactor {
     /// A redactor keyed with `key` (32 bytes from the server's secret).
     pub fn new(key: [u8; 32]) -> Redactor {
-        Redactor { key }
+        let mut keyed = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(&key)
+            .expect("HMAC takes a key of any length");
+        keyed.update(FINGERPRINT_DOMAIN);
+        Redactor { keyed }
     }
 
-    fn tag(&self, secret: &str) -> String {
-        let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(&self.key)
-            .expect("HMAC takes a key of any length");
-        mac.update(b"auditlog fingerprint v1\0");
+    /// Appends the 16 hex digits of `secret`'s MAC to `out`.
+    fn push_tag(&self, secret: &str, out: &mut String) {
+        let mut mac = self.keyed.clone();
         mac.update(secret.as_bytes());
         let tag = mac.finalize().into_bytes();
-        hex::encode(&tag[..FINGERPRINT_HEX / 2])
+        for b in &tag[..FINGERPRINT_HEX / 2] {
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
     }
 
     /// The whole-value form: `[REDACTED hmac-sha256:<16 hex> …<last 4>]`.
     pub fn fingerprint(&self, secret: &str) -> String {
-        let mut out = format!("{VALUE_PREFIX}{}", self.tag(secret));
-        if secret.chars().count() >= LAST4_MIN_CHARS {
-            let tail = &secret[secret.len().saturating_sub(4)..];
-            // `tail` is 4 bytes; it is shown only when it is 4 ASCII
-            // letters or digits (so also 4 characters, on a char boundary).
-            if secret.is_char_boundary(secret.len() - 4)
-                && tail.bytes().all(|b| b.is_ascii_alphanumeric())
-            {
-                out.push_str(" …");
-                out.push_str(tail);
-            }
+        let mut out = String::with_capacity(VALUE_PREFIX.len() + FINGERPRINT_HEX + 10);
+        out.push_str(VALUE_PREFIX);
+        self.push_tag(secret, &mut out);
+        // The last 4 bytes are shown only when they are 4 ASCII letters or
+        // digits (so also 4 characters, starting on a char boundary: a
+        // secret ending in multi-byte characters is not cut inside one).
+        let cut = secret.len().saturating_sub(4);
+        if secret.is_char_boundary(cut)
+            && secret.chars().count() >= LAST4_MIN_CHARS
+            && let tail = &secret[cut..]
+            && tail.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
+            out.push_str(" …");
+            out.push_str(tail);
         }
         out.push(']');
         out
     }
 
     fn url_fingerprint(&self, secret: &str) -> String {
-        format!("{URL_PREFIX}{}", self.tag(secret))
+        let mut out = String::with_capacity(URL_PREFIX.len() + FINGERPRINT_HEX);
+        out.push_str(URL_PREFIX);
+        self.push_tag(secret, &mut out);
+        out
     }
 
     /// `value` with the secrets of a URL replaced, or `None` when it is not
@@ -238,6 +278,15 @@ mod tests {
         assert!(is_fingerprint(&short));
         // Another key, another fingerprint.
         assert_ne!(Redactor::new([8; 32]).fingerprint("hunter2"), short);
+        // Pinned: HMAC-SHA-256(key, "auditlog fingerprint v1\0" ‖ secret),
+        // computed independently. Stored fingerprints must never change
+        // with how the MAC is set up.
+        assert_eq!(short, "[REDACTED hmac-sha256:49915b9ed6945d9a]");
+        assert_eq!(r.fingerprint("hunter2"), short, "the keyed state is reused");
+        // A long secret ending in multi-byte characters: no last four, and
+        // no slice through a character (this panicked).
+        let fp = r.fingerprint("aaaaaaaaaaaaaa€€");
+        assert!(is_fingerprint(&fp) && !fp.contains('…'), "{fp}");
         assert!(!is_fingerprint("[REDACTED hmac-sha256:xyz]"));
     }
 
@@ -258,6 +307,14 @@ mod tests {
         for name in ["role_id", "url", "model_name", "key_count_is_not"] {
             assert!(!is_secret_name(name), "{name}");
         }
+        // Past the stack buffer, and not ASCII: the same rules.
+        let long = format!("{}_Pass-Word", "x".repeat(70));
+        assert!(is_secret_name(&long));
+        assert!(!is_secret_name(&"x".repeat(70)));
+        assert!(is_secret_name("Ünïcode.Session_ID"));
+        assert!(!is_secret_name("Ünïcode_name"));
+        assert!(is_secret_query_name("Sig") && is_secret_query_name("api-KEY"));
+        assert!(!is_secret_query_name("keys"));
     }
 
     #[test]

@@ -145,7 +145,7 @@ async fn start_server(
         .iter()
         .map(|c| c.parse().expect("test CIDR"))
         .collect();
-    let state = AppState {
+    let state = AppState::from(auditlog_server::SharedState {
         store,
         clock: Arc::new(move || *now.lock().unwrap_or_else(|e| e.into_inner())),
         signer: Arc::new(signer),
@@ -166,7 +166,7 @@ async fn start_server(
             },
         )),
         reads: auditlog_server::ReadLimits::new(options.reads.clone()),
-    };
+    });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind a port");

@@ -37,8 +37,12 @@
 //! - `dict.rs`: the dictionaries (`Dict`, `Actors`) and their overflow ids;
 //! - `plan.rs`: [`LogIndex::plan`] builds a [`Plan`]'s look-up tables over a
 //!   snapshot; [`RowFields`] and [`Plan::matches_record`] for the record check;
-//! - `scan.rs`: the scan of a plan's chunks and what it answers: count,
-//!   histogram and page;
+//! - `summary.rs`: per-chunk summaries (which values occur, how often) and
+//!   a plan's verdict on a chunk from them;
+//! - `scan.rs`: the scan of a chunk's rows for any plan, and the page
+//!   built on it;
+//! - `kernel.rs`: count and histogram, a chunk at a time: branch-free for a
+//!   plan the index decides alone, else by the scan;
 //! - `rollup.rs`: the faster answers of [`LogIndex::count`] and
 //!   [`LogIndex::histogram`], from the rollups and the per-actor postings;
 //! - `export.rs`: [`ExportKeys`], the export's walk in time windows.
@@ -51,13 +55,16 @@ use crate::record::WorkflowId;
 
 mod dict;
 mod export;
+mod kernel;
 mod plan;
 mod rollup;
 mod scan;
+mod summary;
 #[cfg(test)]
 mod tests;
 
 use dict::{Actors, Dict};
+use summary::ChunkSummary;
 pub use export::{EXPORT_KEYS_MAX, ExportKeys};
 pub use plan::{Plan, RowFields};
 // One result row's key is also what a list cursor carries, so a page's last
@@ -150,6 +157,9 @@ type Rollup = BTreeMap<i64, Vec<(u16, u32)>>;
 
 struct Inner {
     chunks: Vec<Arc<Chunk>>,
+    /// The summary of each full chunk (`summaries[i]` is chunk `i`'s):
+    /// computed once as the chunk fills, since full chunks never change.
+    summaries: Vec<Arc<ChunkSummary>>,
     rollup: Rollup,
     /// Per actor, the seqs of its events, ascending: a `user` filter that
     /// picks a few actors visits their rows instead of scanning the log.
@@ -230,6 +240,7 @@ impl LogIndex {
         LogIndex {
             inner: RwLock::new(Inner {
                 chunks: Vec::new(),
+                summaries: Vec::new(),
                 rollup: Rollup::new(),
                 // The overflow actor's rows, like any actor's.
                 postings: vec![Vec::new()],
@@ -318,6 +329,10 @@ impl LogIndex {
             tail.workflow.push(workflow);
             tail.min_time = tail.min_time.min(t);
             tail.max_time = tail.max_time.max(t);
+            if tail.len() == CHUNK_ROWS {
+                let summary = Arc::new(summary::summarize(tail));
+                inner.summaries.push(summary);
+            }
             inner.min_time = inner.min_time.min(t);
             let slot = inner.rollup.entry(t.div_euclid(SLOT_US)).or_default();
             match slot.iter_mut().find(|(e, _)| *e == row.event.0) {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::dict::Dict;
-use super::{Chunk, Inner, LogIndex, OVERFLOW, Scope};
+use super::{Chunk, ChunkSummary, Inner, LogIndex, OVERFLOW, Scope};
 use crate::catalog::{Catalog, Level};
 use crate::query::{Column, Filter, Join, Matcher, op_matches};
 use crate::record::WorkflowId;
@@ -17,6 +17,8 @@ use crate::record::WorkflowId;
 /// A query compiled against one snapshot of the index.
 pub struct Plan {
     pub(super) chunks: Vec<Arc<Chunk>>,
+    /// The summaries of the full chunks among them, by chunk index.
+    pub(super) summaries: Vec<Arc<ChunkSummary>>,
     pub(super) len: u64,
     /// `None` means the query has no indexed filter and matches every row in
     /// scope, which lets counts skip the look-ups.
@@ -46,6 +48,18 @@ pub(super) struct Tables {
     /// Per table, whether a filter touched it and its dictionary had
     /// overflowed: a row with the overflow id there is undecided.
     pub(super) undecided: [bool; 4],
+}
+
+impl Tables {
+    /// The table of column slot `k` (event, actor, IP address, workflow).
+    pub(super) fn column(&self, k: usize) -> &[bool] {
+        match k {
+            0 => &self.event,
+            1 => &self.actor,
+            2 => &self.ip,
+            _ => &self.workflow,
+        }
+    }
 }
 
 /// The fields of a stored record that filters and scopes read, taken from
@@ -112,7 +126,7 @@ impl LogIndex {
     pub fn plan(&self, filters: &[Filter], join: Join, scope: &Scope) -> Plan {
         let catalog = Catalog::get();
         let n_events = catalog.len();
-        let (chunks, len, sizes, scope_workflow, overflowed) = {
+        let (chunks, summaries, len, sizes, scope_workflow, overflowed) = {
             let g = self.read();
             let scope_workflow = match scope {
                 Scope::Account => None,
@@ -140,7 +154,14 @@ impl LogIndex {
                 ips: g.ips.values.len(),
                 workflows: g.workflows.values.len(),
             };
-            (g.chunks.clone(), g.len, sizes, scope_workflow, overflowed)
+            (
+                g.chunks.clone(),
+                g.summaries.clone(),
+                g.len,
+                sizes,
+                scope_workflow,
+                overflowed,
+            )
         };
         let indexed: Vec<&Filter> = filters
             .iter()
@@ -231,6 +252,7 @@ impl LogIndex {
         });
         Plan {
             chunks,
+            summaries,
             len,
             tables,
             scope_event,

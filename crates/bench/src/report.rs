@@ -165,10 +165,7 @@ pub fn markdown(r: &Results) -> String {
         let _ = writeln!(o, "Left out of this run: {:?}.\n", r.config.skip);
     }
     if r.baseline_batch.is_none() {
-        let _ = writeln!(
-            o,
-            "Counts: not cross-checked (no baseline in this run)."
-        );
+        let _ = writeln!(o, "Counts: not cross-checked (no baseline in this run).");
     } else if r.count_mismatches.is_empty() {
         let _ = writeln!(
             o,
@@ -275,10 +272,19 @@ fn query_sections(o: &mut String, r: &Results) {
             q.shape,
             q.range,
             int(a.matched),
-            a.error
-                .as_ref()
-                .map_or_else(|| p50_p95(&a.dashboard), |e| format!("stopped: {e}")),
-            ms(a.dashboard_cold_ms),
+            a.error.as_ref().map_or_else(
+                || p50_p95(&a.dashboard),
+                |e| if e.contains("deadline") {
+                    "stopped at the query deadline".to_owned()
+                } else {
+                    "failed (see the JSON)".to_owned()
+                }
+            ),
+            if r.config.skip.contains(&crate::Skip::Cold) {
+                "—".to_owned()
+            } else {
+                ms(a.dashboard_cold_ms)
+            },
             b.map_or("—".into(), |b| format!(
                 "{} (n={})",
                 p50_p95(&b.dashboard),

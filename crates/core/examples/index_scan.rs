@@ -102,7 +102,11 @@ fn main() {
             vec![f("ip_address:eq:10.0.0.0"), f("user:ne:user 0")],
             Join::And,
         ),
-        ("workflow=heavy", vec![f("workflow_id:eq:wf_000")], Join::And),
+        (
+            "workflow=heavy",
+            vec![f("workflow_id:eq:wf_000")],
+            Join::And,
+        ),
         ("none", vec![], Join::And),
         (
             "event=rare",

@@ -444,12 +444,15 @@ mod tests {
         let share = |k: usize, of: usize| k as f64 / of as f64;
         assert!((0.18..0.22).contains(&share(service, n)), "{service}");
         assert!((0.36..0.44).contains(&share(office, n)), "{office}");
-        assert!((0.45..0.55).contains(&share(busy_wf, wf)), "{busy_wf} of {wf}");
+        assert!(
+            (0.45..0.55).contains(&share(busy_wf, wf)),
+            "{busy_wf} of {wf}"
+        );
         // Off by default: the demo has no service account.
         let mut a = Generator::new(9, 50);
         assert!(
-            (0..1000).all(|_| a.event("2026-11-20T10:00:00Z")["actor"]["name"]
-                != SERVICE_ACCOUNT_NAME)
+            (0..1000)
+                .all(|_| a.event("2026-11-20T10:00:00Z")["actor"]["name"] != SERVICE_ACCOUNT_NAME)
         );
     }
 

@@ -173,9 +173,7 @@ impl Plan {
         match self.chunk_verdict(tables, chunk, summary) {
             Verdict::None => 0,
             Verdict::All if whole => chunk.len() as u64,
-            Verdict::Rows {
-                count: Some(n), ..
-            } if whole => n,
+            Verdict::Rows { count: Some(n), .. } if whole => n,
             verdict => {
                 self.fill_mask(tables, chunk, verdict, whole, bounds, mask);
                 mask.iter().map(|&m| u64::from(m)).sum()

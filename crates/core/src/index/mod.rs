@@ -64,9 +64,9 @@ mod summary;
 mod tests;
 
 use dict::{Actors, Dict};
-use summary::ChunkSummary;
 pub use export::{EXPORT_KEYS_MAX, ExportKeys};
 pub use plan::{Plan, RowFields};
+use summary::ChunkSummary;
 // One result row's key is also what a list cursor carries, so a page's last
 // row is the next page's cursor as is. It is defined beside the cursor
 // encoding, since `query` must not depend on the index (the index uses

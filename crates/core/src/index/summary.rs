@@ -200,5 +200,4 @@ impl Plan {
                 Some(t) if self.chunk_verdict(t, chunk, summary) == Verdict::None
             )
     }
-
 }

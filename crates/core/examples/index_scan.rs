@@ -50,7 +50,7 @@ fn main() {
         } else {
             1 + (x >> 32) as usize % (users.len() - 1)
         };
-        let ip = if r < 20 || (x >> 44) % 4 == 0 { 0 } else { u };
+        let ip = if r < 20 || (x >> 44).is_multiple_of(4) { 0 } else { u };
         let wf = match (x >> 48) % 10 {
             0 => Some(0),
             1 => Some(1 + (x >> 52) as usize % 39),

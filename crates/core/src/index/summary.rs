@@ -34,8 +34,11 @@ pub(super) const COLUMNS: usize = 4;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ChunkSummary {
     pub(super) rows: u32,
-    pub(super) columns: [Option<Box<[(u32, u32)]>>; COLUMNS],
+    pub(super) columns: [Option<ValueCounts>; COLUMNS],
 }
+
+/// Distinct ids of a column with their numbers of rows, ascending by id.
+pub(super) type ValueCounts = Box<[(u32, u32)]>;
 
 /// The summary of a chunk.
 pub(super) fn summarize(chunk: &Chunk) -> ChunkSummary {
@@ -51,7 +54,7 @@ pub(super) fn summarize(chunk: &Chunk) -> ChunkSummary {
 }
 
 /// The distinct ids of a column with their counts, ascending.
-fn distinct(ids: impl Iterator<Item = u32> + Clone) -> Option<Box<[(u32, u32)]>> {
+fn distinct(ids: impl Iterator<Item = u32> + Clone) -> Option<ValueCounts> {
     let max = ids.clone().max()? as usize;
     // Counting into an array indexed by id is linear and branch-free; ids
     // are below the dictionary caps (100,000 by default). A larger id

@@ -218,15 +218,17 @@ impl Plan {
         }
         if verdict == Verdict::All && whole {
             for &t in &chunk.time {
-                counts[cur.of(t)] += 1;
+                cur.add(t, 1, counts);
             }
+            cur.flush(counts);
             return;
         }
         self.fill_mask(tables, chunk, verdict, whole, bounds, mask);
         let time = chunk.time.as_slice();
         // Groups of eight rows: most groups of a selective filter hold no
         // match and cost one load; a group with one is added row by row
-        // (times mostly ascend, so the bucket rarely changes).
+        // into a running sum (times mostly ascend, so the bucket rarely
+        // changes, and `counts` is written only when it does).
         let groups = mask.chunks_exact(8);
         let tail = groups.remainder().len();
         for (g, m8) in groups.enumerate() {
@@ -235,16 +237,15 @@ impl Plan {
                 continue;
             }
             let at = g * 8;
-            for (j, &m) in m8.iter().enumerate() {
-                counts[cur.of(time[at + j])] += u64::from(m);
+            for (&t, &m) in time[at..at + 8].iter().zip(m8) {
+                cur.add(t, u64::from(m), counts);
             }
         }
         let from = mask.len() - tail;
-        for (i, &m) in mask.iter().enumerate().skip(from) {
-            if m != 0 {
-                counts[cur.of(time[i])] += 1;
-            }
+        for (&t, &m) in time[from..].iter().zip(&mask[from..]) {
+            cur.add(t, u64::from(m), counts);
         }
+        cur.flush(counts);
     }
 
     /// One byte per row of the chunk into `mask`: 1 when the row matches
@@ -310,6 +311,8 @@ struct Bucket<'a> {
     cur: usize,
     lo: i64,
     hi: i64,
+    /// Rows of bucket `cur` not yet added to the counts (see [`Bucket::add`]).
+    pending: u64,
 }
 
 impl<'a> Bucket<'a> {
@@ -319,7 +322,27 @@ impl<'a> Bucket<'a> {
             cur: 0,
             lo: edges[0],
             hi: edges[1],
+            pending: 0,
         }
+    }
+
+    /// Adds `n` rows at time `t`, written to `counts` only when the bucket
+    /// changes (and by [`Bucket::flush`]): adding to `counts[cur]` per row
+    /// would chain every row to the previous one's store (a few cycles
+    /// each); a running sum in a register does not.
+    #[inline]
+    fn add(&mut self, t: i64, n: u64, counts: &mut [u64]) {
+        if t < self.lo || t >= self.hi {
+            counts[self.cur] += self.pending;
+            self.pending = 0;
+            self.of(t);
+        }
+        self.pending += n;
+    }
+
+    fn flush(&mut self, counts: &mut [u64]) {
+        counts[self.cur] += self.pending;
+        self.pending = 0;
     }
 
     #[inline]

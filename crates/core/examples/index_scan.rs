@@ -1,4 +1,5 @@
-//! Measures column-index scans at a given size: `cargo run --release -p
+//! Measures column-index scans at a given size, including the heavy-hitter
+//! shapes of issue 13: `cargo run --release -p
 //! auditlog-core --example index_scan -- 10000000`. Prints medians.
 
 use std::time::Instant;
@@ -50,7 +51,11 @@ fn main() {
         } else {
             1 + (x >> 32) as usize % (users.len() - 1)
         };
-        let ip = if r < 20 || (x >> 44).is_multiple_of(4) { 0 } else { u };
+        let ip = if r < 20 || (x >> 44).is_multiple_of(4) {
+            0
+        } else {
+            u
+        };
         let wf = match (x >> 48) % 10 {
             0 => Some(0),
             1 => Some(1 + (x >> 52) as usize % 39),

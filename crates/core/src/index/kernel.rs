@@ -399,7 +399,11 @@ mod tests {
                     1 => Some(format!("wf_{}", (x >> 40) % 9 + 1)),
                     _ => None,
                 };
-                let late = if (x >> 48).is_multiple_of(50) { 500_000 } else { 0 };
+                let late = if (x >> 48).is_multiple_of(50) {
+                    500_000
+                } else {
+                    0
+                };
                 let event = if (x >> 20).is_multiple_of(2) {
                     login
                 } else {

@@ -11,7 +11,10 @@ use anyhow::{Context, Result};
 use crate::client::{self, Api, Throughput};
 use crate::dataset::{self, DatasetStats, MAIN_ACCOUNT};
 use crate::server::{self, Auditlog};
-use crate::{Config, ExportTimes, Footprint, QueryTimes, Shape, VerifyTimes, proc, ranges, step};
+use crate::stats::Repeat;
+use crate::{
+    Config, ExportTimes, Footprint, QueryTimes, Range, Shape, Skip, VerifyTimes, proc, ranges, step,
+};
 
 pub struct AuditlogRun {
     pub batch: Throughput,
@@ -144,83 +147,51 @@ pub async fn run_auditlog(
     let mut queries = Vec::new();
     for shape in shapes {
         for range in &ranges() {
-            let api = &api;
-            let dashboard = rep
-                .run(|| async move { api.dashboard(shape, range).await.map(drop) })
-                .await?;
-            let count = rep
-                .run(|| async move { api.count(shape, range).await.map(drop) })
-                .await?;
-            let histogram = rep
-                .run(|| async move { api.histogram(shape, range).await.map(drop) })
-                .await?;
-            let first_page = rep
-                .run(|| async move { api.first_page(shape, range).await.map(drop) })
-                .await?;
-            let matched = api.count(shape, range).await?;
-            queries.push((
-                shape.name.clone(),
-                range.name.to_owned(),
-                QueryTimes {
-                    dashboard,
-                    dashboard_cold_ms: 0.0,
-                    count,
-                    histogram,
-                    first_page,
-                    matched,
-                },
-            ));
+            let times = match warm_queries(&api, rep, shape, range).await {
+                Ok(t) => t,
+                Err(e) => {
+                    step(format_args!("  {} / {}: {e:#}", shape.name, range.name));
+                    QueryTimes {
+                        error: Some(format!("{e:#}")),
+                        ..QueryTimes::default()
+                    }
+                }
+            };
+            queries.push((shape.name.clone(), range.name.to_owned(), times));
         }
     }
 
-    step("auditlog: cold dashboard queries (a restart with evicted files before each)");
     let mut restarts = Vec::new();
-    let mut i = 0;
-    for shape in shapes {
-        for range in ranges() {
-            srv = srv.restart_cold(&http).await?;
-            restarts.push(srv.start_secs);
-            api.base.clone_from(&srv.base_url);
-            let t = Instant::now();
-            api.dashboard(shape, &range).await?;
-            queries[i].2.dashboard_cold_ms = t.elapsed().as_secs_f64() * 1000.0;
-            i += 1;
+    if !cfg.skips(Skip::Cold) {
+        step("auditlog: cold dashboard queries (a restart with evicted files before each)");
+        let mut i = 0;
+        for shape in shapes {
+            for range in ranges() {
+                srv = srv.restart_cold(&http).await?;
+                restarts.push(srv.start_secs);
+                api.base.clone_from(&srv.base_url);
+                let t = Instant::now();
+                match api.dashboard(shape, &range).await {
+                    Ok(_) => queries[i].2.dashboard_cold_ms = t.elapsed().as_secs_f64() * 1000.0,
+                    Err(e) => step(format_args!("  {} / {}: {e:#}", shape.name, range.name)),
+                }
+                i += 1;
+            }
         }
     }
     let rss_restarted = proc::rss(srv.pid).unwrap_or_default();
     restarts.sort_by(f64::total_cmp);
 
-    step("auditlog: CSV export of everything");
-    let export_csv = timed_export(&api, srv.pid, "csv", None).await?;
-    step(format_args!("  {:.0} rows/s", export_csv.rows_per_sec));
-
-    // The checkpoint is taken before the JSONL export, so the export holds
-    // every record it covers (plus the "Audit logs exported" event of the
-    // CSV export, which verify reports as not covered yet, or covers).
-    let checkpoint = wait_for_checkpoint(&api, ds.main_account_events).await?;
-    step("auditlog: JSONL export of everything");
-    let jsonl_path = work.join("export.jsonl");
-    let export_jsonl = timed_export(&api, srv.pid, "jsonl", Some(&jsonl_path)).await?;
-    let public_key = api.text("/v1/public-key", false).await?;
-    srv.stop().await?;
-    // Verify reads a file at rest: flush the export just written first, so
-    // the timing is not the kernel's write-back of gigabytes competing with
-    // the reads (at 10M events, 6 GB written at ~500 MB/s just before).
-    std::fs::File::open(&jsonl_path)
-        .and_then(|f| f.sync_all())
-        .with_context(|| format!("flush {}", jsonl_path.display()))?;
-
-    step("auditlog: verify of the JSONL export");
-    let verify = run_verify(
-        bin,
-        work,
-        &jsonl_path,
-        &checkpoint,
-        &public_key,
-        export_jsonl.rows,
-    )
-    .await;
-    let _ = std::fs::remove_file(&jsonl_path);
+    let (export_csv, export_jsonl, verify) = if cfg.skips(Skip::Export) {
+        srv.stop().await?;
+        let skipped = VerifyTimes {
+            error: Some("skipped (--skip export)".into()),
+            ..VerifyTimes::default()
+        };
+        (ExportTimes::default(), ExportTimes::default(), skipped)
+    } else {
+        exports(bin, srv, &api, work, ds).await?
+    };
 
     let median = restarts.get(restarts.len() / 2).copied().unwrap_or(0.0);
     Ok(AuditlogRun {
@@ -244,6 +215,76 @@ pub async fn run_auditlog(
             restart_secs_max: restarts.last().copied().unwrap_or(0.0),
         },
     })
+}
+
+/// Count, histogram and first page of one shape and range, together and
+/// one at a time.
+async fn warm_queries(api: &Api, rep: Repeat, shape: &Shape, range: &Range) -> Result<QueryTimes> {
+    let dashboard = rep
+        .run(|| async move { api.dashboard(shape, range).await.map(drop) })
+        .await?;
+    let count = rep
+        .run(|| async move { api.count(shape, range).await.map(drop) })
+        .await?;
+    let histogram = rep
+        .run(|| async move { api.histogram(shape, range).await.map(drop) })
+        .await?;
+    let first_page = rep
+        .run(|| async move { api.first_page(shape, range).await.map(drop) })
+        .await?;
+    let matched = api.count(shape, range).await?;
+    Ok(QueryTimes {
+        dashboard,
+        dashboard_cold_ms: 0.0,
+        count,
+        histogram,
+        first_page,
+        matched,
+        error: None,
+    })
+}
+
+/// The CSV and JSONL exports, then `auditlog verify` of the JSONL one
+/// (the server is stopped before it).
+async fn exports(
+    bin: &Auditlog,
+    srv: server::Server,
+    api: &Api,
+    work: &Path,
+    ds: &DatasetStats,
+) -> Result<(ExportTimes, ExportTimes, VerifyTimes)> {
+    step("auditlog: CSV export of everything");
+    let export_csv = timed_export(api, srv.pid, "csv", None).await?;
+    step(format_args!("  {:.0} rows/s", export_csv.rows_per_sec));
+
+    // The checkpoint is taken before the JSONL export, so the export holds
+    // every record it covers (plus the "Audit logs exported" event of the
+    // CSV export, which verify reports as not covered yet, or covers).
+    let checkpoint = wait_for_checkpoint(api, ds.main_account_events).await?;
+    step("auditlog: JSONL export of everything");
+    let jsonl_path = work.join("export.jsonl");
+    let export_jsonl = timed_export(api, srv.pid, "jsonl", Some(&jsonl_path)).await?;
+    let public_key = api.text("/v1/public-key", false).await?;
+    srv.stop().await?;
+    // Verify reads a file at rest: flush the export just written first, so
+    // the timing is not the kernel's write-back of gigabytes competing with
+    // the reads (at 10M events, 6 GB written at ~500 MB/s just before).
+    std::fs::File::open(&jsonl_path)
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("flush {}", jsonl_path.display()))?;
+
+    step("auditlog: verify of the JSONL export");
+    let verify = run_verify(
+        bin,
+        work,
+        &jsonl_path,
+        &checkpoint,
+        &public_key,
+        export_jsonl.rows,
+    )
+    .await;
+    let _ = std::fs::remove_file(&jsonl_path);
+    Ok((export_csv, export_jsonl, verify))
 }
 
 /// Runs an all-time export while sampling the server's memory.

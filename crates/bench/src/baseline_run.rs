@@ -10,7 +10,7 @@ use crate::baseline::{self, Baseline, BaselineRow};
 use crate::client::{self, Throughput};
 use crate::dataset::{self, MAIN_ACCOUNT};
 use crate::stats::Latency;
-use crate::{Config, ExportTimes, QueryTimes, Range, Shape, proc, ranges, step};
+use crate::{Config, ExportTimes, QueryTimes, Range, Shape, Skip, proc, ranges, step};
 
 pub struct BaselineRun {
     pub batch: Throughput,
@@ -111,21 +111,24 @@ pub fn run_baseline(
                 histogram,
                 first_page,
                 matched,
+                error: None,
             });
         }
     }
 
-    step("baseline: cold dashboard queries (fresh connections, evicted files)");
-    let mut i = 0;
-    for shape in shapes {
-        for range in ranges() {
-            drop(conns);
-            proc::evict(&db.files());
-            conns = [db.reader()?, db.reader()?, db.reader()?];
-            let t = Instant::now();
-            baseline_dashboard(&mut conns, shape, &range)?;
-            queries[i].dashboard_cold_ms = t.elapsed().as_secs_f64() * 1000.0;
-            i += 1;
+    if !cfg.skips(Skip::Cold) {
+        step("baseline: cold dashboard queries (fresh connections, evicted files)");
+        let mut i = 0;
+        for shape in shapes {
+            for range in ranges() {
+                drop(conns);
+                proc::evict(&db.files());
+                conns = [db.reader()?, db.reader()?, db.reader()?];
+                let t = Instant::now();
+                baseline_dashboard(&mut conns, shape, &range)?;
+                queries[i].dashboard_cold_ms = t.elapsed().as_secs_f64() * 1000.0;
+                i += 1;
+            }
         }
     }
 

@@ -82,16 +82,25 @@ pub struct DatasetStats {
     pub description_in_80_150: f64,
     pub metadata_bytes_mean: f64,
     pub body_bytes_mean: f64,
-    /// The user name with the most events in the main account: the `user`
-    /// of the OR filter shape.
+    /// The user name with the most events in the main account (the
+    /// generator's service account, ~20 %): the heavy `user` of the shapes.
     pub busy_user: String,
     pub busy_user_events: u64,
+    /// The IP address with the most events in the main account.
+    pub busy_ip: String,
+    pub busy_ip_events: u64,
+    /// The IP address with the fewest events in the main account.
+    pub rare_ip: String,
+    pub rare_ip_events: u64,
+    /// The workflow id with the most events in the main account.
+    pub busy_workflow: String,
+    pub busy_workflow_events: u64,
 }
 
 /// Generates `n` events into `path`; returns the statistics.
 pub fn generate(path: &Path, n: u64, seed: u64, now_us: i64) -> Result<DatasetStats> {
     let started = std::time::Instant::now();
-    let mut g = Generator::new(seed, USERS);
+    let mut g = Generator::new(seed, USERS).with_heavy_hitters();
     // A second stream for what the bench adds (account, padding), so the
     // generator's own sequence stays what `auditlog demo` would produce.
     let mut rng = StdRng::seed_from_u64(seed ^ 0x6265_6e63_6821);
@@ -182,6 +191,8 @@ struct Accumulator {
     seen: u64,
     users: HashSet<String>,
     names: HashMap<String, u64>,
+    ips: HashMap<String, u64>,
+    workflows: HashMap<String, u64>,
     first_at: Option<String>,
     last_at: String,
 }
@@ -218,8 +229,19 @@ impl Accumulator {
                 Some("Role created") => self.role_created += 1,
                 _ => {}
             }
-            if let Some(name) = body["actor"]["name"].as_str() {
-                *self.names.entry(name.to_owned()).or_default() += 1;
+            for (key, map) in [
+                (&body["actor"]["name"], &mut self.names),
+                (&body["ip_address"], &mut self.ips),
+                (&body["workflow_id"], &mut self.workflows),
+            ] {
+                if let Some(v) = key.as_str() {
+                    match map.get_mut(v) {
+                        Some(n) => *n += 1,
+                        None => {
+                            map.insert(v.to_owned(), 1);
+                        }
+                    }
+                }
             }
         }
     }
@@ -227,10 +249,21 @@ impl Accumulator {
     fn finish(self, n: u64, file_bytes: u64, secs: f64) -> DatasetStats {
         let nf = n.max(1) as f64;
         let mf = self.main.max(1) as f64;
-        let (busy_user, busy_user_events) = self
-            .names
-            .into_iter()
-            .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0)))
+        // Ties go to the smallest name, so a seed always picks the same.
+        let busiest = |m: &HashMap<String, u64>| {
+            m.iter()
+                .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
+                .map(|(k, v)| (k.clone(), *v))
+                .unwrap_or_default()
+        };
+        let (busy_user, busy_user_events) = busiest(&self.names);
+        let (busy_ip, busy_ip_events) = busiest(&self.ips);
+        let (busy_workflow, busy_workflow_events) = busiest(&self.workflows);
+        let (rare_ip, rare_ip_events) = self
+            .ips
+            .iter()
+            .min_by(|a, b| a.1.cmp(b.1).then_with(|| a.0.cmp(b.0)))
+            .map(|(k, v)| (k.clone(), *v))
             .unwrap_or_default();
         DatasetStats {
             events: n,
@@ -253,6 +286,12 @@ impl Accumulator {
             body_bytes_mean: self.body_sum as f64 / nf,
             busy_user,
             busy_user_events,
+            busy_ip,
+            busy_ip_events,
+            rare_ip,
+            rare_ip_events,
+            busy_workflow,
+            busy_workflow_events,
         }
     }
 }

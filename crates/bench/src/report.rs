@@ -119,7 +119,8 @@ pub fn markdown(r: &Results) -> String {
         "**Dataset**: {} events ({} in `acme`, the rest over {} other accounts), {} users ({} seen), {} days \
          ({} to {}); in `acme` Login is {:.1} % and Role created {:.2} %; descriptions {}–{} characters \
          (mean {:.0}, {:.0} % within 80–150); metadata {:.0} bytes and ingest bodies {:.0} bytes on average; \
-         busiest user name \"{}\" ({} events). Generated in {:.1} s.\n",
+         busiest user name \"{}\" ({} events), busiest IP address {} ({} events), rarest {} ({} events), \
+         busiest workflow {} ({} events). Generated in {:.1} s.\n",
         int(d.events),
         int(d.main_account_events),
         d.accounts - 1,
@@ -138,6 +139,12 @@ pub fn markdown(r: &Results) -> String {
         d.body_bytes_mean,
         d.busy_user,
         int(d.busy_user_events),
+        d.busy_ip,
+        int(d.busy_ip_events),
+        d.rare_ip,
+        int(d.rare_ip_events),
+        d.busy_workflow,
+        int(d.busy_workflow_events),
         d.generate_secs
     );
     let _ = writeln!(
@@ -154,7 +161,12 @@ pub fn markdown(r: &Results) -> String {
     footprint_section(&mut o, r);
     goals_section(&mut o, r);
 
-    if r.count_mismatches.is_empty() {
+    if !r.config.skip.is_empty() {
+        let _ = writeln!(o, "Left out of this run: {:?}.\n", r.config.skip);
+    }
+    if r.baseline_batch.is_none() {
+        let _ = writeln!(o, "Counts: not cross-checked (no baseline in this run).");
+    } else if r.count_mismatches.is_empty() {
         let _ = writeln!(
             o,
             "Counts: auditlog and the baseline agree on every filter shape and range."
@@ -260,8 +272,19 @@ fn query_sections(o: &mut String, r: &Results) {
             q.shape,
             q.range,
             int(a.matched),
-            p50_p95(&a.dashboard),
-            ms(a.dashboard_cold_ms),
+            a.error.as_ref().map_or_else(
+                || p50_p95(&a.dashboard),
+                |e| if e.contains("deadline") {
+                    "stopped at the query deadline".to_owned()
+                } else {
+                    "failed (see the JSON)".to_owned()
+                }
+            ),
+            if r.config.skip.contains(&crate::Skip::Cold) {
+                "—".to_owned()
+            } else {
+                ms(a.dashboard_cold_ms)
+            },
             b.map_or("—".into(), |b| format!(
                 "{} (n={})",
                 p50_p95(&b.dashboard),

@@ -1,4 +1,5 @@
-//! Measures column-index scans at a given size: `cargo run --release -p
+//! Measures column-index scans at a given size, including the heavy-hitter
+//! shapes of issue 13: `cargo run --release -p
 //! auditlog-core --example index_scan -- 10000000`. Prints medians.
 
 use std::time::Instant;
@@ -19,7 +20,15 @@ fn main() {
         .unwrap_or(1_000_000);
     let catalog = Catalog::get();
     let ids: Vec<_> = catalog.entries().map(|e| e.id).collect();
+    // User 0 is a service account writing a fifth of the log from the
+    // office's address, which also carries a quarter of everyone else's
+    // events; one workflow takes half of the workflow events (issue 13's
+    // heavy hitters, as the bench's dataset has them).
     let users: Vec<String> = (0..2000).map(|i| format!("user {i}")).collect();
+    let ips: Vec<String> = (0..2000)
+        .map(|i| format!("10.0.{}.{}", i / 256, i % 256))
+        .collect();
+    let workflows: Vec<String> = (0..40).map(|i| format!("wf_{i:03}")).collect();
     let idx = LogIndex::default();
     let day = 86_400_000_000i64;
     let start = 1_699_920_000_000_000i64; // a UTC midnight
@@ -36,15 +45,31 @@ fn main() {
             ids[(x % ids.len() as u64) as usize]
         };
         let t = start + (i as i64) * (400 * day / n as i64);
-        rows.push((t, ev, (x >> 20) as usize % users.len()));
+        let r = (x >> 20) % 100;
+        let u = if r < 20 {
+            0
+        } else {
+            1 + (x >> 32) as usize % (users.len() - 1)
+        };
+        let ip = if r < 20 || (x >> 44).is_multiple_of(4) {
+            0
+        } else {
+            u
+        };
+        let wf = match (x >> 48) % 10 {
+            0 => Some(0),
+            1 => Some(1 + (x >> 52) as usize % 39),
+            _ => None,
+        };
+        rows.push((t, ev, u, ip, wf));
         if rows.len() == 10_000 || i + 1 == n {
-            idx.append(rows.iter().map(|&(t, ev, u)| IndexRow {
+            idx.append(rows.iter().map(|&(t, ev, u, ip, wf)| IndexRow {
                 occurred_at_us: t,
                 event: ev,
                 actor_id: &users[u],
                 actor_name: Some(&users[u]),
-                ip_address: None,
-                workflow_id: None,
+                ip_address: Some(&ips[ip]),
+                workflow_id: wf.map(|w| workflows[w].as_str()),
             }));
             rows.clear();
         }
@@ -61,7 +86,32 @@ fn main() {
             },
         ),
     ];
+    let f = |s: &str| Filter::parse(s).unwrap();
     let shapes: Vec<(&str, Vec<Filter>, Join)> = vec![
+        ("user=heavy", vec![f("user:eq:user 0")], Join::And),
+        ("user!=heavy", vec![f("user:ne:user 0")], Join::And),
+        ("ip=heavy", vec![f("ip_address:eq:10.0.0.0")], Join::And),
+        ("ip=rare", vec![f("ip_address:eq:10.0.3.7")], Join::And),
+        (
+            "event=rare OR user=heavy",
+            vec![f("event:eq:Role created"), f("user:eq:user 0")],
+            Join::Or,
+        ),
+        (
+            "user=heavy AND event=Login",
+            vec![f("user:eq:user 0"), f("event:eq:Login")],
+            Join::And,
+        ),
+        (
+            "ip=heavy AND user!=heavy",
+            vec![f("ip_address:eq:10.0.0.0"), f("user:ne:user 0")],
+            Join::And,
+        ),
+        (
+            "workflow=heavy",
+            vec![f("workflow_id:eq:wf_000")],
+            Join::And,
+        ),
         ("none", vec![], Join::And),
         (
             "event=rare",

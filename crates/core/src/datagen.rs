@@ -98,10 +98,26 @@ pub struct User {
     pub city: &'static str,
 }
 
+/// The service account of [`Generator::with_heavy_hitters`]: an app that
+/// writes a fifth of the log, as a directory sync or a scheduler does.
+pub const SERVICE_ACCOUNT_NAME: &str = "Directory Sync";
+/// The corporate egress address of [`Generator::with_heavy_hitters`]: the
+/// service account's and a quarter of the people's events come from it.
+pub const OFFICE_IP: &str = "198.51.100.20";
+/// The workflow of [`Generator::with_heavy_hitters`] that takes half of the
+/// workflow events.
+pub const BUSY_WORKFLOW: &str = "wf_000";
+/// Shares of the heavy hitters (see [`Generator::with_heavy_hitters`]).
+const SERVICE_SHARE: f64 = 0.2;
+const OFFICE_SHARE: f64 = 0.25;
+const BUSY_WORKFLOW_SHARE: f64 = 0.5;
+
 /// The generator; the same seed gives the same events.
 pub struct Generator {
     rng: StdRng,
     users: Vec<User>,
+    /// The service account, when heavy hitters are on.
+    service: Option<User>,
     /// Cumulative weights over the catalog's ingestible events.
     events: Vec<(u32, u64)>,
     total_weight: u64,
@@ -171,14 +187,59 @@ impl Generator {
         Generator {
             rng,
             users,
+            service: None,
             events,
             total_weight: total,
             workflows,
         }
     }
 
+    /// Adds the heavy hitters a real account has and the benchmark needs
+    /// (issue 13): a service account ([`SERVICE_ACCOUNT_NAME`], an `app`)
+    /// writing ~20 % of the events, one egress address ([`OFFICE_IP`])
+    /// carrying its events and a quarter of everyone else's (~40 % in all),
+    /// and one workflow ([`BUSY_WORKFLOW`]) taking half of the workflow
+    /// events. Off by default, so `auditlog demo` keeps its data; the same
+    /// seed still gives the same events.
+    pub fn with_heavy_hitters(mut self) -> Generator {
+        self.service = Some(User {
+            id: "svc_directory_sync".to_owned(),
+            name: SERVICE_ACCOUNT_NAME.to_owned(),
+            email: "directory-sync@acme-corp.example".to_owned(),
+            ip: OFFICE_IP.to_owned(),
+            device: "a service token",
+            city: "Frankfurt",
+        });
+        self
+    }
+
     pub fn users(&self) -> &[User] {
         &self.users
+    }
+
+    /// The actor of the next event: the service account for its share when
+    /// heavy hitters are on (its kind is `app`), else a user, who works
+    /// from the office's address a quarter of the time.
+    fn pick_actor(&mut self) -> (User, &'static str) {
+        let Some(service) = &self.service else {
+            return (self.pick_user(), "user");
+        };
+        if self.rng.random_bool(SERVICE_SHARE) {
+            return (service.clone(), "app");
+        }
+        let mut user = self.pick_user();
+        if self.rng.random_bool(OFFICE_SHARE) {
+            OFFICE_IP.clone_into(&mut user.ip);
+        }
+        (user, "user")
+    }
+
+    /// A workflow id: one is busy when heavy hitters are on.
+    fn pick_workflow(&mut self) -> String {
+        if self.service.is_some() && self.rng.random_bool(BUSY_WORKFLOW_SHARE) {
+            return BUSY_WORKFLOW.to_owned();
+        }
+        self.workflows[self.rng.random_range(0..self.workflows.len())].clone()
     }
 
     /// A user, skewed: a fifth of the users do most of the work.
@@ -249,10 +310,9 @@ impl Generator {
 
     /// One ingest body for a given catalog entry.
     pub fn event_of(&mut self, entry: &EventEntry<'_>, occurred_at: &str) -> Value {
-        let user = self.pick_user();
+        let (user, kind) = self.pick_actor();
         let needs_wf = entry.level == Level::Workflow || entry.category == "Workflows";
-        let workflow = (needs_wf || self.rng.random_bool(0.05))
-            .then(|| self.workflows[self.rng.random_range(0..self.workflows.len())].clone());
+        let workflow = (needs_wf || self.rng.random_bool(0.05)).then(|| self.pick_workflow());
         let mut metadata = Map::new();
         for f in &entry.event.fields {
             if !f.required && self.rng.random_bool(0.5) {
@@ -296,7 +356,7 @@ impl Generator {
             "category": entry.category,
             "event": entry.event.name,
             "occurred_at": occurred_at,
-            "actor": {"kind": "user", "id": user.id, "name": user.name, "email": user.email},
+            "actor": {"kind": kind, "id": user.id, "name": user.name, "email": user.email},
             "ip_address": user.ip,
             "description": description,
             "metadata": metadata,
@@ -348,6 +408,52 @@ mod tests {
                 "{errors:?}"
             );
         }
+    }
+
+    /// The benchmark's heavy hitters come out at their shares and are
+    /// valid events (the service account is an `app`); they are off by
+    /// default.
+    #[test]
+    fn heavy_hitters_take_their_shares() {
+        let mut g = Generator::new(5, 200).with_heavy_hitters();
+        let redactor = Redactor::new([1; 32]);
+        let ctx = IngestContext {
+            now: Micros::parse_rfc3339("2026-11-25T10:00:00Z").unwrap(),
+            client_ip: None,
+            redactor: &redactor,
+        };
+        let n = 20_000;
+        let (mut service, mut office, mut wf, mut busy_wf) = (0, 0, 0, 0);
+        for i in 0..n {
+            let body = g.event("2026-11-20T10:00:00Z");
+            if body["actor"]["name"] == SERVICE_ACCOUNT_NAME {
+                service += 1;
+                assert_eq!(body["actor"]["kind"], "app");
+            }
+            office += usize::from(body["ip_address"] == OFFICE_IP);
+            if let Some(w) = body["workflow_id"].as_str() {
+                wf += 1;
+                busy_wf += usize::from(w == BUSY_WORKFLOW);
+            }
+            if i < 200 {
+                let mut errors = Problems::new();
+                let v = validate_event(Catalog::get(), body, "", &ctx, &mut errors);
+                assert!(v.is_some(), "{errors:?}");
+            }
+        }
+        let share = |k: usize, of: usize| k as f64 / of as f64;
+        assert!((0.18..0.22).contains(&share(service, n)), "{service}");
+        assert!((0.36..0.44).contains(&share(office, n)), "{office}");
+        assert!(
+            (0.45..0.55).contains(&share(busy_wf, wf)),
+            "{busy_wf} of {wf}"
+        );
+        // Off by default: the demo has no service account.
+        let mut a = Generator::new(9, 50);
+        assert!(
+            (0..1000)
+                .all(|_| a.event("2026-11-20T10:00:00Z")["actor"]["name"] != SERVICE_ACCOUNT_NAME)
+        );
     }
 
     #[test]

@@ -45,8 +45,12 @@
 //! - `pager.rs`: sealing, restoring, and loading (or repairing) segments;
 //! - `plan.rs`: [`LogIndex::plan`] builds a [`Plan`]'s look-up tables over a
 //!   snapshot; [`RowFields`] and [`Plan::matches_record`] for the record check;
-//! - `scan.rs`: the scan of a plan's chunks and what it answers: count,
-//!   histogram and page;
+//! - `summary.rs`: per-chunk summaries (which values occur, how often) and
+//!   a plan's verdict on a chunk from them;
+//! - `scan.rs`: the scan of a chunk's rows for any plan, and the page
+//!   built on it;
+//! - `kernel.rs`: count and histogram, a chunk at a time: branch-free for a
+//!   plan the index decides alone, else by the scan;
 //! - `rollup.rs`: the faster answers of [`LogIndex::count`] and
 //!   [`LogIndex::histogram`], from the rollups and the segments' postings;
 //! - `export.rs`: [`ExportKeys`], the export's walk in time windows.
@@ -60,11 +64,13 @@ use crate::record::WorkflowId;
 mod cache;
 mod dict;
 mod export;
+mod kernel;
 mod pager;
 mod plan;
 mod rollup;
 mod scan;
 mod segment;
+mod summary;
 #[cfg(test)]
 mod tests;
 
@@ -74,6 +80,7 @@ pub use export::{EXPORT_KEYS_MAX, ExportKeys};
 pub use pager::{Restored, SealedSegment, SegmentSource};
 pub use plan::{Plan, RowFields};
 pub use segment::{SEGMENT_VERSION, Segment, SegmentError};
+use summary::ChunkSummary;
 // One result row's key is also what a list cursor carries, so a page's last
 // row is the next page's cursor as is. It is defined beside the cursor
 // encoding, since `query` must not depend on the index (the index uses
@@ -246,6 +253,11 @@ type Rollup = BTreeMap<i64, Vec<(u16, u32)>>;
 
 struct Inner {
     chunks: Vec<ChunkRef>,
+    /// The summary of each full chunk (`summaries[i]` is chunk `i`'s):
+    /// computed once as the chunk fills, since full chunks never change;
+    /// `None` for a chunk restored from a stored segment (summaries are not
+    /// stored yet: such a chunk is loaded and scanned instead of skipped).
+    summaries: Vec<Option<Arc<ChunkSummary>>>,
     rollup: Rollup,
     /// Chunks whose segments are stored (`chunks[..sealed]` are
     /// [`ChunkRef::Sealed`]).
@@ -347,6 +359,7 @@ impl Inner {
     fn new(limits: IndexLimits) -> Inner {
         let inner = Inner {
             chunks: Vec::new(),
+            summaries: Vec::new(),
             rollup: Rollup::new(),
             sealed: 0,
             stored_dicts: pager::DictMarks::default(),
@@ -442,6 +455,10 @@ impl LogIndex {
             tail.workflow.push(workflow);
             tail.min_time = tail.min_time.min(t);
             tail.max_time = tail.max_time.max(t);
+            if tail.len() == CHUNK_ROWS {
+                let summary = Arc::new(summary::summarize(tail));
+                inner.summaries.push(Some(summary));
+            }
             inner.min_time = inner.min_time.min(t);
             let slot = inner.rollup.entry(t.div_euclid(SLOT_US)).or_default();
             match slot.iter_mut().find(|(e, _)| *e == row.event.0) {

@@ -318,6 +318,7 @@ fn apply(inner: &mut Inner, no: u32, s: Summary) -> Result<(), String> {
             None => v.push((event, n)),
         }
     }
+    inner.summaries.push(None);
     inner.chunks.push(ChunkRef::Sealed(SealedMeta {
         no,
         rows: s.rows,

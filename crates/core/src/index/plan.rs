@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::dict::Dict;
-use super::{ChunkRef, Core, Inner, LogIndex, OVERFLOW, Scope};
+use super::{ChunkRef, ChunkSummary, Core, Inner, LogIndex, OVERFLOW, Scope};
 use crate::catalog::{Catalog, Level};
 use crate::query::{Column, Filter, Join, Matcher, op_matches};
 use crate::record::WorkflowId;
@@ -22,6 +22,8 @@ pub struct Plan {
     /// Why a sealed chunk could not be loaded: the answer is incomplete and
     /// the caller must not use it ([`Plan::load_error`]).
     error: std::sync::Mutex<Option<String>>,
+    /// The summaries of the full chunks among them, by chunk index.
+    pub(super) summaries: Vec<Option<Arc<ChunkSummary>>>,
     pub(super) len: u64,
     /// `None` means the query has no indexed filter and matches every row in
     /// scope, which lets counts skip the look-ups.
@@ -51,6 +53,18 @@ pub(super) struct Tables {
     /// Per table, whether a filter touched it and its dictionary had
     /// overflowed: a row with the overflow id there is undecided.
     pub(super) undecided: [bool; 4],
+}
+
+impl Tables {
+    /// The table of column slot `k` (event, actor, IP address, workflow).
+    pub(super) fn column(&self, k: usize) -> &[bool] {
+        match k {
+            0 => &self.event,
+            1 => &self.actor,
+            2 => &self.ip,
+            _ => &self.workflow,
+        }
+    }
 }
 
 /// The fields of a stored record that filters and scopes read, taken from
@@ -117,7 +131,7 @@ impl LogIndex {
     pub fn plan(&self, filters: &[Filter], join: Join, scope: &Scope) -> Plan {
         let catalog = Catalog::get();
         let n_events = catalog.len();
-        let (chunks, len, sizes, scope_workflow, overflowed) = {
+        let (chunks, summaries, len, sizes, scope_workflow, overflowed) = {
             let g = self.read();
             let scope_workflow = match scope {
                 Scope::Account => None,
@@ -145,7 +159,14 @@ impl LogIndex {
                 ips: g.ips.values.len(),
                 workflows: g.workflows.values.len(),
             };
-            (g.chunks.clone(), g.len, sizes, scope_workflow, overflowed)
+            (
+                g.chunks.clone(),
+                g.summaries.clone(),
+                g.len,
+                sizes,
+                scope_workflow,
+                overflowed,
+            )
         };
         let indexed: Vec<&Filter> = filters
             .iter()
@@ -238,6 +259,7 @@ impl LogIndex {
             chunks,
             core: self.core.clone(),
             error: std::sync::Mutex::new(None),
+            summaries,
             len,
             tables,
             scope_event,

@@ -1,6 +1,6 @@
 //! The scan: a plan's look-up tables applied to every row of its chunks,
-//! and the answers built on it ([`Plan::count`], [`Plan::histogram`],
-//! [`Plan::page`]).
+//! for any plan (record checks, workflow scopes, overflowed columns), and
+//! the page built on it ([`Plan::page`]).
 
 use std::collections::BinaryHeap;
 
@@ -142,42 +142,6 @@ impl Plan {
         }
     }
 
-    /// Exact number of matching rows.
-    pub fn count(&self, bounds: TimeBounds, check: &mut dyn FnMut(u64) -> bool) -> u64 {
-        let mut n = 0;
-        self.for_each_match(bounds, check, |_| n += 1);
-        n
-    }
-
-    /// Counts per bucket of the rows within `bounds`; `edges` are ascending
-    /// bucket starts followed by the final end (`edges.len() - 1` buckets).
-    /// Rows outside the edges or the bounds are ignored.
-    pub fn histogram(
-        &self,
-        bounds: TimeBounds,
-        edges: &[i64],
-        check: &mut dyn FnMut(u64) -> bool,
-    ) -> Vec<u64> {
-        let mut counts = vec![0u64; edges.len().saturating_sub(1)];
-        let (Some(&first), Some(&last)) = (edges.first(), edges.last()) else {
-            return counts;
-        };
-        let bounds = TimeBounds {
-            start: Some(bounds.start.map_or(first, |s| s.max(first))),
-            end: Some(bounds.end.map_or(last, |e| e.min(last))),
-        };
-        // Rows mostly arrive in time order: try the last bucket first.
-        let mut cur = 0;
-        self.for_each_match(bounds, check, |row| {
-            let t = row.occurred_at_us;
-            if !(edges[cur] <= t && t < edges[cur + 1]) {
-                cur = edges.partition_point(|&e| e <= t) - 1;
-            }
-            counts[cur] += 1;
-        });
-        counts
-    }
-
     /// The newest `limit` matching rows strictly before `after` in
     /// (occurred_at, seq) descending order, newest first, and whether more
     /// follow.
@@ -222,6 +186,9 @@ impl Plan {
             let Some(chunk) = self.hold(r) else {
                 break;
             };
+            if self.skips_chunk(&chunk, self.summary(ci)) {
+                continue;
+            }
             self.scan_chunk(
                 &chunk,
                 (ci * CHUNK_ROWS) as u64,

@@ -101,6 +101,11 @@ pub struct BenchArgs {
     /// verify).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub skip: Vec<Skip>,
+    /// An argument added to every `auditlog serve` the bench starts
+    /// (repeatable), e.g. `--serve-arg=--index-memory=128` to measure a
+    /// memory budget.
+    #[arg(long = "serve-arg", allow_hyphen_values = true)]
+    pub serve_args: Vec<String>,
 }
 
 /// A part of the run `--skip` can leave out.
@@ -474,6 +479,7 @@ fn main() -> std::process::ExitCode {
 async fn run(args: BenchArgs) -> Result<()> {
     let cfg = Config::new(&args);
     let bin = server::Auditlog::locate(args.auditlog.clone())?;
+    server::SERVE_ARGS.get_or_init(|| args.serve_args.clone());
     let root = args.work_dir.clone().unwrap_or_else(std::env::temp_dir);
     std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
     let work = tempfile::Builder::new()

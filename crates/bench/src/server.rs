@@ -27,6 +27,9 @@ pub struct Server {
     pub start_secs: f64,
 }
 
+/// Arguments added to every `auditlog serve` (`--serve-arg`).
+pub static SERVE_ARGS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+
 /// The `auditlog` binary under test.
 ///
 /// The bench used to be `auditlog bench` and started its own executable;
@@ -187,6 +190,7 @@ impl Server {
             .arg("127.0.0.1:0")
             .arg("--data-dir")
             .arg(data_dir)
+            .args(SERVE_ARGS.get().into_iter().flatten())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log_file)

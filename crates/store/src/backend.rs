@@ -87,6 +87,9 @@ pub struct AccountKey(pub i64);
 pub struct NewRow<'a> {
     pub seq: u64,
     pub id: &'a str,
+    /// The record's `recorded_at` in microseconds (a backend may partition
+    /// rows by it; the canonical JSON holds it too).
+    pub recorded_at_us: i64,
     /// The columns the index is rebuilt from (and the store's own filter
     /// columns).
     pub columns: IndexRow<'a>,
@@ -170,10 +173,14 @@ pub trait LogTx {
     /// Opens the group's transaction, taking the write lock.
     fn begin(&mut self) -> Result<()>;
 
-    /// The row an idempotency key was used for, if any.
+    /// The committed row an idempotency key was used for, if any.
     fn find_idempotency_key(&mut self, account: AccountKey, key: &str)
     -> Result<Option<RawRecord>>;
 
+    /// Inserts a row. A backend may buffer rows and write them at
+    /// [`LogTx::commit`] (one batch per group): so neither
+    /// [`LogTx::find_idempotency_key`] nor a reader need see the rows of the
+    /// open transaction — the layer remembers the keys its group used.
     fn insert_row(&mut self, account: AccountKey, row: &NewRow<'_>) -> Result<()>;
 
     /// Stores a full tile (hashes concatenated), replacing a partial one of

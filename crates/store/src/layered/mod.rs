@@ -604,6 +604,8 @@ impl<B: LogBackend> Store for LayeredStore<B> {
     }
 
     async fn size_bytes(&self) -> Result<u64> {
-        self.backend.size_bytes()
+        // On a blocking thread like every backend call: a database backend
+        // asks its server.
+        self.blocking(|b| b.size_bytes()).await
     }
 }

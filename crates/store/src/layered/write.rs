@@ -532,6 +532,7 @@ impl Sequencer {
                 &NewRow {
                     seq,
                     id: &body.id,
+                    recorded_at_us: ctx.now.0,
                     columns: IndexRow {
                         occurred_at_us: body.occurred_at.0,
                         event: ev.event_id,

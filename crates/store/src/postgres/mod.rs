@@ -42,7 +42,7 @@ use tokio_postgres::NoTls;
 
 use crate::backend::{AccountKey, LogBackend};
 use crate::layered::{LayeredStore, Sequencer, WriteOp};
-use crate::{Clock, Result, StoreError, StoreErrorKind};
+use crate::{Clock, Result, StoreError, StoreErrorKind, TokenInfo, TokenRecord};
 pub use reader::PgReader;
 pub use schema::SCHEMA_VERSION;
 
@@ -219,6 +219,55 @@ fn pool(config: &tokio_postgres::Config, size: usize, opts: &PgOptions) -> Resul
         .map_err(|e| StoreError::with_source(StoreErrorKind::Internal, "build pool", e))
 }
 
+/// Creates a token directly in the database at `url`: the bootstrap of
+/// `auditlog token create --database-url`, whether or not servers run on
+/// it. Its "Token created" event is appended by the next server that
+/// starts (or by a running one's recorder); the command line never appends
+/// to a log itself. On a blocking thread only.
+pub fn create_token_offline(url: &str, token: &TokenRecord) -> Result<()> {
+    let backend = PgBackend::open(url, offline_options())?;
+    let conn = backend.db.get()?;
+    backend.db.rt.block_on(tokens::insert(&conn, token))
+}
+
+/// Revokes the live token `id` (any scope) in the database at `url`:
+/// `auditlog token revoke --database-url`. Running servers stop accepting
+/// it within [`TOKEN_REVOCATION_POLL`](crate::TOKEN_REVOCATION_POLL).
+/// `None` if there is no such token; otherwise whether it was live.
+pub fn revoke_token_offline(url: &str, id: &str, now_us: i64) -> Result<Option<bool>> {
+    let backend = PgBackend::open(url, offline_options())?;
+    let Some(info) = backend.with_reader(|r| tokens::token_info(r, id))? else {
+        return Ok(None);
+    };
+    let conn = backend.db.get()?;
+    let revoked = backend.db.rt.block_on(tokens::revoke(
+        &conn,
+        info.scope.as_str(),
+        id,
+        None,
+        None,
+        now_us,
+    ))?;
+    Ok(Some(revoked))
+}
+
+/// Every token of the database at `url` (revoked ones included), oldest
+/// first: `auditlog token list --database-url`. Never secrets or hashes.
+pub fn list_tokens_offline(url: &str) -> Result<Vec<TokenInfo>> {
+    PgBackend::open(url, offline_options())?.with_reader(tokens::list_all)
+}
+
+/// Options of the command line's token commands: two connections, and no
+/// durability check (it guards acknowledged events, which they never
+/// write; a server refuses such a database when it starts).
+fn offline_options() -> PgOptions {
+    PgOptions {
+        pool_size: 2,
+        allow_unsafe_durability: true,
+        ..PgOptions::default()
+    }
+}
+
 /// The PostgreSQL store: the layered store over one database.
 pub type PostgresStore = LayeredStore<PgBackend>;
 
@@ -267,6 +316,9 @@ fn config(url: &str, opts: &PgOptions) -> Result<tokio_postgres::Config> {
     })?;
     config.connect_timeout(opts.connect_timeout);
     config.application_name("auditlog");
+    // `CREATE … IF NOT EXISTS` of a partition that exists is a NOTICE,
+    // which the driver would log at info on every start.
+    config.options("-c client_min_messages=warning");
     // A dead peer (a machine lost, a network cut) is noticed by TCP
     // keepalives rather than a request hanging on it.
     config.keepalives_idle(Duration::from_secs(30));
@@ -287,7 +339,9 @@ impl PgBackend {
         let export_pool = pool(&config, 64, &opts)?;
         let conn = db.get()?;
         db.rt.block_on(async {
-            schema::check_durability(&conn, opts.allow_unsafe_durability).await?;
+            if !opts.allow_unsafe_durability {
+                schema::check_durability(&conn).await?;
+            }
             schema::migrate(&conn).await
         })?;
         let partitions = Arc::new(schema::Partitions::default());

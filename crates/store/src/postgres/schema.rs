@@ -121,12 +121,9 @@ CREATE TABLE tokens (
 );
 "#];
 
-/// Refuses a server that may lose a committed transaction, unless the
-/// operator said so.
-pub(super) async fn check_durability(
-    conn: &tokio_postgres::Client,
-    allow_unsafe: bool,
-) -> Result<()> {
+/// Refuses a server that may lose a committed transaction (the operator
+/// may accept that with `--allow-unsafe-durability`, which skips this).
+pub(super) async fn check_durability(conn: &tokio_postgres::Client) -> Result<()> {
     let mut unsafe_settings = Vec::new();
     for setting in ["fsync", "synchronous_commit"] {
         let row = conn
@@ -141,19 +138,12 @@ pub(super) async fn check_durability(
     if unsafe_settings.is_empty() {
         return Ok(());
     }
-    let settings = unsafe_settings.join(" and ");
-    if allow_unsafe {
-        tracing::warn!(
-            settings,
-            "the database may lose acknowledged events on a crash (--allow-unsafe-durability)"
-        );
-        return Ok(());
-    }
     Err(StoreError::new(
         StoreErrorKind::Invalid,
         format!(
-            "the database runs with {settings}: a crash could lose events it acknowledged; \
-             turn it on, or start with --allow-unsafe-durability to accept that"
+            "the database runs with {}: a crash could lose events it acknowledged; \
+             turn it on, or start with --allow-unsafe-durability to accept that",
+            unsafe_settings.join(" and ")
         ),
     ))
 }

@@ -73,6 +73,18 @@ pub(super) fn list(r: &PgReader, scope: &TokenScope) -> Result<Vec<TokenInfo>> {
     .collect()
 }
 
+/// Every token, revoked ones included, oldest first.
+pub(super) fn list_all(r: &PgReader) -> Result<Vec<TokenInfo>> {
+    r.query(
+        "list tokens",
+        &format!("SELECT {INFO_COLUMNS} FROM tokens ORDER BY created_at, ord"),
+        &[],
+    )?
+    .iter()
+    .map(info)
+    .collect()
+}
+
 /// Token changes no event records yet (see
 /// [`Store::pending_token_changes`](crate::Store::pending_token_changes)).
 pub(super) fn pending_changes(r: &PgReader, now_us: i64) -> Result<Vec<PendingTokenChange>> {

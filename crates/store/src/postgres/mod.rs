@@ -27,6 +27,8 @@
 
 mod reader;
 mod schema;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod tokens;
 mod writer;
 
@@ -453,6 +455,7 @@ impl LogBackend for PgBackend {
         let reader = PgReader {
             conn: self.db.get()?,
             rt: self.db.rt.clone(),
+            ahead: Default::default(),
         };
         f(&reader)
     }
@@ -466,6 +469,7 @@ impl LogBackend for PgBackend {
         Ok(PgReader {
             conn,
             rt: self.db.rt.clone(),
+            ahead: Default::default(),
         })
     }
 

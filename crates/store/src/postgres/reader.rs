@@ -2,6 +2,8 @@
 //! own), rows by seq, by id and in batches, tiles, leaf hashes, checkpoints
 //! and tokens. Statements are prepared once per connection (cached).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use auditlog_core::merkle::Hash;
@@ -13,10 +15,33 @@ use super::{PgRuntime, internal, pg_err, tokens};
 use crate::backend::{AccountKey, LogReader};
 use crate::{PendingTokenChange, RawRecord, Result, TokenInfo, TokenRecord, TokenScope};
 
+/// Rows one read-ahead fetches (see [`ReadAhead`]).
+const READ_AHEAD_ROWS: u64 = 1024;
+/// Two record checks at most this many seqs apart are a dense walk.
+const DENSE_GAP: u64 = 4;
+
 /// A connection to read with.
 pub struct PgReader {
     pub(super) conn: Object,
     pub(super) rt: Arc<PgRuntime>,
+    pub(super) ahead: RefCell<ReadAhead>,
+}
+
+/// The bodies of the rows ahead of a dense walk of record checks.
+///
+/// A filter the index cannot decide (a description `contains`) checks its
+/// candidate rows one at a time, in seq order, through
+/// [`LogReader::with_canonical`]. Over SQLite each is an in-process read;
+/// here each would be a round trip, 150,000 of them for a large account.
+/// Once two checks come close together, the reader fetches the next
+/// [`READ_AHEAD_ROWS`] rows in the walk's direction in one query; sparse
+/// checks stay point reads (a window would mostly fetch rows nobody
+/// wants). The rows never change, so a window cannot go stale.
+#[derive(Default)]
+pub(super) struct ReadAhead {
+    account: Option<AccountKey>,
+    last: Option<u64>,
+    rows: HashMap<u64, String>,
 }
 
 pub(super) fn leaf_hash(bytes: &[u8]) -> Result<Hash> {
@@ -133,6 +158,37 @@ impl LogReader for PgReader {
         seq: u64,
         f: &mut dyn FnMut(&[u8]) -> bool,
     ) -> Result<bool> {
+        let mut ahead = self.ahead.borrow_mut();
+        if ahead.account != Some(account) {
+            *ahead = ReadAhead {
+                account: Some(account),
+                ..ReadAhead::default()
+            };
+        }
+        let last = ahead.last.replace(seq);
+        if let Some(body) = ahead.rows.get(&seq) {
+            return Ok(f(body.as_bytes()));
+        }
+        if let Some(last) = last.filter(|&l| l.abs_diff(seq) <= DENSE_GAP) {
+            let (lo, hi) = if seq >= last {
+                (seq, seq + READ_AHEAD_ROWS - 1)
+            } else {
+                (seq.saturating_sub(READ_AHEAD_ROWS - 1), seq)
+            };
+            let rows = self.query(
+                "read events for a filter",
+                "SELECT seq, body FROM events WHERE account_id = $1 AND seq BETWEEN $2 AND $3",
+                &[&account.0, &(lo as i64), &(hi as i64)],
+            )?;
+            ahead.rows = rows
+                .into_iter()
+                .map(|r| (r.get::<_, i64>(0) as u64, r.get(1)))
+                .collect();
+            if let Some(body) = ahead.rows.get(&seq) {
+                return Ok(f(body.as_bytes()));
+            }
+        }
+        drop(ahead);
         let row = self
             .query_opt(
                 "read event for a filter",

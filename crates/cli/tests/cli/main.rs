@@ -8,6 +8,7 @@ mod faults;
 mod hardening;
 mod helpers;
 mod limits;
+mod postgres;
 mod secrets;
 mod serve;
 mod tlog;

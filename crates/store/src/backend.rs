@@ -32,11 +32,11 @@
 //! embedded backend does it by having one writer thread per file (and
 //! `BEGIN IMMEDIATE` against other processes, which write tokens only), so
 //! the [`Sequencer`]'s in-memory tree is the truth. A backend shared by
-//! several appending processes (PostgreSQL) must lock the account's head
-//! row (`SELECT … FOR UPDATE`) in the transaction, and the layer must learn
-//! the committed size under that lock and bring its tree up to it from the
-//! stored tiles before it appends; that method joins [`LogTx`] with the
-//! first such backend (today one process appends).
+//! several appending processes (PostgreSQL) locks each appended account's
+//! head in the transaction, in ascending key order so that two groups
+//! cannot deadlock ([`LogTx::lock_heads`]), and tells the layer the
+//! committed size; the layer brings its tree and index up to it from the
+//! committed rows ([`LogTx::committed_rows`]) before it appends.
 //!
 //! **Reads.** A [`LogReader`] sees committed rows only. Each call is
 //! consistent on its own; the layer never relies on two calls seeing the
@@ -97,6 +97,28 @@ pub struct NewRow<'a> {
     /// The canonical JSON the leaf hash commits to, stored byte for byte.
     pub canonical: &'a str,
     pub leaf_hash: &'a Hash,
+}
+
+/// What [`LogTx::lock_heads`] learned under the locks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeadLocks {
+    /// Per account, in the order asked.
+    pub heads: Vec<LockedHead>,
+    /// The database's clock (microseconds), when the backend gives
+    /// `recorded_at` one clock for every process; `None`: the layer's
+    /// [`Clock`](crate::Clock).
+    pub now_us: Option<i64>,
+}
+
+/// What is committed of an account's log, read under its head's lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LockedHead {
+    /// The log's committed size (its next seq).
+    pub size: u64,
+    /// The latest `recorded_at` committed (microseconds), if any: the
+    /// group's must not be earlier, so that it never goes back as seq grows,
+    /// whichever process's clock wrote it.
+    pub recorded_at_us: Option<i64>,
 }
 
 /// Reads of committed data. Obtained from [`LogBackend::with_reader`] (a
@@ -172,6 +194,34 @@ pub trait LogTx {
 
     /// Opens the group's transaction, taking the write lock.
     fn begin(&mut self) -> Result<()>;
+
+    /// Locks the heads of `accounts` (ascending keys) until the transaction
+    /// ends and returns what is committed of each, in the same order.
+    /// `None` (the default): this process is the only appender, its trees
+    /// are the truth (the embedded backend).
+    fn lock_heads(&mut self, accounts: &[AccountKey]) -> Result<Option<HeadLocks>> {
+        let _ = accounts;
+        Ok(None)
+    }
+
+    /// Calls `visit` with the seq, leaf hash and index columns of the
+    /// committed rows `[from, to)` of an account, in seq order (rows another
+    /// process appended, read to catch up under the lock of
+    /// [`LogTx::lock_heads`]). Only backends whose `lock_heads` returns
+    /// heads are asked.
+    fn committed_rows(
+        &mut self,
+        account: AccountKey,
+        from: u64,
+        to: u64,
+        visit: &mut dyn FnMut(u64, &Hash, IndexRow<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let _ = (account, from, to, visit);
+        Err(crate::StoreError::new(
+            crate::StoreErrorKind::Internal,
+            "this backend has one appending process: no rows to catch up on",
+        ))
+    }
 
     /// The committed row an idempotency key was used for, if any.
     fn find_idempotency_key(&mut self, account: AccountKey, key: &str)

@@ -141,6 +141,8 @@ fn open_store(
         Some(db) => {
             let opts = PgOptions {
                 clock: store_clock(now),
+                // The test's pinned clock, not the database's.
+                database_clock: false,
                 ..PgOptions::default()
             };
             Arc::new(auditlog_store::postgres::testing::open(&db.url, opts).expect("open store"))

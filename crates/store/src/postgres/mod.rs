@@ -64,8 +64,15 @@ pub enum BatchWrite {
 /// Options of the PostgreSQL backend.
 #[derive(Clone, Debug)]
 pub struct PgOptions {
-    /// The store's clock (see [`Clock`]).
+    /// The store's clock (see [`Clock`]): `recorded_at` when
+    /// [`PgOptions::database_clock`] is off, and the month whose partitions
+    /// are created ahead.
     pub clock: Clock,
+    /// `recorded_at` from the database's clock (`clock_timestamp()`, read
+    /// under the appended accounts' locks): one clock for every instance.
+    /// Off, tests pin [`PgOptions::clock`]. Either way `recorded_at` never
+    /// goes back as `seq` grows (the head row keeps the latest).
+    pub database_clock: bool,
     /// What each account's column index may hold in memory.
     pub index_limits: IndexLimits,
     /// Pooled connections for reads (the writer has its own).
@@ -84,6 +91,7 @@ impl Default for PgOptions {
     fn default() -> Self {
         PgOptions {
             clock: Clock::system(),
+            database_clock: true,
             index_limits: IndexLimits::DEFAULT,
             pool_size: 16,
             connect_timeout: Duration::from_secs(5),
@@ -482,8 +490,7 @@ impl LogBackend for PgBackend {
             self.writer_db.clone(),
             self.event_types.clone(),
             self.partitions.clone(),
-            self.opts.clock.clone(),
-            self.opts.batch_write,
+            &self.opts,
         );
         writer::spawn(tx, sequencer, queue)
             .map_err(|e| StoreError::with_source(StoreErrorKind::Internal, "spawn writer", e))

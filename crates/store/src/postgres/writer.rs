@@ -17,6 +17,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use auditlog_core::catalog::EventId;
+use auditlog_core::index::IndexRow;
+use auditlog_core::merkle::Hash;
 use auditlog_core::record::AccountId;
 use bytes::{BufMut, BytesMut};
 use deadpool_postgres::Object;
@@ -24,8 +26,8 @@ use futures_util::SinkExt;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
 use super::schema::{Month, Partitions};
-use super::{BatchWrite, Db, internal, pg_err, reader, tokens};
-use crate::backend::{AccountKey, LogTx, NewRow};
+use super::{BatchWrite, Db, PgOptions, internal, pg_err, reader, tokens};
+use crate::backend::{AccountKey, HeadLocks, LockedHead, LogTx, NewRow};
 use crate::layered::{Sequencer, WriteOp};
 use crate::{Clock, RawRecord, Result, Revocation, StoreError, StoreErrorKind, TokenChange};
 use crate::{TokenRecord, layered::WriterFailure};
@@ -132,8 +134,11 @@ pub(super) struct PgTx {
     /// that closed it, so the next group connects again.
     conn: Option<Object>,
     event_types: Arc<HashMap<EventId, i32>>,
+    by_type: Arc<HashMap<i32, EventId>>,
     partitions: Arc<Partitions>,
     clock: Clock,
+    /// Whether `recorded_at` comes from the database's clock.
+    database_clock: bool,
     batch: BatchWrite,
     rows: Rows,
     /// Per appended account: the size it was appended from, and to.
@@ -151,16 +156,18 @@ impl PgTx {
         db: Db,
         event_types: Arc<HashMap<EventId, i32>>,
         partitions: Arc<Partitions>,
-        clock: Clock,
-        batch: BatchWrite,
+        opts: &PgOptions,
     ) -> PgTx {
+        let by_type = event_types.iter().map(|(e, t)| (*t, *e)).collect();
         PgTx {
             db,
             conn: None,
             event_types,
+            by_type: Arc::new(by_type),
             partitions,
-            clock,
-            batch,
+            clock: opts.clock.clone(),
+            database_clock: opts.database_clock,
+            batch: opts.batch_write,
             rows: Rows::default(),
             heads: BTreeMap::new(),
             keys: Default::default(),
@@ -376,6 +383,90 @@ impl LogTx for PgTx {
             rt.block_on(partitions.ensure_ahead(conn, now))?;
         }
         self.execute("begin transaction", "BEGIN", &[]).map(drop)
+    }
+
+    /// `SELECT … FOR UPDATE` with `ORDER BY`: PostgreSQL locks the rows in
+    /// the sorted order, ascending keys, the same in every process.
+    fn lock_heads(&mut self, accounts: &[AccountKey]) -> Result<Option<HeadLocks>> {
+        let keys: Vec<i64> = accounts.iter().map(|a| a.0).collect();
+        let rt = self.db.rt.clone();
+        let database_clock = self.database_clock;
+        let conn = self.conn()?;
+        let rows = rt
+            .block_on(async {
+                let stmt = conn
+                    .prepare_cached(
+                        "SELECT account_id, size, \
+                         (extract(epoch FROM recorded_at) * 1000000)::int8, \
+                         (extract(epoch FROM clock_timestamp()) * 1000000)::int8 \
+                         FROM heads WHERE account_id = ANY($1) ORDER BY account_id FOR UPDATE",
+                    )
+                    .await?;
+                conn.query(&stmt, &[&keys]).await
+            })
+            .map_err(pg_err("lock heads"))?;
+        let mut heads = Vec::with_capacity(accounts.len());
+        for (key, row) in keys.iter().zip(&rows) {
+            if row.get::<_, i64>(0) != *key {
+                return Err(internal(format!("account {key} has no head row")));
+            }
+            heads.push(LockedHead {
+                size: row.get::<_, i64>(1) as u64,
+                recorded_at_us: row.get(2),
+            });
+        }
+        if heads.len() != keys.len() {
+            return Err(internal("an appended account has no head row"));
+        }
+        let now_us = rows
+            .first()
+            .filter(|_| database_clock)
+            .map(|r| r.get::<_, i64>(3));
+        Ok(Some(HeadLocks { heads, now_us }))
+    }
+
+    fn committed_rows(
+        &mut self,
+        account: AccountKey,
+        from: u64,
+        to: u64,
+        visit: &mut dyn FnMut(u64, &Hash, IndexRow<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let rt = self.db.rt.clone();
+        let conn = self.conn()?;
+        let rows = rt
+            .block_on(async {
+                let stmt = conn
+                    .prepare_cached(
+                        "SELECT seq, leaf_hash, occurred_at, event_type, actor_id, actor_name, \
+                         ip_address, workflow_id FROM events \
+                         WHERE account_id = $1 AND seq >= $2 AND seq < $3 ORDER BY seq",
+                    )
+                    .await?;
+                conn.query(&stmt, &[&account.0, &(from as i64), &(to as i64)])
+                    .await
+            })
+            .map_err(pg_err("read another process's events"))?;
+        for r in &rows {
+            let ty: i32 = r.get(3);
+            let event = *self
+                .by_type
+                .get(&ty)
+                .ok_or_else(|| internal(format!("stored event type {ty} is not in the catalog")))?;
+            visit(
+                r.get::<_, i64>(0) as u64,
+                &reader::leaf_hash(r.get(1))?,
+                IndexRow {
+                    occurred_at_us: r.get(2),
+                    event,
+                    actor_id: r.get(4),
+                    actor_name: r.get(5),
+                    ip_address: r.get(6),
+                    workflow_id: r.get(7),
+                },
+            )?;
+        }
+        Ok(())
     }
 
     fn find_idempotency_key(

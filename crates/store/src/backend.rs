@@ -180,6 +180,18 @@ pub trait LogReader {
 
     /// A cheap round trip: `Err` if the database cannot answer.
     fn ping(&self) -> Result<()>;
+
+    /// The committed size of the log of `account` (0 for an account the
+    /// database does not know), asked before a read when
+    /// [`LogBackend::several_appenders`]: the layer catches up if its index
+    /// holds less. Only such backends are asked.
+    fn committed_size(&self, account: &AccountId) -> Result<u64> {
+        let _ = account;
+        Err(crate::StoreError::new(
+            crate::StoreErrorKind::Internal,
+            "this backend has one appending process: its index is the truth",
+        ))
+    }
 }
 
 /// The writes of one transaction, used by the [`Sequencer`] on the
@@ -302,4 +314,13 @@ pub trait LogBackend: Send + Sync + 'static {
 
     /// Bytes used on disk, for metrics.
     fn size_bytes(&self) -> Result<u64>;
+
+    /// Whether other processes may append to the logs (several instances
+    /// on one database): then every read first asks
+    /// [`LogReader::committed_size`] and catches up (read-your-writes
+    /// across instances). `false` (the default): this process is the only
+    /// appender.
+    fn several_appenders(&self) -> bool {
+        false
+    }
 }

@@ -197,6 +197,24 @@ impl<B: LogBackend> LayeredStore<B> {
         rx.await.map_err(|_| stopped())?
     }
 
+    /// When other processes may append to the logs, brings this process's
+    /// view of `account` (its index and tree head) up to what is committed
+    /// before a read: read-your-writes across instances. One query per
+    /// read; the writer's catch-up only when behind.
+    async fn caught_up(&self, account: &AccountId) -> Result<()> {
+        if !self.backend.several_appenders() {
+            return Ok(());
+        }
+        let name = account.clone();
+        let committed = self.read(move |r| r.committed_size(&name)).await?;
+        let held = self.shared.account(account).map_or(0, |a| a.index.len());
+        if committed > held {
+            let account = account.clone();
+            self.send(|reply| Op::CatchUp { account, reply }).await?;
+        }
+        Ok(())
+    }
+
     /// Runs `f` on a blocking thread with a pooled reader.
     async fn read<T: Send + 'static>(
         &self,
@@ -314,6 +332,7 @@ impl<B: LogBackend> Store for LayeredStore<B> {
     }
 
     async fn get(&self, account: &AccountId, id: &str) -> Result<Option<Record>> {
+        self.caught_up(account).await?;
         let Some(acc) = self.shared.account(account) else {
             return Ok(None);
         };
@@ -333,6 +352,7 @@ impl<B: LogBackend> Store for LayeredStore<B> {
         after: Option<RowKey>,
         limit: usize,
     ) -> Result<Page> {
+        self.caught_up(account).await?;
         let Some(acc) = self.shared.account(account) else {
             return Ok(Page {
                 records: Vec::new(),
@@ -348,6 +368,7 @@ impl<B: LogBackend> Store for LayeredStore<B> {
     }
 
     async fn count(&self, account: &AccountId, sel: &Selection) -> Result<u64> {
+        self.caught_up(account).await?;
         let Some(acc) = self.shared.account(account) else {
             return Ok(0);
         };
@@ -362,6 +383,7 @@ impl<B: LogBackend> Store for LayeredStore<B> {
         sel: &Selection,
         edges: Vec<i64>,
     ) -> Result<Vec<u64>> {
+        self.caught_up(account).await?;
         let Some(acc) = self.shared.account(account) else {
             return Ok(vec![0; edges.len().saturating_sub(1)]);
         };
@@ -372,6 +394,7 @@ impl<B: LogBackend> Store for LayeredStore<B> {
     }
 
     async fn first_event_time(&self, account: &AccountId) -> Result<Option<i64>> {
+        self.caught_up(account).await?;
         Ok(self
             .shared
             .account(account)
@@ -384,6 +407,7 @@ impl<B: LogBackend> Store for LayeredStore<B> {
         sel: &Selection,
         mut sink: Box<RawSink<'static>>,
     ) -> Result<u64> {
+        self.caught_up(account).await?;
         let Some(acc) = self.shared.account(account) else {
             return Ok(0);
         };
@@ -404,6 +428,7 @@ impl<B: LogBackend> Store for LayeredStore<B> {
         needle: &str,
         limit: usize,
     ) -> Result<Vec<String>> {
+        self.caught_up(account).await?;
         Ok(self
             .shared
             .account(account)
@@ -412,6 +437,7 @@ impl<B: LogBackend> Store for LayeredStore<B> {
     }
 
     async fn tree_head(&self, account: &AccountId) -> Result<TreeHead> {
+        self.caught_up(account).await?;
         Ok(match self.shared.account(account) {
             Some(a) => *a.head.lock().unwrap_or_else(|e| e.into_inner()),
             None => TreeHead {
@@ -438,6 +464,7 @@ impl<B: LogBackend> Store for LayeredStore<B> {
     }
 
     async fn unsigned_head(&self, account: &AccountId) -> Result<Option<TreeHead>> {
+        self.caught_up(account).await?;
         Ok(self.shared.account(account).and_then(|a| {
             let head = *a.head.lock().unwrap_or_else(|e| e.into_inner());
             let signed = *a.signed.lock().unwrap_or_else(|e| e.into_inner());
@@ -457,6 +484,7 @@ impl<B: LogBackend> Store for LayeredStore<B> {
     }
 
     async fn latest_checkpoint(&self, account: &AccountId) -> Result<Option<String>> {
+        self.caught_up(account).await?;
         let Some(acc) = self.shared.account(account) else {
             return Ok(None);
         };

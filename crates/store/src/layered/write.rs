@@ -56,6 +56,12 @@ pub(super) enum Op {
         change: TokenChange,
         reply: Reply<bool>,
     },
+    /// Brings the account's tree and index up to what other processes
+    /// committed (a read's catch-up; see [`LogBackend::several_appenders`](crate::backend::LogBackend::several_appenders)).
+    CatchUp {
+        account: AccountId,
+        reply: Reply<()>,
+    },
     /// Persists a token's last use (nobody waits for the reply).
     TouchToken {
         id: String,
@@ -91,6 +97,7 @@ impl WriteOp {
             Op::Append { reply, .. } => drop(reply.send(Err(err()))),
             Op::Checkpoint { reply, .. }
             | Op::CreateToken { reply, .. }
+            | Op::CatchUp { reply, .. }
             | Op::TouchToken { reply, .. } => drop(reply.send(Err(err()))),
             Op::RevokeToken { reply, .. } | Op::MarkToken { reply, .. } => {
                 drop(reply.send(Err(err())))
@@ -205,12 +212,15 @@ impl Sequencer {
         // account whose row was rolled back would hand its id to the next
         // account registered).
         let registered = ops.iter().try_for_each(|op| match &op.0 {
-            Op::Append { account, .. } => self.account_mut(tx, account).map(drop),
+            Op::Append { account, .. } | Op::CatchUp { account, .. } => {
+                self.account_mut(tx, account).map(drop)
+            }
             _ => Ok(()),
         });
+        // The accounts whose heads the group locks (and catches up on).
         let mut appending: Vec<AccountId> = Vec::new();
         for op in &ops {
-            if let Op::Append { account, .. } = &op.0
+            if let Op::Append { account, .. } | Op::CatchUp { account, .. } = &op.0
                 && !appending.contains(account)
             {
                 appending.push(account.clone());
@@ -395,6 +405,11 @@ impl Sequencer {
                 },
                 Op::MarkToken { id, change, reply } => Done::Changed {
                     changed: tx.mark_token_change(&id, change)?,
+                    reply,
+                },
+                // Done by `catch_up` at the group's start.
+                Op::CatchUp { reply, .. } => Done::Unit {
+                    result: Ok(()),
                     reply,
                 },
                 Op::TouchToken { id, at_us, reply } => {

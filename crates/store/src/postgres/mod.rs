@@ -20,7 +20,14 @@
 //! Durability: an append is acknowledged after `COMMIT` returns, with the
 //! server's `synchronous_commit` on (refused at start, as `fsync=off` is,
 //! unless [`PgOptions::allow_unsafe_durability`]). The writer groups
-//! queued ops into one transaction, as SQLite's does.
+//! queued ops into one transaction, as SQLite's does. An error on `COMMIT`
+//! leaves the outcome unknown: the next group catches up on whatever did
+//! commit, and the client's retry with its idempotency key finds it.
+//!
+//! Several instances: any number may serve one database. Appends lock the
+//! account's head row (see `writer.rs`); every read first compares the
+//! committed size with the index it holds and catches up when behind, so
+//! what one instance acknowledged is in the next read of any other.
 //!
 //! Schema and partitions: `schema.rs`; rows and group commit: `writer.rs`;
 //! reads: `reader.rs`; tokens: `tokens.rs`.
@@ -494,6 +501,11 @@ impl LogBackend for PgBackend {
         );
         writer::spawn(tx, sequencer, queue)
             .map_err(|e| StoreError::with_source(StoreErrorKind::Internal, "spawn writer", e))
+    }
+
+    /// Any number of instances may serve one database.
+    fn several_appenders(&self) -> bool {
+        true
     }
 
     fn size_bytes(&self) -> Result<u64> {

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use auditlog_core::merkle::Hash;
+use auditlog_core::record::AccountId;
 use deadpool_postgres::Object;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
@@ -282,6 +283,17 @@ impl LogReader for PgReader {
             )?
             .ok_or_else(|| internal("an aggregate returned no row"))?;
         Ok(row.get(0))
+    }
+
+    fn committed_size(&self, account: &AccountId) -> Result<u64> {
+        Ok(self
+            .query_opt(
+                "read the log's size",
+                "SELECT h.size FROM accounts a JOIN heads h ON h.account_id = a.account_id \
+                 WHERE a.name = $1",
+                &[&account.as_str()],
+            )?
+            .map_or(0, |r| r.get::<_, i64>(0) as u64))
     }
 
     fn ping(&self) -> Result<()> {

@@ -2,16 +2,17 @@
 //! SQLite (everything queued, up to a cap, in one transaction), with the
 //! group's rows buffered and sent at commit in one batch.
 //!
-//! At commit, in this order: each appended account's `heads` row is moved
-//! from the size this process appended from to the new size (in account
-//! order, pipelined: the rows are the per-account locks, taken in one
-//! order by every process, so two groups cannot deadlock); then the rows
-//! (binary `COPY` or one multi-row `INSERT`, see [`BatchWrite`]), the
-//! idempotency keys and the filled tiles; then `COMMIT`. A `heads` row not
-//! at the expected size means another process appended to the account (or
-//! a commit whose outcome was unknown did commit): the group fails, and the
-//! writer stops so that the process restarts and rebuilds its state from
-//! the database, rather than fork the log.
+//! Several instances may append to one account. At the group's start the
+//! appended accounts' `heads` rows are locked (`FOR UPDATE`, ascending
+//! keys: every process takes them in one order, so two groups cannot
+//! deadlock) and the layer catches up on what other processes committed
+//! ([`LogTx::lock_heads`], [`LogTx::committed_rows`]). At commit, in this
+//! order: each `heads` row is moved from the size this process appended
+//! from to the new one; then the rows (binary `COPY`, or one multi-row
+//! `INSERT`: see [`BatchWrite`]), the idempotency keys and the filled
+//! tiles; then `COMMIT`. The size check cannot fail while the lock is held;
+//! it stays as a guard: should it ever fail, the writer stops (the process
+//! restarts and rebuilds from the database) rather than fork the log.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

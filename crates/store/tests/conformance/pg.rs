@@ -294,3 +294,57 @@ async fn recorded_at_never_goes_back_between_processes_with_skewed_clocks() {
         first[0].record.body.recorded_at
     );
 }
+
+/// An event acknowledged by one process is in every read of another right
+/// after: count, page, histogram, tree head, proofs, checkpoints; for an
+/// account the reader had never seen too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_of_one_process_see_what_another_acknowledged() {
+    let Some(db) = TestDb::create() else { return };
+    let a = super::acct("acme");
+    let writer = open(&db.url, PgOptions::default()).unwrap();
+    let reader = open(&db.url, PgOptions::default()).unwrap();
+    let sel = super::all(Vec::new(), auditlog_core::query::Join::And);
+    for round in 1..=3u64 {
+        let events = (0..10)
+            .map(|i| super::event("Login/Logout", "Login", i, "alice", None))
+            .collect();
+        let appended = writer.append(&a, events).await.unwrap();
+        assert_eq!(reader.count(&a, &sel).await.unwrap(), round * 10);
+        let page = reader.list(&a, &sel, None, 100).await.unwrap();
+        assert_eq!(page.records.len() as u64, round * 10);
+        assert_eq!(
+            reader
+                .histogram(&a, &sel, vec![0, 1_000_000])
+                .await
+                .unwrap(),
+            vec![round * 10]
+        );
+        let head = reader.tree_head(&a).await.unwrap();
+        assert_eq!(head, writer.tree_head(&a).await.unwrap());
+        let last = &appended[9].record;
+        let proof = reader
+            .inclusion_proof(&a, last.body.seq, head.size)
+            .await
+            .unwrap();
+        auditlog_core::merkle::verify_inclusion(
+            &last.leaf_hash,
+            last.body.seq,
+            head.size,
+            &proof,
+            &head.root,
+        )
+        .unwrap();
+        let got = reader.get(&a, &last.body.id).await.unwrap();
+        assert_eq!(got.as_ref(), Some(last));
+    }
+    // And the other way round, on the same account.
+    reader
+        .append(
+            &a,
+            vec![super::event("Roles", "Role created", 5, "bob", None)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(writer.count(&a, &sel).await.unwrap(), 31);
+}

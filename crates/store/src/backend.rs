@@ -323,4 +323,13 @@ pub trait LogBackend: Send + Sync + 'static {
     fn several_appenders(&self) -> bool {
         false
     }
+
+    /// A counter that grows whenever another process may have revoked a
+    /// token (pushed by the database), read before every token look-up:
+    /// the layer forgets its token cache when it moved. `None` (the
+    /// default): only the layer's poll of
+    /// [`LogReader::revoked_token_count`] notices such revocations.
+    fn revocations_notified(&self) -> Option<u64> {
+        None
+    }
 }

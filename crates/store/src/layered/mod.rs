@@ -540,6 +540,9 @@ impl<B: LogBackend> Store for LayeredStore<B> {
         if let Err(e) = self.poll_revocations().await {
             tracing::warn!(error = %e, "checking for revoked tokens failed");
         }
+        if let Some(count) = self.backend.revocations_notified() {
+            self.shared.tokens.notified_is(count);
+        }
         if let Some(token) = self.shared.tokens.get(&hash) {
             return Ok(Some(token));
         }

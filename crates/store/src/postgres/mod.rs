@@ -32,6 +32,7 @@
 //! Schema and partitions: `schema.rs`; rows and group commit: `writer.rs`;
 //! reads: `reader.rs`; tokens: `tokens.rs`.
 
+mod listen;
 mod reader;
 mod schema;
 #[cfg(feature = "testing")]
@@ -92,6 +93,9 @@ pub struct PgOptions {
     pub allow_unsafe_durability: bool,
     /// How a group's rows are sent; see [`BatchWrite`].
     pub batch_write: BatchWrite,
+    /// Listen for other processes' token revocations (a server; not the
+    /// command line's one-shot commands).
+    pub listen_for_revocations: bool,
 }
 
 impl Default for PgOptions {
@@ -104,6 +108,7 @@ impl Default for PgOptions {
             connect_timeout: Duration::from_secs(5),
             allow_unsafe_durability: false,
             batch_write: BatchWrite::Copy,
+            listen_for_revocations: true,
         }
     }
 }
@@ -122,6 +127,10 @@ impl PgRuntime {
             .build()
             .map_err(|e| StoreError::with_source(StoreErrorKind::Internal, "start runtime", e))?;
         Ok(Arc::new(PgRuntime(Some(rt))))
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.0.as_ref().expect("runtime lives until drop").handle()
     }
 
     /// Runs `fut` to completion on the calling thread (never an async
@@ -281,6 +290,7 @@ fn offline_options() -> PgOptions {
     PgOptions {
         pool_size: 2,
         allow_unsafe_durability: true,
+        listen_for_revocations: false,
         ..PgOptions::default()
     }
 }
@@ -317,6 +327,9 @@ pub struct PgBackend {
     event_types: Arc<HashMap<EventId, i32>>,
     by_type: HashMap<i32, EventId>,
     partitions: Arc<schema::Partitions>,
+    /// Bumped by every revocation notified (see `listen.rs`); `None` for
+    /// the command line's one-shot commands.
+    revocations: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl std::fmt::Debug for PgBackend {
@@ -370,6 +383,9 @@ impl PgBackend {
         })?;
         drop(conn);
         let by_type = event_types.iter().map(|(e, t)| (*t, *e)).collect();
+        let revocations = opts
+            .listen_for_revocations
+            .then(|| listen::spawn(db.rt.handle(), config.clone()));
         Ok(PgBackend {
             db,
             writer_db,
@@ -378,6 +394,7 @@ impl PgBackend {
             event_types: Arc::new(event_types),
             by_type,
             partitions,
+            revocations,
         })
     }
 }
@@ -506,6 +523,12 @@ impl LogBackend for PgBackend {
     /// Any number of instances may serve one database.
     fn several_appenders(&self) -> bool {
         true
+    }
+
+    fn revocations_notified(&self) -> Option<u64> {
+        self.revocations
+            .as_ref()
+            .map(|e| e.load(std::sync::atomic::Ordering::SeqCst))
     }
 
     fn size_bytes(&self) -> Result<u64> {

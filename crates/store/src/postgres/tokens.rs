@@ -144,6 +144,15 @@ pub(super) async fn revoke(
         )
         .await
         .map_err(pg_err("revoke token"))?;
+    if n > 0 {
+        // Delivered to every listening instance when this commits.
+        conn.execute(
+            "SELECT pg_notify($1, $2)",
+            &[&super::listen::TOKENS_CHANNEL, &id],
+        )
+        .await
+        .map_err(pg_err("notify revocation"))?;
+    }
     Ok(n > 0)
 }
 

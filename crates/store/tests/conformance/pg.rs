@@ -348,3 +348,39 @@ async fn reads_of_one_process_see_what_another_acknowledged() {
         .unwrap();
     assert_eq!(writer.count(&a, &sel).await.unwrap(), 31);
 }
+
+/// A token revoked through one process stops working on another as soon
+/// as the database's notification arrives: the second's revocation
+/// counter moves (it moves on nothing else while its listener is up), and
+/// its cached token is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_on_one_process_is_pushed_to_the_others() {
+    let Some(db) = TestDb::create() else { return };
+    let first = open(&db.url, PgOptions::default()).unwrap();
+    let second = open(&db.url, PgOptions::default()).unwrap();
+    let scope = auditlog_store::TokenScope::Account(super::acct("acme"));
+    first
+        .create_token(super::token("tok_1", 9, scope.clone(), 1))
+        .await
+        .unwrap();
+    assert!(second.find_token(&[9; 32]).await.unwrap().is_some());
+    // The listener is up (its first connection bumped the counter once).
+    let settled = wait_for_counter(&second, |n| n > 0).await;
+    let revocation = auditlog_store::Revocation::new(&scope, "tok_1", None, None, 5);
+    assert!(first.revoke_token(revocation).await.unwrap());
+    wait_for_counter(&second, |n| n > settled).await;
+    assert_eq!(second.find_token(&[9; 32]).await.unwrap(), None);
+}
+
+/// The backend's revocation counter once `ok` holds (within 10 s).
+async fn wait_for_counter(store: &PostgresStore, ok: impl Fn(u64) -> bool) -> u64 {
+    use auditlog_store::backend::LogBackend;
+    for _ in 0..1000 {
+        let n = store.backend().revocations_notified().unwrap();
+        if ok(n) {
+            return n;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the revocation counter did not move");
+}

@@ -324,6 +324,13 @@ pub trait LogBackend: Send + Sync + 'static {
         false
     }
 
+    /// Whether this process signs checkpoints in the background (see
+    /// [`Store::leads_checkpoints`](crate::Store::leads_checkpoints)): a
+    /// backend that several processes serve elects one; `true` by default.
+    fn lead_checkpoints(&self) -> Result<bool> {
+        Ok(true)
+    }
+
     /// A counter that grows whenever another process may have revoked a
     /// token (pushed by the database), read before every token look-up:
     /// the layer forgets its token cache when it moved. `None` (the

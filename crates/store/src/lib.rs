@@ -709,6 +709,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Bytes the store uses on disk, for metrics.
     async fn size_bytes(&self) -> Result<u64>;
+
+    /// Whether this process is the one that signs checkpoints in the
+    /// background (several instances on one database elect one; the
+    /// others still sign an account's head when a client asks for its
+    /// checkpoint — a note of one size is the same whoever signs it). Asked
+    /// before every round; `true` for a store only one process serves.
+    async fn leads_checkpoints(&self) -> Result<bool> {
+        Ok(true)
+    }
 }
 
 /// How soon a revocation made by another process on the same database

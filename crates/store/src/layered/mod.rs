@@ -634,6 +634,10 @@ impl<B: LogBackend> Store for LayeredStore<B> {
         )
     }
 
+    async fn leads_checkpoints(&self) -> Result<bool> {
+        self.blocking(|b| b.lead_checkpoints()).await
+    }
+
     async fn size_bytes(&self) -> Result<u64> {
         // On a blocking thread like every backend call: a database backend
         // asks its server.

@@ -330,6 +330,10 @@ pub struct PgBackend {
     /// Bumped by every revocation notified (see `listen.rs`); `None` for
     /// the command line's one-shot commands.
     revocations: Option<Arc<std::sync::atomic::AtomicU64>>,
+    config: tokio_postgres::Config,
+    /// The session holding the checkpoint signer's advisory lock, while
+    /// this process holds it.
+    signer: std::sync::Mutex<Option<tokio_postgres::Client>>,
 }
 
 impl std::fmt::Debug for PgBackend {
@@ -395,6 +399,8 @@ impl PgBackend {
             by_type,
             partitions,
             revocations,
+            config,
+            signer: std::sync::Mutex::new(None),
         })
     }
 }
@@ -523,6 +529,29 @@ impl LogBackend for PgBackend {
     /// Any number of instances may serve one database.
     fn several_appenders(&self) -> bool {
         true
+    }
+
+    /// The holder of a session-level advisory lock, on a connection of its
+    /// own kept open while it leads: if the process dies, the database
+    /// ends its session and the lock passes at another's next try.
+    fn lead_checkpoints(&self) -> Result<bool> {
+        let mut signer = self.signer.lock().unwrap_or_else(|e| e.into_inner());
+        if signer.as_ref().is_some_and(|c| !c.is_closed()) {
+            return Ok(true);
+        }
+        *signer = None;
+        let config = self.config.clone();
+        let client = self.db.rt.block_on(async move {
+            let (client, conn) = config.connect(NoTls).await?;
+            tokio::spawn(conn);
+            let led: bool = client
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&schema::SIGNER_LOCK])
+                .await?
+                .get(0);
+            Ok::<_, tokio_postgres::Error>(led.then_some(client))
+        });
+        *signer = client.map_err(pg_err("elect the checkpoint signer"))?;
+        Ok(signer.is_some())
     }
 
     fn revocations_notified(&self) -> Option<u64> {

@@ -28,6 +28,9 @@ const MIGRATION_LOCK: i64 = 0x6175_6469_746c_6f67;
 /// Key of the advisory lock under which partitions are created (two
 /// instances creating the same one would otherwise race on the catalog).
 const PARTITION_LOCK: i64 = MIGRATION_LOCK + 1;
+/// Key of the session-level advisory lock held by the instance that signs
+/// checkpoints in the background.
+pub(super) const SIGNER_LOCK: i64 = MIGRATION_LOCK + 2;
 
 /// Migration `n` takes the schema from version `n` to `n + 1`.
 const MIGRATIONS: &[&str] = &[r#"

@@ -384,3 +384,26 @@ async fn wait_for_counter(store: &PostgresStore, ok: impl Fn(u64) -> bool) -> u6
     }
     panic!("the revocation counter did not move");
 }
+
+/// One process at a time signs checkpoints in the background; when it goes,
+/// another takes over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_process_leads_checkpoint_signing_and_another_takes_over() {
+    let Some(db) = TestDb::create() else { return };
+    let first = open(&db.url, PgOptions::default()).unwrap();
+    let second = open(&db.url, PgOptions::default()).unwrap();
+    assert!(first.leads_checkpoints().await.unwrap());
+    assert!(!second.leads_checkpoints().await.unwrap());
+    assert!(
+        first.leads_checkpoints().await.unwrap(),
+        "it keeps the lead"
+    );
+    drop(first);
+    for _ in 0..1000 {
+        if second.leads_checkpoints().await.unwrap() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the second process never took over");
+}

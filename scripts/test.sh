@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of auditlog on a fresh machine: installs what the tests
-# need (Chromium from Debian, playwright-core from npm, schemathesis from PyPI
-# in a venv), then the format and lint gates, the Rust tests, the browser
-# tests, schemathesis and the quick benchmark.
+# need (PostgreSQL 15 and Chromium from Debian, playwright-core from npm,
+# schemathesis from PyPI in a venv), then the format and lint gates, the Rust
+# tests (the store's conformance suite and the HTTP API tests on both
+# backends), the browser tests, schemathesis and the quick benchmark.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,11 @@ if ! command -v strace >/dev/null; then
   apt-get update -qq && apt-get install -y -qq strace
 fi
 
+step "PostgreSQL 15 for the tests (scripts/postgres.sh)"
+# Exports AUDITLOG_TEST_DATABASE_URL; each test creates its own database
+# there. With CI=true a PostgreSQL test without it fails, never skips.
+eval "$(bash scripts/postgres.sh)"
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -28,6 +34,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo test"
 cargo test --workspace
+
+step "HTTP API tests on PostgreSQL"
+AUDITLOG_TEST_BACKEND=postgres cargo test -p auditlog-server --test api
 
 step "browser tests (Chromium + Playwright)"
 bash tests/browser/run.sh

@@ -2,16 +2,13 @@
 //! entry over the last 400 days, then the server, with a link that fills in
 //! the sign-in form.
 
-use std::sync::Arc;
-
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 
 use auditlog_core::catalog::Catalog;
 use auditlog_core::datagen::Generator;
 use auditlog_core::record::{AccountId, Micros};
 use auditlog_core::validate::{IngestContext, Problems, validate_event};
-use auditlog_store::sqlite::SqliteStore;
 use auditlog_store::{DynStore, Role, TokenScope};
 
 use crate::ServeArgs;
@@ -32,9 +29,7 @@ const DAYS: i64 = 400;
 
 pub async fn run(args: DemoArgs) -> Result<()> {
     let account = AccountId::parse(&args.account)?;
-    let store = SqliteStore::open(&args.serve.data_dir, args.serve.store_options())
-        .with_context(|| format!("opening the store in {}", args.serve.data_dir.display()))?;
-    let store: DynStore = Arc::new(store);
+    let store = crate::open_store(&args.serve).await?;
     if store.tree_head(&account).await?.size == 0 {
         // The server's own key, so the demo's fingerprints are the ones
         // the server would have made.

@@ -23,6 +23,7 @@ use auditlog_core::index::IndexLimits;
 use auditlog_core::record::{AccountId, Micros};
 use auditlog_server::AppState;
 use auditlog_store::layered::IndexOptions;
+use auditlog_store::postgres::{PgOptions, PostgresStore};
 use auditlog_store::sqlite::{SqliteOptions, SqliteStore};
 use auditlog_store::{DynStore, Role, TokenScope};
 
@@ -110,8 +111,8 @@ enum TokenCommand {
         /// Expiry instant, RFC 3339 (e.g. `2027-06-30T00:00:00Z`).
         #[arg(long, env = "AUDITLOG_TOKEN_EXPIRES_AT")]
         expires_at: Option<String>,
-        #[arg(long, default_value = "./data", env = "AUDITLOG_DATA_DIR")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        at: StoreArgs,
     },
     /// List tokens: ids, accounts, roles, status and times; never secrets
     /// (works while the server runs).
@@ -122,17 +123,80 @@ enum TokenCommand {
         /// One JSON object per line instead of a table.
         #[arg(long)]
         json: bool,
-        #[arg(long, default_value = "./data", env = "AUDITLOG_DATA_DIR")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        at: StoreArgs,
     },
     /// Revoke a token by id (works while the server runs: it refuses the
     /// token within a second and records the revocation in the log).
     Revoke {
         /// The token's id (`tok_…`, as `token list` shows it).
         id: String,
-        #[arg(long, default_value = "./data", env = "AUDITLOG_DATA_DIR")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        at: StoreArgs,
     },
+}
+
+/// Where the token commands find the store.
+#[derive(Args, Debug, Clone)]
+struct StoreArgs {
+    #[arg(long, default_value = "./data", env = "AUDITLOG_DATA_DIR")]
+    data_dir: PathBuf,
+    /// PostgreSQL URL (postgres://…) instead of the embedded store.
+    #[arg(long, env = "AUDITLOG_DATABASE_URL")]
+    database_url: Option<String>,
+}
+
+impl StoreArgs {
+    /// The store, for messages (never a URL's password).
+    fn name(&self) -> String {
+        match &self.database_url {
+            Some(url) => format!("the database {}", redact_url(url)),
+            None => self.data_dir.display().to_string(),
+        }
+    }
+
+    fn create_token(&self, record: &auditlog_store::TokenRecord) -> auditlog_store::Result<()> {
+        match &self.database_url {
+            Some(url) => auditlog_store::postgres::create_token_offline(url, record),
+            None => auditlog_store::sqlite::create_token_offline(&self.data_dir, record),
+        }
+    }
+
+    fn list_tokens(&self) -> auditlog_store::Result<Vec<auditlog_store::TokenInfo>> {
+        match &self.database_url {
+            Some(url) => auditlog_store::postgres::list_tokens_offline(url),
+            None => auditlog_store::sqlite::list_tokens_offline(&self.data_dir),
+        }
+    }
+
+    fn revoke_token(&self, id: &str, now_us: i64) -> auditlog_store::Result<Option<bool>> {
+        match &self.database_url {
+            Some(url) => auditlog_store::postgres::revoke_token_offline(url, id, now_us),
+            None => auditlog_store::sqlite::revoke_token_offline(&self.data_dir, id, now_us),
+        }
+    }
+}
+
+/// A database URL without its password (`postgres://user:secret@host/db`
+/// or `password=secret` in a key-value string).
+fn redact_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        if let Some((creds, host)) = rest.rsplit_once('@') {
+            let user = creds.split(':').next().unwrap_or("");
+            return format!("{scheme}://{user}@{host}");
+        }
+        return url.to_owned();
+    }
+    url.split_whitespace()
+        .map(|kv| {
+            if kv.starts_with("password=") {
+                "password=…"
+            } else {
+                kv
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -161,9 +225,16 @@ pub struct ServeArgs {
     /// Directory of the embedded store.
     #[arg(long, default_value = "./data", env = "AUDITLOG_DATA_DIR")]
     pub data_dir: PathBuf,
-    /// PostgreSQL URL (postgres://…) instead of the embedded store.
+    /// PostgreSQL URL (postgres://… or `host=a,b dbname=… target_session_attrs=read-write`)
+    /// instead of the embedded store. Any number of instances may serve
+    /// one database; each needs the same --signing-key and --server-secret.
     #[arg(long, env = "AUDITLOG_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// Start even if the PostgreSQL server runs with `fsync=off` or
+    /// `synchronous_commit=off` (a crash could then lose acknowledged
+    /// events).
+    #[arg(long, env = "AUDITLOG_ALLOW_UNSAFE_DURABILITY")]
+    pub allow_unsafe_durability: bool,
     /// A proxy whose X-Forwarded-For is believed (repeatable, CIDR).
     #[arg(
         long = "trusted-proxy",
@@ -233,6 +304,15 @@ impl ServeArgs {
                 memory: self.index_memory << 20,
             },
             ..SqliteOptions::default()
+        }
+    }
+
+    /// The PostgreSQL store's options these arguments ask for.
+    pub fn pg_options(&self) -> PgOptions {
+        PgOptions {
+            index: self.store_options().index,
+            allow_unsafe_durability: self.allow_unsafe_durability,
+            ..PgOptions::default()
         }
     }
 }
@@ -310,26 +390,23 @@ fn token_command(command: TokenCommand) -> Result<()> {
             role,
             ttl,
             expires_at,
-            data_dir,
+            at,
         } => {
             let scope = parse_scope(&account)?;
             let expires_at_us = expiry(now, ttl.as_deref(), expires_at.as_deref())?;
             let (secret, mut record) = auditlog_server::auth::new_token(scope, role.into(), now_us);
             record.expires_at_us = expires_at_us;
-            auditlog_store::sqlite::create_token_offline(&data_dir, &record)
-                .with_context(|| format!("storing the token in {}", data_dir.display()))?;
+            at.create_token(&record)
+                .with_context(|| format!("storing the token in {}", at.name()))?;
             eprintln!("created token {}", record.id);
             println!("{secret}");
             Ok(())
         }
-        TokenCommand::List {
-            account,
-            json,
-            data_dir,
-        } => {
+        TokenCommand::List { account, json, at } => {
             let scope = account.as_deref().map(parse_scope).transpose()?;
-            let tokens = auditlog_store::sqlite::list_tokens_offline(&data_dir)
-                .with_context(|| format!("reading the tokens in {}", data_dir.display()))?;
+            let tokens = at
+                .list_tokens()
+                .with_context(|| format!("reading the tokens in {}", at.name()))?;
             let time = |t: Option<i64>| t.map(|t| Micros(t).to_rfc3339());
             let rows: Vec<serde_json::Value> = tokens
                 .iter()
@@ -397,9 +474,10 @@ fn token_command(command: TokenCommand) -> Result<()> {
             }
             Ok(())
         }
-        TokenCommand::Revoke { id, data_dir } => {
-            match auditlog_store::sqlite::revoke_token_offline(&data_dir, &id, now_us)
-                .with_context(|| format!("revoking the token in {}", data_dir.display()))?
+        TokenCommand::Revoke { id, at } => {
+            match at
+                .revoke_token(&id, now_us)
+                .with_context(|| format!("revoking the token in {}", at.name()))?
             {
                 Some(true) => {
                     eprintln!("revoked token {id}");
@@ -408,7 +486,7 @@ fn token_command(command: TokenCommand) -> Result<()> {
                 Some(false) => bail!("token {id} was revoked before"),
                 None => bail!(
                     "no token {id} in {} (`auditlog token list` shows them)",
-                    data_dir.display()
+                    at.name()
                 ),
             }
         }
@@ -524,13 +602,19 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Opens the store named by the options.
-fn open_store(args: &ServeArgs) -> Result<DynStore> {
+/// Opens the store named by the options: PostgreSQL with
+/// `--database-url`, else the embedded store in `--data-dir`.
+pub async fn open_store(args: &ServeArgs) -> Result<DynStore> {
     if let Some(url) = &args.database_url {
-        bail!(
-            "--database-url {}: the PostgreSQL backend is not built yet; use the embedded store (--data-dir)",
-            url.split('@').next_back().unwrap_or("")
-        );
+        if args.allow_unsafe_durability {
+            tracing::warn!(
+                "--allow-unsafe-durability: if the database runs with fsync or synchronous_commit off, a crash may lose acknowledged events"
+            );
+        }
+        let store = PostgresStore::open_async(url.clone(), args.pg_options())
+            .await
+            .with_context(|| format!("opening the store in the database {}", redact_url(url)))?;
+        return Ok(Arc::new(store));
     }
     let store = SqliteStore::open(&args.data_dir, args.store_options())
         .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
@@ -547,7 +631,7 @@ pub async fn serve(
     let started = std::time::Instant::now();
     let store = match store {
         Some(s) => s,
-        None => open_store(&args)?,
+        None => open_store(&args).await?,
     };
     let signer = load_signing_key(&args)?;
     let secret = load_server_secret(&args)?;

@@ -64,6 +64,15 @@ pub async fn run_checkpointer(state: AppState) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        // Instances sharing one database elect one background signer.
+        match state.store.leads_checkpoints().await {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::warn!(error = ?e, "checkpoint signer election failed; retrying");
+                continue;
+            }
+        }
         match sign_pending(&state).await {
             Ok(n) if n > 0 => {
                 metrics::counter!("auditlog_checkpoints_signed_total").increment(n as u64)

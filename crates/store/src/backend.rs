@@ -32,11 +32,11 @@
 //! embedded backend does it by having one writer thread per file (and
 //! `BEGIN IMMEDIATE` against other processes, which write tokens only), so
 //! the [`Sequencer`]'s in-memory tree is the truth. A backend shared by
-//! several appending processes (PostgreSQL) must lock the account's head
-//! row (`SELECT … FOR UPDATE`) in the transaction, and the layer must learn
-//! the committed size under that lock and bring its tree up to it from the
-//! stored tiles before it appends; that method joins [`LogTx`] with the
-//! first such backend (today one process appends).
+//! several appending processes (PostgreSQL) locks each appended account's
+//! head in the transaction, in ascending key order so that two groups
+//! cannot deadlock ([`LogTx::lock_heads`]), and tells the layer the
+//! committed size; the layer brings its tree and index up to it from the
+//! committed rows ([`LogTx::committed_rows`]) before it appends.
 //!
 //! **Reads.** A [`LogReader`] sees committed rows only. Each call is
 //! consistent on its own; the layer never relies on two calls seeing the
@@ -94,6 +94,9 @@ pub struct AccountKey(pub i64);
 pub struct NewRow<'a> {
     pub seq: u64,
     pub id: &'a str,
+    /// The record's `recorded_at` in microseconds (a backend may partition
+    /// rows by it; the canonical JSON holds it too).
+    pub recorded_at_us: i64,
     /// The columns the index is rebuilt from (and the store's own filter
     /// columns).
     pub columns: IndexRow<'a>,
@@ -101,6 +104,28 @@ pub struct NewRow<'a> {
     /// The canonical JSON the leaf hash commits to, stored byte for byte.
     pub canonical: &'a str,
     pub leaf_hash: &'a Hash,
+}
+
+/// What [`LogTx::lock_heads`] learned under the locks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeadLocks {
+    /// Per account, in the order asked.
+    pub heads: Vec<LockedHead>,
+    /// The database's clock (microseconds), when the backend gives
+    /// `recorded_at` one clock for every process; `None`: the layer's
+    /// [`Clock`](crate::Clock).
+    pub now_us: Option<i64>,
+}
+
+/// What is committed of an account's log, read under its head's lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LockedHead {
+    /// The log's committed size (its next seq).
+    pub size: u64,
+    /// The latest `recorded_at` committed (microseconds), if any: the
+    /// group's must not be earlier, so that it never goes back as seq grows,
+    /// whichever process's clock wrote it.
+    pub recorded_at_us: Option<i64>,
 }
 
 /// Reads of committed data. Obtained from [`LogBackend::with_reader`] (a
@@ -169,6 +194,18 @@ pub trait LogReader {
 
     /// The stored columns of index segment `no`, if stored.
     fn index_segment_columns(&self, account: AccountKey, no: u32) -> Result<Option<Vec<u8>>>;
+
+    /// The committed size of the log of `account` (0 for an account the
+    /// database does not know), asked before a read when
+    /// [`LogBackend::several_appenders`]: the layer catches up if its index
+    /// holds less. Only such backends are asked.
+    fn committed_size(&self, account: &AccountId) -> Result<u64> {
+        let _ = account;
+        Err(crate::StoreError::new(
+            crate::StoreErrorKind::Internal,
+            "this backend has one appending process: its index is the truth",
+        ))
+    }
 }
 
 /// The writes of one transaction, used by the [`Sequencer`] on the
@@ -184,10 +221,42 @@ pub trait LogTx {
     /// Opens the group's transaction, taking the write lock.
     fn begin(&mut self) -> Result<()>;
 
-    /// The row an idempotency key was used for, if any.
+    /// Locks the heads of `accounts` (ascending keys) until the transaction
+    /// ends and returns what is committed of each, in the same order.
+    /// `None` (the default): this process is the only appender, its trees
+    /// are the truth (the embedded backend).
+    fn lock_heads(&mut self, accounts: &[AccountKey]) -> Result<Option<HeadLocks>> {
+        let _ = accounts;
+        Ok(None)
+    }
+
+    /// Calls `visit` with the seq, leaf hash and index columns of the
+    /// committed rows `[from, to)` of an account, in seq order (rows another
+    /// process appended, read to catch up under the lock of
+    /// [`LogTx::lock_heads`]). Only backends whose `lock_heads` returns
+    /// heads are asked.
+    fn committed_rows(
+        &mut self,
+        account: AccountKey,
+        from: u64,
+        to: u64,
+        visit: &mut dyn FnMut(u64, &Hash, IndexRow<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let _ = (account, from, to, visit);
+        Err(crate::StoreError::new(
+            crate::StoreErrorKind::Internal,
+            "this backend has one appending process: no rows to catch up on",
+        ))
+    }
+
+    /// The committed row an idempotency key was used for, if any.
     fn find_idempotency_key(&mut self, account: AccountKey, key: &str)
     -> Result<Option<RawRecord>>;
 
+    /// Inserts a row. A backend may buffer rows and write them at
+    /// [`LogTx::commit`] (one batch per group): so neither
+    /// [`LogTx::find_idempotency_key`] nor a reader need see the rows of the
+    /// open transaction — the layer remembers the keys its group used.
     fn insert_row(&mut self, account: AccountKey, row: &NewRow<'_>) -> Result<()>;
 
     /// Stores a full tile (hashes concatenated), replacing a partial one of
@@ -289,4 +358,29 @@ pub trait LogBackend: Send + Sync + 'static {
 
     /// Bytes used on disk, for metrics.
     fn size_bytes(&self) -> Result<u64>;
+
+    /// Whether other processes may append to the logs (several instances
+    /// on one database): then every read first asks
+    /// [`LogReader::committed_size`] and catches up (read-your-writes
+    /// across instances). `false` (the default): this process is the only
+    /// appender.
+    fn several_appenders(&self) -> bool {
+        false
+    }
+
+    /// Whether this process signs checkpoints in the background (see
+    /// [`Store::leads_checkpoints`](crate::Store::leads_checkpoints)): a
+    /// backend that several processes serve elects one; `true` by default.
+    fn lead_checkpoints(&self) -> Result<bool> {
+        Ok(true)
+    }
+
+    /// A counter that grows whenever another process may have revoked a
+    /// token (pushed by the database), read before every token look-up:
+    /// the layer forgets its token cache when it moved. `None` (the
+    /// default): only the layer's poll of
+    /// [`LogReader::revoked_token_count`] notices such revocations.
+    fn revocations_notified(&self) -> Option<u64> {
+        None
+    }
 }

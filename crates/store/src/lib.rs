@@ -38,6 +38,7 @@ use auditlog_core::validate::ValidEvent;
 
 pub mod backend;
 pub mod layered;
+pub mod postgres;
 pub mod sqlite;
 
 /// Reads the current time: the store's one clock, used for `recorded_at`,
@@ -374,6 +375,22 @@ impl TokenScope {
             TokenScope::All => true,
         }
     }
+
+    /// A scope as a backend stored it ([`TokenScope::as_str`]).
+    pub(crate) fn from_stored(scope: &str) -> Result<TokenScope> {
+        if scope == "*" {
+            Ok(TokenScope::All)
+        } else {
+            AccountId::parse(scope)
+                .map(TokenScope::Account)
+                .map_err(|e| {
+                    StoreError::new(
+                        StoreErrorKind::Internal,
+                        format!("stored token scope is invalid: {e}"),
+                    )
+                })
+        }
+    }
 }
 
 /// A token as stored: never the secret, only its SHA-256.
@@ -452,6 +469,61 @@ pub struct PendingTokenChange {
     /// `None` when no account is involved (a `*` token created or revoked on
     /// the command line, or expired).
     pub account: Option<AccountId>,
+}
+
+impl TokenChange {
+    /// The bit of a token row's `logged` column that says an event records
+    /// this change already (the same in every backend).
+    pub(crate) fn logged_bit(self) -> i64 {
+        match self {
+            TokenChange::Created => 1,
+            TokenChange::Revoked => 2,
+            TokenChange::Expired => 4,
+        }
+    }
+}
+
+impl PendingTokenChange {
+    /// The changes of one stored token that no event records yet, given its
+    /// `logged` bits and the account its revocation was made in, appended
+    /// to `out` (the part of a backend's pending-change read that does not
+    /// depend on the database).
+    pub(crate) fn of_token(
+        info: TokenInfo,
+        logged: i64,
+        revoked_in: Option<&str>,
+        now_us: i64,
+        out: &mut Vec<PendingTokenChange>,
+    ) {
+        let own = match &info.scope {
+            TokenScope::Account(a) => Some(a.clone()),
+            TokenScope::All => None,
+        };
+        let changes = [
+            (TokenChange::Created, true),
+            (TokenChange::Revoked, info.revoked_at_us.is_some()),
+            (
+                TokenChange::Expired,
+                info.revoked_at_us.is_none() && info.expires_at_us.is_some_and(|e| e <= now_us),
+            ),
+        ];
+        for (change, happened) in changes {
+            if !happened || logged & change.logged_bit() != 0 {
+                continue;
+            }
+            let account = match change {
+                TokenChange::Revoked => revoked_in
+                    .and_then(|a| AccountId::parse(a).ok())
+                    .or_else(|| own.clone()),
+                _ => own.clone(),
+            };
+            out.push(PendingTokenChange {
+                token: info.clone(),
+                change,
+                account,
+            });
+        }
+    }
 }
 
 /// A byte sink for streamed exports; returning an error stops the stream.
@@ -641,6 +713,15 @@ pub trait Store: Send + Sync + 'static {
     /// The column index's segment cache counters, for metrics.
     fn index_cache_stats(&self) -> Option<auditlog_core::index::CacheStats> {
         None
+    }
+
+    /// Whether this process is the one that signs checkpoints in the
+    /// background (several instances on one database elect one; the
+    /// others still sign an account's head when a client asks for its
+    /// checkpoint — a note of one size is the same whoever signs it). Asked
+    /// before every round; `true` for a store only one process serves.
+    async fn leads_checkpoints(&self) -> Result<bool> {
+        Ok(true)
     }
 }
 

@@ -9,6 +9,7 @@ mod hardening;
 mod helpers;
 mod index;
 mod limits;
+mod postgres;
 mod secrets;
 mod serve;
 mod tlog;

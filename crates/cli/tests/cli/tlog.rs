@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{ACME, Server, Workspace, create_token, role_created, run};
 
-async fn checkpoint(server: &Server, token: &str) -> String {
+pub async fn checkpoint(server: &Server, token: &str) -> String {
     let res = server
         .get(token, &format!("/v1/accounts/{ACME}/checkpoint"))
         .await;
@@ -17,7 +17,7 @@ async fn checkpoint(server: &Server, token: &str) -> String {
     res.text().await.expect("checkpoint text")
 }
 
-fn size_of(note: &str) -> u64 {
+pub fn size_of(note: &str) -> u64 {
     note.lines()
         .nth(1)
         .expect("size line")
@@ -26,7 +26,7 @@ fn size_of(note: &str) -> u64 {
 }
 
 /// Runs `auditlog verify` with `args`; returns (success, stdout + stderr).
-fn verify(args: &[&str]) -> (bool, String) {
+pub fn verify(args: &[&str]) -> (bool, String) {
     let mut all = vec!["verify"];
     all.extend_from_slice(args);
     let out = run(&all);

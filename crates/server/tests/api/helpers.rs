@@ -1,7 +1,9 @@
 //! The harness: `spawn_app()` starts the real router on a real socket,
-//! against a real SQLite store in a fresh temporary directory, with a clock
-//! the test pins and moves; plus small data-driven helpers for requests,
-//! events and problem documents.
+//! against a real SQLite store in a fresh temporary directory — or, with
+//! `AUDITLOG_TEST_BACKEND=postgres`, a real PostgreSQL store on a fresh
+//! database (the test script runs the suite once per backend) — with a
+//! clock the test pins and moves; plus small data-driven helpers for
+//! requests, events and problem documents.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -11,6 +13,8 @@ use auditlog_core::checkpoint::NoteSigner;
 use auditlog_core::record::{AccountId, Micros};
 use auditlog_server::AppState;
 use auditlog_server::auth::new_token;
+use auditlog_store::postgres::PgOptions;
+use auditlog_store::postgres::testing::TestDb;
 use auditlog_store::sqlite::{SqliteOptions, SqliteStore};
 use auditlog_store::{DynStore, Role, TokenScope};
 use jiff::Timestamp;
@@ -76,6 +80,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// Kept so the directory lives as long as the app.
     pub dir: TempDir,
+    /// The app's PostgreSQL database, when the suite runs on PostgreSQL.
+    db: Option<TestDb>,
     now: Arc<Mutex<Timestamp>>,
     options: AppOptions,
     shutdown: Option<oneshot::Sender<()>>,
@@ -99,13 +105,11 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     let dir = tempfile::tempdir().expect("create temp dir");
     let now = Arc::new(Mutex::new(options.now));
-    let store_options = SqliteOptions {
-        fault: options.fault,
-        clock: store_clock(&now),
-        ..SqliteOptions::default()
-    };
-    let store: DynStore =
-        Arc::new(SqliteStore::open(dir.path(), store_options).expect("open store"));
+    // An injected fault is the embedded writer's: those tests stay on it.
+    let db = (on_postgres() && options.fault.is_none()).then(|| {
+        TestDb::create().expect("AUDITLOG_TEST_BACKEND=postgres needs AUDITLOG_TEST_DATABASE_URL")
+    });
+    let store = open_store(&dir, db.as_ref(), &now, options.fault);
     let (addr, shutdown, server) = start_server(store.clone(), now.clone(), &options).await;
     TestApp {
         base: format!("http://{addr}"),
@@ -113,10 +117,44 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         store,
         client: reqwest::Client::new(),
         dir,
+        db,
         now,
         options,
         shutdown: Some(shutdown),
         server: Some(server),
+    }
+}
+
+/// Whether the suite runs on PostgreSQL (`AUDITLOG_TEST_BACKEND=postgres`).
+fn on_postgres() -> bool {
+    std::env::var("AUDITLOG_TEST_BACKEND").is_ok_and(|b| b == "postgres")
+}
+
+/// The app's store: on `db` when there is one, else in `dir`.
+fn open_store(
+    dir: &TempDir,
+    db: Option<&TestDb>,
+    now: &Arc<Mutex<Timestamp>>,
+    fault: Option<auditlog_store::sqlite::Fault>,
+) -> DynStore {
+    match db {
+        Some(db) => {
+            let opts = PgOptions {
+                clock: store_clock(now),
+                // The test's pinned clock, not the database's.
+                database_clock: false,
+                ..PgOptions::default()
+            };
+            Arc::new(auditlog_store::postgres::testing::open(&db.url, opts).expect("open store"))
+        }
+        None => {
+            let opts = SqliteOptions {
+                fault,
+                clock: store_clock(now),
+                ..SqliteOptions::default()
+            };
+            Arc::new(SqliteStore::open(dir.path(), opts).expect("open store"))
+        }
     }
 }
 
@@ -205,12 +243,7 @@ impl TestApp {
                 .expect("server stops within 30 s")
                 .expect("server task");
         }
-        let store_options = SqliteOptions {
-            clock: store_clock(&self.now),
-            ..SqliteOptions::default()
-        };
-        let store: DynStore =
-            Arc::new(SqliteStore::open(self.dir.path(), store_options).expect("reopen store"));
+        let store = open_store(&self.dir, self.db.as_ref(), &self.now, None);
         self.store = store.clone();
         let (addr, shutdown, server) = start_server(store, self.now.clone(), &self.options).await;
         self.addr = addr;

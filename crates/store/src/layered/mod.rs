@@ -224,6 +224,24 @@ impl<B: LogBackend> LayeredStore<B> {
         rx.await.map_err(|_| stopped())?
     }
 
+    /// When other processes may append to the logs, brings this process's
+    /// view of `account` (its index and tree head) up to what is committed
+    /// before a read: read-your-writes across instances. One query per
+    /// read; the writer's catch-up only when behind.
+    async fn caught_up(&self, account: &AccountId) -> Result<()> {
+        if !self.backend.several_appenders() {
+            return Ok(());
+        }
+        let name = account.clone();
+        let committed = self.read(move |r| r.committed_size(&name)).await?;
+        let held = self.shared.account(account).map_or(0, |a| a.index.len());
+        if committed > held {
+            let account = account.clone();
+            self.send(|reply| Op::CatchUp { account, reply }).await?;
+        }
+        Ok(())
+    }
+
     /// Runs `f` on a blocking thread with a pooled reader.
     async fn read<T: Send + 'static>(
         &self,
@@ -341,6 +359,7 @@ impl<B: LogBackend> Store for LayeredStore<B> {
     }
 
     async fn get(&self, account: &AccountId, id: &str) -> Result<Option<Record>> {
+        self.caught_up(account).await?;
         let Some(acc) = self.shared.account(account) else {
             return Ok(None);
         };
@@ -360,6 +379,7 @@ impl<B: LogBackend> Store for LayeredStore<B> {
         after: Option<RowKey>,
         limit: usize,
     ) -> Result<Page> {
+        self.caught_up(account).await?;
         let Some(acc) = self.shared.account(account) else {
             return Ok(Page {
                 records: Vec::new(),
@@ -375,6 +395,7 @@ impl<B: LogBackend> Store for LayeredStore<B> {
     }
 
     async fn count(&self, account: &AccountId, sel: &Selection) -> Result<u64> {
+        self.caught_up(account).await?;
         let Some(acc) = self.shared.account(account) else {
             return Ok(0);
         };
@@ -389,6 +410,7 @@ impl<B: LogBackend> Store for LayeredStore<B> {
         sel: &Selection,
         edges: Vec<i64>,
     ) -> Result<Vec<u64>> {
+        self.caught_up(account).await?;
         let Some(acc) = self.shared.account(account) else {
             return Ok(vec![0; edges.len().saturating_sub(1)]);
         };
@@ -399,6 +421,7 @@ impl<B: LogBackend> Store for LayeredStore<B> {
     }
 
     async fn first_event_time(&self, account: &AccountId) -> Result<Option<i64>> {
+        self.caught_up(account).await?;
         Ok(self
             .shared
             .account(account)
@@ -411,6 +434,7 @@ impl<B: LogBackend> Store for LayeredStore<B> {
         sel: &Selection,
         mut sink: Box<RawSink<'static>>,
     ) -> Result<u64> {
+        self.caught_up(account).await?;
         let Some(acc) = self.shared.account(account) else {
             return Ok(0);
         };
@@ -431,6 +455,7 @@ impl<B: LogBackend> Store for LayeredStore<B> {
         needle: &str,
         limit: usize,
     ) -> Result<Vec<String>> {
+        self.caught_up(account).await?;
         Ok(self
             .shared
             .account(account)
@@ -439,6 +464,7 @@ impl<B: LogBackend> Store for LayeredStore<B> {
     }
 
     async fn tree_head(&self, account: &AccountId) -> Result<TreeHead> {
+        self.caught_up(account).await?;
         Ok(match self.shared.account(account) {
             Some(a) => *a.head.lock().unwrap_or_else(|e| e.into_inner()),
             None => TreeHead {
@@ -465,6 +491,7 @@ impl<B: LogBackend> Store for LayeredStore<B> {
     }
 
     async fn unsigned_head(&self, account: &AccountId) -> Result<Option<TreeHead>> {
+        self.caught_up(account).await?;
         Ok(self.shared.account(account).and_then(|a| {
             let head = *a.head.lock().unwrap_or_else(|e| e.into_inner());
             let signed = *a.signed.lock().unwrap_or_else(|e| e.into_inner());
@@ -484,6 +511,7 @@ impl<B: LogBackend> Store for LayeredStore<B> {
     }
 
     async fn latest_checkpoint(&self, account: &AccountId) -> Result<Option<String>> {
+        self.caught_up(account).await?;
         let Some(acc) = self.shared.account(account) else {
             return Ok(None);
         };
@@ -538,6 +566,9 @@ impl<B: LogBackend> Store for LayeredStore<B> {
         // rather than failing a request the cache can answer.
         if let Err(e) = self.poll_revocations().await {
             tracing::warn!(error = %e, "checking for revoked tokens failed");
+        }
+        if let Some(count) = self.backend.revocations_notified() {
+            self.shared.tokens.notified_is(count);
         }
         if let Some(token) = self.shared.tokens.get(&hash) {
             return Ok(Some(token));
@@ -630,8 +661,14 @@ impl<B: LogBackend> Store for LayeredStore<B> {
         )
     }
 
+    async fn leads_checkpoints(&self) -> Result<bool> {
+        self.blocking(|b| b.lead_checkpoints()).await
+    }
+
     async fn size_bytes(&self) -> Result<u64> {
-        self.backend.size_bytes()
+        // On a blocking thread like every backend call: a database backend
+        // asks its server.
+        self.blocking(|b| b.size_bytes()).await
     }
 
     fn index_cache_stats(&self) -> Option<CacheStats> {

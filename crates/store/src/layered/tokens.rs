@@ -28,6 +28,9 @@ pub(super) struct TokenCache {
     /// token (see [`TOKEN_REVOCATION_POLL`]), and how many revoked tokens it
     /// had.
     revocations_seen: Mutex<(Instant, i64)>,
+    /// The backend's revocation counter when last read (see
+    /// [`LogBackend::revocations_notified`](crate::backend::LogBackend::revocations_notified)).
+    notified: AtomicU64,
     /// Per token id, the last use time written (or queued to be written):
     /// a use is persisted only [`TOKEN_USE_PERSIST_EVERY`] after the last.
     uses: Mutex<HashMap<String, i64>>,
@@ -39,6 +42,7 @@ impl TokenCache {
         TokenCache {
             found: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
+            notified: AtomicU64::new(0),
             revocations_seen: Mutex::new((Instant::now(), revoked)),
             uses: Mutex::new(HashMap::new()),
         }
@@ -75,6 +79,14 @@ impl TokenCache {
         let mut found = self.found.lock().unwrap_or_else(|e| e.into_inner());
         self.generation.fetch_add(1, Ordering::SeqCst);
         found.clear();
+    }
+
+    /// Takes the backend's revocation counter: if it moved, another
+    /// process revoked a token, and the cache is forgotten.
+    pub(super) fn notified_is(&self, count: u64) {
+        if self.notified.swap(count, Ordering::SeqCst) != count {
+            self.forget();
+        }
     }
 
     /// Whether it is time to poll for revocations by other processes; if

@@ -13,6 +13,8 @@ use auditlog_core::record::{AccountId, CanonicalParts, Micros, Record, RecordBod
 use auditlog_core::validate::ValidEvent;
 use tokio::sync::oneshot;
 
+mod catch_up;
+
 use super::{AccountState, Shared, internal, parse_record};
 use crate::backend::{AccountKey, LogTx, NewRow};
 use crate::{Appended, Clock, Result, Revocation, StoreError, TokenChange, TokenRecord, TreeHead};
@@ -55,6 +57,12 @@ pub(super) enum Op {
         id: String,
         change: TokenChange,
         reply: Reply<bool>,
+    },
+    /// Brings the account's tree and index up to what other processes
+    /// committed (a read's catch-up; see [`LogBackend::several_appenders`](crate::backend::LogBackend::several_appenders)).
+    CatchUp {
+        account: AccountId,
+        reply: Reply<()>,
     },
     /// Persists a token's last use (nobody waits for the reply).
     TouchToken {
@@ -110,6 +118,7 @@ impl WriteOp {
             Op::Checkpoint { reply, .. }
             | Op::CreateToken { reply, .. }
             | Op::TouchToken { reply, .. }
+            | Op::CatchUp { reply, .. }
             | Op::Seal { reply }
             | Op::PutIndexColumns { reply, .. }
             | Op::ReplaceIndex { reply, .. } => drop(reply.send(Err(err()))),
@@ -229,9 +238,20 @@ impl Sequencer {
         // account whose row was rolled back would hand its id to the next
         // account registered).
         let registered = ops.iter().try_for_each(|op| match &op.0 {
-            Op::Append { account, .. } => self.account_mut(tx, account).map(drop),
+            Op::Append { account, .. } | Op::CatchUp { account, .. } => {
+                self.account_mut(tx, account).map(drop)
+            }
             _ => Ok(()),
         });
+        // The accounts whose heads the group locks (and catches up on).
+        let mut appending: Vec<AccountId> = Vec::new();
+        for op in &ops {
+            if let Op::Append { account, .. } | Op::CatchUp { account, .. } = &op.0
+                && !appending.contains(account)
+            {
+                appending.push(account.clone());
+            }
+        }
         let mut ops = ops.into_iter();
         let mut done: Vec<Done> = Vec::with_capacity(n_ops);
         // Tree states are cloned before the group so a failed commit leaves
@@ -242,7 +262,7 @@ impl Sequencer {
         let _notice = DeathNotice(self.shared.clone());
 
         let result = registered
-            .and_then(|()| self.apply(tx, &mut ops, &mut done, &mut snapshots))
+            .and_then(|()| self.apply(tx, &appending, &mut ops, &mut done, &mut snapshots))
             .and_then(|()| tx.commit());
         if let Err(e) = result {
             tracing::error!(error = %e, source = ?e.source, n_ops, "group commit failed");
@@ -371,12 +391,22 @@ impl Sequencer {
     fn apply(
         &mut self,
         tx: &mut dyn LogTx,
+        appending: &[AccountId],
         ops: &mut impl Iterator<Item = WriteOp>,
         done: &mut Vec<Done>,
         snapshots: &mut HashMap<AccountId, TreeState>,
     ) -> Result<()> {
         tx.begin()?;
-        let now = Micros::from_timestamp(self.clock.now());
+        let mut now = Micros::from_timestamp(self.clock.now());
+        if let Some(locks) = self.catch_up(tx, appending)? {
+            // One clock for every process if the backend has one, and never
+            // before what is committed: recorded_at never goes back as seq
+            // grows.
+            let floor = locks.heads.iter().filter_map(|h| h.recorded_at_us).max();
+            let us = locks.now_us.unwrap_or(now.0).max(floor.unwrap_or(i64::MIN));
+            // Records carry milliseconds (as `Micros::from_timestamp`).
+            now = Micros(us.div_euclid(1000) * 1000);
+        }
         let now_json = CanonicalParts::time(now);
         let mut group_keys: HashMap<(AccountId, String), Record> = HashMap::new();
         for WriteOp(op) in ops.by_ref() {
@@ -449,6 +479,11 @@ impl Sequencer {
                 },
                 Op::MarkToken { id, change, reply } => Done::Changed {
                     changed: tx.mark_token_change(&id, change)?,
+                    reply,
+                },
+                // Done by `catch_up` at the group's start.
+                Op::CatchUp { reply, .. } => Done::Unit {
+                    result: Ok(()),
                     reply,
                 },
                 Op::TouchToken { id, at_us, reply } => {
@@ -637,6 +672,7 @@ impl Sequencer {
                 &NewRow {
                     seq,
                     id: &body.id,
+                    recorded_at_us: ctx.now.0,
                     columns: IndexRow {
                         occurred_at_us: body.occurred_at.0,
                         event: ev.event_id,

@@ -2,20 +2,10 @@
 //! changes, and the reads of the cache, the listings and the recorder.
 
 use auditlog_core::merkle::Hash;
-use auditlog_core::record::AccountId;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{internal, sql_err};
 use crate::{PendingTokenChange, Result, Role, TokenChange, TokenInfo, TokenRecord, TokenScope};
-
-/// Bit of `tokens.logged` for a change.
-pub(super) fn logged_bit(change: TokenChange) -> i64 {
-    match change {
-        TokenChange::Created => 1,
-        TokenChange::Revoked => 2,
-        TokenChange::Expired => 4,
-    }
-}
 
 /// What a token listing reads, in [`token_info`]'s order.
 const TOKEN_INFO_COLUMNS: &str =
@@ -56,23 +46,13 @@ pub(super) fn revoke_in(
     .map_err(sql_err("revoke token"))
 }
 
-pub(super) fn parse_scope(scope: &str) -> Result<TokenScope> {
-    if scope == "*" {
-        Ok(TokenScope::All)
-    } else {
-        AccountId::parse(scope)
-            .map(TokenScope::Account)
-            .map_err(|e| internal(format!("stored token scope is invalid: {e}")))
-    }
-}
-
 /// A row of [`TOKEN_INFO_COLUMNS`]; the outer error is SQLite's, the inner
 /// one a stored value that does not parse.
 pub(super) fn token_info(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<TokenInfo>> {
     let scope: String = r.get(1)?;
     let role: String = r.get(2)?;
     let (scope, role) = match (
-        parse_scope(&scope),
+        TokenScope::from_stored(&scope),
         Role::parse(&role).ok_or_else(|| internal("stored role is unknown")),
     ) {
         (Ok(s), Ok(r)) => (s, r),
@@ -127,36 +107,7 @@ pub(super) fn read_pending_changes(
         .map_err(sql_err("read pending token changes"))?;
     let mut out = Vec::new();
     for (info, logged, revoked_in) in rows {
-        let info = info?;
-        let own = match &info.scope {
-            TokenScope::Account(a) => Some(a.clone()),
-            TokenScope::All => None,
-        };
-        let changes = [
-            (TokenChange::Created, true),
-            (TokenChange::Revoked, info.revoked_at_us.is_some()),
-            (
-                TokenChange::Expired,
-                info.revoked_at_us.is_none() && info.expires_at_us.is_some_and(|e| e <= now_us),
-            ),
-        ];
-        for (change, happened) in changes {
-            if !happened || logged & logged_bit(change) != 0 {
-                continue;
-            }
-            let account = match change {
-                TokenChange::Revoked => revoked_in
-                    .as_deref()
-                    .and_then(|a| AccountId::parse(a).ok())
-                    .or_else(|| own.clone()),
-                _ => own.clone(),
-            };
-            out.push(PendingTokenChange {
-                token: info.clone(),
-                change,
-                account,
-            });
-        }
+        PendingTokenChange::of_token(info?, logged, revoked_in.as_deref(), now_us, &mut out);
     }
     Ok(out)
 }
@@ -176,7 +127,7 @@ pub(super) fn set_logged(conn: &Connection, id: &str, change: TokenChange) -> Re
         .prepare_cached(
             "UPDATE tokens SET logged = logged | ?2 WHERE id = ?1 AND (logged & ?2) = 0",
         )
-        .and_then(|mut s| s.execute(params![id, logged_bit(change)]))
+        .and_then(|mut s| s.execute(params![id, change.logged_bit()]))
         .map_err(sql_err("mark token change recorded"))?;
     Ok(n > 0)
 }
@@ -234,7 +185,7 @@ pub(super) fn live_token(conn: &Connection, hash: &Hash) -> Result<Option<TokenR
     Ok(Some(TokenRecord {
         id,
         secret_hash,
-        scope: parse_scope(&scope)?,
+        scope: TokenScope::from_stored(&scope)?,
         role,
         created_at_us,
         expires_at_us,

@@ -93,6 +93,9 @@ enum IndexCommand {
     Rebuild {
         #[arg(long, default_value = "./data", env = "AUDITLOG_DATA_DIR")]
         data_dir: PathBuf,
+        /// PostgreSQL URL (postgres://…) instead of the embedded store.
+        #[arg(long, env = "AUDITLOG_DATABASE_URL")]
+        database_url: Option<String>,
     },
 }
 
@@ -362,15 +365,33 @@ fn run(command: Command) -> Result<()> {
         Command::Import(args) => runtime()?.block_on(transfer::import(args)),
         Command::Verify(args) => verify_cmd::run(args),
         Command::Index {
-            command: IndexCommand::Rebuild { data_dir },
-        } => runtime()?.block_on(index_rebuild(&data_dir)),
+            command:
+                IndexCommand::Rebuild {
+                    data_dir,
+                    database_url,
+                },
+        } => runtime()?.block_on(index_rebuild(&data_dir, database_url)),
     }
 }
 
-async fn index_rebuild(data_dir: &Path) -> Result<()> {
-    let store = auditlog_store::sqlite::SqliteStore::open(data_dir, SqliteOptions::default())
-        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
-    let r = store.rebuild_index().await?;
+async fn index_rebuild(data_dir: &Path, database_url: Option<String>) -> Result<()> {
+    let r = match database_url {
+        Some(url) => {
+            let opts = PgOptions {
+                allow_unsafe_durability: true,
+                ..PgOptions::default()
+            };
+            let store = PostgresStore::open_async(url, opts)
+                .await
+                .context("opening the PostgreSQL store")?;
+            store.rebuild_index().await?
+        }
+        None => {
+            let store = SqliteStore::open(data_dir, SqliteOptions::default())
+                .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+            store.rebuild_index().await?
+        }
+    };
     println!(
         "{} accounts, {} index segments rebuilt from the events: {} differed from the stored ones, {} were not stored, {} accounts' dictionaries differed",
         r.accounts, r.segments, r.differed, r.missing, r.dictionaries_differed

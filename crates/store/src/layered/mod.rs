@@ -186,7 +186,7 @@ impl<B: LogBackend> LayeredStore<B> {
             cache,
         });
         let (tx, rx) = tokio::sync::mpsc::channel(WRITE_QUEUE);
-        repairs.connect(tx.clone());
+        repairs.connect(&tx);
         backend.start_writer(Sequencer::new(shared.clone(), trees, clock), rx)?;
         // Chunks replayed from rows at open (a crash before their segments
         // were stored, or a file from before segments) are stored now.

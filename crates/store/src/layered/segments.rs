@@ -19,13 +19,16 @@ use crate::backend::{AccountKey, LogBackend, LogReader};
 pub(super) type NewIndex = Box<dyn Fn(AccountKey, &AccountId) -> LogIndex + Send + Sync>;
 
 /// Where a segment rebuilt by a query is sent to be stored again: the
-/// writer's queue, known once the writer runs.
+/// writer's queue, known once the writer runs. Held weakly: the indexes
+/// that hold it live in the writer's own state, and a strong sender there
+/// would keep the queue, hence the writer and the database, open forever
+/// after the store is dropped.
 #[derive(Clone, Default)]
-pub(super) struct Repairs(Arc<OnceLock<tokio::sync::mpsc::Sender<WriteOp>>>);
+pub(super) struct Repairs(Arc<OnceLock<tokio::sync::mpsc::WeakSender<WriteOp>>>);
 
 impl Repairs {
-    pub(super) fn connect(&self, writer: tokio::sync::mpsc::Sender<WriteOp>) {
-        let _ = self.0.set(writer);
+    pub(super) fn connect(&self, writer: &tokio::sync::mpsc::Sender<WriteOp>) {
+        let _ = self.0.set(writer.downgrade());
     }
 }
 
@@ -66,7 +69,7 @@ impl<B: LogBackend> SegmentSource for BackendSegments<B> {
             "index segment unreadable: rebuilt from its rows and stored again"
         );
         metrics::counter!("auditlog_index_segments_repaired_total").increment(1);
-        if let Some(writer) = self.repairs.0.get() {
+        if let Some(writer) = self.repairs.0.get().and_then(|w| w.upgrade()) {
             // Not awaited: the query goes on with the rebuilt chunk; if the
             // queue is full the next query to need it rebuilds it again.
             let (reply, _) = oneshot::channel();

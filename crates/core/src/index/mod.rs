@@ -265,6 +265,9 @@ struct Inner {
     /// Dictionary sizes the stored segments' summaries cover: a new
     /// segment's summary holds the entries from these on.
     stored_dicts: pager::DictMarks,
+    /// Rows per actor pair (pair 0: the overflow actor): what tells whether
+    /// a `user` filter picks few rows (postings) or many (a scan).
+    actor_rows: Vec<u64>,
     len: u64,
     min_time: i64,
     limits: IndexLimits,
@@ -363,6 +366,7 @@ impl Inner {
             rollup: Rollup::new(),
             sealed: 0,
             stored_dicts: pager::DictMarks::default(),
+            actor_rows: vec![0],
             len: 0,
             min_time: i64::MAX,
             limits,
@@ -435,7 +439,9 @@ impl LogIndex {
             let actor = inner.actors.intern(user, name);
             if actor as usize == inner.actors.pairs.len() {
                 inner.actors.pairs.push((user, name));
+                inner.actor_rows.push(0);
             }
+            inner.actor_rows[actor as usize] += 1;
             let ip = inner.ips.intern(row.ip_address);
             let workflow = inner.workflows.intern(row.workflow_id);
             if inner.chunks.last().is_none_or(|c| c.len() >= CHUNK_ROWS) {

@@ -176,6 +176,7 @@ impl LogIndex {
                 overflowed: overflow_bits(&g),
                 rollup: Summary::rollup_of(chunk),
                 dicts: delta(&g, marks, now),
+                actor_rows: Summary::actor_rows_of(chunk),
             };
             marks = now;
             out.push(SealedSegment {
@@ -304,6 +305,14 @@ fn apply(inner: &mut Inner, no: u32, s: Summary) -> Result<(), String> {
             return Err("an actor entry does not take its id".into());
         }
         inner.actors.pairs.push((user, name));
+        inner.actor_rows.push(0);
+    }
+    for &(a, n) in &s.actor_rows {
+        let slot = inner
+            .actor_rows
+            .get_mut(a as usize)
+            .ok_or("rows of an actor the dictionaries do not hold")?;
+        *slot += u64::from(n);
     }
     let bits = s.overflowed;
     inner.actors.overflowed |= bits & 1 != 0;

@@ -26,7 +26,9 @@ impl LogIndex {
         {
             return rollup_count(&self.read(), table, lo, hi);
         }
-        if let Some(part) = plan.actor_part() {
+        if let Some(part) = plan.actor_part()
+            && self.few_rows(&part, plan)
+        {
             let event_hit = |e: u16| part.event.is_some_and(|ev| ev[e as usize]);
             let base = match (part.join, part.event, slot_range(bounds)) {
                 (Join::And, _, _) | (Join::Or, None, _) => Some(0),
@@ -79,6 +81,7 @@ impl LogIndex {
             }
         }
         if let Some(part) = plan.actor_part()
+            && self.few_rows(&part, plan)
             && let (Some(&first), Some(&last)) = (edges.first(), edges.last())
         {
             let clipped = TimeBounds {
@@ -111,6 +114,23 @@ impl LogIndex {
             }
         }
         plan.histogram(bounds, edges, check)
+    }
+}
+
+impl LogIndex {
+    /// Whether the actors a plan picks hold an eighth of its rows at most:
+    /// then visiting their rows beats the scan (which the kernel runs
+    /// branch-free over both cores).
+    fn few_rows(&self, part: &ActorPart<'_>, plan: &Plan) -> bool {
+        let g = self.read();
+        let picked: u64 = part
+            .actor
+            .iter()
+            .zip(&g.actor_rows)
+            .filter(|(p, _)| **p)
+            .map(|(_, n)| n)
+            .sum();
+        picked.saturating_mul(8) <= plan.rows()
     }
 }
 

@@ -208,6 +208,9 @@ pub(super) struct Summary {
     /// (15-minute slot, catalog event, rows).
     pub(super) rollup: Vec<(i64, u16, u32)>,
     pub(super) dicts: DictDelta,
+    /// (actor pair id, rows of the chunk): the index keeps every actor's
+    /// row count in memory to choose between its postings and a scan.
+    pub(super) actor_rows: Vec<(u32, u32)>,
 }
 
 impl Summary {
@@ -218,6 +221,15 @@ impl Summary {
             *m.entry((t.div_euclid(SLOT_US), *e)).or_default() += 1;
         }
         m.into_iter().map(|((s, e), n)| (s, e, n)).collect()
+    }
+
+    /// The (actor, rows) pairs of a chunk, by actor.
+    pub(super) fn actor_rows_of(chunk: &Chunk) -> Vec<(u32, u32)> {
+        let mut m: BTreeMap<u32, u32> = BTreeMap::new();
+        for &a in &chunk.actor {
+            *m.entry(a).or_default() += 1;
+        }
+        m.into_iter().collect()
     }
 
     pub(super) fn encode(&self) -> Vec<u8> {
@@ -248,6 +260,11 @@ impl Summary {
         out.u32(pairs.len() as u32);
         for &(u, n) in pairs {
             out.u32(u);
+            out.u32(n);
+        }
+        out.u32(self.actor_rows.len() as u32);
+        for &(a, n) in &self.actor_rows {
+            out.u32(a);
             out.u32(n);
         }
         out.finish()
@@ -283,6 +300,10 @@ impl Summary {
         let pairs = (0..n)
             .map(|_| Ok((r.u32()?, r.u32()?)))
             .collect::<Result<_, SegmentError>>()?;
+        let n = r.len(8)?;
+        let actor_rows = (0..n)
+            .map(|_| Ok((r.u32()?, r.u32()?)))
+            .collect::<Result<_, SegmentError>>()?;
         r.end()?;
         Ok(Summary {
             rows,
@@ -294,6 +315,7 @@ impl Summary {
                 texts,
                 actors: (first, pairs),
             },
+            actor_rows,
         })
     }
 }
@@ -485,6 +507,7 @@ mod tests {
                 ],
                 actors: (1, vec![(2, 3), (4, 5)]),
             },
+            actor_rows: Summary::actor_rows_of(&c),
         };
         let bytes = s.encode();
         assert_eq!(Summary::decode(&bytes).unwrap(), s);

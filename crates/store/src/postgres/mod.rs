@@ -405,6 +405,26 @@ impl PgBackend {
     }
 }
 
+impl PgBackend {
+    /// The index columns of a row whose `occurred_at, event_type,
+    /// actor_id, actor_name, ip_address, workflow_id` start at column `at`.
+    fn index_row<'r>(&self, r: &'r tokio_postgres::Row, at: usize) -> Result<IndexRow<'r>> {
+        let ty: i32 = r.get(at + 1);
+        let event = *self
+            .by_type
+            .get(&ty)
+            .ok_or_else(|| internal(format!("stored event type {ty} is not in the catalog")))?;
+        Ok(IndexRow {
+            occurred_at_us: r.get(at),
+            event,
+            actor_id: r.get(at + 2),
+            actor_name: r.get(at + 3),
+            ip_address: r.get(at + 4),
+            workflow_id: r.get(at + 5),
+        })
+    }
+}
+
 impl LogBackend for PgBackend {
     type Reader = PgReader;
 
@@ -464,22 +484,7 @@ impl LogBackend for PgBackend {
                     if since.get(&account).is_some_and(|&from| seq < from) {
                         continue;
                     }
-                    let ty: i32 = r.get(3);
-                    let event = *self.by_type.get(&ty).ok_or_else(|| {
-                        internal(format!("stored event type {ty} is not in the catalog"))
-                    })?;
-                    visit(
-                        account,
-                        seq,
-                        IndexRow {
-                            occurred_at_us: r.get(2),
-                            event,
-                            actor_id: r.get(4),
-                            actor_name: r.get(5),
-                            ip_address: r.get(6),
-                            workflow_id: r.get(7),
-                        },
-                    )?;
+                    visit(account, seq, self.index_row(r, 2)?)?;
                 }
                 if rows.len() < SCAN_BATCH as usize {
                     break;
@@ -522,21 +527,7 @@ impl LogBackend for PgBackend {
                     .await
                     .map_err(pg_err(what))?;
                 for r in &rows {
-                    let ty: i32 = r.get(2);
-                    let event = *self.by_type.get(&ty).ok_or_else(|| {
-                        internal(format!("stored event type {ty} is not in the catalog"))
-                    })?;
-                    visit(
-                        r.get::<_, i64>(0) as u64,
-                        IndexRow {
-                            occurred_at_us: r.get(1),
-                            event,
-                            actor_id: r.get(3),
-                            actor_name: r.get(4),
-                            ip_address: r.get(5),
-                            workflow_id: r.get(6),
-                        },
-                    )?;
+                    visit(r.get::<_, i64>(0) as u64, self.index_row(r, 1)?)?;
                 }
                 if rows.len() < SCAN_BATCH as usize {
                     break;

@@ -264,6 +264,34 @@ impl SqliteBackend {
     /// Runs `f` with the writer's connection while the writer has not
     /// started (the scans of the open, as before the split: they leave the
     /// readers' caches empty), with a pooled reader's afterwards.
+    /// The index columns of a row whose `occurred_at, event_type,
+    /// actor_id, actor_name, ip_address, workflow_id` start at column `at`.
+    fn index_row<'r>(
+        &self,
+        r: &'r rusqlite::Row<'_>,
+        at: usize,
+        what: &'static str,
+    ) -> Result<IndexRow<'r>> {
+        let ty: i64 = r.get(at + 1).map_err(sql_err(what))?;
+        let event = *self
+            .by_type
+            .get(&ty)
+            .ok_or_else(|| internal(format!("stored event type {ty} is not in the catalog")))?;
+        let text = |i| {
+            r.get_ref(at + i)
+                .and_then(|v| v.as_str_or_null().map_err(Into::into))
+                .map_err(sql_err(what))
+        };
+        Ok(IndexRow {
+            occurred_at_us: r.get(at).map_err(sql_err(what))?,
+            event,
+            actor_id: text(2)?.ok_or_else(|| internal("stored event has no actor id"))?,
+            actor_name: text(3)?,
+            ip_address: text(4)?,
+            workflow_id: text(5)?,
+        })
+    }
+
     fn with_conn<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         match writer.as_ref() {
@@ -329,28 +357,7 @@ impl LogBackend for SqliteBackend {
                 if since.get(&account).is_some_and(|&from| seq < from) {
                     continue;
                 }
-                let ty: i64 = r.get(3).map_err(sql_err("rebuild index"))?;
-                let event = *self.by_type.get(&ty).ok_or_else(|| {
-                    internal(format!("stored event type {ty} is not in the catalog"))
-                })?;
-                let text = |i| {
-                    r.get_ref(i)
-                        .and_then(|v| v.as_str_or_null().map_err(Into::into))
-                        .map_err(sql_err("rebuild index"))
-                };
-                visit(
-                    account,
-                    seq,
-                    IndexRow {
-                        occurred_at_us: r.get(2).map_err(sql_err("rebuild index"))?,
-                        event,
-                        actor_id: text(4)?
-                            .ok_or_else(|| internal("stored event has no actor id"))?,
-                        actor_name: text(5)?,
-                        ip_address: text(6)?,
-                        workflow_id: text(7)?,
-                    },
-                )?;
+                visit(account, seq, self.index_row(r, 2, "rebuild index")?)?;
             }
             Ok(())
         })
@@ -379,27 +386,7 @@ impl LogBackend for SqliteBackend {
                 .map_err(sql_err(what))?;
             while let Some(r) = rows.next().map_err(sql_err(what))? {
                 let seq = r.get::<_, i64>(0).map_err(sql_err(what))? as u64;
-                let ty: i64 = r.get(2).map_err(sql_err(what))?;
-                let event = *self.by_type.get(&ty).ok_or_else(|| {
-                    internal(format!("stored event type {ty} is not in the catalog"))
-                })?;
-                let text = |i| {
-                    r.get_ref(i)
-                        .and_then(|v| v.as_str_or_null().map_err(Into::into))
-                        .map_err(sql_err(what))
-                };
-                visit(
-                    seq,
-                    IndexRow {
-                        occurred_at_us: r.get(1).map_err(sql_err(what))?,
-                        event,
-                        actor_id: text(3)?
-                            .ok_or_else(|| internal("stored event has no actor id"))?,
-                        actor_name: text(4)?,
-                        ip_address: text(5)?,
-                        workflow_id: text(6)?,
-                    },
-                )?;
+                visit(seq, self.index_row(r, 1, what)?)?;
             }
             Ok(())
         })

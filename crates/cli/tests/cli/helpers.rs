@@ -214,6 +214,12 @@ impl Server {
             .expect("GET")
     }
 
+    /// The text of an unauthenticated `GET` (`/metrics`, `/v1/public-key`).
+    pub async fn get_text(&self, path: &str) -> String {
+        let res = self.client.get(self.url(path)).send().await.expect("GET");
+        res.text().await.expect("body")
+    }
+
     pub async fn get_json(&self, token: &str, path: &str) -> Value {
         let res = self.get(token, path).await;
         let status = res.status();

@@ -100,15 +100,7 @@ async fn segments_survive_restarts_and_rebuild_checks_them() {
     // every sealed chunk loaded (and evicted) on demand.
     let mut server = Server::start_with(&ws, &args, &[]);
     assert_eq!(answers(&server, &read).await, expected);
-    let text = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = server.get_text("/metrics").await;
     assert!(
         metric(&text, "auditlog_index_cache_loads_total") >= 2.0,
         "{text}"

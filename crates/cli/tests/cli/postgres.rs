@@ -232,15 +232,7 @@ async fn two_instances_make_one_log_through_a_sigkill() {
     second.ingest(&ingest, ACME, &role_created(9_999)).await;
     let late = checkpoint(&second, &read).await;
     assert_eq!(size_of(&late), size_of(&early) + 1);
-    let key = first
-        .client
-        .get(first.url("/v1/public-key"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let key = first.get_text("/v1/public-key").await;
     let proof = first
         .get_json(
             &read,

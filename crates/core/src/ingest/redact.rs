@@ -89,12 +89,25 @@ impl std::fmt::Debug for Redactor {
 /// `password`, `api_secret`, `X-Api-Key`, `sessionToken`, … (case and the
 /// separators `_ - . ` space ignored).
 pub fn is_secret_name(name: &str) -> bool {
-    with_normalized(name, |n| SECRET_NAME_PARTS.iter().any(|p| n.contains(p)))
+    with_normalized(name, has_secret_part)
 }
 
 fn is_secret_query_name(name: &str) -> bool {
     with_normalized(name, |n| {
-        SECRET_NAME_PARTS.iter().any(|p| n.contains(p)) || SECRET_QUERY_NAMES.contains(&n)
+        has_secret_part(n) || SECRET_QUERY_NAMES.contains(&n)
+    })
+}
+
+/// Whether the normalized name `n` contains one of [`SECRET_NAME_PARTS`].
+/// One pass over `n`, comparing a part only where its first byte matches:
+/// this runs on every metadata key of every event, and nine `str::contains`
+/// (each setting up a searcher) were 2 % of batch ingest's CPU.
+fn has_secret_part(n: &str) -> bool {
+    let n = n.as_bytes();
+    (0..n.len()).any(|i| {
+        SECRET_NAME_PARTS
+            .iter()
+            .any(|p| p.as_bytes()[0] == n[i] && n[i..].starts_with(p.as_bytes()))
     })
 }
 
@@ -337,6 +350,14 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(500))]
+
+        #[test]
+        fn the_one_pass_search_finds_what_contains_finds(
+            n in "(password|passwd|secret|token|apikey|privatekey|authorization|cookie|session|pa|se|to|x|s|p){0,6}"
+        ) {
+            let naive = SECRET_NAME_PARTS.iter().any(|p| n.contains(p));
+            prop_assert_eq!(has_secret_part(&n), naive);
+        }
 
         #[test]
         fn secrets_never_survive(

@@ -7,7 +7,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step prints how long the one before it took, so a slow CI run says
+# where its time went.
+SECONDS=0
+last=0
+step() {
+  printf '\n(%ds)\n==> %s\n' "$((SECONDS - last))" "$*"
+  last=$SECONDS
+}
 
 step "prerequisites"
 if ! command -v cargo >/dev/null; then
@@ -47,4 +54,4 @@ bash tests/schemathesis/run.sh
 step "benchmarks (quick mode: must run, not meet a number)"
 cargo run --release -p auditlog-bench -- --quick --out target/bench/quick.json
 
-step "all tests passed"
+step "all tests passed (${SECONDS}s in all)"

@@ -94,6 +94,8 @@ pub struct Cluster {
     data: PathBuf,
     pub port: u16,
     running: bool,
+    /// Its processes stopped by [`Cluster::freeze`].
+    frozen: bool,
     /// Removed (by root, whoever owns the files) once [`Cluster::drop`]
     /// stopped the server.
     _dir: TempDir,
@@ -127,6 +129,7 @@ impl Cluster {
             data: dir.path().join("data"),
             port: free_port(),
             running: false,
+            frozen: false,
             _dir: dir,
         }
     }
@@ -189,6 +192,61 @@ impl Cluster {
         self.running = false;
     }
 
+    /// Freezes the server (`SIGSTOP` to the postmaster and its children):
+    /// a database that hangs, its storage stalled, while its machine's
+    /// kernel still accepts connections and acknowledges what is sent.
+    pub fn freeze(&mut self) {
+        let pids = self.pids();
+        self.signal("-STOP", &pids);
+        self.frozen = true;
+    }
+
+    /// Lets a frozen server go on (`SIGCONT`).
+    pub fn thaw(&mut self) {
+        let pids = self.pids();
+        self.signal("-CONT", &pids);
+        self.frozen = false;
+    }
+
+    fn signal(&self, signal: &str, pids: &[u32]) {
+        let mut cmd = Command::new("kill");
+        cmd.arg(signal).args(pids.iter().map(u32::to_string));
+        run(&mut cmd);
+    }
+
+    /// The postmaster (first) and its children, from `/proc`.
+    fn pids(&self) -> Vec<u32> {
+        let pid_file = std::fs::read_to_string(self.data.join("postmaster.pid"))
+            .expect("postmaster.pid of a running server");
+        let postmaster: u32 = pid_file
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .expect("the postmaster's pid");
+        let mut pids = vec![postmaster];
+        for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            // `pid (comm) state ppid …`; comm may hold spaces and parens.
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            if ppid == Some(postmaster) {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+
     /// `pg_ctl promote` of a replica: it becomes a primary that accepts
     /// writes (`-w`: once it does).
     pub fn promote(&self) {
@@ -242,6 +300,14 @@ impl Drop for Cluster {
     /// Stops the server hard (nothing of a test cluster is worth a
     /// checkpoint); the directory goes with the `TempDir`.
     fn drop(&mut self) {
+        if self.frozen {
+            let pids = self.pids();
+            let mut cmd = Command::new("kill");
+            let _ = cmd
+                .arg("-CONT")
+                .args(pids.iter().map(u32::to_string))
+                .output();
+        }
         if self.running {
             let _ = as_postgres("pg_ctl")
                 .arg("-D")

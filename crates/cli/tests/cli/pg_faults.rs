@@ -249,6 +249,53 @@ async fn database_stopped_and_started_under_writers() {
     assert_consistent(&ws, &server, &read, &early, &late).await;
 }
 
+/// The database frozen under four writers (its processes stopped: hung
+/// storage, while its machine still accepts connections and acknowledges
+/// what is sent, so only the server's own bounds can answer): every request
+/// is answered in time (the request timeout, shortened here, answers 503
+/// with Retry-After; `/readyz` gives up on the store after its own bound;
+/// the probes and metrics answer), and once the database goes on, so does
+/// the server, with every acknowledged event there once (the appends whose
+/// requests timed out committed later, and their retries found them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_frozen_database_is_answered_in_bounded_time() {
+    if !pg_cluster::available() {
+        return;
+    }
+    let mut db = blocking(Cluster::start);
+    let url = db.url();
+    let ws = Workspace::new();
+    let ingest = create_token(&url, ACME, "ingest");
+    let read = create_token(&url, ACME, "read");
+    let args = ["--database-url", &url, "--request-timeout-secs", "8"];
+    let server = Server::start_with(&ws, &args, &[]);
+    let progress = Arc::new(Progress::default());
+    let writers = spawn_writers(4, &[server.base.clone()], &ingest, &progress);
+    progress.wait_batches(8).await;
+
+    blocking(|| db.freeze());
+    wait_ready(&server, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert_eq!(probe(&server, "/healthz").await, StatusCode::OK);
+    assert_eq!(probe(&server, "/metrics").await, StatusCode::OK);
+    let deadline = Instant::now() + SETTLE;
+    while progress.unavailable.load(Ordering::SeqCst) < 4 {
+        assert!(Instant::now() < deadline, "the writers never met the hang");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    blocking(|| db.thaw());
+    wait_ready(&server, StatusCode::OK).await;
+    progress.wait_batches(8).await;
+    let acked = stop_writers(&progress, writers).await;
+    eprintln!(
+        "{} events acknowledged, {} answers 503",
+        acked.len(),
+        progress.unavailable.load(Ordering::SeqCst)
+    );
+    let listed = server.list_all(&read, ACME, 1000).await;
+    assert_one_log(&listed, &acked, 2 + acked.len());
+}
+
 /// The token revocation listener's statement, as `pg_stat_activity` shows
 /// it (`listen.rs`).
 const LISTEN_QUERY: &str = "LISTEN auditlog_tokens";

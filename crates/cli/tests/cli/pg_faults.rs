@@ -54,6 +54,15 @@ impl Progress {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+
+    /// Waits until the writers were answered `503` `n` times in all.
+    async fn wait_unavailable(&self, n: usize) {
+        let deadline = Instant::now() + SETTLE;
+        while self.unavailable.load(Ordering::SeqCst) < n {
+            assert!(Instant::now() < deadline, "the writers never met the fault");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 /// Writer `w`: keyed batches, each retried (same idempotency keys) until
@@ -217,15 +226,8 @@ async fn database_stopped_and_started_under_writers() {
         .await;
     assert_eq!(read_down.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(read_down.headers().contains_key("retry-after"));
-    // Every writer meets the outage before the database comes back.
-    let deadline = Instant::now() + SETTLE;
-    while progress.unavailable.load(Ordering::SeqCst) < 4 {
-        assert!(
-            Instant::now() < deadline,
-            "the writers never met the outage"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // The writers meet the outage before the database comes back.
+    progress.wait_unavailable(4).await;
 
     blocking(|| db.restart());
     let restarted = Instant::now();
@@ -257,7 +259,8 @@ async fn database_stopped_and_started_under_writers() {
 /// with Retry-After; `/readyz` gives up on the store after its own bound;
 /// the probes and metrics answer), and once the database goes on, so does
 /// the server, with every acknowledged event there once (the appends whose
-/// requests timed out committed later, and their retries found them).
+/// requests timed out committed later, and their retries found them) and
+/// checkpoints consistent across the hang.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_frozen_database_is_answered_in_bounded_time() {
     if !pg_cluster::available() {
@@ -273,16 +276,13 @@ async fn a_frozen_database_is_answered_in_bounded_time() {
     let progress = Arc::new(Progress::default());
     let writers = spawn_writers(4, std::slice::from_ref(&server.base), &ingest, &progress);
     progress.wait_batches(8).await;
+    let early = checkpoint(&server, &read).await;
 
     blocking(|| db.freeze());
     wait_ready(&server, StatusCode::SERVICE_UNAVAILABLE).await;
     assert_eq!(probe(&server, "/healthz").await, StatusCode::OK);
     assert_eq!(probe(&server, "/metrics").await, StatusCode::OK);
-    let deadline = Instant::now() + SETTLE;
-    while progress.unavailable.load(Ordering::SeqCst) < 4 {
-        assert!(Instant::now() < deadline, "the writers never met the hang");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    progress.wait_unavailable(4).await;
 
     blocking(|| db.thaw());
     wait_ready(&server, StatusCode::OK).await;
@@ -295,6 +295,8 @@ async fn a_frozen_database_is_answered_in_bounded_time() {
     );
     let listed = server.list_all(&read, ACME, 1000).await;
     assert_one_log(&listed, &acked, 2 + acked.len());
+    let late = checkpoint(&server, &read).await;
+    assert_consistent(&ws, &server, &read, &early, &late).await;
 }
 
 /// The token revocation listener's statement, as `pg_stat_activity` shows

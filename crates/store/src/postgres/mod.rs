@@ -643,3 +643,40 @@ impl LogBackend for PgBackend {
         Ok(row.get::<_, i64>(0) as u64)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{PgOptions, config};
+
+    /// Regression (the failover test): with several hosts each got the
+    /// whole connect timeout, so a silent first host used up the pool's
+    /// attempt and the promoted second one was never tried.
+    #[test]
+    fn each_host_gets_a_share_of_the_connect_timeout() {
+        let opts = PgOptions {
+            connect_timeout: Duration::from_secs(5),
+            ..PgOptions::default()
+        };
+        let timeout = |url: &str| *config(url, &opts).unwrap().get_connect_timeout().unwrap();
+        assert_eq!(timeout("postgres://u@a/db"), Duration::from_secs(5));
+        assert_eq!(
+            timeout("postgres://u@a:1,b:2/db?target_session_attrs=read-write"),
+            Duration::from_millis(2500)
+        );
+        assert_eq!(
+            timeout("host=a,b,c port=1,2,3 user=u dbname=db"),
+            Duration::from_secs(5) / 3
+        );
+        // Never below a second per host, however many there are.
+        let many = (0..10)
+            .map(|i| format!("h{i}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        assert_eq!(
+            timeout(&format!("host={many} user=u")),
+            Duration::from_secs(1)
+        );
+    }
+}

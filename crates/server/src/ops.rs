@@ -2,7 +2,7 @@
 //! metrics middleware and the 404 fallback.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
@@ -44,17 +44,34 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// `GET /readyz`: the store answers.
+/// How long `/readyz` and `/metrics` wait for the store before they
+/// answer without it: a database that hangs (its storage stalled, its
+/// process frozen) must not hang the probes too. Readiness is outside the
+/// request timeout (probes answer even when the server sheds load), so
+/// this is its only bound; it matches the database backend's connect
+/// timeout, within which an unreachable database is already reported.
+const STORE_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `GET /readyz`: the store answers, within [`STORE_PROBE_TIMEOUT`].
 pub async fn readyz(State(st): State<AppState>) -> Response {
-    match st.store.ready().await {
-        Ok(()) => "ready\n".into_response(),
-        Err(e) => ApiError::from(e).into_response(),
+    match tokio::time::timeout(STORE_PROBE_TIMEOUT, st.store.ready()).await {
+        Ok(Ok(())) => "ready\n".into_response(),
+        Ok(Err(e)) => ApiError::from(e).into_response(),
+        Err(_) => {
+            tracing::warn!("the store did not answer the readiness check");
+            ApiError::Unavailable(format!(
+                "the store did not answer within {} s",
+                STORE_PROBE_TIMEOUT.as_secs()
+            ))
+            .into_response()
+        }
     }
 }
 
-/// `GET /metrics`: Prometheus text format.
+/// `GET /metrics`: Prometheus text format (without the store's size if
+/// the store does not tell it within [`STORE_PROBE_TIMEOUT`]).
 pub async fn metrics(State(st): State<AppState>) -> Response {
-    if let Ok(bytes) = st.store.size_bytes().await {
+    if let Ok(Ok(bytes)) = tokio::time::timeout(STORE_PROBE_TIMEOUT, st.store.size_bytes()).await {
         metrics::gauge!("auditlog_store_size_bytes").set(bytes as f64);
     }
     if let Some(c) = st.store.index_cache_stats() {

@@ -9,6 +9,8 @@ mod hardening;
 mod helpers;
 mod index;
 mod limits;
+mod pg_cluster;
+mod pg_faults;
 mod postgres;
 mod secrets;
 mod serve;

@@ -409,6 +409,20 @@ impl Sequencer {
         }
         let now_json = CanonicalParts::time(now);
         let mut group_keys: HashMap<(AccountId, String), Record> = HashMap::new();
+        // An error fails the group; the op in hand is answered with it
+        // first (`commit_group` answers the others). Its reply dropped
+        // unanswered would read as the writer stopping.
+        macro_rules! or_answer {
+            ($result:expr, $reply:ident) => {
+                match $result {
+                    Ok(v) => v,
+                    Err(e) => {
+                        drop($reply.send(Err(StoreError::new(e.kind, e.message.clone()))));
+                        return Err(e);
+                    }
+                }
+            };
+        }
         for WriteOp(op) in ops.by_ref() {
             let d = match op {
                 Op::Append {
@@ -419,7 +433,7 @@ impl Sequencer {
                     reply,
                 } => {
                     if let Some((id, change)) = &records
-                        && !tx.mark_token_change(id, *change)?
+                        && !or_answer!(tx.mark_token_change(id, *change), reply)
                     {
                         // Recorded already (by a racing caller).
                         done.push(Done::Appended {
@@ -431,7 +445,9 @@ impl Sequencer {
                         continue;
                     }
                     if !snapshots.contains_key(&account) {
-                        let tree = self.account_mut(tx, &account)?.tree.clone();
+                        let tree = or_answer!(self.account_mut(tx, &account), reply)
+                            .tree
+                            .clone();
                         snapshots.insert(account.clone(), tree);
                     }
                     // An error here fails the whole group (every request in
@@ -444,7 +460,7 @@ impl Sequencer {
                         now_json: &now_json,
                         group_keys: &mut group_keys,
                     };
-                    match self.append_events(tx, &account, events, parts, ctx)? {
+                    match or_answer!(self.append_events(tx, &account, events, parts, ctx), reply) {
                         Ok(appended) => Done::Appended {
                             account,
                             appended,
@@ -461,8 +477,8 @@ impl Sequencer {
                     note,
                     reply,
                 } => {
-                    let key = self.account_mut(tx, &account)?.state.key;
-                    tx.put_checkpoint(key, size, &note)?;
+                    let key = or_answer!(self.account_mut(tx, &account), reply).state.key;
+                    or_answer!(tx.put_checkpoint(key, size, &note), reply);
                     Done::Checkpoint {
                         account,
                         size,
@@ -474,11 +490,11 @@ impl Sequencer {
                     reply,
                 },
                 Op::RevokeToken { revocation, reply } => Done::Changed {
-                    changed: tx.revoke_token(&revocation)?,
+                    changed: or_answer!(tx.revoke_token(&revocation), reply),
                     reply,
                 },
                 Op::MarkToken { id, change, reply } => Done::Changed {
-                    changed: tx.mark_token_change(&id, change)?,
+                    changed: or_answer!(tx.mark_token_change(&id, change), reply),
                     reply,
                 },
                 // Done by `catch_up` at the group's start.
@@ -487,7 +503,7 @@ impl Sequencer {
                     reply,
                 },
                 Op::TouchToken { id, at_us, reply } => {
-                    tx.touch_token(&id, at_us)?;
+                    or_answer!(tx.touch_token(&id, at_us), reply);
                     Done::Unit {
                         result: Ok(()),
                         reply,
@@ -503,7 +519,7 @@ impl Sequencer {
                     columns,
                     reply,
                 } => {
-                    tx.put_index_columns(key, no, &columns)?;
+                    or_answer!(tx.put_index_columns(key, no, &columns), reply);
                     Done::Unit {
                         result: Ok(()),
                         reply,
@@ -514,9 +530,9 @@ impl Sequencer {
                     segments,
                     reply,
                 } => {
-                    tx.delete_index_segments(key)?;
+                    or_answer!(tx.delete_index_segments(key), reply);
                     for (no, summary, columns) in &segments {
-                        tx.put_index_segment(key, *no, summary, columns)?;
+                        or_answer!(tx.put_index_segment(key, *no, summary, columns), reply);
                     }
                     Done::Unit {
                         result: Ok(()),

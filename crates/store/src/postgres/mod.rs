@@ -348,16 +348,41 @@ fn config(url: &str, opts: &PgOptions) -> Result<tokio_postgres::Config> {
     let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
         StoreError::with_source(StoreErrorKind::Invalid, "parse the database URL", e)
     })?;
-    config.connect_timeout(opts.connect_timeout);
+    // With several hosts (`host=a,b`, a failover pair) the driver tries
+    // them in turn, each with the whole connect timeout, while the pool
+    // gives up on the attempt after `connect_timeout` in all: a first host
+    // that is gone (its machine off, no refusal) would use all of it, and
+    // the second, the new primary, would never be tried. Each host gets an
+    // equal share instead (a TCP connect on a LAN takes milliseconds).
+    let hosts = config.get_hosts().len().max(config.get_hostaddrs().len());
+    let share = opts.connect_timeout / u32::try_from(hosts.max(1)).unwrap_or(u32::MAX);
+    config.connect_timeout(share.max(MIN_HOST_CONNECT_TIMEOUT));
     config.application_name("auditlog");
     // `CREATE … IF NOT EXISTS` of a partition that exists is a NOTICE,
     // which the driver would log at info on every start.
     config.options("-c client_min_messages=warning");
-    // A dead peer (a machine lost, a network cut) is noticed by TCP
-    // keepalives rather than a request hanging on it.
+    // A peer that is gone (a machine lost, a network cut) is noticed by
+    // the kernel rather than a request hanging on it: data unacknowledged
+    // for `DEAD_PEER_TIMEOUT` closes the connection (TCP would otherwise
+    // retransmit for about 15 minutes), and an idle connection (the
+    // LISTEN one, the signer's) is probed after 30 s.
+    config.tcp_user_timeout(DEAD_PEER_TIMEOUT);
     config.keepalives_idle(Duration::from_secs(30));
+    config.keepalives_interval(Duration::from_secs(5));
+    config.keepalives_retries(3);
     Ok(config)
 }
+
+/// The least time one host of several gets to accept a connection (see
+/// [`config`]).
+const MIN_HOST_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long sent data may stay unacknowledged before the connection is
+/// given up (`TCP_USER_TIMEOUT`): far above a round trip to a database on
+/// the same network, and short enough that a writer whose database machine
+/// died moves on to the new primary within it. A slow query is not cut:
+/// the server's kernel acknowledges the query while it runs.
+const DEAD_PEER_TIMEOUT: Duration = Duration::from_secs(15);
 
 impl PgBackend {
     /// Connects, runs the migrations the database lacks (under an advisory
@@ -616,5 +641,42 @@ impl LogBackend for PgBackend {
             .block_on(conn.query_one("SELECT pg_database_size(current_database())", &[]))
             .map_err(pg_err("read database size"))?;
         Ok(row.get::<_, i64>(0) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{PgOptions, config};
+
+    /// Regression (the failover test): with several hosts each got the
+    /// whole connect timeout, so a silent first host used up the pool's
+    /// attempt and the promoted second one was never tried.
+    #[test]
+    fn each_host_gets_a_share_of_the_connect_timeout() {
+        let opts = PgOptions {
+            connect_timeout: Duration::from_secs(5),
+            ..PgOptions::default()
+        };
+        let timeout = |url: &str| *config(url, &opts).unwrap().get_connect_timeout().unwrap();
+        assert_eq!(timeout("postgres://u@a/db"), Duration::from_secs(5));
+        assert_eq!(
+            timeout("postgres://u@a:1,b:2/db?target_session_attrs=read-write"),
+            Duration::from_millis(2500)
+        );
+        assert_eq!(
+            timeout("host=a,b,c port=1,2,3 user=u dbname=db"),
+            Duration::from_secs(5) / 3
+        );
+        // Never below a second per host, however many there are.
+        let many = (0..10)
+            .map(|i| format!("h{i}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        assert_eq!(
+            timeout(&format!("host={many} user=u")),
+            Duration::from_secs(1)
+        );
     }
 }

@@ -7,6 +7,10 @@
 
 use super::{PgOptions, PostgresStore};
 
+/// The key of the checkpoint signer's advisory lock, for tests that look
+/// for its holder in `pg_locks`.
+pub const SIGNER_LOCK: i64 = super::schema::SIGNER_LOCK;
+
 /// The server's URL, or `None` (said on stderr) when no server is
 /// configured outside CI.
 pub fn server_url() -> Option<String> {

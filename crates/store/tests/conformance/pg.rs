@@ -436,3 +436,25 @@ async fn one_process_leads_checkpoint_signing_and_another_takes_over() {
     }
     panic!("the second process never took over");
 }
+
+/// Regression (found by the failover test): a request whose own step
+/// failed inside a group was dropped unanswered, and its caller read "the
+/// store's writer stopped (shutting down)" instead of the cause. The store
+/// goes on after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_whose_step_fails_is_answered_with_its_cause() {
+    let Some(db) = TestDb::create() else { return };
+    let store = open(&db.url, PgOptions::default()).unwrap();
+    let a = super::acct("acme");
+    let ev = |t, key| super::event("Login/Logout", "Login", t, "alice", key);
+    store.append(&a, vec![ev(1, Some("k-1"))]).await.unwrap();
+    // The next key's lookup fails.
+    db.sql("DROP TABLE idempotency_keys");
+    let err = store
+        .append(&a, vec![ev(2, Some("k-2"))])
+        .await
+        .unwrap_err();
+    assert!(err.message.contains("idempotency key"), "{err:?}");
+    let appended = store.append(&a, vec![ev(3, None)]).await.unwrap();
+    assert_eq!(appended[0].record.body.seq, 1);
+}

@@ -5,10 +5,11 @@
 //! number (`--index-memory`) and a large account's old segments cost
 //! nothing until a query reads them. The lock is held for a look-up or an
 //! insert only (a hash-map operation), never while a segment is read from
-//! the store or decoded; two queries missing the same segment at once may
-//! both load it (the second insert replaces the first), which costs a read
-//! and never a wrong answer.
+//! the store or decoded. Queries missing the same segment at once load it
+//! once: the dashboard asks for a count, a histogram and a page together,
+//! and after a restart all three want the same segments.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -42,6 +43,9 @@ struct Lru {
 pub struct SegmentCache {
     budget: usize,
     lru: Mutex<Lru>,
+    /// Segments being loaded, each with the gate that the queries waiting
+    /// for it queue on.
+    loading: Mutex<HashMap<Key, Arc<Mutex<()>>>>,
     next_index: AtomicU64,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -67,6 +71,7 @@ impl SegmentCache {
                 map: LruCache::unbounded(),
                 bytes: 0,
             }),
+            loading: Mutex::new(HashMap::new()),
             next_index: AtomicU64::new(0),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -82,6 +87,44 @@ impl SegmentCache {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Lru> {
         self.lru.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Segment `key` from memory, or from `load` (then held): one load at a
+    /// time per segment, the queries that miss it meanwhile wait for that
+    /// load and take its result from the cache. (If the budget evicted it
+    /// at once, a waiter loads it again: a read, never a wrong answer.)
+    pub(super) fn get_or_load(
+        &self,
+        key: Key,
+        load: impl FnOnce() -> Result<Segment, String>,
+    ) -> Result<Arc<Segment>, String> {
+        if let Some(s) = self.get(key) {
+            return Ok(s);
+        }
+        let gate = self
+            .loading
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key)
+            .or_default()
+            .clone();
+        let turn = gate.lock().unwrap_or_else(|e| e.into_inner());
+        // The query before this one in line may have loaded it.
+        let loaded = self.lock().map.get(&key).cloned();
+        let result = match loaded {
+            Some(s) => Ok(s),
+            None => load().map(|s| {
+                let s = Arc::new(s);
+                self.insert(key, s.clone(), true);
+                s
+            }),
+        };
+        drop(turn);
+        let mut loading = self.loading.lock().unwrap_or_else(|e| e.into_inner());
+        if loading.get(&key).is_some_and(|g| Arc::ptr_eq(g, &gate)) {
+            loading.remove(&key);
+        }
+        result
     }
 
     pub(super) fn get(&self, key: Key) -> Option<Arc<Segment>> {
@@ -134,5 +177,51 @@ impl SegmentCache {
             bytes,
             budget: self.budget as u64,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::super::Chunk;
+    use super::*;
+
+    #[test]
+    fn queries_missing_one_segment_together_load_it_once() {
+        let cache = SegmentCache::new(1 << 20);
+        let reads = AtomicUsize::new(0);
+        let barrier = std::sync::Barrier::new(8);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    barrier.wait();
+                    cache
+                        .get_or_load((0, 7), || {
+                            reads.fetch_add(1, Ordering::SeqCst);
+                            // A read from the store takes a while: the
+                            // other queries arrive meanwhile.
+                            std::thread::sleep(std::time::Duration::from_millis(50));
+                            Ok(Segment::of(Chunk::empty()))
+                        })
+                        .unwrap();
+                });
+            }
+        });
+        assert_eq!(reads.load(Ordering::SeqCst), 1);
+        let stats = cache.stats();
+        assert_eq!((stats.loads, stats.misses + stats.hits), (1, 8));
+        assert!(
+            cache.loading.lock().unwrap().is_empty(),
+            "no gate left behind"
+        );
+        // A failed load is not cached, and the next query tries again.
+        let fail = cache.get_or_load((0, 8), || Err("unreadable".into()));
+        assert_eq!(fail.err().as_deref(), Some("unreadable"));
+        assert!(
+            cache
+                .get_or_load((0, 8), || Ok(Segment::of(Chunk::empty())))
+                .is_ok()
+        );
     }
 }

@@ -348,20 +348,16 @@ impl Core {
             .pager
             .as_ref()
             .ok_or("a sealed chunk in an index without a store")?;
-        if let Some(s) = pager.cache.get((pager.id, no)) {
-            return Ok(s);
-        }
-        let segment = match pager.source.columns(no)? {
-            Some(bytes) => match Segment::decode_columns(&bytes) {
-                Ok(s) if s.chunk.len() == CHUNK_ROWS => s,
-                Ok(s) => self.repair(pager, no, &format!("{} rows", s.chunk.len()))?,
-                Err(e) => self.repair(pager, no, &e.to_string())?,
-            },
-            None => self.repair(pager, no, "missing")?,
-        };
-        let segment = Arc::new(segment);
-        pager.cache.insert((pager.id, no), segment.clone(), true);
-        Ok(segment)
+        pager
+            .cache
+            .get_or_load((pager.id, no), || match pager.source.columns(no)? {
+                Some(bytes) => match Segment::decode_columns(&bytes) {
+                    Ok(s) if s.chunk.len() == CHUNK_ROWS => Ok(s),
+                    Ok(s) => self.repair(pager, no, &format!("{} rows", s.chunk.len())),
+                    Err(e) => self.repair(pager, no, &e.to_string()),
+                },
+                None => self.repair(pager, no, "missing"),
+            })
     }
 
     /// Chunk `no` rebuilt from its rows: each value looked up in the

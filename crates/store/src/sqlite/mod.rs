@@ -19,6 +19,7 @@
 //! (see [`create_token_offline`]); SQLite serializes the two writers, and
 //! only a server's writer appends to the log.
 
+mod pool;
 mod reader;
 mod schema;
 mod tokens;
@@ -56,7 +57,7 @@ const PAGE_SIZE: u32 = 8 * 1024;
 const WRITER_CACHE_KIB: u32 = 4096;
 /// Page cache of an export's own connection, in KiB. An export reads each
 /// page once, in order (the kernel's page cache serves re-reads); with the
-/// readers' 16 MiB, every concurrent export could pin that much more RSS.
+/// readers' cache, every concurrent export could pin that much more RSS.
 const EXPORT_CACHE_KIB: i64 = 2048;
 
 pub(super) fn sql_err(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
@@ -123,10 +124,12 @@ impl Fault {
 impl Default for SqliteOptions {
     fn default() -> Self {
         SqliteOptions {
-            // 16 MiB of page cache per connection. No mmap: mapped file
-            // pages count in the process's RSS, and an export would map the
-            // whole file; the kernel's page cache serves reads as well.
-            cache_kib: 16 * 1024,
+            // 4 MiB of page cache per read connection (at most
+            // `pool::MAX_READERS` of them): the B-tree's upper pages and a
+            // page's worth of records; the kernel's page cache serves the
+            // rest. No mmap: mapped file pages count in the process's RSS,
+            // and an export would map the whole file.
+            cache_kib: 4 * 1024,
             mmap_bytes: 0,
             #[cfg(feature = "fault-injection")]
             fault: std::env::var("AUDITLOG_TEST_FAULT")
@@ -221,7 +224,7 @@ pub struct SqliteBackend {
     path: PathBuf,
     opts: SqliteOptions,
     layout: Layout,
-    readers: Mutex<Vec<SqliteReader>>,
+    readers: pool::Readers,
     /// The catalog's stable type ids, both ways.
     event_types: Arc<HashMap<EventId, i64>>,
     by_type: HashMap<i64, EventId>,
@@ -254,7 +257,7 @@ impl SqliteBackend {
             path,
             opts,
             layout,
-            readers: Mutex::new(Vec::new()),
+            readers: pool::Readers::new(),
             event_types: Arc::new(event_types),
             by_type,
             writer: Mutex::new(Some(conn)),
@@ -393,17 +396,12 @@ impl LogBackend for SqliteBackend {
     }
 
     fn with_reader<T>(&self, f: impl FnOnce(&SqliteReader) -> Result<T>) -> Result<T> {
-        let reader = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let reader = match reader {
-            Some(r) => r,
-            None => self.reader(&self.opts)?,
-        };
-        let out = f(&reader);
-        self.readers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(reader);
-        out
+        let reader = self
+            .readers
+            .take(pool::MAX_READERS, pool::READER_WAIT, || {
+                self.reader(&self.opts)
+            })?;
+        f(&reader)
     }
 
     fn dedicated_reader(&self) -> Result<SqliteReader> {

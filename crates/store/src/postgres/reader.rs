@@ -258,6 +258,16 @@ impl LogReader for PgReader {
         Ok(row.get::<_, i64>(0) as u64)
     }
 
+    fn log_size(&self, account: AccountKey) -> Result<u64> {
+        Ok(self
+            .query_opt(
+                "read the log's size",
+                "SELECT size FROM heads WHERE account_id = $1",
+                &[&account.0],
+            )?
+            .map_or(0, |r| r.get::<_, i64>(0) as u64))
+    }
+
     fn live_token(&self, secret_hash: &Hash) -> Result<Option<TokenRecord>> {
         tokens::live_token(self, secret_hash)
     }

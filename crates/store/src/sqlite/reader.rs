@@ -247,6 +247,16 @@ impl LogReader for SqliteReader {
         Ok(size as u64)
     }
 
+    fn log_size(&self, account: AccountKey) -> Result<u64> {
+        // `events_by_seq (account, seq)` answers the MAX from its last entry.
+        let size: i64 = self
+            .conn
+            .prepare_cached("SELECT COALESCE(MAX(seq) + 1, 0) FROM events WHERE account = ?1")
+            .and_then(|mut s| s.query_row([account.0], |r| r.get(0)))
+            .map_err(sql_err("read the log's size"))?;
+        Ok(size as u64)
+    }
+
     fn live_token(&self, secret_hash: &Hash) -> Result<Option<TokenRecord>> {
         tokens::live_token(&self.conn, secret_hash)
     }

@@ -168,11 +168,11 @@ pub trait LogReader {
     /// The size of the largest checkpoint stored for the account (0: none).
     fn signed_size(&self, account: AccountKey) -> Result<u64>;
 
-    /// The account's committed log size (its next seq; 0 for none): read
-    /// at open for every account, whose state is then opened on first use,
-    /// to know which ones hold events no checkpoint covers yet. An index
-    /// look-up, not a scan.
-    fn log_size(&self, account: AccountKey) -> Result<u64>;
+    /// The accounts whose log holds events that no stored checkpoint
+    /// covers (committed size above the largest checkpoint's): read once
+    /// at open, when accounts are not opened yet, so that the checkpoint
+    /// signer still signs them. One query, two index look-ups an account.
+    fn unsigned_accounts(&self) -> Result<Vec<AccountKey>>;
 
     /// The token with this secret hash unless it is revoked.
     fn live_token(&self, secret_hash: &Hash) -> Result<Option<TokenRecord>>;

@@ -15,6 +15,7 @@
 //! opens it first, and a caller sends its op only after the adoption's
 //! reply, behind it in the writer's queue.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -137,21 +138,23 @@ fn open_account<B: LogBackend>(
     })
 }
 
-/// The accounts of the database as unopened slots, each marked if its log
-/// holds events no checkpoint covers (two index look-ups an account).
+/// The accounts of the database, each marked if its log holds events no
+/// checkpoint covers: two queries whatever the number of accounts.
 pub(super) fn list_accounts<B: LogBackend>(
     backend: &B,
 ) -> Result<Vec<(AccountId, AccountKey, bool)>> {
     let accounts = backend.accounts()?;
-    backend.with_reader(|reader| {
-        accounts
-            .into_iter()
-            .map(|(account, key)| {
-                let unsigned = reader.log_size(key)? > reader.signed_size(key)?;
-                Ok((account, key, unsigned))
-            })
-            .collect()
-    })
+    let unsigned: HashSet<AccountKey> = backend
+        .with_reader(|reader| reader.unsigned_accounts())?
+        .into_iter()
+        .collect();
+    Ok(accounts
+        .into_iter()
+        .map(|(account, key)| {
+            let unsigned = unsigned.contains(&key);
+            (account, key, unsigned)
+        })
+        .collect())
 }
 
 impl<B: LogBackend> LayeredStore<B> {

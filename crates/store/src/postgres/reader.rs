@@ -258,14 +258,18 @@ impl LogReader for PgReader {
         Ok(row.get::<_, i64>(0) as u64)
     }
 
-    fn log_size(&self, account: AccountKey) -> Result<u64> {
+    fn unsigned_accounts(&self) -> Result<Vec<AccountKey>> {
         Ok(self
-            .query_opt(
-                "read the log's size",
-                "SELECT size FROM heads WHERE account_id = $1",
-                &[&account.0],
+            .query(
+                "find unsigned accounts",
+                "SELECT h.account_id FROM heads h \
+                 WHERE h.size > COALESCE( \
+                     (SELECT MAX(c.size) FROM checkpoints c WHERE c.account_id = h.account_id), 0)",
+                &[],
             )?
-            .map_or(0, |r| r.get::<_, i64>(0) as u64))
+            .iter()
+            .map(|r| AccountKey(r.get(0)))
+            .collect())
     }
 
     fn live_token(&self, secret_hash: &Hash) -> Result<Option<TokenRecord>> {

@@ -247,14 +247,20 @@ impl LogReader for SqliteReader {
         Ok(size as u64)
     }
 
-    fn log_size(&self, account: AccountKey) -> Result<u64> {
-        // `events_by_seq (account, seq)` answers the MAX from its last entry.
-        let size: i64 = self
-            .conn
-            .prepare_cached("SELECT COALESCE(MAX(seq) + 1, 0) FROM events WHERE account = ?1")
-            .and_then(|mut s| s.query_row([account.0], |r| r.get(0)))
-            .map_err(sql_err("read the log's size"))?;
-        Ok(size as u64)
+    fn unsigned_accounts(&self) -> Result<Vec<AccountKey>> {
+        // Each MAX is read from the last entry of `events_by_seq (account,
+        // seq)` and of the checkpoints' primary key.
+        self.conn
+            .prepare(
+                "SELECT a.id FROM accounts a \
+                 WHERE COALESCE((SELECT MAX(seq) + 1 FROM events e WHERE e.account = a.id), 0) \
+                     > COALESCE((SELECT MAX(size) FROM checkpoints c WHERE c.account = a.id), 0)",
+            )
+            .and_then(|mut s| {
+                s.query_map([], |r| r.get(0).map(AccountKey))?
+                    .collect::<std::result::Result<_, _>>()
+            })
+            .map_err(sql_err("find unsigned accounts"))
     }
 
     fn live_token(&self, secret_hash: &Hash) -> Result<Option<TokenRecord>> {

@@ -13,6 +13,7 @@ use auditlog_core::record::{AccountId, CanonicalParts, Micros, Record, RecordBod
 use auditlog_core::validate::ValidEvent;
 use tokio::sync::oneshot;
 
+mod adopt;
 mod catch_up;
 
 use super::open::{Opened, Slot};
@@ -220,45 +221,6 @@ impl Sequencer {
             accounts: HashMap::new(),
             clock,
         }
-    }
-
-    /// Applies the group's [`Op::Adopt`]s, answering each at once (they
-    /// touch no database), and returns the other ops.
-    fn adopt(&mut self, ops: Vec<WriteOp>) -> Vec<WriteOp> {
-        let mut rest = Vec::with_capacity(ops.len());
-        for op in ops {
-            let WriteOp(Op::Adopt {
-                account,
-                opened,
-                reply,
-            }) = op
-            else {
-                rest.push(op);
-                continue;
-            };
-            let state = match self.accounts.get(&account) {
-                Some(acc) => acc.state.clone(),
-                None => {
-                    let Opened { state, tree } = *opened;
-                    self.accounts.insert(
-                        account.clone(),
-                        WriterAccount {
-                            state: state.clone(),
-                            tree,
-                        },
-                    );
-                    self.unsealed.insert(account.clone());
-                    state
-                }
-            };
-            // The slot exists: only known accounts are opened.
-            let state = match self.shared.slot(&account) {
-                Some(slot) => slot.install(state),
-                None => state,
-            };
-            drop(reply.send(Ok(state)));
-        }
-        rest
     }
 
     /// Where the backend reports its writer's death.

@@ -168,6 +168,12 @@ pub trait LogReader {
     /// The size of the largest checkpoint stored for the account (0: none).
     fn signed_size(&self, account: AccountKey) -> Result<u64>;
 
+    /// The accounts whose log holds events that no stored checkpoint
+    /// covers (committed size above the largest checkpoint's): read once
+    /// at open, when accounts are not opened yet, so that the checkpoint
+    /// signer still signs them. One query, two index look-ups an account.
+    fn unsigned_accounts(&self) -> Result<Vec<AccountKey>>;
+
     /// The token with this secret hash unless it is revoked.
     fn live_token(&self, secret_hash: &Hash) -> Result<Option<TokenRecord>>;
 

@@ -3,12 +3,14 @@
 //! account's column index and Merkle tree state, the token cache, the query
 //! code, and the write path's sequencing ([`Sequencer`]).
 //!
-//! At open it restores every account's index from its stored segments'
-//! summaries and the rows after the last one (see `segments.rs`), and its
-//! tree from the stored tiles; from then on the index learns each committed
-//! row from the [`Sequencer`], which applies every write and stores each
-//! index chunk that fills up as a segment.
+//! At open it reads only the list of accounts. An account is opened on
+//! first use (see `open.rs`): its index restored from its stored segments'
+//! summaries and the rows after the last one (see `segments.rs`), its tree
+//! from the stored tiles. From then on the index learns each committed row
+//! from the [`Sequencer`], which applies every write and stores each index
+//! chunk that fills up as a segment.
 
+mod open;
 mod query;
 mod segments;
 mod tokens;
@@ -18,7 +20,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use auditlog_core::index::{CacheStats, IndexLimits, LogIndex, RowKey, SegmentCache};
-use auditlog_core::merkle::{self, Hash, TreeState};
+use auditlog_core::merkle::{self, Hash};
 use auditlog_core::record::{AccountId, CanonicalHead, CanonicalParts, CanonicalTail, Record};
 use auditlog_core::validate::ValidEvent;
 use tokio::sync::oneshot;
@@ -66,7 +68,8 @@ impl AccountState {
 }
 
 struct Shared {
-    accounts: RwLock<HashMap<AccountId, Arc<AccountState>>>,
+    /// Every account known, opened or not.
+    accounts: RwLock<HashMap<AccountId, Arc<open::Slot>>>,
     tokens: tokens::TokenCache,
     /// Why the writer died, once it has: `ready` fails and `failed`
     /// resolves.
@@ -77,10 +80,12 @@ struct Shared {
     new_index: segments::NewIndex,
     /// Every account's sealed index segments in memory.
     cache: Arc<SegmentCache>,
+    /// Where queries send the segments they had to rebuild.
+    repairs: segments::Repairs,
 }
 
 impl Shared {
-    fn account(&self, account: &AccountId) -> Option<Arc<AccountState>> {
+    fn slot(&self, account: &AccountId) -> Option<Arc<open::Slot>> {
         self.accounts
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -135,63 +140,33 @@ impl<B> std::fmt::Debug for LayeredStore<B> {
 }
 
 impl<B: LogBackend> LayeredStore<B> {
-    /// Opens the store over `backend`: rebuilds the column index and tree
-    /// state of every account from it, then starts its writer. `clock` is
-    /// read once per commit for `recorded_at` and record ids; every
-    /// account's index keeps to `index_limits`.
+    /// Opens the store over `backend`: reads the list of accounts (each
+    /// one's index and tree are opened on first use) and starts its writer.
+    /// `clock` is read once per commit for `recorded_at` and record ids;
+    /// every account's index keeps to `index_limits`.
     pub fn over(backend: B, clock: Clock, index: IndexOptions) -> Result<LayeredStore<B>> {
         let backend = Arc::new(backend);
         let cache = SegmentCache::new(index.memory);
         let repairs = segments::Repairs::default();
-        let accounts = backend.accounts()?;
-        let mut indexes: HashMap<AccountKey, (LogIndex, u64)> = HashMap::new();
-        for (account, key) in &accounts {
-            let restored =
-                segments::restore(&backend, &cache, &repairs, index.limits, account, *key)?;
-            indexes.insert(*key, restored);
-        }
-        let mut shared_accounts = HashMap::new();
-        let mut trees = Vec::new();
-        let revoked = backend.with_reader(|reader| {
-            for (account, key) in accounts {
-                let (index, size) = indexes.remove(&key).expect("one index per account");
-                if index.overflowed() {
-                    query::warn_index_overflow(&account, &index);
-                }
-                let tree = TreeState::restore(
-                    size,
-                    &query::Tiles {
-                        reader,
-                        account: key,
-                    },
-                )
-                .map_err(|e| internal(format!("restore tree of {account}: {e}")))?;
-                let head = TreeHead {
-                    size,
-                    root: tree.root(),
-                };
-                let signed = reader.signed_size(key)?;
-                let state = Arc::new(AccountState::with_index(key, index, head, signed));
-                shared_accounts.insert(account.clone(), state.clone());
-                trees.push((account, state, tree));
-            }
-            reader.revoked_token_count()
-        })?;
+        let slots = open::list_accounts(&*backend)?
+            .into_iter()
+            .map(|(account, key, unsigned)| {
+                (account, Arc::new(open::Slot::unopened(key, unsigned)))
+            })
+            .collect();
+        let revoked = backend.with_reader(|reader| reader.revoked_token_count())?;
         let shared = Arc::new(Shared {
-            accounts: RwLock::new(shared_accounts),
+            accounts: RwLock::new(slots),
             tokens: tokens::TokenCache::new(revoked),
             failure: tokio::sync::watch::Sender::new(None),
             index_limits: index.limits,
             new_index: segments::new_index(&backend, &cache, &repairs, index.limits),
             cache,
+            repairs: repairs.clone(),
         });
         let (tx, rx) = tokio::sync::mpsc::channel(WRITE_QUEUE);
         repairs.connect(&tx);
-        backend.start_writer(Sequencer::new(shared.clone(), trees, clock), rx)?;
-        // Chunks replayed from rows at open (a crash before their segments
-        // were stored, or a file from before segments) are stored now.
-        let (reply, _) = oneshot::channel();
-        let _ = tx.try_send(WriteOp::new(write::Op::Seal { reply }));
+        backend.start_writer(Sequencer::new(shared.clone(), clock), rx)?;
         Ok(LayeredStore {
             backend,
             shared,
@@ -224,22 +199,30 @@ impl<B: LogBackend> LayeredStore<B> {
         rx.await.map_err(|_| stopped())?
     }
 
-    /// When other processes may append to the logs, brings this process's
-    /// view of `account` (its index and tree head) up to what is committed
-    /// before a read: read-your-writes across instances. One query per
-    /// read; the writer's catch-up only when behind.
-    async fn caught_up(&self, account: &AccountId) -> Result<()> {
+    /// The state of `account` for a read (`None`: an account without
+    /// events): opened if it is not yet, and, when other processes may
+    /// append to the logs, brought up to what is committed (its index and
+    /// tree head): read-your-writes across instances. One query per read;
+    /// the writer's catch-up only when behind, which also creates the state
+    /// of an account another process registered after this one opened.
+    async fn state(&self, account: &AccountId) -> Result<Option<Arc<AccountState>>> {
+        let opened = self.opened(account).await?;
         if !self.backend.several_appenders() {
-            return Ok(());
+            return Ok(opened);
         }
         let name = account.clone();
         let committed = self.read(move |r| r.committed_size(&name)).await?;
-        let held = self.shared.account(account).map_or(0, |a| a.index.len());
-        if committed > held {
-            let account = account.clone();
-            self.send(|reply| Op::CatchUp { account, reply }).await?;
+        let held = opened.as_ref().map_or(0, |a| a.index.len());
+        if committed <= held {
+            return Ok(opened);
         }
-        Ok(())
+        let name = account.clone();
+        self.send(|reply| Op::CatchUp {
+            account: name,
+            reply,
+        })
+        .await?;
+        self.opened(account).await
     }
 
     /// Runs `f` on a blocking thread with a pooled reader.
@@ -268,7 +251,7 @@ impl<B: LogBackend> LayeredStore<B> {
     ) -> Result<T> {
         let acc = self
             .shared
-            .account(account)
+            .slot(account)
             .ok_or_else(|| internal("account vanished"))?;
         self.read(move |reader| {
             f(&query::Tiles {
@@ -327,6 +310,8 @@ impl<B: LogBackend> LayeredStore<B> {
                 )
             })
             .collect();
+        // The writer appends to the account's tree: it must hold it first.
+        self.opened(account).await?;
         let account = account.clone();
         self.send(|reply| Op::Append {
             account,
@@ -359,8 +344,7 @@ impl<B: LogBackend> Store for LayeredStore<B> {
     }
 
     async fn get(&self, account: &AccountId, id: &str) -> Result<Option<Record>> {
-        self.caught_up(account).await?;
-        let Some(acc) = self.shared.account(account) else {
+        let Some(acc) = self.state(account).await? else {
             return Ok(None);
         };
         let id = id.to_owned();
@@ -379,8 +363,7 @@ impl<B: LogBackend> Store for LayeredStore<B> {
         after: Option<RowKey>,
         limit: usize,
     ) -> Result<Page> {
-        self.caught_up(account).await?;
-        let Some(acc) = self.shared.account(account) else {
+        let Some(acc) = self.state(account).await? else {
             return Ok(Page {
                 records: Vec::new(),
                 next: None,
@@ -395,8 +378,7 @@ impl<B: LogBackend> Store for LayeredStore<B> {
     }
 
     async fn count(&self, account: &AccountId, sel: &Selection) -> Result<u64> {
-        self.caught_up(account).await?;
-        let Some(acc) = self.shared.account(account) else {
+        let Some(acc) = self.state(account).await? else {
             return Ok(0);
         };
         let sel = sel.clone();
@@ -410,8 +392,7 @@ impl<B: LogBackend> Store for LayeredStore<B> {
         sel: &Selection,
         edges: Vec<i64>,
     ) -> Result<Vec<u64>> {
-        self.caught_up(account).await?;
-        let Some(acc) = self.shared.account(account) else {
+        let Some(acc) = self.state(account).await? else {
             return Ok(vec![0; edges.len().saturating_sub(1)]);
         };
         let sel = sel.clone();
@@ -421,11 +402,7 @@ impl<B: LogBackend> Store for LayeredStore<B> {
     }
 
     async fn first_event_time(&self, account: &AccountId) -> Result<Option<i64>> {
-        self.caught_up(account).await?;
-        Ok(self
-            .shared
-            .account(account)
-            .and_then(|a| a.index.min_time()))
+        Ok(self.state(account).await?.and_then(|a| a.index.min_time()))
     }
 
     async fn export(
@@ -434,8 +411,7 @@ impl<B: LogBackend> Store for LayeredStore<B> {
         sel: &Selection,
         mut sink: Box<RawSink<'static>>,
     ) -> Result<u64> {
-        self.caught_up(account).await?;
-        let Some(acc) = self.shared.account(account) else {
+        let Some(acc) = self.state(account).await? else {
             return Ok(0);
         };
         let sel = sel.clone();
@@ -455,17 +431,15 @@ impl<B: LogBackend> Store for LayeredStore<B> {
         needle: &str,
         limit: usize,
     ) -> Result<Vec<String>> {
-        self.caught_up(account).await?;
         Ok(self
-            .shared
-            .account(account)
+            .state(account)
+            .await?
             .map(|a| a.index.user_names(needle, limit))
             .unwrap_or_default())
     }
 
     async fn tree_head(&self, account: &AccountId) -> Result<TreeHead> {
-        self.caught_up(account).await?;
-        Ok(match self.shared.account(account) {
+        Ok(match self.state(account).await? {
             Some(a) => *a.head.lock().unwrap_or_else(|e| e.into_inner()),
             None => TreeHead {
                 size: 0,
@@ -475,24 +449,29 @@ impl<B: LogBackend> Store for LayeredStore<B> {
     }
 
     async fn unsigned_heads(&self) -> Result<Vec<(AccountId, TreeHead)>> {
-        let accounts = self
-            .shared
-            .accounts
-            .read()
-            .unwrap_or_else(|e| e.into_inner());
-        Ok(accounts
-            .iter()
-            .filter_map(|(id, a)| {
-                let head = *a.head.lock().unwrap_or_else(|e| e.into_inner());
-                let signed = *a.signed.lock().unwrap_or_else(|e| e.into_inner());
-                (head.size > signed).then(|| (id.clone(), head))
-            })
-            .collect())
+        let mut heads = Vec::new();
+        for (id, slot) in self.slots() {
+            // An account left with events no checkpoint covers is opened
+            // for its root; the others wait for a request.
+            let a = match slot.state() {
+                Some(a) => a.clone(),
+                None if slot.unsigned_unopened() => match self.opened(&id).await? {
+                    Some(a) => a,
+                    None => continue,
+                },
+                None => continue,
+            };
+            let head = *a.head.lock().unwrap_or_else(|e| e.into_inner());
+            let signed = *a.signed.lock().unwrap_or_else(|e| e.into_inner());
+            if head.size > signed {
+                heads.push((id, head));
+            }
+        }
+        Ok(heads)
     }
 
     async fn unsigned_head(&self, account: &AccountId) -> Result<Option<TreeHead>> {
-        self.caught_up(account).await?;
-        Ok(self.shared.account(account).and_then(|a| {
+        Ok(self.state(account).await?.and_then(|a| {
             let head = *a.head.lock().unwrap_or_else(|e| e.into_inner());
             let signed = *a.signed.lock().unwrap_or_else(|e| e.into_inner());
             (head.size > signed).then_some(head)
@@ -500,6 +479,8 @@ impl<B: LogBackend> Store for LayeredStore<B> {
     }
 
     async fn put_checkpoint(&self, account: &AccountId, size: u64, note: String) -> Result<()> {
+        // The writer records the signed size in the account's state.
+        self.opened(account).await?;
         let account = account.clone();
         self.send(|reply| Op::Checkpoint {
             account,
@@ -511,8 +492,7 @@ impl<B: LogBackend> Store for LayeredStore<B> {
     }
 
     async fn latest_checkpoint(&self, account: &AccountId) -> Result<Option<String>> {
-        self.caught_up(account).await?;
-        let Some(acc) = self.shared.account(account) else {
+        let Some(acc) = self.state(account).await? else {
             return Ok(None);
         };
         self.read(move |r| r.latest_checkpoint(acc.key)).await

@@ -199,17 +199,13 @@ impl<B: LogBackend> LayeredStore<B> {
         })
         .await
         .map_err(|e| internal(format!("rebuild failed: {e}")))??;
-        let accounts: Vec<(AccountId, Arc<super::AccountState>)> = self
-            .shared
-            .accounts
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(|(a, s)| (a.clone(), s.clone()))
-            .collect();
         let mut report = RebuildReport::default();
-        for (account, state) in accounts {
-            let Some(index) = fresh.get(&state.key) else {
+        for (account, slot) in self.slots() {
+            let Some(index) = fresh.get(&slot.key) else {
+                continue;
+            };
+            // Compared with what the stored segments restore: opened now.
+            let Some(state) = self.opened(&account).await? else {
                 continue;
             };
             report.accounts += 1;

@@ -13,8 +13,10 @@ use auditlog_core::record::{AccountId, CanonicalParts, Micros, Record, RecordBod
 use auditlog_core::validate::ValidEvent;
 use tokio::sync::oneshot;
 
+mod adopt;
 mod catch_up;
 
+use super::open::{Opened, Slot};
 use super::{AccountState, Shared, internal, parse_record};
 use crate::backend::{AccountKey, LogTx, NewRow};
 use crate::{Appended, Clock, Result, Revocation, StoreError, TokenChange, TokenRecord, TreeHead};
@@ -70,9 +72,15 @@ pub(super) enum Op {
         at_us: i64,
         reply: Reply<()>,
     },
-    /// Nothing in the transaction; after it, stores the index segments
-    /// waiting (queued once at open, for chunks replayed from rows).
-    Seal { reply: Reply<()> },
+    /// Takes the state of an account opened off the writer (see
+    /// `open.rs`), unless it holds one already: answered, before any
+    /// transaction, with the state it holds from then on. Then stores the
+    /// segments of chunks the open replayed from rows.
+    Adopt {
+        account: AccountId,
+        opened: Box<Opened>,
+        reply: Reply<Arc<AccountState>>,
+    },
     /// Stores again the columns of an index segment a query found
     /// unreadable and rebuilt from its rows (nobody waits for the reply).
     PutIndexColumns {
@@ -119,12 +127,12 @@ impl WriteOp {
             | Op::CreateToken { reply, .. }
             | Op::TouchToken { reply, .. }
             | Op::CatchUp { reply, .. }
-            | Op::Seal { reply }
             | Op::PutIndexColumns { reply, .. }
             | Op::ReplaceIndex { reply, .. } => drop(reply.send(Err(err()))),
             Op::RevokeToken { reply, .. } | Op::MarkToken { reply, .. } => {
                 drop(reply.send(Err(err())))
             }
+            Op::Adopt { reply, .. } => drop(reply.send(Err(err()))),
         }
     }
 }
@@ -193,10 +201,12 @@ impl WriterFailure {
     }
 }
 
-/// Applies groups of [`WriteOp`]s: owns each account's Merkle tree state
-/// (the writer is its only user, so it needs no lock) and the clock.
+/// Applies groups of [`WriteOp`]s: owns the Merkle tree state of each
+/// opened account (the writer is its only user, so it needs no lock) and
+/// the clock.
 pub struct Sequencer {
     shared: Arc<Shared>,
+    /// The opened accounts.
     accounts: HashMap<AccountId, WriterAccount>,
     clock: Clock,
     /// Accounts that may have full chunks whose segments are not stored.
@@ -204,19 +214,11 @@ pub struct Sequencer {
 }
 
 impl Sequencer {
-    pub(super) fn new(
-        shared: Arc<Shared>,
-        trees: Vec<(AccountId, Arc<AccountState>, TreeState)>,
-        clock: Clock,
-    ) -> Sequencer {
-        let accounts: HashMap<AccountId, WriterAccount> = trees
-            .into_iter()
-            .map(|(a, state, tree)| (a, WriterAccount { state, tree }))
-            .collect();
+    pub(super) fn new(shared: Arc<Shared>, clock: Clock) -> Sequencer {
         Sequencer {
             shared,
-            unsealed: accounts.keys().cloned().collect(),
-            accounts,
+            unsealed: HashSet::new(),
+            accounts: HashMap::new(),
             clock,
         }
     }
@@ -230,6 +232,13 @@ impl Sequencer {
     /// after it commits (or with the error if it did not). Returns once
     /// every op is answered: whether the group committed.
     pub fn commit_group(&mut self, tx: &mut dyn LogTx, ops: Vec<WriteOp>) -> bool {
+        let ops = self.adopt(ops);
+        if ops.is_empty() {
+            // Chunks an open replayed from rows (a crash before their
+            // segments were stored, or a file from before segments).
+            self.seal(tx);
+            return true;
+        }
         let n_ops = ops.len();
         let n_events: usize = ops.iter().map(WriteOp::weight).sum();
         // New accounts are registered before the group's transaction, in
@@ -509,10 +518,11 @@ impl Sequencer {
                         reply,
                     }
                 }
-                Op::Seal { reply } => Done::Unit {
-                    result: Ok(()),
-                    reply,
-                },
+                // Taken out by `adopt` before the transaction.
+                Op::Adopt { reply, .. } => {
+                    drop(reply.send(Err(internal("an adoption reached the transaction"))));
+                    continue;
+                }
                 Op::PutIndexColumns {
                     key,
                     no,
@@ -564,6 +574,14 @@ impl Sequencer {
         account: &AccountId,
     ) -> Result<&mut WriterAccount> {
         if !self.accounts.contains_key(account) {
+            if self.shared.slot(account).is_some() {
+                // Every op that names an account opens it first (see
+                // `open.rs`): a known account the writer lacks would get a
+                // second tree from seq 0.
+                return Err(internal(format!(
+                    "account {account} reached the writer before it was opened"
+                )));
+            }
             let key = tx.register_account(account)?;
             let state = Arc::new(AccountState::new(
                 key,
@@ -575,7 +593,7 @@ impl Sequencer {
                 .accounts
                 .write()
                 .unwrap_or_else(|e| e.into_inner())
-                .insert(account.clone(), state.clone());
+                .insert(account.clone(), Arc::new(Slot::opened(state.clone())));
             self.accounts.insert(
                 account.clone(),
                 WriterAccount {

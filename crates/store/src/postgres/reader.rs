@@ -258,6 +258,20 @@ impl LogReader for PgReader {
         Ok(row.get::<_, i64>(0) as u64)
     }
 
+    fn unsigned_accounts(&self) -> Result<Vec<AccountKey>> {
+        Ok(self
+            .query(
+                "find unsigned accounts",
+                "SELECT h.account_id FROM heads h \
+                 WHERE h.size > COALESCE( \
+                     (SELECT MAX(c.size) FROM checkpoints c WHERE c.account_id = h.account_id), 0)",
+                &[],
+            )?
+            .iter()
+            .map(|r| AccountKey(r.get(0)))
+            .collect())
+    }
+
     fn live_token(&self, secret_hash: &Hash) -> Result<Option<TokenRecord>> {
         tokens::live_token(self, secret_hash)
     }

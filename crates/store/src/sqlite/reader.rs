@@ -247,6 +247,22 @@ impl LogReader for SqliteReader {
         Ok(size as u64)
     }
 
+    fn unsigned_accounts(&self) -> Result<Vec<AccountKey>> {
+        // Each MAX is read from the last entry of `events_by_seq (account,
+        // seq)` and of the checkpoints' primary key.
+        self.conn
+            .prepare(
+                "SELECT a.id FROM accounts a \
+                 WHERE COALESCE((SELECT MAX(seq) + 1 FROM events e WHERE e.account = a.id), 0) \
+                     > COALESCE((SELECT MAX(size) FROM checkpoints c WHERE c.account = a.id), 0)",
+            )
+            .and_then(|mut s| {
+                s.query_map([], |r| r.get(0).map(AccountKey))?
+                    .collect::<std::result::Result<_, _>>()
+            })
+            .map_err(sql_err("find unsigned accounts"))
+    }
+
     fn live_token(&self, secret_hash: &Hash) -> Result<Option<TokenRecord>> {
         tokens::live_token(&self.conn, secret_hash)
     }

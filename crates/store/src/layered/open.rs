@@ -1,0 +1,206 @@
+//! Accounts opened on first use. At open the store reads only the list of
+//! accounts; an account's state (its index restored from the segment
+//! summaries and the rows after the last segment, its Merkle tree from the
+//! tiles) is built by the first query or write that needs it, exactly once
+//! however many race for it, and handed to the writer, which owns the tree.
+//!
+//! Why on a blocking thread and not as a writer op: the writer is the one
+//! thread every account's writes go through, so an open there (seconds for
+//! an account of millions of events) would stall every other account's
+//! writes. Built beside it, the state reaches the writer as one cheap op
+//! ([`Op::Adopt`]); the writer keeps the first state it adopts, and that one
+//! is what every caller gets, so a duplicate open (a caller cancelled
+//! mid-way, another one taking over) is wasted work, never a second truth.
+//! No write can reach the account before: every op that names an account
+//! opens it first, and a caller sends its op only after the adoption's
+//! reply, behind it in the writer's queue.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use auditlog_core::merkle::TreeState;
+use auditlog_core::record::AccountId;
+
+use super::write::Op;
+use super::{AccountState, LayeredStore, Shared, internal, query, segments};
+use crate::backend::{AccountKey, LogBackend, LogReader};
+use crate::{Result, TreeHead};
+
+/// One account known to the store, opened or not.
+pub(super) struct Slot {
+    pub(super) key: AccountKey,
+    /// The opened state: set once, by the writer, when it adopts one (or
+    /// creates the account).
+    state: OnceLock<Arc<AccountState>>,
+    /// Held by the caller that opens the account: the others wait for it
+    /// rather than open it again. One lock per account, so an open never
+    /// holds up another account's reads or writes.
+    opening: tokio::sync::Mutex<()>,
+    /// Whether, when the store opened, the log held events that no
+    /// checkpoint covers: the checkpoint signer opens such an account
+    /// without waiting for a request to.
+    unsigned: AtomicBool,
+}
+
+impl Slot {
+    /// An account of the database, not opened yet.
+    pub(super) fn unopened(key: AccountKey, unsigned: bool) -> Slot {
+        Slot {
+            key,
+            state: OnceLock::new(),
+            opening: tokio::sync::Mutex::new(()),
+            unsigned: AtomicBool::new(unsigned),
+        }
+    }
+
+    /// An account whose state exists already (registered by the writer).
+    pub(super) fn opened(state: Arc<AccountState>) -> Slot {
+        let slot = Slot::unopened(state.key, false);
+        let _ = slot.state.set(state);
+        slot
+    }
+
+    pub(super) fn state(&self) -> Option<&Arc<AccountState>> {
+        self.state.get()
+    }
+
+    /// Sets the state unless one is set; returns the one that is. Only the
+    /// writer calls this.
+    pub(super) fn install(&self, state: Arc<AccountState>) -> Arc<AccountState> {
+        let _ = self.state.set(state);
+        self.unsigned.store(false, Ordering::Relaxed);
+        self.state.get().expect("set above").clone()
+    }
+
+    /// Not opened, and holding events no checkpoint covers.
+    pub(super) fn unsigned_unopened(&self) -> bool {
+        self.state.get().is_none() && self.unsigned.load(Ordering::Relaxed)
+    }
+}
+
+/// An account's state built off the writer, on its way to it.
+pub(super) struct Opened {
+    pub(super) state: Arc<AccountState>,
+    pub(super) tree: TreeState,
+}
+
+/// Builds the state of `account` from what the backend stores: the index
+/// from its segments' summaries and the rows after them, the tree from the
+/// tiles at the log's size, the signed size. Blocking.
+fn open_account<B: LogBackend>(
+    backend: &Arc<B>,
+    shared: &Shared,
+    account: &AccountId,
+    key: AccountKey,
+) -> Result<Opened> {
+    let started = Instant::now();
+    let (index, size) = segments::restore(
+        backend,
+        &shared.cache,
+        &shared.repairs,
+        shared.limits(),
+        account,
+        key,
+    )?;
+    let indexed = started.elapsed();
+    if index.overflowed() {
+        query::warn_index_overflow(account, &index);
+    }
+    let (tree, signed) = backend.with_reader(|reader| {
+        let tiles = query::Tiles {
+            reader,
+            account: key,
+        };
+        let tree = TreeState::restore(size, &tiles)
+            .map_err(|e| internal(format!("restore tree of {account}: {e}")))?;
+        Ok((tree, reader.signed_size(key)?))
+    })?;
+    let head = TreeHead {
+        size,
+        root: tree.root(),
+    };
+    let elapsed = started.elapsed();
+    metrics::counter!("auditlog_accounts_opened_total").increment(1);
+    metrics::histogram!("auditlog_account_open_seconds").record(elapsed.as_secs_f64());
+    let (index_ms, total_ms) = (indexed.as_millis() as u64, elapsed.as_millis() as u64);
+    // A slow open is worth the operator's eye (its first request waited
+    // for it); the many quick ones are not.
+    if elapsed.as_secs() >= 1 {
+        tracing::info!(%account, events = size, index_ms, total_ms, "account opened");
+    } else {
+        tracing::debug!(%account, events = size, index_ms, total_ms, "account opened");
+    }
+    Ok(Opened {
+        state: Arc::new(AccountState::with_index(key, index, head, signed)),
+        tree,
+    })
+}
+
+/// The accounts of the database, each marked if its log holds events no
+/// checkpoint covers: two queries whatever the number of accounts.
+pub(super) fn list_accounts<B: LogBackend>(
+    backend: &B,
+) -> Result<Vec<(AccountId, AccountKey, bool)>> {
+    let accounts = backend.accounts()?;
+    let unsigned: HashSet<AccountKey> = backend
+        .with_reader(|reader| reader.unsigned_accounts())?
+        .into_iter()
+        .collect();
+    Ok(accounts
+        .into_iter()
+        .map(|(account, key)| {
+            let unsigned = unsigned.contains(&key);
+            (account, key, unsigned)
+        })
+        .collect())
+}
+
+impl<B: LogBackend> LayeredStore<B> {
+    /// The state of `account`, opened now if it is not yet; `None` for an
+    /// account this process does not know (which answers like an empty
+    /// one). Concurrent callers wait for one open.
+    pub(super) async fn opened(&self, account: &AccountId) -> Result<Option<Arc<AccountState>>> {
+        let Some(slot) = self.shared.slot(account) else {
+            return Ok(None);
+        };
+        if let Some(state) = slot.state() {
+            return Ok(Some(state.clone()));
+        }
+        let _opening = slot.opening.lock().await;
+        if let Some(state) = slot.state() {
+            return Ok(Some(state.clone()));
+        }
+        let (backend, shared, name, key) = (
+            self.backend.clone(),
+            self.shared.clone(),
+            account.clone(),
+            slot.key,
+        );
+        let opened =
+            tokio::task::spawn_blocking(move || open_account(&backend, &shared, &name, key))
+                .await
+                .map_err(|e| internal(format!("opening an account failed: {e}")))??;
+        let account = account.clone();
+        let state = self
+            .send(|reply| Op::Adopt {
+                account,
+                opened: Box::new(opened),
+                reply,
+            })
+            .await?;
+        Ok(Some(state))
+    }
+
+    /// Every account known, opened or not, and its slot.
+    pub(super) fn slots(&self) -> Vec<(AccountId, Arc<Slot>)> {
+        self.shared
+            .accounts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(a, s)| (a.clone(), s.clone()))
+            .collect()
+    }
+}

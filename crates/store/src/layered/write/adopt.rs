@@ -1,0 +1,47 @@
+//! Adopting the state of an account opened off the writer (see
+//! `layered/open.rs`): the writer keeps the first state it is handed for an
+//! account, and that is the one every caller gets back.
+
+use super::{Op, Sequencer, WriteOp, WriterAccount};
+use crate::layered::open::Opened;
+
+impl Sequencer {
+    /// Applies the group's [`Op::Adopt`]s, answering each at once (they
+    /// touch no database), and returns the other ops.
+    pub(super) fn adopt(&mut self, ops: Vec<WriteOp>) -> Vec<WriteOp> {
+        let mut rest = Vec::with_capacity(ops.len());
+        for op in ops {
+            let WriteOp(Op::Adopt {
+                account,
+                opened,
+                reply,
+            }) = op
+            else {
+                rest.push(op);
+                continue;
+            };
+            let state = match self.accounts.get(&account) {
+                Some(acc) => acc.state.clone(),
+                None => {
+                    let Opened { state, tree } = *opened;
+                    self.accounts.insert(
+                        account.clone(),
+                        WriterAccount {
+                            state: state.clone(),
+                            tree,
+                        },
+                    );
+                    self.unsealed.insert(account.clone());
+                    state
+                }
+            };
+            // The slot exists: only known accounts are opened.
+            let state = match self.shared.slot(&account) {
+                Some(slot) => slot.install(state),
+                None => state,
+            };
+            drop(reply.send(Ok(state)));
+        }
+        rest
+    }
+}

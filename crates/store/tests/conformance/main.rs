@@ -1466,6 +1466,58 @@ async fn queries_stop_when_cancelled_or_past_their_deadline<B: Backend>() {
     }
 }
 
+/// A cap on records read stops a list, a count and a histogram that would
+/// read more (`TooBroad`, every time, whatever the machine's speed), lets
+/// one that reads exactly the cap through, and leaves exports alone.
+async fn queries_stop_past_their_cap_on_records_read<B: Backend>() {
+    use auditlog_store::StoreErrorKind;
+    let b = B::fresh();
+    let s = b.store();
+    let a = acct("acme");
+    // 300 events, 100 of them "Role created" (every third).
+    append_seqs(&b, "acme", 300, 1_000).await;
+    let sink = || Box::new(|_: Vec<auditlog_store::RawRecord>| Ok(()));
+    let capped = |filters: Vec<Filter>, max: u64| Selection {
+        control: QueryControl::new(None).with_max_record_reads(Some(max)),
+        ..all(filters, Join::And)
+    };
+    let desc = || f("description:contains:nothing");
+    // Every row is a candidate: 300 reads needed.
+    let sel = capped(vec![desc()], 299);
+    let kind = |e: auditlog_store::StoreError| e.kind;
+    assert_eq!(
+        s.list(&a, &sel, None, 10).await.map_err(kind).unwrap_err(),
+        StoreErrorKind::TooBroad
+    );
+    assert_eq!(
+        s.count(&a, &sel).await.map_err(kind).unwrap_err(),
+        StoreErrorKind::TooBroad
+    );
+    let edges = vec![0, 1_000_000_000];
+    assert_eq!(
+        s.histogram(&a, &sel, edges.clone())
+            .await
+            .map_err(kind)
+            .unwrap_err(),
+        StoreErrorKind::TooBroad
+    );
+    let e = s.count(&a, &sel).await.unwrap_err();
+    assert!(e.message.contains("narrow the time range"), "{e}");
+    // An export is not capped.
+    assert_eq!(s.export(&a, &sel, sink()).await.unwrap(), 0);
+    // Exactly the cap is allowed.
+    let sel = capped(vec![desc()], 300);
+    assert_eq!(s.count(&a, &sel).await.unwrap(), 0);
+    assert_eq!(s.list(&a, &sel, None, 10).await.unwrap().records.len(), 0);
+    // The index decides the event filter first: 100 candidates only.
+    let sel = capped(vec![f("event:eq:Role created"), desc()], 100);
+    assert_eq!(s.count(&a, &sel).await.unwrap(), 0);
+    assert_eq!(
+        s.histogram(&a, &sel, edges).await.unwrap().iter().sum::<u64>(),
+        0
+    );
+}
+
 /// An export is the snapshot of its start: events appended while it runs
 /// (here, from its own sink, between its read transactions) are not in it,
 /// and the rows and their order are those of paging before it started.
@@ -1559,6 +1611,7 @@ conformance_suite!(sqlite: Sqlite, sqlite_clustered: SqliteClustered, postgres: 
     server_defaults_do_not_make_a_retry_a_conflict,
     reopening_rebuilds_index_and_tree_exactly,
     queries_stop_when_cancelled_or_past_their_deadline,
+    queries_stop_past_their_cap_on_records_read,
     an_export_is_the_snapshot_of_its_start,
     index_segments_never_change_an_answer,
 ]);

@@ -255,15 +255,13 @@ async fn do_export(
             match csv.as_mut() {
                 Some(enc) => {
                     for r in &batch {
-                        std::str::from_utf8(&r.canonical)
-                            .map_err(|e| e.to_string())
-                            .and_then(|c| enc.push_canonical(c).map_err(|e| e.to_string()))
-                            .map_err(|e| {
-                                EncodeStop::Failed(format!(
-                                    "stored record seq {} does not parse: {e}",
-                                    r.seq
-                                ))
-                            })?;
+                        // Checks the UTF-8 of what it prints.
+                        enc.push_canonical(&r.canonical).map_err(|e| {
+                            EncodeStop::Failed(format!(
+                                "stored record seq {} does not parse: {e}",
+                                r.seq
+                            ))
+                        })?;
                     }
                     buf = enc.take();
                 }

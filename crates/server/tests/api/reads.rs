@@ -300,10 +300,7 @@ async fn a_description_filter_past_the_record_read_cap_answers_400_saying_to_nar
     let res = app
         .get(
             &token,
-            &format!(
-                "{}/export?{all_time}&format=jsonl",
-                events_path(ACME)
-            ),
+            &format!("{}/export?{all_time}&format=jsonl", events_path(ACME)),
         )
         .await;
     assert_eq!(res.status(), StatusCode::OK);

@@ -90,34 +90,64 @@ impl Run {
 /// order, and a small account among many large ones by seq.
 const MAX_ROWID_SPREAD: u64 = 2;
 
+/// The widest gap between two wanted seqs that one range read spans: a
+/// range read fetches every row between (SQLite computes a row's columns
+/// before handing it over), each costing a fraction of a look-up of its
+/// own (a statement run per row). A batch of an export is 1,000 rows in
+/// time order, which concurrent ingest makes a few runs of dense seqs
+/// apart from each other (the 1M bench: half the batches spanned twice
+/// their rows, one in six more, read row by row before).
+const MAX_RUN_GAP: u64 = 8;
+
 impl SqliteReader {
-    /// Reads the rows of `seqs` into `out`, in the order of `seqs`. When the
-    /// seqs cover a dense run (an export of a log ingested roughly in time
-    /// order), one range scan replaces a point look-up per row: of the table
-    /// itself when the run's rows lie close together in it
-    /// ([`SqliteReader::scan_storage_order`]), else of `events_by_seq`.
+    /// Reads the rows of `seqs` into `out`, in the order of `seqs`. The
+    /// seqs are cut into runs without wide gaps; a run of several rows is
+    /// read by one range scan, of the table itself when the run is dense
+    /// and its rows lie close together in the file
+    /// ([`SqliteReader::scan_storage_order`]), else of `events_by_seq`; a
+    /// lone seq by a look-up of its own.
     fn fetch_many(&self, db_id: i64, seqs: &[u64], out: &mut Vec<RawRecord>) -> Result<()> {
-        let (Some(&lo), Some(&hi)) = (seqs.iter().min(), seqs.iter().max()) else {
-            return Ok(());
-        };
-        let span = (hi - lo + 1) as usize;
-        if span > seqs.len() * 2 {
-            for &seq in seqs {
-                out.push(self.read_raw(AccountKey(db_id), seq)?);
+        let mut sorted = seqs.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mut found: Vec<Option<RawRecord>> = Vec::with_capacity(sorted.len());
+        let mut start = 0;
+        while start < sorted.len() {
+            let mut end = start + 1;
+            while end < sorted.len() && sorted[end] - sorted[end - 1] <= MAX_RUN_GAP {
+                end += 1;
             }
-            return Ok(());
-        }
-        let mut run = Run::new(seqs, lo, hi);
-        // Storage order relies on each account's rows lying in seq order
-        // along the rowids (the writer appends them so). Should a file ever
-        // break that, a row is missed, not wrong: the run is completed by
-        // seq below.
-        if !(self.write_order && self.scan_storage_order(db_id, &mut run)? && run.complete()) {
-            self.scan_by_seq(db_id, &mut run)?;
+            let part = &sorted[start..end];
+            let (lo, hi) = (part[0], part[part.len() - 1]);
+            if part.len() == 1 {
+                found.push(Some(self.read_raw(AccountKey(db_id), lo)?));
+            } else {
+                let mut run = Run::new(part, lo, hi);
+                // Storage order relies on each account's rows lying in seq
+                // order along the rowids (the writer appends them so).
+                // Should a file ever break that, a row is missed, not
+                // wrong: the run is completed by seq below. Only dense runs:
+                // the table scan reads every row between.
+                let dense = part.len() as u64 * 10 >= (hi - lo + 1) * 9;
+                if !(self.write_order
+                    && dense
+                    && self.scan_storage_order(db_id, &mut run)?
+                    && run.complete())
+                {
+                    self.scan_by_seq(db_id, &mut run)?;
+                }
+                found.extend(
+                    part.iter()
+                        .map(|&seq| run.slots[(seq - lo) as usize].take()),
+                );
+            }
+            start = end;
         }
         for &seq in seqs {
-            let rec = run.slots[(seq - lo) as usize]
-                .take()
+            let rec = sorted
+                .binary_search(&seq)
+                .ok()
+                .and_then(|i| found[i].take())
                 .ok_or_else(|| internal(format!("event seq {seq} is missing from the log")))?;
             out.push(rec);
         }

@@ -638,10 +638,15 @@ async fn exports_read_the_rows_of_interleaved_accounts_exactly<B: Backend>() {
     let b = B::fresh();
     let s = b.store();
     // Rounds of one large and one small append per account, alternating,
-    // so each account's runs are sometimes dense and sometimes spread
-    // thin among the other's rows.
+    // so an export batch's rows sometimes lie close together in the file
+    // and sometimes far apart among the other account's (acme's batches
+    // spanning globex's 2,500-row appends).
     for round in 0..6i64 {
-        let (acme, globex) = if round % 2 == 0 { (700, 40) } else { (60, 900) };
+        let (acme, globex) = if round % 2 == 0 {
+            (700, 40)
+        } else {
+            (60, 2500)
+        };
         append_seqs(&b, "acme", acme, 1_000 + round * 10_000).await;
         append_seqs(&b, "globex", globex, 1_000 + round * 10_000).await;
     }
@@ -681,7 +686,10 @@ async fn exports_read_the_rows_of_interleaved_accounts_exactly<B: Backend>() {
                 "{name}"
             );
             let body = std::str::from_utf8(&e.canonical).unwrap();
-            assert!(body.contains(&format!("\"seq\":{},", e.seq)), "{name}: {body}");
+            assert!(
+                body.contains(&format!("\"seq\":{},", e.seq)),
+                "{name}: {body}"
+            );
         }
     }
 }
@@ -1569,7 +1577,11 @@ async fn queries_stop_past_their_cap_on_records_read<B: Backend>() {
     let sel = capped(vec![f("event:eq:Role created"), desc()], 100);
     assert_eq!(s.count(&a, &sel).await.unwrap(), 0);
     assert_eq!(
-        s.histogram(&a, &sel, edges).await.unwrap().iter().sum::<u64>(),
+        s.histogram(&a, &sel, edges)
+            .await
+            .unwrap()
+            .iter()
+            .sum::<u64>(),
         0
     );
 }

@@ -284,6 +284,12 @@ pub struct ServeArgs {
     /// next batch) may work before it is stopped with 503.
     #[arg(long, default_value_t = auditlog_server::DEFAULT_QUERY_TIMEOUT.as_secs(), env = "AUDITLOG_QUERY_TIMEOUT_SECS", value_parser = clap::value_parser!(u64).range(1..))]
     pub query_timeout_secs: u64,
+    /// Stored events one list, count or histogram may read to check a
+    /// description filter (or a value past the index's distinct-value
+    /// caps); past it the query answers 400 saying to narrow the time
+    /// range. Exports are not capped (their slots bound them).
+    #[arg(long, default_value_t = auditlog_server::DEFAULT_MAX_RECORD_READS, env = "AUDITLOG_QUERY_MAX_RECORD_READS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub query_max_record_reads: u64,
     /// Seconds an export waits for its client to read before dropping it.
     #[arg(long, default_value_t = auditlog_server::DEFAULT_EXPORT_SEND_TIMEOUT.as_secs(), env = "AUDITLOG_EXPORT_SEND_TIMEOUT_SECS", value_parser = clap::value_parser!(u64).range(1..))]
     pub export_send_timeout_secs: u64,
@@ -670,6 +676,7 @@ pub async fn serve(
         )),
         reads: auditlog_server::ReadLimits::new(auditlog_server::ReadConfig {
             query_timeout: std::time::Duration::from_secs(args.query_timeout_secs),
+            max_record_reads: args.query_max_record_reads,
             export_send_timeout: std::time::Duration::from_secs(args.export_send_timeout_secs),
             max_exports: args.max_exports,
             max_exports_per_token: args.max_exports_per_token,

@@ -82,7 +82,7 @@ fn new_encode(batches: &[Vec<String>], tz: &jiff::tz::TimeZone, keep: bool) -> V
     let mut all = Vec::new();
     for batch in batches {
         for c in batch {
-            enc.push_canonical(c).expect("canonical");
+            enc.push_canonical(c.as_bytes()).expect("canonical");
         }
         let bytes = enc.take();
         if keep {

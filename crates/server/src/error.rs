@@ -22,6 +22,10 @@ const RETRY_AFTER_SECS: &str = "2";
 pub enum ApiError {
     /// 400: malformed JSON, bad query parameter.
     BadRequest(String),
+    /// 400: a well-formed query that would read more stored records than
+    /// `--query-max-record-reads`; its own problem type, so a client can
+    /// tell "narrow it" from "fix it".
+    QueryTooBroad(String),
     /// 401: missing or unknown token.
     Unauthorized,
     /// 403: the token lacks the role.
@@ -84,7 +88,7 @@ struct Problem<'a> {
 impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_) | ApiError::QueryTooBroad(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -101,6 +105,7 @@ impl ApiError {
     fn slug(&self) -> &'static str {
         match self {
             ApiError::BadRequest(_) => "bad-request",
+            ApiError::QueryTooBroad(_) => "query-too-broad",
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not-found",
@@ -142,6 +147,8 @@ impl From<StoreError> for ApiError {
                 tracing::warn!(error = %e, "query deadline passed");
                 ApiError::Unavailable(e.message)
             }
+            // The store's message says which cap and what to narrow.
+            StoreErrorKind::TooBroad => ApiError::QueryTooBroad(e.message),
             StoreErrorKind::Invalid => ApiError::BadRequest(e.message),
             StoreErrorKind::Conflict => ApiError::Conflict(e.message),
             // Logged once, with the request (see the module docs).
@@ -163,6 +170,7 @@ impl IntoResponse for ApiError {
             ApiError::Internal(_) => ("internal error".into(), None),
             ApiError::Invalid { detail, errors } => (detail.clone(), Some(errors)),
             ApiError::BadRequest(d)
+            | ApiError::QueryTooBroad(d)
             | ApiError::Forbidden(d)
             | ApiError::NotFound(d)
             | ApiError::Conflict(d)

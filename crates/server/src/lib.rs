@@ -62,7 +62,7 @@ mod tokens;
 
 pub use limits::{
     DEFAULT_EXPORT_SEND_TIMEOUT, DEFAULT_MAX_EXPORTS, DEFAULT_MAX_EXPORTS_PER_TOKEN,
-    DEFAULT_QUERY_TIMEOUT, ReadConfig, ReadLimits,
+    DEFAULT_MAX_RECORD_READS, DEFAULT_QUERY_TIMEOUT, ReadConfig, ReadLimits,
 };
 pub use ops::install_metrics;
 pub use state::{

@@ -100,7 +100,8 @@ fn prepare(
         bounds,
         filters: query.filters.clone(),
         join: query.join,
-        control: QueryControl::new(Some(state.reads.config.query_timeout)),
+        control: QueryControl::new(Some(state.reads.config.query_timeout))
+            .with_max_record_reads(Some(state.reads.config.max_record_reads)),
     };
     Ok(Prepared {
         account,
@@ -254,15 +255,13 @@ async fn do_export(
             match csv.as_mut() {
                 Some(enc) => {
                     for r in &batch {
-                        std::str::from_utf8(&r.canonical)
-                            .map_err(|e| e.to_string())
-                            .and_then(|c| enc.push_canonical(c).map_err(|e| e.to_string()))
-                            .map_err(|e| {
-                                EncodeStop::Failed(format!(
-                                    "stored record seq {} does not parse: {e}",
-                                    r.seq
-                                ))
-                            })?;
+                        // Checks the UTF-8 of what it prints.
+                        enc.push_canonical(&r.canonical).map_err(|e| {
+                            EncodeStop::Failed(format!(
+                                "stored record seq {} does not parse: {e}",
+                                r.seq
+                            ))
+                        })?;
                     }
                     buf = enc.take();
                 }
@@ -411,7 +410,7 @@ pub struct ViewPath {
         ("limit" = Option<u32>, Query, description = "1–1000, default 50"),
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
     responses((status = 200, description = "Newest first; `/v1/accounts/{account}/workflows/{workflow}/events` (and its /count, /histogram, /export) is the same for one workflow's workflow-level events", body = crate::schema::EventList),
-        (status = 400, description = "A bad parameter", body = crate::schema::Problem),
+        (status = 400, description = "A bad parameter; or (type …/query-too-broad) a description filter that would read more stored events than `--query-max-record-reads`: narrow the time range", body = crate::schema::Problem),
         (status = 503, description = "The query ran past its deadline (`--query-timeout-secs`), or the store is unavailable; see Retry-After", body = crate::schema::Problem)))]
 pub async fn list(
     State(st): State<AppState>,
@@ -428,6 +427,7 @@ pub async fn list(
 #[utoipa::path(get, path = "/v1/accounts/{account}/events/count",
     params(("account" = String, Path, description = "Account id"), crate::schema::ViewParams),
     responses((status = 200, description = "Exact count", body = crate::schema::Count),
+        (status = 400, description = "A bad parameter; or (type …/query-too-broad) a description filter that would read more stored events than `--query-max-record-reads`: narrow the time range", body = crate::schema::Problem),
         (status = 503, description = "The query ran past its deadline (`--query-timeout-secs`), or the store is unavailable; see Retry-After", body = crate::schema::Problem)))]
 pub async fn count(
     State(st): State<AppState>,
@@ -444,6 +444,7 @@ pub async fn count(
     params(("account" = String, Path, description = "Account id"), crate::schema::ViewParams,
         ("bucket" = Option<String>, Query, description = "hour, day or auto")),
     responses((status = 200, description = "Buckets ascending, aligned to the viewer's zone", body = crate::schema::Histogram),
+        (status = 400, description = "A bad parameter; or (type …/query-too-broad) a description filter that would read more stored events than `--query-max-record-reads`: narrow the time range", body = crate::schema::Problem),
         (status = 503, description = "The query ran past its deadline (`--query-timeout-secs`), or the store is unavailable; see Retry-After", body = crate::schema::Problem)))]
 pub async fn histogram(
     State(st): State<AppState>,

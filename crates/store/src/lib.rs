@@ -91,6 +91,10 @@ pub enum StoreErrorKind {
     /// A query ran past its deadline ([`QueryControl::timeout`]); the same
     /// query will likely take as long again, so narrowing it is the fix.
     TimedOut,
+    /// A query needed more stored records read than its cap
+    /// ([`QueryControl::max_record_reads`]); the same query always will,
+    /// so narrowing it is the fix.
+    TooBroad,
     /// A bug or corrupted data.
     Internal,
 }
@@ -195,11 +199,12 @@ pub struct Selection {
     pub control: QueryControl,
 }
 
-/// How long a query may work and whether its client still wants the
-/// answer. The store checks it in its per-row and per-batch loops (at least
-/// once per stored record read to decide a row the index cannot, and per
-/// export batch): past the deadline
-/// the query fails with [`StoreErrorKind::TimedOut`], once cancelled with
+/// How long a query may work, how many stored records it may read, and
+/// whether its client still wants the answer. The store checks it in its
+/// per-row and per-batch loops (at least once per stored record read to
+/// decide a row the index cannot, and per export batch): past the deadline
+/// the query fails with [`StoreErrorKind::TimedOut`], past the record
+/// reads with [`StoreErrorKind::TooBroad`], once cancelled with
 /// [`StoreErrorKind::Unavailable`], and either way stops working soon after.
 ///
 /// Clones share the cancellation flag, so the HTTP handler keeps one (as
@@ -211,6 +216,15 @@ pub struct QueryControl {
     /// The longest a query (for an export: the walk to each next batch) may
     /// work; `None` for no deadline.
     pub timeout: Option<Duration>,
+    /// The most stored records a list, count or histogram may read to
+    /// decide rows the index cannot (a description filter, a value past a
+    /// distinct-value cap); `None` for no cap. An export ignores it (it
+    /// reads every row it sends anyway; export slots bound it). The
+    /// deadline bounds the time such a query takes, this bounds its work:
+    /// a machine under load would otherwise let the same query read fewer
+    /// records before its deadline, and the answer would depend on the
+    /// load.
+    pub max_record_reads: Option<u64>,
 }
 
 impl QueryControl {
@@ -218,7 +232,15 @@ impl QueryControl {
         QueryControl {
             cancelled: Arc::default(),
             timeout,
+            max_record_reads: None,
         }
+    }
+
+    /// The same control with a cap on the stored records read (see
+    /// [`QueryControl::max_record_reads`]).
+    pub fn with_max_record_reads(mut self, max: Option<u64>) -> QueryControl {
+        self.max_record_reads = max;
+        self
     }
 
     /// Asks every clone to stop.
@@ -264,6 +286,29 @@ pub struct QueryWatch {
 }
 
 impl QueryWatch {
+    /// The cap on stored records this query may read, if any.
+    pub fn max_record_reads(&self) -> Option<u64> {
+        self.control.max_record_reads
+    }
+
+    /// The error of a query that needed more than `max` stored records
+    /// read (counted in `auditlog_queries_stopped_total{reason}`): what was
+    /// exceeded and what to do, in words a dashboard user can act on.
+    pub fn too_broad(max: u64) -> StoreError {
+        metrics::counter!("auditlog_queries_stopped_total", "reason" => "record_reads")
+            .increment(1);
+        StoreError::new(
+            StoreErrorKind::TooBroad,
+            format!(
+                "this query was stopped after reading {} stored events, its limit: \
+                 a description filter (or a filter on a value the index does not hold) \
+                 is checked by reading each event it could match; \
+                 narrow the time range, or add a filter on event, category, user or IP address",
+                group_digits(max)
+            ),
+        )
+    }
+
     /// `Err` once the query should stop: cancelled, or past its deadline
     /// (counted in `auditlog_queries_stopped_total{reason}`). A caller
     /// stops at the first `Err`, so each stopped query counts once.
@@ -292,6 +337,19 @@ impl QueryWatch {
         }
         Ok(())
     }
+}
+
+/// `1234567` as `1,234,567`: a limit a person reads.
+fn group_digits(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// One page of records, newest first, as stored (see [`RawRecord`]): the

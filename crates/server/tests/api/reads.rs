@@ -226,6 +226,89 @@ async fn a_query_past_its_deadline_answers_503_with_a_clear_message() {
     }
 }
 
+/// The cap on records read (`--query-max-record-reads`): a description
+/// filter that would read more stored events than the cap answers `400`
+/// with its own problem type and a message saying what was exceeded and
+/// what to do; a narrower range, or another filter that leaves fewer
+/// candidates, is answered; an export is not capped.
+#[tokio::test]
+async fn a_description_filter_past_the_record_read_cap_answers_400_saying_to_narrow_it() {
+    let app = spawn_app_with(AppOptions {
+        reads: ReadConfig {
+            max_record_reads: 50,
+            ..ReadConfig::default()
+        },
+        ..AppOptions::default()
+    })
+    .await;
+    // 100 events over five days (20 a day, 2026-11-20 … 24).
+    seed(&app, ACME, 100, 10).await;
+    let token = app.token(ACME, Role::Read).await;
+    let all_time = qs(&[
+        ("range", "all_time"),
+        ("filter", "description:contains:seeded event 7"),
+    ]);
+    for path in [
+        format!("{}?{all_time}", events_path(ACME)),
+        format!("{}/count?{all_time}", events_path(ACME)),
+        format!("{}/histogram?{all_time}", events_path(ACME)),
+    ] {
+        let res = app.get(&token, &path).await;
+        assert!(!res.headers().contains_key("retry-after"), "{path}");
+        let p = problem(res, StatusCode::BAD_REQUEST).await;
+        assert_eq!(
+            p["type"], "https://auditlog.dev/problems/query-too-broad",
+            "{path}"
+        );
+        assert_eq!(
+            p["detail"],
+            "this query was stopped after reading 50 stored events, its limit: \
+             a description filter (or a filter on a value the index does not hold) \
+             is checked by reading each event it could match; \
+             narrow the time range, or add a filter on event, category, user or IP address",
+            "{path}"
+        );
+    }
+    // One day holds 20 events: within the cap.
+    let one_day = qs(&[
+        ("range", "custom"),
+        ("from", "2026-11-22"),
+        ("to", "2026-11-22"),
+        ("tz", "UTC"),
+        ("filter", "description:contains:seeded event 7"),
+    ]);
+    let n = app.count(&token, &events_path(ACME), &[]).await;
+    assert_eq!(n, 100);
+    let res = app
+        .get(&token, &format!("{}/count?{one_day}", events_path(ACME)))
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    // Events 7, 72 and 77 fall on the 22nd (j % 5 == 2).
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["count"], 3, "{body}");
+    // An AND with an event filter the index decides leaves no candidate.
+    let narrowed = qs(&[
+        ("range", "all_time"),
+        ("filter", "description:contains:seeded event 7"),
+        ("filter", "event:eq:Login"),
+    ]);
+    let res = app
+        .get(&token, &format!("{}/count?{narrowed}", events_path(ACME)))
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    // An export reads every row it sends anyway: not capped.
+    let res = app
+        .get(
+            &token,
+            &format!("{}/export?{all_time}&format=jsonl", events_path(ACME)),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let lines = res.text().await.unwrap();
+    // 7 and 70 … 79.
+    assert_eq!(lines.lines().count(), 11, "{lines}");
+}
+
 /// One tenant's slow query (a description filter reads every candidate
 /// record) never delays another tenant's ingest: ingest on globex is
 /// answered again and again while the query over acme runs.

@@ -35,14 +35,17 @@ fn plan(acc: &AccountState, sel: &Selection) -> Plan {
 /// [`RecordCheck::finish`] returns it.
 ///
 /// One read per candidate row makes this the slow part of a query, so it
-/// is where the query's deadline and cancellation are checked: once either
-/// trips, every further row is answered `false` at once (no read) and the
-/// scan of the in-memory index finishes quickly with the error.
+/// is where the query's deadline, its cap on records read and its
+/// cancellation are checked: once one trips, every further row is answered
+/// `false` at once (no read) and the scan of the in-memory index finishes
+/// quickly with the error.
 struct RecordCheck<'a, R> {
     reader: &'a R,
     account: AccountKey,
     plan: &'a Plan,
     watch: QueryWatch,
+    /// Records read since the watch was (re)started.
+    reads: u64,
     error: Option<StoreError>,
 }
 
@@ -53,8 +56,16 @@ impl<'a, R: LogReader> RecordCheck<'a, R> {
             account,
             plan,
             watch,
+            reads: 0,
             error: None,
         }
+    }
+
+    /// Starts the deadline and the count of records read afresh (an
+    /// export's walk to its next batch).
+    fn restart(&mut self, watch: QueryWatch) {
+        self.watch = watch;
+        self.reads = 0;
     }
 
     fn matches(&mut self, seq: u64) -> bool {
@@ -66,6 +77,13 @@ impl<'a, R: LogReader> RecordCheck<'a, R> {
             self.error = Some(e);
             return false;
         }
+        if let Some(max) = self.watch.max_record_reads()
+            && self.reads >= max
+        {
+            self.error = Some(QueryWatch::too_broad(max));
+            return false;
+        }
+        self.reads += 1;
         let plan = self.plan;
         let mut parse_error = None;
         let read = self.reader.with_canonical(
@@ -179,7 +197,11 @@ pub(super) fn export<R: LogReader>(
     // Rows never change once written, so reading them in many short
     // transactions still gives exactly that snapshot.
     let plan = plan(acc, sel);
-    let mut check = RecordCheck::new(reader, acc.key, &plan, sel.control.start());
+    // No cap on records read: an export reads every row it sends anyway,
+    // so a description check at most doubles its reads, and what exports
+    // cost together is bounded by their slots. Cancellation is shared.
+    let control = sel.control.clone().with_max_record_reads(None);
+    let mut check = RecordCheck::new(reader, acc.key, &plan, control.start());
     // Walk the plan's snapshot newest first in batches of keys (a few MiB
     // at most, see `ExportKeys`), and read and hand over the records of a
     // batch a thousand at a time: memory stays flat however many rows
@@ -192,7 +214,7 @@ pub(super) fn export<R: LogReader>(
         // The deadline is per walk to the next batch of keys (the part a
         // description filter makes slow), not for the whole export, which
         // may rightly take minutes.
-        check.watch = sel.control.start();
+        check.restart(control.start());
         let more = walk.next_batch(&mut |s| check.matches(s), &mut keys);
         // Rows whose record could not be read were left out of this
         // batch: stop rather than export an incomplete view.

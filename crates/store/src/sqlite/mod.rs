@@ -309,6 +309,7 @@ impl SqliteBackend {
     fn reader(&self, opts: &SqliteOptions) -> Result<SqliteReader> {
         Ok(SqliteReader {
             conn: open_conn(&self.path, opts, true)?,
+            write_order: self.layout == Layout::WriteOrder,
         })
     }
 }

@@ -635,6 +635,70 @@ async fn export_seqs(s: &DynStore, a: &AccountId, sel: &Selection) -> (u64, Vec<
     (n, seqs)
 }
 
+/// An export reads each row's own stored bytes, whether its account's rows
+/// lie close together in the file (read in storage order) or far apart
+/// among another account's (read by seq): the same records, bytes and leaf
+/// hashes as paging through `list`.
+async fn exports_read_the_rows_of_interleaved_accounts_exactly<B: Backend>() {
+    let b = B::fresh();
+    let s = b.store();
+    // Rounds of one large and one small append per account, alternating,
+    // so an export batch's rows sometimes lie close together in the file
+    // and sometimes far apart among the other account's (acme's batches
+    // spanning globex's 2,500-row appends).
+    for round in 0..6i64 {
+        let (acme, globex) = if round % 2 == 0 {
+            (700, 40)
+        } else {
+            (60, 2500)
+        };
+        append_seqs(&b, "acme", acme, 1_000 + round * 10_000).await;
+        append_seqs(&b, "globex", globex, 1_000 + round * 10_000).await;
+    }
+    for name in ["acme", "globex"] {
+        let a = acct(name);
+        let sel = all(vec![], Join::And);
+        let mut paged = Vec::new();
+        let mut after = None;
+        loop {
+            let page = s.list(&a, &sel, after, 1000).await.unwrap();
+            paged.extend(page.records);
+            match page.next {
+                Some(k) => after = Some(k),
+                None => break,
+            }
+        }
+        let rows = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink_rows = rows.clone();
+        let n = s
+            .export(
+                &a,
+                &sel,
+                Box::new(move |batch| {
+                    sink_rows.lock().unwrap().extend(batch);
+                    Ok(())
+                }),
+            )
+            .await
+            .unwrap();
+        let exported = rows.lock().unwrap().clone();
+        assert_eq!(n as usize, paged.len(), "{name}");
+        assert_eq!(exported.len(), paged.len(), "{name}");
+        for (e, p) in exported.iter().zip(&paged) {
+            assert_eq!(
+                (e.seq, &e.canonical, e.leaf_hash),
+                (p.seq, &p.canonical, p.leaf_hash),
+                "{name}"
+            );
+            let body = std::str::from_utf8(&e.canonical).unwrap();
+            assert!(
+                body.contains(&format!("\"seq\":{},", e.seq)),
+                "{name}: {body}"
+            );
+        }
+    }
+}
+
 /// An export walks the index in its own batches, not in pages: it must
 /// still give exactly the rows and order of paging through `list`,
 /// including ties on `occurred_at`, late events and description filters
@@ -1478,6 +1542,62 @@ async fn queries_stop_when_cancelled_or_past_their_deadline<B: Backend>() {
     }
 }
 
+/// A cap on records read stops a list, a count and a histogram that would
+/// read more (`TooBroad`, every time, whatever the machine's speed), lets
+/// one that reads exactly the cap through, and leaves exports alone.
+async fn queries_stop_past_their_cap_on_records_read<B: Backend>() {
+    use auditlog_store::StoreErrorKind;
+    let b = B::fresh();
+    let s = b.store();
+    let a = acct("acme");
+    // 300 events, 100 of them "Role created" (every third).
+    append_seqs(&b, "acme", 300, 1_000).await;
+    let sink = || Box::new(|_: Vec<auditlog_store::RawRecord>| Ok(()));
+    let capped = |filters: Vec<Filter>, max: u64| Selection {
+        control: QueryControl::new(None).with_max_record_reads(Some(max)),
+        ..all(filters, Join::And)
+    };
+    let desc = || f("description:contains:nothing");
+    // Every row is a candidate: 300 reads needed.
+    let sel = capped(vec![desc()], 299);
+    let kind = |e: auditlog_store::StoreError| e.kind;
+    assert_eq!(
+        s.list(&a, &sel, None, 10).await.map_err(kind).unwrap_err(),
+        StoreErrorKind::TooBroad
+    );
+    assert_eq!(
+        s.count(&a, &sel).await.map_err(kind).unwrap_err(),
+        StoreErrorKind::TooBroad
+    );
+    let edges = vec![0, 1_000_000_000];
+    assert_eq!(
+        s.histogram(&a, &sel, edges.clone())
+            .await
+            .map_err(kind)
+            .unwrap_err(),
+        StoreErrorKind::TooBroad
+    );
+    let e = s.count(&a, &sel).await.unwrap_err();
+    assert!(e.message.contains("narrow the time range"), "{e}");
+    // An export is not capped.
+    assert_eq!(s.export(&a, &sel, sink()).await.unwrap(), 0);
+    // Exactly the cap is allowed.
+    let sel = capped(vec![desc()], 300);
+    assert_eq!(s.count(&a, &sel).await.unwrap(), 0);
+    assert_eq!(s.list(&a, &sel, None, 10).await.unwrap().records.len(), 0);
+    // The index decides the event filter first: 100 candidates only.
+    let sel = capped(vec![f("event:eq:Role created"), desc()], 100);
+    assert_eq!(s.count(&a, &sel).await.unwrap(), 0);
+    assert_eq!(
+        s.histogram(&a, &sel, edges)
+            .await
+            .unwrap()
+            .iter()
+            .sum::<u64>(),
+        0
+    );
+}
+
 /// An export is the snapshot of its start: events appended while it runs
 /// (here, from its own sink, between its read transactions) are not in it,
 /// and the rows and their order are those of paging before it started.
@@ -1560,6 +1680,7 @@ conformance_suite!(sqlite: Sqlite, sqlite_clustered: SqliteClustered, postgres: 
     pages_visit_every_event_once_while_appending,
     workflow_scope_and_export_order,
     exports_equal_pages_in_order,
+    exports_read_the_rows_of_interleaved_accounts_exactly,
     proofs_verify_against_the_tree_head,
     checkpoints_are_tracked,
     tokens_are_found_by_hash_and_revoked,
@@ -1571,6 +1692,7 @@ conformance_suite!(sqlite: Sqlite, sqlite_clustered: SqliteClustered, postgres: 
     server_defaults_do_not_make_a_retry_a_conflict,
     reopening_rebuilds_index_and_tree_exactly,
     queries_stop_when_cancelled_or_past_their_deadline,
+    queries_stop_past_their_cap_on_records_read,
     an_export_is_the_snapshot_of_its_start,
     index_segments_never_change_an_answer,
     concurrent_first_uses_of_an_unopened_account_share_one_state,

@@ -28,6 +28,7 @@ use auditlog_store::sqlite::{SqliteOptions, SqliteStore};
 use auditlog_store::{DynStore, Role, TokenScope};
 
 mod demo;
+mod migrate_cmd;
 mod net_args;
 mod transfer;
 mod verify_cmd;
@@ -77,6 +78,10 @@ enum Command {
     Import(transfer::ImportArgs),
     /// Verify an export, a consistency proof or a proof bundle offline.
     Verify(verify_cmd::VerifyArgs),
+    /// Copy the embedded store of a data directory into an empty PostgreSQL
+    /// database (events, tokens, Merkle tiles, checkpoints, index segments),
+    /// then check every account's tree head and latest checkpoint there.
+    MigrateStore(migrate_cmd::MigrateArgs),
     /// Maintain the column index stored beside the log.
     Index {
         #[command(subcommand)]
@@ -364,6 +369,7 @@ fn run(command: Command) -> Result<()> {
         Command::Export(args) => runtime()?.block_on(transfer::export(args)),
         Command::Import(args) => runtime()?.block_on(transfer::import(args)),
         Command::Verify(args) => verify_cmd::run(args),
+        Command::MigrateStore(args) => migrate_cmd::run(args),
         Command::Index {
             command:
                 IndexCommand::Rebuild {

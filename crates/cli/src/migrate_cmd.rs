@@ -93,10 +93,8 @@ pub fn run(args: MigrateArgs) -> Result<()> {
         let mut load = target
             .bulk_load()
             .with_context(|| format!("preparing {target_name}"))?;
-        let bar = indicatif::ProgressBar::with_draw_target(
-            None,
-            indicatif::ProgressDrawTarget::stderr(),
-        );
+        let bar =
+            indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
         let mut bar = Bar(bar);
         let copied = migrate::copy(&mut dump, &mut load, &mut bar)
             .with_context(|| format!("copying into {target_name} (nothing was committed)"))?;

@@ -76,12 +76,16 @@ pub trait LogDump {
     ) -> Result<()>;
 
     /// Every stored tile as `(account, level, index, hashes)`.
-    fn tiles(&mut self, visit: &mut dyn FnMut(AccountKey, u8, u64, &[u8]) -> Result<()>)
-    -> Result<()>;
+    fn tiles(
+        &mut self,
+        visit: &mut dyn FnMut(AccountKey, u8, u64, &[u8]) -> Result<()>,
+    ) -> Result<()>;
 
     /// Every checkpoint note as `(account, size, note)`.
-    fn checkpoints(&mut self, visit: &mut dyn FnMut(AccountKey, u64, &str) -> Result<()>)
-    -> Result<()>;
+    fn checkpoints(
+        &mut self,
+        visit: &mut dyn FnMut(AccountKey, u64, &str) -> Result<()>,
+    ) -> Result<()>;
 
     /// Every index segment as `(account, number, summary, columns)`.
     fn index_segments(
@@ -271,7 +275,9 @@ pub async fn verify(target: &dyn Store, copied: &Copied) -> Result<Vec<Differenc
                 account: a.name.clone(),
                 what: format!(
                     "latest checkpoint: source {:?}, target {:?}",
-                    a.latest_checkpoint.as_deref().and_then(|n| n.lines().nth(1)),
+                    a.latest_checkpoint
+                        .as_deref()
+                        .and_then(|n| n.lines().nth(1)),
                     note.as_deref().and_then(|n| n.lines().nth(1)),
                 ),
             });

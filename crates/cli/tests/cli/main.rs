@@ -9,6 +9,7 @@ mod hardening;
 mod helpers;
 mod index;
 mod limits;
+mod migrate;
 mod postgres;
 mod secrets;
 mod serve;

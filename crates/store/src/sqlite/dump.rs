@@ -144,7 +144,8 @@ impl LogDump for SqliteDump<'_> {
                 .and_then(|v| v.as_blob().map_err(Into::into))
                 .map_err(sql_err(what))?;
             let level: i64 = r.get(1).map_err(sql_err(what))?;
-            let level = u8::try_from(level).map_err(|_| internal("stored tile level is invalid"))?;
+            let level =
+                u8::try_from(level).map_err(|_| internal("stored tile level is invalid"))?;
             visit(
                 AccountKey(r.get(0).map_err(sql_err(what))?),
                 level,
@@ -238,4 +239,3 @@ impl LogDump for SqliteDump<'_> {
         .map_err(sql_err(what))
     }
 }
-

@@ -68,12 +68,12 @@ pub async fn start_and_ingest(
     ));
     let (batch, _) = client::ingest_batches(
         http,
-        &srv.base_url,
+        &[&srv.base_url],
         &ingest_token,
         data_path,
         batch_n,
         cfg.batch_clients,
-        srv.pid,
+        &[srv.pid],
     )
     .await?;
     step(format_args!("  {}", batch.summary()));

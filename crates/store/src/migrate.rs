@@ -62,6 +62,12 @@ pub struct StoredToken {
     pub logged: i64,
 }
 
+/// Called with `(account, level, index, hashes)` of each stored tile.
+pub type TileVisit<'a> = dyn FnMut(AccountKey, u8, u64, &[u8]) -> Result<()> + 'a;
+
+/// Called with `(account, number, summary, columns)` of each index segment.
+pub type SegmentVisit<'a> = dyn FnMut(AccountKey, u32, &[u8], &[u8]) -> Result<()> + 'a;
+
 /// A whole store read for a migration: one consistent snapshot, with the
 /// store's writes locked out until the dump is dropped.
 pub trait LogDump {
@@ -76,10 +82,7 @@ pub trait LogDump {
     ) -> Result<()>;
 
     /// Every stored tile as `(account, level, index, hashes)`.
-    fn tiles(
-        &mut self,
-        visit: &mut dyn FnMut(AccountKey, u8, u64, &[u8]) -> Result<()>,
-    ) -> Result<()>;
+    fn tiles(&mut self, visit: &mut TileVisit<'_>) -> Result<()>;
 
     /// Every checkpoint note as `(account, size, note)`.
     fn checkpoints(
@@ -88,10 +91,7 @@ pub trait LogDump {
     ) -> Result<()>;
 
     /// Every index segment as `(account, number, summary, columns)`.
-    fn index_segments(
-        &mut self,
-        visit: &mut dyn FnMut(AccountKey, u32, &[u8], &[u8]) -> Result<()>,
-    ) -> Result<()>;
+    fn index_segments(&mut self, visit: &mut SegmentVisit<'_>) -> Result<()>;
 
     /// Every token, in the order listings show them (oldest first).
     fn tokens(&mut self) -> Result<Vec<StoredToken>>;

@@ -11,7 +11,9 @@ use rusqlite::{Connection, params};
 use super::{SqliteBackend, internal, open_conn, sql_err};
 use crate::Result;
 use crate::backend::{AccountKey, NewRow};
-use crate::migrate::{DumpAccount, LogDump, StoredToken, recorded_at_of_canonical};
+use crate::migrate::{
+    DumpAccount, LogDump, SegmentVisit, StoredToken, TileVisit, recorded_at_of_canonical,
+};
 
 /// A whole SQLite store, frozen: see the module doc.
 pub struct SqliteDump<'b> {
@@ -128,10 +130,7 @@ impl LogDump for SqliteDump<'_> {
         Ok(())
     }
 
-    fn tiles(
-        &mut self,
-        visit: &mut dyn FnMut(AccountKey, u8, u64, &[u8]) -> Result<()>,
-    ) -> Result<()> {
+    fn tiles(&mut self, visit: &mut TileVisit<'_>) -> Result<()> {
         let what = "read tiles";
         let mut stmt = self
             .conn
@@ -180,10 +179,7 @@ impl LogDump for SqliteDump<'_> {
         Ok(())
     }
 
-    fn index_segments(
-        &mut self,
-        visit: &mut dyn FnMut(AccountKey, u32, &[u8], &[u8]) -> Result<()>,
-    ) -> Result<()> {
+    fn index_segments(&mut self, visit: &mut SegmentVisit<'_>) -> Result<()> {
         let what = "read index segments";
         let mut stmt = self
             .conn

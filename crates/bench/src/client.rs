@@ -330,11 +330,11 @@ fn servers_cpu_secs(pids: &[u32]) -> f64 {
 
 /// Sends `events` one request each from `clients` concurrent clients.
 pub async fn ingest_singles(
-    base: &str,
+    bases: &[&str],
     token: &str,
     events: Vec<(String, String)>,
     clients: usize,
-    server_pid: u32,
+    server_pids: &[u32],
 ) -> Result<Throughput> {
     let n = events.len();
     let events: Arc<Vec<(String, Bytes)>> = Arc::new(
@@ -344,12 +344,12 @@ pub async fn ingest_singles(
             .collect(),
     );
     let next = Arc::new(AtomicUsize::new(0));
-    let cpu0 = (proc::cpu_secs(Some(server_pid)), proc::cpu_secs(None));
+    let cpu0 = (servers_cpu_secs(server_pids), proc::cpu_secs(None));
     let started = Instant::now();
     let mut workers = Vec::with_capacity(clients);
-    for _ in 0..clients {
+    for i in 0..clients {
         let (events, next) = (events.clone(), next.clone());
-        let mut conn = Conn::open(base, token).await?;
+        let mut conn = Conn::open(bases[i % bases.len()], token).await?;
         workers.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             loop {
@@ -374,7 +374,7 @@ pub async fn ingest_singles(
         secs,
         events_per_sec: n as f64 / secs,
         latency: Latency::of(samples),
-        server_cpu_secs: Some(proc::cpu_secs(Some(server_pid)) - cpu0.0),
+        server_cpu_secs: Some(servers_cpu_secs(server_pids) - cpu0.0),
         client_cpu_secs: proc::cpu_secs(None) - cpu0.1,
     })
 }

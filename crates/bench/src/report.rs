@@ -7,6 +7,8 @@ use super::proc::Rss;
 use super::{ExportTimes, Results, Throughput};
 use crate::stats::Latency;
 
+mod pg;
+
 /// `1234567` → `1,234,567`.
 fn int(n: u64) -> String {
     let s = n.to_string();
@@ -160,6 +162,9 @@ pub fn markdown(r: &Results) -> String {
     export_section(&mut o, r);
     footprint_section(&mut o, r);
     goals_section(&mut o, r);
+    if let Some(p) = &r.postgres {
+        pg::section(&mut o, r, p);
+    }
 
     if !r.config.skip.is_empty() {
         let _ = writeln!(o, "Left out of this run: {:?}.\n", r.config.skip);

@@ -68,12 +68,17 @@ impl PgAdmin {
     pub async fn create(&self, part: &str) -> Result<String> {
         let name = format!("{}_{part}", self.prefix);
         let admin = connect(&self.url).await?;
-        admin
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}"
-            ))
-            .await
-            .with_context(|| format!("creating the database {name}"))?;
+        // Two statements: neither may run inside a transaction block,
+        // which one multi-statement string would be.
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            format!("CREATE DATABASE {name}"),
+        ] {
+            admin
+                .batch_execute(&sql)
+                .await
+                .with_context(|| format!("creating the database {name}"))?;
+        }
         Ok(with_dbname(&self.url, &name))
     }
 

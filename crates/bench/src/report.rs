@@ -162,9 +162,6 @@ pub fn markdown(r: &Results) -> String {
     export_section(&mut o, r);
     footprint_section(&mut o, r);
     goals_section(&mut o, r);
-    if let Some(p) = &r.postgres {
-        pg::section(&mut o, r, p);
-    }
 
     if !r.config.skip.is_empty() {
         let _ = writeln!(o, "Left out of this run: {:?}.\n", r.config.skip);
@@ -181,6 +178,10 @@ pub fn markdown(r: &Results) -> String {
         for c in &r.count_mismatches {
             let _ = writeln!(o, "- {c}");
         }
+    }
+    if let Some(p) = &r.postgres {
+        let _ = writeln!(o);
+        pg::section(&mut o, r, p);
     }
     o
 }

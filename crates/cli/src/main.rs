@@ -629,6 +629,31 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Takes `<data dir>/auditlog.lock` (an exclusive `flock`, released by the
+/// kernel when the process ends, however it ends): held by `serve` on an
+/// embedded store and by `migrate-store` on its source. Two servers
+/// appending to one file would each trust its own in-memory trees, and a
+/// migration must not miss what a server acknowledges during the copy.
+/// The token commands do not take it: they work beside a running server.
+pub fn lock_data_dir(dir: &Path) -> Result<std::fs::File> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join("auditlog.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(file),
+        Err(rustix::io::Errno::WOULDBLOCK) => bail!(
+            "the store in {} is in use by another auditlog process (a server or a migration): stop it first",
+            dir.display()
+        ),
+        Err(e) => Err(e).with_context(|| format!("locking {}", path.display())),
+    }
+}
+
 /// Opens the store named by the options: PostgreSQL with
 /// `--database-url`, else the embedded store in `--data-dir`.
 pub async fn open_store(args: &ServeArgs) -> Result<DynStore> {
@@ -656,6 +681,12 @@ pub async fn serve(
     on_bound: impl FnOnce(SocketAddr),
 ) -> Result<()> {
     let started = std::time::Instant::now();
+    // Held until the process ends: one server per embedded store, and no
+    // `migrate-store` copying it meanwhile.
+    let _lock = match args.database_url {
+        None => Some(lock_data_dir(&args.data_dir)?),
+        Some(_) => None,
+    };
     let store = match store {
         Some(s) => s,
         None => open_store(&args).await?,

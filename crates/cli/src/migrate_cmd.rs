@@ -16,8 +16,8 @@ use crate::redact_url;
 
 #[derive(Args, Debug)]
 pub struct MigrateArgs {
-    /// The data directory of the embedded store to copy (stop its server
-    /// first: the copy locks the store's writes while it runs).
+    /// The data directory of the embedded store to copy (refused while a
+    /// server runs on it; none can start until the copy is done).
     #[arg(long)]
     pub from: PathBuf,
     /// The PostgreSQL database to copy into (postgres://… or `host=… dbname=…`).
@@ -70,6 +70,9 @@ pub fn run(args: MigrateArgs) -> Result<()> {
             args.from.join(DB_FILE).display()
         );
     }
+    // A server on the directory would go on acknowledging events the copy
+    // never sees: refuse while one runs (and keep one from starting).
+    let _lock = crate::lock_data_dir(&args.from)?;
     let target_name = format!("the database {}", redact_url(&args.to));
     let opts = PgOptions {
         allow_unsafe_durability: args.allow_unsafe_durability,

@@ -131,6 +131,10 @@ async fn an_embedded_store_moves_to_postgres_bit_for_bit() {
     let acme_count = server.count(&read, ACME).await;
     assert!(acme_count > N as u64, "the events and the tokens' events");
     let acme_page = server.get_json(&read, &acme_page_path()).await;
+    // Not while a server runs on the directory.
+    let (ok, out) = migrate(&dir, &db.url);
+    assert!(!ok, "{out}");
+    assert!(out.contains("in use by another auditlog process"), "{out}");
     server.terminate();
     assert!(
         server

@@ -68,12 +68,12 @@ pub async fn start_and_ingest(
     ));
     let (batch, _) = client::ingest_batches(
         http,
-        &srv.base_url,
+        &[&srv.base_url],
         &ingest_token,
         data_path,
         batch_n,
         cfg.batch_clients,
-        srv.pid,
+        &[srv.pid],
     )
     .await?;
     step(format_args!("  {}", batch.summary()));
@@ -85,11 +85,11 @@ pub async fn start_and_ingest(
         .skip(batch_n as usize)
         .collect::<Result<Vec<_>>>()?;
     let single = client::ingest_singles(
-        &srv.base_url,
+        &[&srv.base_url],
         &ingest_token,
         singles,
         cfg.single_clients,
-        srv.pid,
+        &[srv.pid],
     )
     .await?;
     step(format_args!("  {}", single.summary()));
@@ -219,7 +219,12 @@ pub async fn run_auditlog(
 
 /// Count, histogram and first page of one shape and range, together and
 /// one at a time.
-async fn warm_queries(api: &Api, rep: Repeat, shape: &Shape, range: &Range) -> Result<QueryTimes> {
+pub(crate) async fn warm_queries(
+    api: &Api,
+    rep: Repeat,
+    shape: &Shape,
+    range: &Range,
+) -> Result<QueryTimes> {
     let dashboard = rep
         .run(|| async move { api.dashboard(shape, range).await.map(drop) })
         .await?;
@@ -246,7 +251,7 @@ async fn warm_queries(api: &Api, rep: Repeat, shape: &Shape, range: &Range) -> R
 
 /// The CSV and JSONL exports, then `auditlog verify` of the JSONL one
 /// (the server is stopped before it).
-async fn exports(
+pub(crate) async fn exports(
     bin: &Auditlog,
     srv: server::Server,
     api: &Api,

@@ -57,7 +57,7 @@ impl BaselineRow {
     }
 }
 
-const SCHEMA: &str = "
+pub(crate) const SCHEMA: &str = "
 CREATE TABLE baseline_events (
     account      TEXT NOT NULL,
     occurred_at  TEXT NOT NULL,
@@ -179,7 +179,7 @@ fn insert(stmt: &mut rusqlite::CachedStatement<'_>, r: &BaselineRow) -> Result<(
 }
 
 /// The WHERE clause and parameters of a shape in a range.
-fn selection(account: &str, shape: &Shape, range: &Range) -> (String, Vec<String>) {
+pub(crate) fn selection(account: &str, shape: &Shape, range: &Range) -> (String, Vec<String>) {
     let mut sql = "account = ?".to_owned();
     let mut params = vec![account.to_owned()];
     if let Some((from, to)) = &range.bounds_text {
@@ -292,7 +292,7 @@ pub fn export_csv(conn: &Connection, account: &str, out: &mut impl std::io::Writ
 
 /// RFC 4180 quoting plus the formula-injection guard auditlog applies, so
 /// both exports do the same work per cell.
-fn push_csv_cell(out: &mut String, cell: &str) {
+pub(crate) fn push_csv_cell(out: &mut String, cell: &str) {
     let guard = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
     let quote = guard || cell.contains([',', '"', '\r', '\n']);
     if quote {

@@ -219,19 +219,19 @@ fn url(base: &str, path: &str) -> Result<Url> {
 /// the events sent per account.
 pub async fn ingest_batches(
     http: &reqwest::Client,
-    base: &str,
+    bases: &[&str],
     token: &str,
     dataset: &Path,
     n: u64,
     clients: usize,
-    server_pid: u32,
+    server_pids: &[u32],
 ) -> Result<(Throughput, HashMap<String, u64>)> {
     // The reader thread groups lines by account and hands ready bodies to
     // the clients; the queue is short so reading stays just ahead of sending.
     let (tx, rx) = tokio::sync::mpsc::channel::<(String, Bytes)>(clients * 2);
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
     let path = dataset.to_owned();
-    let cpu0 = (proc::cpu_secs(Some(server_pid)), proc::cpu_secs(None));
+    let cpu0 = (servers_cpu_secs(server_pids), proc::cpu_secs(None));
     let started = Instant::now();
     let reader = tokio::task::spawn_blocking(move || -> Result<(u64, HashMap<String, u64>)> {
         let mut pending: HashMap<String, Vec<String>> = HashMap::new();
@@ -276,8 +276,14 @@ pub async fn ingest_batches(
     });
     let poster = Poster::new(http, token)?;
     let mut workers = Vec::with_capacity(clients);
-    for _ in 0..clients {
-        let (rx, poster, base) = (rx.clone(), poster.clone(), base.to_owned());
+    // Client `i` talks to instance `i mod n`: the load split evenly, as a
+    // round-robin load balancer would.
+    for i in 0..clients {
+        let (rx, poster, base) = (
+            rx.clone(),
+            poster.clone(),
+            bases[i % bases.len()].to_owned(),
+        );
         workers.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             loop {
@@ -310,20 +316,25 @@ pub async fn ingest_batches(
             secs,
             events_per_sec: n as f64 / secs,
             latency: Latency::of(samples),
-            server_cpu_secs: Some(proc::cpu_secs(Some(server_pid)) - cpu0.0),
+            server_cpu_secs: Some(servers_cpu_secs(server_pids) - cpu0.0),
             client_cpu_secs: proc::cpu_secs(None) - cpu0.1,
         },
         per_account,
     ))
 }
 
+/// The CPU seconds of every server process, summed.
+fn servers_cpu_secs(pids: &[u32]) -> f64 {
+    pids.iter().map(|&p| proc::cpu_secs(Some(p))).sum()
+}
+
 /// Sends `events` one request each from `clients` concurrent clients.
 pub async fn ingest_singles(
-    base: &str,
+    bases: &[&str],
     token: &str,
     events: Vec<(String, String)>,
     clients: usize,
-    server_pid: u32,
+    server_pids: &[u32],
 ) -> Result<Throughput> {
     let n = events.len();
     let events: Arc<Vec<(String, Bytes)>> = Arc::new(
@@ -333,12 +344,12 @@ pub async fn ingest_singles(
             .collect(),
     );
     let next = Arc::new(AtomicUsize::new(0));
-    let cpu0 = (proc::cpu_secs(Some(server_pid)), proc::cpu_secs(None));
+    let cpu0 = (servers_cpu_secs(server_pids), proc::cpu_secs(None));
     let started = Instant::now();
     let mut workers = Vec::with_capacity(clients);
-    for _ in 0..clients {
+    for i in 0..clients {
         let (events, next) = (events.clone(), next.clone());
-        let mut conn = Conn::open(base, token).await?;
+        let mut conn = Conn::open(bases[i % bases.len()], token).await?;
         workers.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             loop {
@@ -363,7 +374,7 @@ pub async fn ingest_singles(
         secs,
         events_per_sec: n as f64 / secs,
         latency: Latency::of(samples),
-        server_cpu_secs: Some(proc::cpu_secs(Some(server_pid)) - cpu0.0),
+        server_cpu_secs: Some(servers_cpu_secs(server_pids) - cpu0.0),
         client_cpu_secs: proc::cpu_secs(None) - cpu0.1,
     })
 }

@@ -37,6 +37,8 @@ mod baseline;
 mod baseline_run;
 mod client;
 mod dataset;
+mod pg_baseline;
+mod pg_run;
 mod proc;
 mod report;
 mod server;
@@ -106,6 +108,11 @@ pub struct BenchArgs {
     /// memory budget.
     #[arg(long = "serve-arg", allow_hyphen_values = true)]
     pub serve_args: Vec<String>,
+    /// A PostgreSQL server (postgres://…) to measure auditlog on as well,
+    /// beside a plain-PostgreSQL baseline: the bench creates its own
+    /// databases there and drops them afterwards.
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
 }
 
 /// A part of the run `--skip` can leave out.
@@ -456,6 +463,8 @@ pub struct Results {
     pub baseline_disk_bytes: Option<u64>,
     /// (shape, range) whose counts differ between auditlog and the baseline.
     pub count_mismatches: Vec<String>,
+    /// auditlog on PostgreSQL and its baseline (`--database-url`).
+    pub postgres: Option<pg_run::PgResults>,
     pub total_secs: f64,
 }
 
@@ -493,7 +502,7 @@ async fn run(args: BenchArgs) -> Result<()> {
         }
         return write_json(&args.out, &outcome?);
     }
-    let outcome = run_in(&bin, &cfg, work.path()).await;
+    let outcome = run_in(&bin, &cfg, work.path(), args.database_url.as_deref()).await;
     if args.keep {
         let kept = work.keep();
         eprintln!("bench: kept {}", kept.display());
@@ -567,7 +576,12 @@ fn step(msg: impl std::fmt::Display) {
     eprintln!("bench: {msg}");
 }
 
-async fn run_in(bin: &server::Auditlog, cfg: &Config, work: &Path) -> Result<Results> {
+async fn run_in(
+    bin: &server::Auditlog,
+    cfg: &Config,
+    work: &Path,
+    database_url: Option<&str>,
+) -> Result<Results> {
     let started = Instant::now();
     let started_at = jiff::Timestamp::now().to_string();
     let machine = proc::Machine::probe();
@@ -612,6 +626,14 @@ async fn run_in(bin: &server::Auditlog, cfg: &Config, work: &Path) -> Result<Res
         )
     };
 
+    let postgres = match database_url {
+        Some(url) => {
+            let admin = pg_baseline::PgAdmin::new(url).await?;
+            Some(pg_run::run(bin, cfg, work, &data_path, batch_n, &ds, &shapes, &admin).await?)
+        }
+        None => None,
+    };
+
     let mut queries = Vec::new();
     let mut count_mismatches = Vec::new();
     for (i, (shape, range, times)) in a.queries.into_iter().enumerate() {
@@ -650,6 +672,7 @@ async fn run_in(bin: &server::Auditlog, cfg: &Config, work: &Path) -> Result<Res
         auditlog_footprint: a.footprint,
         baseline_disk_bytes: b.as_ref().map(|b| b.disk_bytes),
         count_mismatches,
+        postgres,
         total_secs: started.elapsed().as_secs_f64(),
     })
 }

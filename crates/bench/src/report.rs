@@ -7,6 +7,8 @@ use super::proc::Rss;
 use super::{ExportTimes, Results, Throughput};
 use crate::stats::Latency;
 
+mod pg;
+
 /// `1234567` → `1,234,567`.
 fn int(n: u64) -> String {
     let s = n.to_string();
@@ -176,6 +178,10 @@ pub fn markdown(r: &Results) -> String {
         for c in &r.count_mismatches {
             let _ = writeln!(o, "- {c}");
         }
+    }
+    if let Some(p) = &r.postgres {
+        let _ = writeln!(o);
+        pg::section(&mut o, r, p);
     }
     o
 }

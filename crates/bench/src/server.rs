@@ -23,6 +23,9 @@ pub struct Server {
     pub pid: u32,
     pub base_url: String,
     data_dir: PathBuf,
+    /// `serve` arguments of this server beyond the bench's own (e.g.
+    /// `--database-url`), kept for restarts.
+    extra_args: Vec<String>,
     /// From spawning the process to `/readyz` answering.
     pub start_secs: f64,
 }
@@ -176,6 +179,18 @@ impl Server {
         data_dir: &Path,
         client: &reqwest::Client,
     ) -> Result<Server> {
+        Server::start_with(bin, data_dir, &[], client).await
+    }
+
+    /// [`Server::start`] with more `serve` arguments (`--database-url`:
+    /// the data directory then holds only the keys, which every instance
+    /// on one database shares).
+    pub async fn start_with(
+        bin: &Auditlog,
+        data_dir: &Path,
+        extra_args: &[String],
+        client: &reqwest::Client,
+    ) -> Result<Server> {
         let started = Instant::now();
         let log = data_dir.with_extension("server.log");
         let log_file = std::fs::OpenOptions::new()
@@ -191,6 +206,7 @@ impl Server {
             .arg("--data-dir")
             .arg(data_dir)
             .args(SERVE_ARGS.get().into_iter().flatten())
+            .args(extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log_file)
@@ -236,6 +252,7 @@ impl Server {
             pid,
             base_url,
             data_dir: data_dir.to_owned(),
+            extra_args: extra_args.to_vec(),
             start_secs: started.elapsed().as_secs_f64(),
         })
     }
@@ -264,9 +281,13 @@ impl Server {
     /// Stops the server, drops its files from the page cache, and starts it
     /// again on the same data directory: the next query is a cold one.
     pub async fn restart_cold(self, client: &reqwest::Client) -> Result<Server> {
-        let (bin, dir) = (self.bin.clone(), self.data_dir.clone());
+        let (bin, dir, extra) = (
+            self.bin.clone(),
+            self.data_dir.clone(),
+            self.extra_args.clone(),
+        );
         self.stop().await?;
         crate::proc::evict(&crate::proc::files_in(&dir));
-        Server::start(&bin, &dir, client).await
+        Server::start_with(&bin, &dir, &extra, client).await
     }
 }

@@ -28,6 +28,7 @@ use auditlog_store::sqlite::{SqliteOptions, SqliteStore};
 use auditlog_store::{DynStore, Role, TokenScope};
 
 mod demo;
+mod migrate_cmd;
 mod net_args;
 mod transfer;
 mod verify_cmd;
@@ -77,6 +78,10 @@ enum Command {
     Import(transfer::ImportArgs),
     /// Verify an export, a consistency proof or a proof bundle offline.
     Verify(verify_cmd::VerifyArgs),
+    /// Copy the embedded store of a data directory into an empty PostgreSQL
+    /// database (events, tokens, Merkle tiles, checkpoints, index segments),
+    /// then check every account's tree head and latest checkpoint there.
+    MigrateStore(migrate_cmd::MigrateArgs),
     /// Maintain the column index stored beside the log.
     Index {
         #[command(subcommand)]
@@ -370,6 +375,7 @@ fn run(command: Command) -> Result<()> {
         Command::Export(args) => runtime()?.block_on(transfer::export(args)),
         Command::Import(args) => runtime()?.block_on(transfer::import(args)),
         Command::Verify(args) => verify_cmd::run(args),
+        Command::MigrateStore(args) => migrate_cmd::run(args),
         Command::Index {
             command:
                 IndexCommand::Rebuild {
@@ -629,6 +635,31 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Takes `<data dir>/auditlog.lock` (an exclusive `flock`, released by the
+/// kernel when the process ends, however it ends): held by `serve` on an
+/// embedded store and by `migrate-store` on its source. Two servers
+/// appending to one file would each trust its own in-memory trees, and a
+/// migration must not miss what a server acknowledges during the copy.
+/// The token commands do not take it: they work beside a running server.
+pub fn lock_data_dir(dir: &Path) -> Result<std::fs::File> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join("auditlog.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(file),
+        Err(rustix::io::Errno::WOULDBLOCK) => bail!(
+            "the store in {} is in use by another auditlog process (a server or a migration): stop it first",
+            dir.display()
+        ),
+        Err(e) => Err(e).with_context(|| format!("locking {}", path.display())),
+    }
+}
+
 /// Opens the store named by the options: PostgreSQL with
 /// `--database-url`, else the embedded store in `--data-dir`.
 pub async fn open_store(args: &ServeArgs) -> Result<DynStore> {
@@ -656,6 +687,12 @@ pub async fn serve(
     on_bound: impl FnOnce(SocketAddr),
 ) -> Result<()> {
     let started = std::time::Instant::now();
+    // Held until the process ends: one server per embedded store, and no
+    // `migrate-store` copying it meanwhile.
+    let _lock = match args.database_url {
+        None => Some(lock_data_dir(&args.data_dir)?),
+        Some(_) => None,
+    };
     let store = match store {
         Some(s) => s,
         None => open_store(&args).await?,

@@ -38,6 +38,7 @@ use auditlog_core::validate::ValidEvent;
 
 pub mod backend;
 pub mod layered;
+pub mod migrate;
 pub mod postgres;
 pub mod sqlite;
 

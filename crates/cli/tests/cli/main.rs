@@ -9,6 +9,7 @@ mod hardening;
 mod helpers;
 mod index;
 mod limits;
+mod migrate;
 mod pg_cluster;
 mod pg_faults;
 mod postgres;

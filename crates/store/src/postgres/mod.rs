@@ -32,7 +32,9 @@
 //! Schema and partitions: `schema.rs`; rows and group commit: `writer.rs`;
 //! reads: `reader.rs`; tokens: `tokens.rs`.
 
+mod copy;
 mod listen;
+mod load;
 mod reader;
 mod schema;
 #[cfg(feature = "testing")]
@@ -53,6 +55,7 @@ use tokio_postgres::NoTls;
 use crate::backend::{AccountKey, LogBackend};
 use crate::layered::{IndexOptions, LayeredStore, Sequencer, WriteOp};
 use crate::{Clock, Result, StoreError, StoreErrorKind, TokenInfo, TokenRecord};
+pub use load::PgLoad;
 pub use reader::PgReader;
 pub use schema::SCHEMA_VERSION;
 

@@ -21,11 +21,12 @@ use auditlog_core::catalog::EventId;
 use auditlog_core::index::IndexRow;
 use auditlog_core::merkle::Hash;
 use auditlog_core::record::AccountId;
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use deadpool_postgres::Object;
 use futures_util::SinkExt;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
+use super::copy::{CopyRows, PG_EPOCH_US};
 use super::schema::{Month, Partitions};
 use super::{BatchWrite, Db, PgOptions, internal, pg_err, reader, tokens};
 use crate::backend::{AccountKey, HeadLocks, LockedHead, LogTx, NewRow};
@@ -37,9 +38,6 @@ use crate::{TokenRecord, layered::WriterFailure};
 const MAX_GROUP_OPS: usize = 256;
 /// Most events one group commit takes (a larger batch still goes alone).
 const MAX_GROUP_EVENTS: usize = 20_000;
-/// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01), the
-/// origin of a binary `timestamptz`.
-const PG_EPOCH_US: i64 = 946_684_800_000_000;
 
 /// A group's rows, column by column, until the commit sends them.
 #[derive(Default)]
@@ -64,42 +62,24 @@ impl Rows {
     }
 
     /// The rows in PostgreSQL's binary `COPY` format.
-    fn to_copy(&self) -> BytesMut {
-        let mut out =
-            BytesMut::with_capacity(64 + self.body.iter().map(|b| b.len() + 160).sum::<usize>());
-        out.put_slice(b"PGCOPY\n\xff\r\n\0");
-        out.put_i32(0); // flags
-        out.put_i32(0); // header extension length
-        let text = |out: &mut BytesMut, s: Option<&str>| match s {
-            Some(s) => {
-                out.put_i32(s.len() as i32);
-                out.put_slice(s.as_bytes());
-            }
-            None => out.put_i32(-1),
-        };
+    fn to_copy(&self) -> Bytes {
+        let mut out = CopyRows::with_capacity(self.body.iter().map(|b| b.len() + 160).sum());
         for i in 0..self.len() {
-            out.put_i16(12);
-            out.put_i32(8);
-            out.put_i64(self.account[i]);
-            out.put_i32(8);
-            out.put_i64(self.seq[i]);
-            out.put_i32(8);
-            out.put_i64(self.recorded_at[i] - PG_EPOCH_US);
-            text(&mut out, Some(&self.id[i]));
-            out.put_i32(8);
-            out.put_i64(self.occurred_at[i]);
-            out.put_i32(4);
-            out.put_i32(self.event_type[i]);
-            text(&mut out, Some(&self.actor_id[i]));
-            text(&mut out, self.actor_name[i].as_deref());
-            text(&mut out, self.ip_address[i].as_deref());
-            text(&mut out, self.workflow_id[i].as_deref());
-            text(&mut out, Some(&self.body[i]));
-            out.put_i32(self.leaf_hash[i].len() as i32);
-            out.put_slice(&self.leaf_hash[i]);
+            out.row(12);
+            out.i64(self.account[i]);
+            out.i64(self.seq[i]);
+            out.timestamptz(self.recorded_at[i]);
+            out.text(Some(&self.id[i]));
+            out.i64(self.occurred_at[i]);
+            out.i32(self.event_type[i]);
+            out.text(Some(&self.actor_id[i]));
+            out.text(self.actor_name[i].as_deref());
+            out.text(self.ip_address[i].as_deref());
+            out.text(self.workflow_id[i].as_deref());
+            out.text(Some(&self.body[i]));
+            out.bytes(&self.leaf_hash[i]);
         }
-        out.put_i16(-1);
-        out
+        out.finish()
     }
 }
 
@@ -125,7 +105,7 @@ impl ToSql for PgTime {
     to_sql_checked!();
 }
 
-const EVENT_COLUMNS: &str = "account_id, seq, recorded_at, id, occurred_at, event_type, actor_id, \
+pub(super) const EVENT_COLUMNS: &str = "account_id, seq, recorded_at, id, occurred_at, event_type, actor_id, \
      actor_name, ip_address, workflow_id, body, leaf_hash";
 
 /// The writer's connection as a [`LogTx`].
@@ -291,7 +271,7 @@ impl PgTx {
             .await
             .map_err(pg_err("insert events"))?;
         futures_util::pin_mut!(sink);
-        sink.send(self.rows.to_copy().freeze())
+        sink.send(self.rows.to_copy())
             .await
             .map_err(pg_err("insert events"))?;
         let n = sink.finish().await.map_err(pg_err("insert events"))?;

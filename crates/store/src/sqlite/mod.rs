@@ -19,6 +19,7 @@
 //! (see [`create_token_offline`]); SQLite serializes the two writers, and
 //! only a server's writer appends to the log.
 
+mod dump;
 mod pool;
 mod reader;
 mod schema;
@@ -39,6 +40,7 @@ use rusqlite::{Connection, OpenFlags, params};
 use crate::backend::{AccountKey, LogBackend};
 use crate::layered::{IndexOptions, LayeredStore, Sequencer, WriteOp};
 use crate::{Clock, Result, StoreError, StoreErrorKind, TokenInfo, TokenRecord};
+pub use dump::SqliteDump;
 pub use reader::SqliteReader;
 use schema::Layout;
 

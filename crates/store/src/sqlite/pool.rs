@@ -163,6 +163,7 @@ mod tests {
     fn open() -> Result<SqliteReader> {
         Ok(SqliteReader {
             conn: rusqlite::Connection::open_in_memory().expect("in-memory database"),
+            write_order: true,
         })
     }
 

@@ -24,13 +24,33 @@ export const TZ = 'Asia/Kolkata';
 // ---------------------------------------------------------------------------
 // The server
 
+/** A PostgreSQL server (`postgres://…/postgres`) to run the tests on instead
+ *  of the embedded store: each server then gets a database of its own there
+ *  (created and dropped with `psql`). scripts/test.sh runs the tests once on
+ *  each. */
+export const PG = process.env.AUDITLOG_BROWSER_DATABASE_URL || '';
+
+function psql(sql) {
+  execFileSync('psql', [PG, '-v', 'ON_ERROR_STOP=1', '-qc', sql], { stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
 /**
- * Starts `auditlog serve` on port 0 with a fresh data dir and waits for its
- * "listening on http://…" line.
+ * Starts `auditlog serve` on port 0 with a fresh data dir (and, with `PG`, a
+ * fresh database) and waits for its "listening on http://…" line.
  */
 export async function startServer() {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'auditlog-e2e-'));
-  const child = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir], {
+  let store = ['--data-dir', dataDir];
+  let dbName = null;
+  if (PG) {
+    dbName = `e2e_${process.pid}_${Date.now()}_${Math.floor(Math.random() * 1e6)}`;
+    psql(`CREATE DATABASE ${dbName}`);
+    const url = new URL(PG);
+    url.pathname = `/${dbName}`;
+    // The data dir still holds the signing key and server secret.
+    store = ['--data-dir', dataDir, '--database-url', url.toString()];
+  }
+  const child = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', ...store], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' },
   });
@@ -51,13 +71,15 @@ export async function startServer() {
       reject(new Error(`server exited with ${code}\n${stderr}`));
     });
   });
+  // Token commands name the store the way `serve` was given it.
+  const tokenStore = PG ? store.slice(2) : store;
   const server = {
     url,
     dataDir,
     child,
     /** Prints a new token for `account` with `role` (the CLI's bootstrap). */
     token(role = 'admin', account = 'acme') {
-      return execFileSync(BIN, ['token', 'create', '--data-dir', dataDir, '--account', account, '--role', role], {
+      return execFileSync(BIN, ['token', 'create', ...tokenStore, '--account', account, '--role', role], {
         encoding: 'utf8',
       }).trim();
     },
@@ -67,6 +89,7 @@ export async function startServer() {
         await new Promise((r) => { child.once('exit', r); setTimeout(r, 5000); });
       }
       fs.rmSync(dataDir, { recursive: true, force: true });
+      if (dbName) psql(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
     },
   };
   return server;

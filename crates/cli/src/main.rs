@@ -399,6 +399,8 @@ async fn index_rebuild(data_dir: &Path, database_url: Option<String>) -> Result<
             store.rebuild_index().await?
         }
         None => {
+            // It replaces stored segments: never under a running server.
+            let _lock = lock_data_dir(data_dir)?;
             let store = SqliteStore::open(data_dir, SqliteOptions::default())
                 .with_context(|| format!("opening the store in {}", data_dir.display()))?;
             store.rebuild_index().await?
@@ -637,7 +639,8 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Takes `<data dir>/auditlog.lock` (an exclusive `flock`, released by the
 /// kernel when the process ends, however it ends): held by `serve` on an
-/// embedded store and by `migrate-store` on its source. Two servers
+/// embedded store, by `migrate-store` on its source and by `index
+/// rebuild`. Two servers
 /// appending to one file would each trust its own in-memory trees, and a
 /// migration must not miss what a server acknowledges during the copy.
 /// The token commands do not take it: they work beside a running server.

@@ -107,6 +107,12 @@ async fn segments_survive_restarts_and_rebuild_checks_them() {
     );
     assert!(metric(&text, "auditlog_index_cache_evictions_total") >= 1.0);
     assert!(metric(&text, "auditlog_index_cache_bytes") <= (1 << 20) as f64);
+    // A rebuild replaces stored segments: refused under a running server.
+    let (ok, out) = rebuild(&ws);
+    assert!(
+        !ok && out.contains("in use by another auditlog process"),
+        "{out}"
+    );
     server.terminate();
     assert!(
         server

@@ -3,8 +3,10 @@
 #
 # Installs what is missing (Debian's chromium, the npm packages playwright-core
 # and @axe-core/playwright),
-# builds the auditlog binary, and runs every tests/browser/*.test.mjs with
-# Node's test runner, one file at a time. Never downloads a browser build:
+# builds the auditlog binary, and runs every tests/browser/*.test.mjs (or the
+# files named) with Node's test runner, one file at a time. With
+# AUDITLOG_BROWSER_DATABASE_URL (a PostgreSQL server) each test's server runs
+# on a database of its own there instead of the embedded store. Never downloads a browser build:
 # playwright-core drives /usr/bin/chromium.
 set -euo pipefail
 
@@ -37,4 +39,14 @@ cd "$here"
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 # Node 20 applies the timeout to each file as a whole; the axe file audits
 # every state at three widths (about two and a half minutes on two cores).
-exec node --test --test-concurrency=1 --test-timeout=600000 "$@" ./*.test.mjs
+# Test files named on the command line run alone; other arguments go to node.
+files=()
+opts=()
+for a in "$@"; do
+  case "$a" in
+    *.test.mjs) files+=("$a") ;;
+    *) opts+=("$a") ;;
+  esac
+done
+[ ${#files[@]} -gt 0 ] || files=(./*.test.mjs)
+exec node --test --test-concurrency=1 --test-timeout=600000 "${opts[@]}" "${files[@]}"

@@ -114,7 +114,7 @@ pub async fn run_auditlog(
     let http = client::http_client()?;
     let loaded = start_and_ingest(bin, cfg, work, data_path, batch_n, &http).await?;
     let Loaded {
-        mut srv,
+        srv,
         batch,
         single,
         rss_idle,
@@ -135,63 +135,12 @@ pub async fn run_auditlog(
         token: read_token,
         account: MAIN_ACCOUNT.to_owned(),
     };
-    let all = api.count(&shapes[0], &ranges()[1]).await?;
-    anyhow::ensure!(
-        all == ds.main_account_events,
-        "auditlog holds {all} events of {MAIN_ACCOUNT} but {} were sent",
-        ds.main_account_events
-    );
-
-    step("auditlog: warm dashboard queries");
-    let rep = cfg.repeat();
-    let mut queries = Vec::new();
-    for shape in shapes {
-        for range in &ranges() {
-            let times = match warm_queries(&api, rep, shape, range).await {
-                Ok(t) => t,
-                Err(e) => {
-                    step(format_args!("  {} / {}: {e:#}", shape.name, range.name));
-                    QueryTimes {
-                        error: Some(format!("{e:#}")),
-                        ..QueryTimes::default()
-                    }
-                }
-            };
-            queries.push((shape.name.clone(), range.name.to_owned(), times));
-        }
-    }
-
-    let mut restarts = Vec::new();
-    if !cfg.skips(Skip::Cold) {
-        step("auditlog: cold dashboard queries (a restart with evicted files before each)");
-        let mut i = 0;
-        for shape in shapes {
-            for range in ranges() {
-                srv = srv.restart_cold(&http).await?;
-                restarts.push(srv.start_secs);
-                api.base.clone_from(&srv.base_url);
-                let t = Instant::now();
-                match api.dashboard(shape, &range).await {
-                    Ok(_) => queries[i].2.dashboard_cold_ms = t.elapsed().as_secs_f64() * 1000.0,
-                    Err(e) => step(format_args!("  {} / {}: {e:#}", shape.name, range.name)),
-                }
-                i += 1;
-            }
-        }
-    }
+    let (srv, queries, restarts) =
+        dashboard_queries("auditlog", cfg, &http, srv, &mut api, shapes, ds).await?;
     let rss_restarted = proc::rss(srv.pid).unwrap_or_default();
-    restarts.sort_by(f64::total_cmp);
 
-    let (export_csv, export_jsonl, verify) = if cfg.skips(Skip::Export) {
-        srv.stop().await?;
-        let skipped = VerifyTimes {
-            error: Some("skipped (--skip export)".into()),
-            ..VerifyTimes::default()
-        };
-        (ExportTimes::default(), ExportTimes::default(), skipped)
-    } else {
-        exports(bin, srv, &api, work, ds).await?
-    };
+    let (export_csv, export_jsonl, verify) =
+        exports_unless_skipped(cfg, bin, srv, &api, work, ds).await?;
 
     let median = restarts.get(restarts.len() / 2).copied().unwrap_or(0.0);
     Ok(AuditlogRun {
@@ -215,6 +164,89 @@ pub async fn run_auditlog(
             restart_secs_max: restarts.last().copied().unwrap_or(0.0),
         },
     })
+}
+
+/// Checks that the server holds every event of the main account, then
+/// times the dashboard's queries of every shape and range warm and, unless
+/// skipped, cold (a restart with evicted files before each, `srv` replaced):
+/// the times per (shape, range) and the restart times, sorted. `label`
+/// names the store in the progress lines.
+pub(crate) async fn dashboard_queries(
+    label: &str,
+    cfg: &Config,
+    http: &reqwest::Client,
+    mut srv: server::Server,
+    api: &mut Api,
+    shapes: &[Shape],
+    ds: &DatasetStats,
+) -> Result<(server::Server, Vec<(String, String, QueryTimes)>, Vec<f64>)> {
+    let all = api.count(&shapes[0], &ranges()[1]).await?;
+    anyhow::ensure!(
+        all == ds.main_account_events,
+        "{label} holds {all} events of {MAIN_ACCOUNT} but {} were sent",
+        ds.main_account_events
+    );
+    step(format_args!("{label}: warm dashboard queries"));
+    let rep = cfg.repeat();
+    let mut queries = Vec::new();
+    for shape in shapes {
+        for range in &ranges() {
+            let times = match warm_queries(api, rep, shape, range).await {
+                Ok(t) => t,
+                Err(e) => {
+                    step(format_args!("  {} / {}: {e:#}", shape.name, range.name));
+                    QueryTimes {
+                        error: Some(format!("{e:#}")),
+                        ..QueryTimes::default()
+                    }
+                }
+            };
+            queries.push((shape.name.clone(), range.name.to_owned(), times));
+        }
+    }
+    let mut restarts = Vec::new();
+    if !cfg.skips(Skip::Cold) {
+        step(format_args!(
+            "{label}: cold dashboard queries (a fresh server, files evicted, before each)"
+        ));
+        let mut i = 0;
+        for shape in shapes {
+            for range in ranges() {
+                srv = srv.restart_cold(http).await?;
+                restarts.push(srv.start_secs);
+                api.base.clone_from(&srv.base_url);
+                let t = Instant::now();
+                match api.dashboard(shape, &range).await {
+                    Ok(_) => queries[i].2.dashboard_cold_ms = t.elapsed().as_secs_f64() * 1000.0,
+                    Err(e) => step(format_args!("  {} / {}: {e:#}", shape.name, range.name)),
+                }
+                i += 1;
+            }
+        }
+    }
+    restarts.sort_by(f64::total_cmp);
+    Ok((srv, queries, restarts))
+}
+
+/// The exports and `verify` (which stop `srv`), or only the stop with
+/// `--skip export`.
+pub(crate) async fn exports_unless_skipped(
+    cfg: &Config,
+    bin: &Auditlog,
+    srv: server::Server,
+    api: &Api,
+    work: &Path,
+    ds: &DatasetStats,
+) -> Result<(ExportTimes, ExportTimes, VerifyTimes)> {
+    if cfg.skips(Skip::Export) {
+        srv.stop().await?;
+        let skipped = VerifyTimes {
+            error: Some("skipped (--skip export)".into()),
+            ..VerifyTimes::default()
+        };
+        return Ok((ExportTimes::default(), ExportTimes::default(), skipped));
+    }
+    exports(bin, srv, api, work, ds).await
 }
 
 /// Count, histogram and first page of one shape and range, together and

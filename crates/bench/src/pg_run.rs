@@ -10,12 +10,12 @@
 //! bench's to restart.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::auditlog_run::{exports, warm_queries};
+use crate::auditlog_run::{dashboard_queries, exports_unless_skipped};
 use crate::client::{self, Api, Throughput};
 use crate::dataset::{self, DatasetStats, MAIN_ACCOUNT};
 use crate::pg_baseline::{self, PgAdmin, PgBaselineRun};
@@ -183,7 +183,7 @@ async fn run_auditlog(
     let url = admin.create("one").await?;
     let (ingest_token, read_token) = tokens(bin, &url).await?;
     let args = vec!["--database-url".to_owned(), url];
-    let mut srv = Server::start_with(bin, &keys, &args, &http).await?;
+    let srv = Server::start_with(bin, &keys, &args, &http).await?;
     let (batch, single) = ingest(cfg, data_path, batch_n, &http, &[&srv], &ingest_token).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let disk_bytes = admin.size("one").await?;
@@ -194,60 +194,19 @@ async fn run_auditlog(
         token: read_token,
         account: MAIN_ACCOUNT.to_owned(),
     };
-    let all = api.count(&shapes[0], &ranges()[1]).await?;
-    anyhow::ensure!(
-        all == ds.main_account_events,
-        "auditlog on PostgreSQL holds {all} events of {MAIN_ACCOUNT} but {} were sent",
-        ds.main_account_events
-    );
-    step("auditlog on PostgreSQL: warm dashboard queries");
-    let rep = cfg.repeat();
-    let mut queries = Vec::new();
-    for shape in shapes {
-        for range in &ranges() {
-            let times = match warm_queries(&api, rep, shape, range).await {
-                Ok(t) => t,
-                Err(e) => {
-                    step(format_args!("  {} / {}: {e:#}", shape.name, range.name));
-                    QueryTimes {
-                        error: Some(format!("{e:#}")),
-                        ..QueryTimes::default()
-                    }
-                }
-            };
-            queries.push(times);
-        }
-    }
-    let mut restarts = Vec::new();
-    if !cfg.skips(Skip::Cold) {
-        step("auditlog on PostgreSQL: cold dashboard queries (a new instance before each)");
-        let mut i = 0;
-        for shape in shapes {
-            for range in ranges() {
-                srv = srv.restart_cold(&http).await?;
-                restarts.push(srv.start_secs);
-                api.base.clone_from(&srv.base_url);
-                let t = Instant::now();
-                match api.dashboard(shape, &range).await {
-                    Ok(_) => queries[i].dashboard_cold_ms = t.elapsed().as_secs_f64() * 1000.0,
-                    Err(e) => step(format_args!("  {} / {}: {e:#}", shape.name, range.name)),
-                }
-                i += 1;
-            }
-        }
-    }
-    restarts.sort_by(f64::total_cmp);
-    let (export_csv, export_jsonl, verify) = if cfg.skips(Skip::Export) {
-        srv.stop().await?;
-        let skipped = VerifyTimes {
-            error: Some("skipped (--skip export)".into()),
-            ..VerifyTimes::default()
-        };
-        (ExportTimes::default(), ExportTimes::default(), skipped)
-    } else {
-        step("auditlog on PostgreSQL: exports");
-        exports(bin, srv, &api, work, ds).await?
-    };
+    let (srv, queries, restarts) = dashboard_queries(
+        "auditlog on PostgreSQL",
+        cfg,
+        &http,
+        srv,
+        &mut api,
+        shapes,
+        ds,
+    )
+    .await?;
+    let queries = queries.into_iter().map(|(_, _, times)| times).collect();
+    let (export_csv, export_jsonl, verify) =
+        exports_unless_skipped(cfg, bin, srv, &api, work, ds).await?;
     admin.drop("one").await?;
     Ok(PgAuditlogRun {
         batch,

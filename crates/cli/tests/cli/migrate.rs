@@ -265,25 +265,9 @@ async fn an_embedded_store_moves_to_postgres_bit_for_bit() {
     ]);
     assert!(ok, "{text}");
     // A new account gets a key of its own.
-    let initech = create_token_pg(&db.url, "initech");
+    let initech = crate::postgres::create_token(&db.url, "initech", "ingest");
     server.ingest(&initech, "initech", &role_created(1)).await;
     assert_eq!(server.count(&read, ACME).await, acme_count);
-}
-
-/// `auditlog token create --database-url` for an ingest token.
-fn create_token_pg(url: &str, account: &str) -> String {
-    run_ok(&[
-        "token",
-        "create",
-        "--database-url",
-        url,
-        "--account",
-        account,
-        "--role",
-        "ingest",
-    ])
-    .trim()
-    .to_owned()
 }
 
 /// The source must exist; a directory without a store is named.

@@ -237,19 +237,31 @@ async fn database_stopped_and_started_under_writers() {
         restarted.elapsed()
     );
     progress.wait_batches(8).await;
-    let acked = stop_writers(&progress, writers).await;
+    stop_and_check(&ws, &server, &read, &progress, writers, &early).await;
+}
+
+/// Stops the writers and checks what they leave on `server`: the two
+/// "Token created" events and every acknowledged event once, seq
+/// contiguous, and a later checkpoint consistent with `early`.
+async fn stop_and_check(
+    ws: &Workspace,
+    server: &Server,
+    read: &str,
+    progress: &Progress,
+    writers: Vec<tokio::task::JoinHandle<()>>,
+    early: &str,
+) {
+    let acked = stop_writers(progress, writers).await;
     eprintln!(
         "{} events acknowledged, {} answers 503",
         acked.len(),
         progress.unavailable.load(Ordering::SeqCst)
     );
-
-    // Two "Token created" events and every acknowledged event once.
-    let listed = server.list_all(&read, ACME, 1000).await;
+    let listed = server.list_all(read, ACME, 1000).await;
     assert_one_log(&listed, &acked, 2 + acked.len());
-    let late = checkpoint(&server, &read).await;
-    assert!(size_of(&late) > size_of(&early));
-    assert_consistent(&ws, &server, &read, &early, &late).await;
+    let late = checkpoint(server, read).await;
+    assert!(size_of(&late) > size_of(early));
+    assert_consistent(ws, server, read, early, &late).await;
 }
 
 /// The database frozen under four writers (its processes stopped: hung
@@ -287,16 +299,7 @@ async fn a_frozen_database_is_answered_in_bounded_time() {
     blocking(|| db.thaw());
     wait_ready(&server, StatusCode::OK).await;
     progress.wait_batches(8).await;
-    let acked = stop_writers(&progress, writers).await;
-    eprintln!(
-        "{} events acknowledged, {} answers 503",
-        acked.len(),
-        progress.unavailable.load(Ordering::SeqCst)
-    );
-    let listed = server.list_all(&read, ACME, 1000).await;
-    assert_one_log(&listed, &acked, 2 + acked.len());
-    let late = checkpoint(&server, &read).await;
-    assert_consistent(&ws, &server, &read, &early, &late).await;
+    stop_and_check(&ws, &server, &read, &progress, writers, &early).await;
 }
 
 /// The token revocation listener's statement, as `pg_stat_activity` shows

@@ -6,32 +6,11 @@
 use auditlog_core::merkle;
 use auditlog_core::query::Join;
 use auditlog_core::record::AccountId;
-use auditlog_core::validate::ValidEvent;
 use auditlog_store::{DynStore, TreeHead};
 
-use super::{Backend, acct, all, append_mixed, event, f, index_answers};
+use super::{Backend, acct, all, append_mixed, f, index_answers, role_mix};
 
-/// `n` events from `start_ms`, a third of them "Role created" (`i % 3 ==
-/// 0`): the oracle of a filtered count is `(n + 2) / 3` per batch.
-fn batch(n: usize, start_ms: i64) -> Vec<ValidEvent> {
-    (0..n)
-        .map(|i| {
-            let (c, e) = if i % 3 == 0 {
-                ("Roles", "Role created")
-            } else {
-                ("Login/Logout", "Login")
-            };
-            event(
-                c,
-                e,
-                start_ms + i as i64,
-                if i % 2 == 0 { "alice" } else { "bob" },
-                None,
-            )
-        })
-        .collect()
-}
-
+/// The "Role created" events among [`role_mix`]`(n, _)`.
 fn roles(n: usize) -> u64 {
     n.div_ceil(3) as u64
 }
@@ -48,8 +27,11 @@ pub(crate) async fn concurrent_first_uses_of_an_unopened_account_share_one_state
     let a = acct("acme");
     // A sealed chunk and a tail: the open restores both.
     let n0 = 65_536 + 1_000;
-    b.store().append(&a, batch(n0, 0)).await.unwrap();
-    b.store().append(&acct("other"), batch(3, 0)).await.unwrap();
+    b.store().append(&a, role_mix(n0, 0)).await.unwrap();
+    b.store()
+        .append(&acct("other"), role_mix(3, 0))
+        .await
+        .unwrap();
     let before = b.store().tree_head(&a).await.unwrap();
     b.reopen();
     let s = b.store();
@@ -61,7 +43,7 @@ pub(crate) async fn concurrent_first_uses_of_an_unopened_account_share_one_state
         let (s, a) = (s.clone(), a.clone());
         tasks.spawn(async move {
             let appended = s
-                .append(&a, batch(PER_WRITE, 1_000_000 + w as i64 * 100))
+                .append(&a, role_mix(PER_WRITE, 1_000_000 + w as i64 * 100))
                 .await
                 .unwrap();
             appended
@@ -160,7 +142,7 @@ pub(crate) async fn a_lazily_opened_account_answers_like_before<B: Backend>() {
     append_mixed(&s, &big, 65_536 + 2_000).await;
     append_mixed(&s, &small, 3_000).await;
     append_mixed(&s, &unsigned, 700).await;
-    s.append(&quiet, batch(5, 0)).await.unwrap();
+    s.append(&quiet, role_mix(5, 0)).await.unwrap();
     for a in [&big, &small, &quiet] {
         let head = s.tree_head(a).await.unwrap();
         s.put_checkpoint(a, head.size, format!("note-{a}-{}", head.size))
@@ -187,7 +169,7 @@ pub(crate) async fn a_lazily_opened_account_answers_like_before<B: Backend>() {
     assert_eq!(answers(&s, &big).await, before[0]);
     assert_eq!(answers(&s, &unsigned).await, before[2]);
     // A write is the first use of "quiet": its log goes on.
-    let appended = s.append(&quiet, batch(2, 10)).await.unwrap();
+    let appended = s.append(&quiet, role_mix(2, 10)).await.unwrap();
     let seqs: Vec<u64> = appended.iter().map(|x| x.record.body.seq).collect();
     assert_eq!(seqs, [5, 6]);
     assert_eq!(s.count(&quiet, &all(vec![], Join::And)).await.unwrap(), 7);

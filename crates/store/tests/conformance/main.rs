@@ -202,8 +202,10 @@ fn f(s: &str) -> Filter {
     Filter::parse(s).unwrap()
 }
 
-async fn append_seqs<B: Backend>(b: &B, account: &str, n: usize, start_ms: i64) -> Vec<u64> {
-    let events = (0..n)
+/// `n` events from `start_ms`, a third of them "Role created" (`i % 3 ==
+/// 0`), the rest "Login", by alice and bob in turn.
+fn role_mix(n: usize, start_ms: i64) -> Vec<ValidEvent> {
+    (0..n)
         .map(|i| {
             let (c, e) = if i % 3 == 0 {
                 ("Roles", "Role created")
@@ -218,7 +220,11 @@ async fn append_seqs<B: Backend>(b: &B, account: &str, n: usize, start_ms: i64) 
                 None,
             )
         })
-        .collect();
+        .collect()
+}
+
+async fn append_seqs<B: Backend>(b: &B, account: &str, n: usize, start_ms: i64) -> Vec<u64> {
+    let events = role_mix(n, start_ms);
     b.store()
         .append(&acct(account), events)
         .await

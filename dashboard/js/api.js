@@ -27,12 +27,14 @@ export class ApiError extends Error {
    * @param {string} message what the user reads
    * @param {number} [status]
    * @param {Array<{path:string,message:string}>} [errors]
+   * @param {string} [problem] the last part of the problem type, e.g. `query-too-broad`
    */
-  constructor(kind, message, status = 0, errors = []) {
+  constructor(kind, message, status = 0, errors = [], problem = '') {
     super(message);
     this.kind = kind;
     this.status = status;
     this.errors = errors;
+    this.problem = problem;
   }
 }
 
@@ -80,7 +82,10 @@ export async function request(path, opts = {}) {
     case 403: throw new ApiError('forbidden', MESSAGES.forbidden, 403);
     case 404: throw new ApiError('not_found', detail, 404);
     case 400:
-    case 422: throw new ApiError('bad_request', detail, res.status, problem.errors || []);
+    case 422: {
+      const type = typeof problem.type === 'string' ? problem.type.split('/').pop() : '';
+      throw new ApiError('bad_request', detail, res.status, problem.errors || [], type);
+    }
     default:
       if (res.status >= 500 && res.status !== 503 && !problem.detail) {
         throw new ApiError('server', `The server had an internal error (${res.status}). Try again in a moment.`, res.status);

@@ -193,11 +193,12 @@ export function renderTableFooter() {
 function renderError(err) {
   // The banner is redrawn by what these buttons do: focus goes to the time
   // button, which stays, rather than to the page body.
-  const actions = [h('button', { type: 'button', class: 'button button-outline', onclick: () => { reloadView(); ui.timeButton.focus(); } }, icon('refresh'), h('span', { text: 'Try again' }))];
+  // A refused view is refused again: no "Try again" for it.
+  const actions = err.kind === 'bad_request' ? [] : [h('button', { type: 'button', class: 'button button-outline', onclick: () => { reloadView(); ui.timeButton.focus(); } }, icon('refresh'), h('span', { text: 'Try again' }))];
   let title = 'Something went wrong';
   if (err.kind === 'network') title = 'Cannot reach the server';
   else if (err.kind === 'bad_request') {
-    title = 'This view cannot be shown';
+    title = err.problem === 'query-too-broad' ? 'This search is too broad' : 'This view cannot be shown';
     actions.unshift(h('button', {
       type: 'button', class: 'button button-outline',
       onclick: () => {

@@ -215,3 +215,26 @@ test('an empty value is flagged in the dialog; a filter the server refuses says 
   await page.close();
   assert.deepEqual(browser.problems, [], 'no script error and no CSP violation in this file');
 });
+
+test('a search past the record-read cap says it is too broad, and offers no retry', async () => {
+  // A server that reads at most one stored event to check a description.
+  const narrow = await startServer(['--query-max-record-reads', '1']);
+  try {
+    const token = narrow.token('admin');
+    await seedStandardLog(narrow, narrow.token('ingest'), token);
+    const page = await openSignedIn(browser, narrow, token, `${ALL_TIME}&filter=description%3Acontains%3Aa`);
+    const alert = page.locator('.card [role="alert"]');
+    await alert.filter({ hasText: 'This search is too broad' }).waitFor();
+    assert.match(await alert.textContent(), /narrow/i);
+    // The same request would be refused again: no "Try again", but a way out.
+    assert.equal(await alert.getByRole('button', { name: 'Try again' }).count(), 0);
+    await alert.getByRole('button', { name: 'Edit filters' }).waitFor();
+    await screenshot(page, 'error-too-broad');
+    await alert.getByRole('button', { name: 'Reset view' }).click();
+    await waitForView(page);
+    assert.equal(await page.locator('.chip').count(), 0);
+    await page.close();
+  } finally {
+    await narrow.stop();
+  }
+});

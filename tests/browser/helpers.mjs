@@ -36,9 +36,9 @@ function psql(sql) {
 
 /**
  * Starts `auditlog serve` on port 0 with a fresh data dir (and, with `PG`, a
- * fresh database) and waits for its "listening on http://…" line.
+ * fresh database) and `args`, and waits for its "listening on http://…" line.
  */
-export async function startServer() {
+export async function startServer(args = []) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'auditlog-e2e-'));
   let store = ['--data-dir', dataDir];
   let dbName = null;
@@ -50,7 +50,7 @@ export async function startServer() {
     // The data dir still holds the signing key and server secret.
     store = ['--data-dir', dataDir, '--database-url', url.toString()];
   }
-  const child = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', ...store], {
+  const child = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', ...store, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' },
   });

@@ -42,9 +42,14 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo test"
 cargo test --workspace
+# The binary those tests ran, built with the workspace's features: the
+# browser tests and schemathesis use it too (`cargo build -p auditlog` would
+# resolve features anew and rebuild half the tree).
+export AUDITLOG_BIN="$PWD/target/debug/auditlog"
 
 step "HTTP API tests on PostgreSQL"
-AUDITLOG_TEST_BACKEND=postgres cargo test -p auditlog-server --test api
+# `--workspace` for the same reason: `-p auditlog-server` rebuilt its deps.
+AUDITLOG_TEST_BACKEND=postgres cargo test --workspace --test api
 
 step "browser tests (Chromium + Playwright)"
 bash tests/browser/run.sh

@@ -3,17 +3,17 @@
 //! Each connection holds a page cache of its own (up to
 //! [`super::SqliteOptions::cache_kib`]), and a read holds a blocking thread.
 //! Unbounded, a burst of slow reads (description filters over all time,
-//! twenty at once) opened a connection each and kept them all, their caches
-//! full: 251 MiB of RSS at 1M events with a 16 MiB index budget. Bounded,
-//! the caches cost at most `MAX_READERS × cache_kib` whatever the clients
-//! do, and a read beyond the bound waits for a connection, within
-//! [`READER_WAIT`], then answers "unavailable" (503 with `Retry-After`).
+//! twenty at once, 1M events) opened a connection each and kept them all,
+//! each allowed 16 MiB of cache that no budget covered. Bounded, the caches
+//! cost at most `MAX_READERS × cache_kib` whatever the clients do, and a
+//! read beyond the bound waits for a connection, within [`READER_WAIT`],
+//! then answers "unavailable" (503 with `Retry-After`).
 //!
 //! A read may take a second connection while it holds one: a query runs
 //! with a reader in hand and loads index segments through another. Such a
 //! nested read never waits (all eight queries could hold a connection and
-//! wait for a second one, none ever freed), so at most `2 × MAX_READERS`
-//! are open.
+//! wait for a second one, none ever freed), so about `2 × MAX_READERS` are
+//! open at most (reads nest one deep).
 
 use std::cell::Cell;
 use std::marker::PhantomData;
@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 use super::SqliteReader;
 use crate::{Result, StoreError, StoreErrorKind};
 
-/// Read connections open at most. Two cores serve these machines, and a
-/// read is SQLite work on a blocking thread: eight keep both cores busy
-/// while some wait on the disk.
+/// Read connections open at most (nested reads aside). A read is SQLite
+/// work on a blocking thread: eight keep a few cores busy while some wait
+/// on the disk, and hold at most 32 MiB of page cache.
 pub const MAX_READERS: usize = 8;
 
 /// How long a read waits for a connection before it gives up: as long as

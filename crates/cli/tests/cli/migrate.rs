@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use auditlog_store::postgres::testing::TestDb;
 
 use crate::helpers::*;
-use crate::tlog::{checkpoint, size_of, verify};
+use crate::tlog::{checkpoint, size_of, verify, verify_proof};
 
 /// Past one sealed index segment (65,536 events) in ACME.
 const N: usize = 65_536 + 700;
@@ -193,26 +193,7 @@ async fn an_embedded_store_moves_to_postgres_bit_for_bit() {
     ]);
     assert!(ok, "{text}");
     let first: Value = serde_json::from_str(globex_export.lines().next().unwrap()).unwrap();
-    let bundle = server
-        .get(
-            &g_read,
-            &format!(
-                "/v1/accounts/{GLOBEX}/events/{}/proof",
-                first["id"].as_str().unwrap()
-            ),
-        )
-        .await
-        .text()
-        .await
-        .unwrap();
-    std::fs::write(ws.path("bundle.json"), &bundle).unwrap();
-    let (ok, text) = verify(&[
-        "--proof",
-        ws.path("bundle.json").to_str().unwrap(),
-        "--public-key",
-        ws.path("key.txt").to_str().unwrap(),
-    ]);
-    assert!(ok, "{text}");
+    verify_proof(&ws, &server, &g_read, GLOBEX, first["id"].as_str().unwrap()).await;
 
     // Tokens keep their state: the revoked one stays refused.
     let status = server

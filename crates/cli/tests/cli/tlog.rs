@@ -167,8 +167,22 @@ async fn checkpoints_before_and_after_a_sigkill_are_consistent() {
         .as_str()
         .expect("id")
         .to_owned();
+    let text = verify_proof(&ws, &server, &read, ACME, &id).await;
+    assert!(text.contains(&format!("OK: event {id}")), "{text}");
+}
+
+/// Fetches the proof bundle of event `id` of `account` and checks it with
+/// `auditlog verify --proof` against the public key in the workspace's
+/// `key.txt`; returns what verify printed.
+pub async fn verify_proof(
+    ws: &Workspace,
+    server: &Server,
+    token: &str,
+    account: &str,
+    id: &str,
+) -> String {
     let bundle = server
-        .get(&read, &format!("/v1/accounts/{ACME}/events/{id}/proof"))
+        .get(token, &format!("/v1/accounts/{account}/events/{id}/proof"))
         .await
         .text()
         .await
@@ -181,5 +195,5 @@ async fn checkpoints_before_and_after_a_sigkill_are_consistent() {
         ws.path("key.txt").to_str().unwrap(),
     ]);
     assert!(ok, "{text}");
-    assert!(text.contains(&format!("OK: event {id}")), "{text}");
+    text
 }

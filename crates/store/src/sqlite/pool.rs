@@ -186,9 +186,17 @@ mod tests {
         .expect_err("both connections are busy");
         assert_eq!(err.kind, StoreErrorKind::Unavailable);
         assert!(err.to_string().contains("all 2 read connections"), "{err}");
-        // One freed while a read waits: the read takes it.
+        // One freed while a read waits: the read takes it, and opens none
+        // (the bound holds while it waits).
         std::thread::scope(|s| {
-            let waiter = s.spawn(|| pool.take(2, Duration::from_secs(60), open).map(drop));
+            let waiter = s.spawn(|| {
+                pool.take(2, Duration::from_secs(60), || {
+                    panic!("opened past the bound")
+                })
+                .map(drop)
+            });
+            // Most likely waiting by now; if not, it finds the freed one idle.
+            std::thread::sleep(Duration::from_millis(50));
             drop(a);
             waiter.join().unwrap().unwrap();
         });

@@ -20,6 +20,7 @@
 //! data).
 
 use std::collections::BTreeMap;
+use std::slice::ChunksExact;
 
 use super::{CHUNK_ROWS, Chunk, SLOT_US};
 
@@ -157,11 +158,11 @@ impl Segment {
         let min_time = r.i64()?;
         let max_time = r.i64()?;
         let chunk = Chunk {
-            time: r.array(n, Reader::i64)?,
-            event: r.array(n, Reader::u16)?,
-            actor: r.array(n, Reader::u32)?,
-            ip: r.array(n, Reader::u32)?,
-            workflow: r.array(n, Reader::u32)?,
+            time: r.array(n)?,
+            event: r.array(n)?,
+            actor: r.array(n)?,
+            ip: r.array(n)?,
+            workflow: r.array(n)?,
             min_time,
             max_time,
         };
@@ -170,9 +171,9 @@ impl Segment {
             return Err(corrupt(what, "more actors than rows"));
         }
         let postings = Postings {
-            actors: r.array(actors, Reader::u32)?,
-            offsets: r.array(actors + 1, Reader::u32)?,
-            rows: r.array(n, Reader::u16)?,
+            actors: r.array(actors)?,
+            offsets: r.array(actors + 1)?,
+            rows: r.array(n)?,
         };
         r.end()?;
         let offsets_ok = postings.offsets.first() == Some(&0)
@@ -279,9 +280,16 @@ impl Summary {
         let max_time = r.i64()?;
         let overflowed = r.u8()?;
         let n = r.len(14)?;
-        let rollup = (0..n)
-            .map(|_| Ok((r.i64()?, r.u16()?, r.u32()?)))
-            .collect::<Result<_, SegmentError>>()?;
+        let rollup = r
+            .records(n, 14)?
+            .map(|e| {
+                (
+                    i64::read_le(&e[..8]),
+                    u16::read_le(&e[8..10]),
+                    u32::read_le(&e[10..]),
+                )
+            })
+            .collect();
         let mut texts: [(u32, Vec<String>); 4] = Default::default();
         for t in &mut texts {
             let first = r.u32()?;
@@ -297,13 +305,9 @@ impl Summary {
         }
         let first = r.u32()?;
         let n = r.len(8)?;
-        let pairs = (0..n)
-            .map(|_| Ok((r.u32()?, r.u32()?)))
-            .collect::<Result<_, SegmentError>>()?;
+        let pairs = r.records(n, 8)?.map(u32_pair).collect();
         let n = r.len(8)?;
-        let actor_rows = (0..n)
-            .map(|_| Ok((r.u32()?, r.u32()?)))
-            .collect::<Result<_, SegmentError>>()?;
+        let actor_rows = r.records(n, 8)?.map(u32_pair).collect();
         r.end()?;
         Ok(Summary {
             rows,
@@ -347,6 +351,38 @@ impl Writer {
         self.u32(crc);
         self.0
     }
+}
+
+/// A fixed-size little-endian value of a blob; `read_le` takes exactly
+/// [`Le::SIZE`] bytes (the callers slice them with `chunks_exact`).
+trait Le: Sized {
+    const SIZE: usize;
+    fn read_le(b: &[u8]) -> Self;
+}
+
+impl Le for u16 {
+    const SIZE: usize = 2;
+    fn read_le(b: &[u8]) -> u16 {
+        u16::from_le_bytes(b.try_into().expect("2 bytes"))
+    }
+}
+
+impl Le for u32 {
+    const SIZE: usize = 4;
+    fn read_le(b: &[u8]) -> u32 {
+        u32::from_le_bytes(b.try_into().expect("4 bytes"))
+    }
+}
+
+impl Le for i64 {
+    const SIZE: usize = 8;
+    fn read_le(b: &[u8]) -> i64 {
+        i64::from_le_bytes(b.try_into().expect("8 bytes"))
+    }
+}
+
+fn u32_pair(b: &[u8]) -> (u32, u32) {
+    (u32::read_le(&b[..4]), u32::read_le(&b[4..]))
 }
 
 /// Little-endian reader over a blob whose checksum, magic and version were
@@ -417,15 +453,21 @@ impl<'a> Reader<'a> {
         Ok(i64::from_le_bytes(self.take(8)?.try_into().expect("8")))
     }
 
-    fn array<T>(
-        &mut self,
-        n: usize,
-        read: fn(&mut Self) -> Result<T, SegmentError>,
-    ) -> Result<Vec<T>, SegmentError> {
-        if n.saturating_mul(std::mem::size_of::<T>()) > self.b.len() {
-            return Err(corrupt(self.what, "array past the end"));
-        }
-        (0..n).map(|_| read(self)).collect()
+    /// `n` values in a row. Taken as one slice and converted in a tight
+    /// loop: reading them one by one through the bounds-checked readers
+    /// above was half of a cold query's CPU (it loads ~140 segments of
+    /// 65,536 rows at 10M events).
+    fn array<T: Le>(&mut self, n: usize) -> Result<Vec<T>, SegmentError> {
+        Ok(self.records(n, T::SIZE)?.map(T::read_le).collect())
+    }
+
+    /// `n` records of `size` bytes each, one slice per record.
+    fn records(&mut self, n: usize, size: usize) -> Result<ChunksExact<'a, u8>, SegmentError> {
+        let len = n
+            .checked_mul(size)
+            .filter(|&len| len <= self.b.len())
+            .ok_or_else(|| corrupt(self.what, "array past the end"))?;
+        Ok(self.take(len)?.chunks_exact(size))
     }
 
     fn end(&self) -> Result<(), SegmentError> {

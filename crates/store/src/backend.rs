@@ -83,6 +83,11 @@ use crate::{
     TokenScope,
 };
 
+/// What a backend calls when an account may have new committed rows (see
+/// [`LogBackend::on_appends`]). It must return at once: it runs on the
+/// backend's notification path.
+pub type AppendWake = std::sync::Arc<dyn Fn(&AccountId) + Send + Sync>;
+
 /// The backend's key of an account (a row id): assigned once when the
 /// account is registered, never reused, never changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -388,5 +393,18 @@ pub trait LogBackend: Send + Sync + 'static {
     /// [`LogReader::revoked_token_count`] notices such revocations.
     fn revocations_notified(&self) -> Option<u64> {
         None
+    }
+
+    /// Asks to be told, with `wake`, of accounts to which a process (this
+    /// one included) may have committed rows: a hint pushed by the
+    /// database, so that the layer can pull the rows into an open index
+    /// before a read has to. Hints may be late, repeated or lost (a
+    /// reconnection); reads never rely on them (see
+    /// [`LogBackend::several_appenders`]). Called once, at open. Returns
+    /// whether `wake` will ever be called; `false` (the default): the
+    /// backend pushes nothing.
+    fn on_appends(&self, wake: AppendWake) -> bool {
+        let _ = wake;
+        false
     }
 }

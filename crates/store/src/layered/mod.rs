@@ -14,6 +14,7 @@ mod open;
 mod query;
 mod segments;
 mod tokens;
+mod wake;
 mod write;
 
 use std::collections::HashMap;
@@ -167,6 +168,7 @@ impl<B: LogBackend> LayeredStore<B> {
         let (tx, rx) = tokio::sync::mpsc::channel(WRITE_QUEUE);
         repairs.connect(&tx);
         backend.start_writer(Sequencer::new(shared.clone(), clock), rx)?;
+        wake::start(&backend, &shared, &tx)?;
         Ok(LayeredStore {
             backend,
             shared,

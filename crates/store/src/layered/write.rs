@@ -8,13 +8,15 @@ use std::sync::Arc;
 
 use auditlog_core::catalog::EventId;
 use auditlog_core::index::IndexRow;
-use auditlog_core::merkle::{self, TreeState};
+use auditlog_core::merkle::{self, Hash, TreeState};
 use auditlog_core::record::{AccountId, CanonicalParts, Micros, Record, RecordBody};
 use auditlog_core::validate::ValidEvent;
 use tokio::sync::oneshot;
 
 mod adopt;
 mod catch_up;
+
+pub(super) use catch_up::OwnedRow;
 
 use super::open::{Opened, Slot};
 use super::{AccountState, Shared, internal, parse_record};
@@ -65,6 +67,16 @@ pub(super) enum Op {
     CatchUp {
         account: AccountId,
         reply: Reply<()>,
+    },
+    /// Rows other processes committed, `from` on, read off the writer
+    /// after a notification (see `wake.rs`): the writer appends those its
+    /// tree and index lack, before any transaction, and answers how many.
+    Extend {
+        account: AccountId,
+        from: u64,
+        rows: Vec<OwnedRow>,
+        hashes: Vec<Hash>,
+        reply: Reply<u64>,
     },
     /// Persists a token's last use (nobody waits for the reply).
     TouchToken {
@@ -133,6 +145,7 @@ impl WriteOp {
                 drop(reply.send(Err(err())))
             }
             Op::Adopt { reply, .. } => drop(reply.send(Err(err()))),
+            Op::Extend { reply, .. } => drop(reply.send(Err(err()))),
         }
     }
 }
@@ -233,6 +246,7 @@ impl Sequencer {
     /// every op is answered: whether the group committed.
     pub fn commit_group(&mut self, tx: &mut dyn LogTx, ops: Vec<WriteOp>) -> bool {
         let ops = self.adopt(ops);
+        let ops = self.extend(ops);
         if ops.is_empty() {
             // Chunks an open replayed from rows (a crash before their
             // segments were stored, or a file from before segments).
@@ -518,9 +532,13 @@ impl Sequencer {
                         reply,
                     }
                 }
-                // Taken out by `adopt` before the transaction.
+                // Taken out by `adopt` and `extend` before the transaction.
                 Op::Adopt { reply, .. } => {
                     drop(reply.send(Err(internal("an adoption reached the transaction"))));
+                    continue;
+                }
+                Op::Extend { reply, .. } => {
+                    drop(reply.send(Err(internal("an extension reached the transaction"))));
                     continue;
                 }
                 Op::PutIndexColumns {

@@ -99,6 +99,11 @@ pub struct PgOptions {
     /// Listen for other processes' token revocations (a server; not the
     /// command line's one-shot commands).
     pub listen_for_revocations: bool,
+    /// Listen for appends (every process's group commits notify them) and
+    /// pull their rows into the open accounts' indexes in the background,
+    /// so a read after another instance's write finds its index up to date
+    /// (a server; tests turn it off to show reads do not depend on it).
+    pub wake_on_appends: bool,
 }
 
 impl Default for PgOptions {
@@ -112,6 +117,7 @@ impl Default for PgOptions {
             allow_unsafe_durability: false,
             batch_write: BatchWrite::Copy,
             listen_for_revocations: true,
+            wake_on_appends: true,
         }
     }
 }
@@ -294,6 +300,7 @@ fn offline_options() -> PgOptions {
         pool_size: 2,
         allow_unsafe_durability: true,
         listen_for_revocations: false,
+        wake_on_appends: false,
         ..PgOptions::default()
     }
 }
@@ -333,6 +340,9 @@ pub struct PgBackend {
     /// Bumped by every revocation notified (see `listen.rs`); `None` for
     /// the command line's one-shot commands.
     revocations: Option<Arc<std::sync::atomic::AtomicU64>>,
+    /// Called with each account another process appended to, once the
+    /// layer sets it (see `listen.rs`); `None`: not listened for.
+    appends: Option<Arc<std::sync::OnceLock<crate::backend::AppendWake>>>,
     config: tokio_postgres::Config,
     /// The session holding the checkpoint signer's advisory lock, while
     /// this process holds it.
@@ -417,7 +427,15 @@ impl PgBackend {
         let by_type = event_types.iter().map(|(e, t)| (*t, *e)).collect();
         let revocations = opts
             .listen_for_revocations
-            .then(|| listen::spawn(db.rt.handle(), config.clone()));
+            .then(|| Arc::new(std::sync::atomic::AtomicU64::new(0)));
+        let appends = opts.wake_on_appends.then(Default::default);
+        if revocations.is_some() || appends.is_some() {
+            let listeners = listen::Listeners {
+                revocations: revocations.clone(),
+                appends: Option::clone(&appends),
+            };
+            listen::spawn(db.rt.handle(), config.clone(), listeners);
+        }
         Ok(PgBackend {
             db,
             writer_db,
@@ -427,6 +445,7 @@ impl PgBackend {
             by_type,
             partitions,
             revocations,
+            appends,
             config,
             signer: std::sync::Mutex::new(None),
         })
@@ -634,6 +653,13 @@ impl LogBackend for PgBackend {
         self.revocations
             .as_ref()
             .map(|e| e.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    fn on_appends(&self, wake: crate::backend::AppendWake) -> bool {
+        match &self.appends {
+            Some(to) => to.set(wake).is_ok(),
+            None => false,
+        }
     }
 
     fn size_bytes(&self) -> Result<u64> {

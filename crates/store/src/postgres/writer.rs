@@ -27,6 +27,7 @@ use futures_util::SinkExt;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
 use super::copy::{CopyRows, PG_EPOCH_US};
+use super::listen::APPENDS_CHANNEL;
 use super::schema::{Month, Partitions};
 use super::{BatchWrite, Db, PgOptions, internal, pg_err, reader, tokens};
 use crate::backend::{AccountKey, HeadLocks, LockedHead, LogTx, NewRow};
@@ -104,6 +105,11 @@ impl ToSql for PgTime {
 
     to_sql_checked!();
 }
+
+/// One notification per appended account of a group, its name as the
+/// payload (at most 63 bytes: far below PostgreSQL's 8,000).
+const NOTIFY_APPENDS: &str =
+    "SELECT pg_notify($1, name) FROM accounts WHERE account_id = ANY($2::int8[])";
 
 pub(super) const EVENT_COLUMNS: &str = "account_id, seq, recorded_at, id, occurred_at, event_type, actor_id, \
      actor_name, ip_address, workflow_id, body, leaf_hash";
@@ -637,9 +643,36 @@ impl LogTx for PgTx {
             if let Err(cause) = self.flush(&conn).await? {
                 return Ok(Err(cause));
             }
-            conn.batch_execute("COMMIT")
+            let appended: Vec<i64> = self.heads.keys().copied().collect();
+            if appended.is_empty() {
+                conn.batch_execute("COMMIT")
+                    .await
+                    .map_err(pg_err("commit"))?;
+                return Ok(Ok(()));
+            }
+            // The appended accounts are notified right after the COMMIT, in
+            // a statement of its own sent with it (no round trip more),
+            // rather than inside the transaction: PostgreSQL serializes the
+            // commits of every transaction that notified, across the whole
+            // database and through their WAL flush (one lock, to keep the
+            // queue in commit order), which would make every group commit
+            // of every account and instance wait for the others'. Outside,
+            // the notification's own transaction writes no WAL and holds
+            // that lock for a moment. A notification lost to a crash in
+            // between costs a read its catch-up (see `listen.rs`).
+            let notify = conn
+                .prepare_cached(NOTIFY_APPENDS)
                 .await
                 .map_err(pg_err("commit"))?;
+            let (committed, notified) = futures_util::future::join(
+                conn.batch_execute("COMMIT"),
+                conn.execute(&notify, &[&APPENDS_CHANNEL, &appended]),
+            )
+            .await;
+            committed.map_err(pg_err("commit"))?;
+            if let Err(e) = notified {
+                tracing::debug!(error = %e, "notifying other instances of appends failed");
+            }
             Ok(Ok(()))
         });
         self.conn = Some(conn);

@@ -378,6 +378,117 @@ async fn reads_of_one_process_see_what_another_acknowledged() {
     assert_eq!(writer.count(&a, &sel).await.unwrap(), 31);
 }
 
+/// Another process's appends reach an open account's index without a
+/// read: pushed by the database (`LISTEN`), pulled in the background. The
+/// reads then agree with what was acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_account_pulls_another_processs_appends_without_a_read() {
+    let Some(db) = TestDb::create() else { return };
+    let a = super::acct("acme");
+    let writer = open(&db.url, PgOptions::default()).unwrap();
+    let reader = open(&db.url, PgOptions::default()).unwrap();
+    let sel = super::all(Vec::new(), auditlog_core::query::Join::And);
+    let ev = |t| super::event("Login/Logout", "Login", t, "alice", None);
+    writer.append(&a, vec![ev(0)]).await.unwrap();
+    // Opened by its first read; a second account stays unopened.
+    assert_eq!(reader.count(&a, &sel).await.unwrap(), 1);
+    let other = super::acct("other");
+    for round in 1..=5u64 {
+        let events = (0..100).map(|i| ev(i as i64)).collect();
+        writer.append(&a, events).await.unwrap();
+        writer.append(&other, vec![ev(1)]).await.unwrap();
+        wait_for_held(&reader, &a, 1 + round * 100).await;
+    }
+    // Not opened here: notified, and left alone.
+    assert_eq!(reader.held_size(&other), None);
+    assert_eq!(reader.count(&a, &sel).await.unwrap(), 501);
+    assert_eq!(
+        reader.tree_head(&a).await.unwrap(),
+        writer.tree_head(&a).await.unwrap()
+    );
+}
+
+/// Read-your-writes does not depend on the wake-ups: with them off, or
+/// with the listening connections killed (a notification lost), a read
+/// right after another process's acknowledgement still sees it. A killed
+/// listener reconnects and wake-ups resume.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_see_other_processs_appends_without_wake_ups() {
+    let Some(db) = TestDb::create() else { return };
+    let a = super::acct("acme");
+    let writer = open(&db.url, PgOptions::default()).unwrap();
+    let deaf = PgOptions {
+        wake_on_appends: false,
+        ..PgOptions::default()
+    };
+    let readers = [
+        open(&db.url, deaf).unwrap(),
+        open(&db.url, PgOptions::default()).unwrap(),
+    ];
+    let sel = super::all(Vec::new(), auditlog_core::query::Join::And);
+    let ev = |t| super::event("Login/Logout", "Login", t, "alice", None);
+    writer.append(&a, vec![ev(0)]).await.unwrap();
+    for r in &readers {
+        assert_eq!(r.count(&a, &sel).await.unwrap(), 1);
+    }
+    // Every listening connection of the database ends.
+    db.sql(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+    );
+    let mut size = 1;
+    for round in 0..3 {
+        let events = (0..50).map(|i| ev(i as i64)).collect();
+        writer.append(&a, events).await.unwrap();
+        size += 50;
+        // Without wake-ups nothing moved the index yet.
+        assert_eq!(readers[0].held_size(&a), Some(size - 50), "{round}");
+        for r in &readers {
+            assert_eq!(r.count(&a, &sel).await.unwrap(), size, "{round}");
+        }
+    }
+    // The killed listener is back (it retries every second): appends wake
+    // the index again.
+    for _ in 0..100 {
+        writer.append(&a, vec![ev(1)]).await.unwrap();
+        size += 1;
+        if wait_for_held_within(&readers[1], &a, size, 100).await {
+            return;
+        }
+    }
+    panic!("wake-ups did not resume after the listener was killed");
+}
+
+/// Waits (up to 10 s) until `store`'s index of `account` holds `size`
+/// events, without a read.
+async fn wait_for_held(
+    store: &PostgresStore,
+    account: &auditlog_core::record::AccountId,
+    size: u64,
+) {
+    if !wait_for_held_within(store, account, size, 1000).await {
+        panic!(
+            "the index holds {:?} events, not {size}",
+            store.held_size(account)
+        );
+    }
+}
+
+async fn wait_for_held_within(
+    store: &PostgresStore,
+    account: &auditlog_core::record::AccountId,
+    size: u64,
+    tries: usize,
+) -> bool {
+    for _ in 0..tries {
+        if store.held_size(account) == Some(size) {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    false
+}
+
 /// A token revoked through one process stops working on another as soon
 /// as the database's notification arrives: the second's revocation
 /// counter moves (it moves on nothing else while its listener is up), and

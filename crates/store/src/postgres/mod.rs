@@ -343,6 +343,9 @@ pub struct PgBackend {
     /// Called with each account another process appended to, once the
     /// layer sets it (see `listen.rs`); `None`: not listened for.
     appends: Option<Arc<std::sync::OnceLock<crate::backend::AppendWake>>>,
+    /// Where the writer leaves its committed appends for the listener's
+    /// connection to notify; `None`: no listener.
+    announce: Option<Arc<listen::Announce>>,
     config: tokio_postgres::Config,
     /// The session holding the checkpoint signer's advisory lock, while
     /// this process holds it.
@@ -429,13 +432,18 @@ impl PgBackend {
             .listen_for_revocations
             .then(|| Arc::new(std::sync::atomic::AtomicU64::new(0)));
         let appends = opts.wake_on_appends.then(Default::default);
-        if revocations.is_some() || appends.is_some() {
+        // A server's listener also announces its appends to the others
+        // (whether or not it listens for theirs).
+        let announce = (revocations.is_some() || appends.is_some()).then(|| {
+            let announce = Arc::new(listen::Announce::default());
             let listeners = listen::Listeners {
                 revocations: revocations.clone(),
                 appends: Option::clone(&appends),
+                announce: announce.clone(),
             };
             listen::spawn(db.rt.handle(), config.clone(), listeners);
-        }
+            announce
+        });
         Ok(PgBackend {
             db,
             writer_db,
@@ -446,6 +454,7 @@ impl PgBackend {
             partitions,
             revocations,
             appends,
+            announce,
             config,
             signer: std::sync::Mutex::new(None),
         })
@@ -611,12 +620,13 @@ impl LogBackend for PgBackend {
         sequencer: Sequencer,
         queue: tokio::sync::mpsc::Receiver<WriteOp>,
     ) -> Result<()> {
-        let tx = writer::PgTx::new(
+        let mut tx = writer::PgTx::new(
             self.writer_db.clone(),
             self.event_types.clone(),
             self.partitions.clone(),
             &self.opts,
         );
+        tx.appends = self.announce.clone();
         writer::spawn(tx, sequencer, queue)
             .map_err(|e| StoreError::with_source(StoreErrorKind::Internal, "spawn writer", e))
     }

@@ -27,7 +27,7 @@ use futures_util::SinkExt;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
 use super::copy::{CopyRows, PG_EPOCH_US};
-use super::listen::APPENDS_CHANNEL;
+use super::listen::Announce;
 use super::schema::{Month, Partitions};
 use super::{BatchWrite, Db, PgOptions, internal, pg_err, reader, tokens};
 use crate::backend::{AccountKey, HeadLocks, LockedHead, LogTx, NewRow};
@@ -106,11 +106,6 @@ impl ToSql for PgTime {
     to_sql_checked!();
 }
 
-/// One notification per appended account of a group, its name as the
-/// payload (at most 63 bytes: far below PostgreSQL's 8,000).
-const NOTIFY_APPENDS: &str =
-    "SELECT pg_notify($1, name) FROM accounts WHERE account_id = ANY($2::int8[])";
-
 pub(super) const EVENT_COLUMNS: &str = "account_id, seq, recorded_at, id, occurred_at, event_type, actor_id, \
      actor_name, ip_address, workflow_id, body, leaf_hash";
 
@@ -136,6 +131,9 @@ pub(super) struct PgTx {
     new_months: Vec<Month>,
     /// Set when the database's log moved behind this process's back.
     diverged: Option<String>,
+    /// Where committed appends are announced to other instances; `None`:
+    /// not announced (the command line's one-shot commands).
+    pub(super) appends: Option<Arc<Announce>>,
 }
 
 impl PgTx {
@@ -161,6 +159,7 @@ impl PgTx {
             tiles: Default::default(),
             new_months: Vec::new(),
             diverged: None,
+            appends: None,
         }
     }
 
@@ -643,42 +642,20 @@ impl LogTx for PgTx {
             if let Err(cause) = self.flush(&conn).await? {
                 return Ok(Err(cause));
             }
-            let appended: Vec<i64> = self.heads.keys().copied().collect();
-            if appended.is_empty() {
-                conn.batch_execute("COMMIT")
-                    .await
-                    .map_err(pg_err("commit"))?;
-                return Ok(Ok(()));
-            }
-            // The appended accounts are notified right after the COMMIT, in
-            // a statement of its own sent with it (no round trip more),
-            // rather than inside the transaction: PostgreSQL serializes the
-            // commits of every transaction that notified, across the whole
-            // database and through their WAL flush (one lock, to keep the
-            // queue in commit order), which would make every group commit
-            // of every account and instance wait for the others'. Outside,
-            // the notification's own transaction writes no WAL and holds
-            // that lock for a moment. A notification lost to a crash in
-            // between costs a read its catch-up (see `listen.rs`).
-            let notify = conn
-                .prepare_cached(NOTIFY_APPENDS)
+            conn.batch_execute("COMMIT")
                 .await
                 .map_err(pg_err("commit"))?;
-            let (committed, notified) = futures_util::future::join(
-                conn.batch_execute("COMMIT"),
-                conn.execute(&notify, &[&APPENDS_CHANNEL, &appended]),
-            )
-            .await;
-            committed.map_err(pg_err("commit"))?;
-            if let Err(e) = notified {
-                tracing::debug!(error = %e, "notifying other instances of appends failed");
-            }
             Ok(Ok(()))
         });
         self.conn = Some(conn);
         if let Err(cause) = flushed? {
             self.diverged = Some(cause.clone());
             return Err(StoreError::new(StoreErrorKind::Unavailable, cause));
+        }
+        if let Some(appends) = &self.appends {
+            // Other instances hear of it from the notifier (`listen.rs`),
+            // off this thread: the acknowledgements do not wait for it.
+            appends.push(self.heads.keys().copied());
         }
         for m in std::mem::take(&mut self.new_months) {
             self.partitions.mark(m);

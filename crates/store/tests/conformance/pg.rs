@@ -431,11 +431,20 @@ async fn reads_see_other_processs_appends_without_wake_ups() {
     for r in &readers {
         assert_eq!(r.count(&a, &sel).await.unwrap(), 1);
     }
-    // Every listening connection of the database ends.
-    db.sql(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE datname = current_database() AND query LIKE 'LISTEN%'",
-    );
+    // Every listening connection of the database ends (one per store).
+    let listeners = "FROM pg_stat_activity WHERE datname = current_database() \
+                     AND pid <> pg_backend_pid() \
+                     AND (query LIKE '%LISTEN auditlog%' OR query LIKE '%pg_notify(%')";
+    for _ in 0..1000 {
+        if db.rows(&format!("SELECT count(*) {listeners}"))[0][0].as_deref() == Some("3") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let killed = db.rows(&format!(
+        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) {listeners}"
+    ));
+    assert_eq!(killed[0][0].as_deref(), Some("3"));
     let mut size = 1;
     for round in 0..3 {
         let events = (0..50).map(|i| ev(i as i64)).collect();

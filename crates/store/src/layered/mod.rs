@@ -83,6 +83,10 @@ struct Shared {
     cache: Arc<SegmentCache>,
     /// Where queries send the segments they had to rebuild.
     repairs: segments::Repairs,
+    /// Account opens whose stored segments were unusable from some segment
+    /// on (the rows from there replayed): see
+    /// [`LayeredStore::index_restore_problems`].
+    restore_problems: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -164,6 +168,7 @@ impl<B: LogBackend> LayeredStore<B> {
             new_index: segments::new_index(&backend, &cache, &repairs, index.limits),
             cache,
             repairs: repairs.clone(),
+            restore_problems: Default::default(),
         });
         let (tx, rx) = tokio::sync::mpsc::channel(WRITE_QUEUE);
         repairs.connect(&tx);

@@ -107,6 +107,7 @@ fn open_account<B: LogBackend>(
         shared.limits(),
         account,
         key,
+        &shared.restore_problems,
     )?;
     let indexed = started.elapsed();
     if index.overflowed() {

@@ -164,4 +164,15 @@ impl<B: LogBackend> LayeredStore<B> {
             .slot(account)
             .and_then(|s| s.state().map(|a| a.index.len()))
     }
+
+    /// How many accounts this process opened found their stored index
+    /// segments unusable from some segment on, and replayed the rows from
+    /// there (each also logged at `error` and counted in
+    /// `auditlog_index_segments_repaired_total`): 0 when every open used
+    /// every stored segment.
+    pub fn index_restore_problems(&self) -> u64 {
+        self.shared
+            .restore_problems
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
 }

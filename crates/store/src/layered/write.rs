@@ -15,6 +15,7 @@ use tokio::sync::oneshot;
 
 mod adopt;
 mod catch_up;
+mod seal;
 
 pub(super) use catch_up::OwnedRow;
 
@@ -361,52 +362,6 @@ impl Sequencer {
         self.unsealed.extend(snapshots.into_keys());
         self.seal(tx);
         true
-    }
-
-    /// Stores the index segments of chunks that filled up, in a
-    /// transaction of their own right after the group that filled them
-    /// (after its acknowledgements: a segment is derived data, and a crash
-    /// before it is stored only means the rows after the last stored
-    /// segment are replayed at the next start, and the segment stored
-    /// then). A failure is logged and retried after the next group.
-    fn seal(&mut self, tx: &mut dyn LogTx) {
-        let pending: Vec<(AccountKey, Arc<AccountState>)> = self
-            .unsealed
-            .iter()
-            .filter_map(|a| self.accounts.get(a))
-            .filter(|a| a.state.index.has_unsealed())
-            .map(|a| (a.state.key, a.state.clone()))
-            .collect();
-        if pending.is_empty() {
-            self.unsealed.clear();
-            return;
-        }
-        let segments: Vec<_> = pending
-            .iter()
-            .map(|(key, state)| (*key, state.index.unsealed()))
-            .collect();
-        let stored = tx.begin().and_then(|()| {
-            for (key, segs) in &segments {
-                for s in segs {
-                    tx.put_index_segment(*key, s.no, &s.summary, &s.columns)?;
-                }
-            }
-            tx.commit()
-        });
-        match stored {
-            Ok(()) => {
-                let n: usize = segments.iter().map(|(_, s)| s.len()).sum();
-                metrics::counter!("auditlog_index_segments_sealed_total").increment(n as u64);
-                for ((_, state), (_, segs)) in pending.iter().zip(segments) {
-                    state.index.mark_sealed(segs);
-                }
-                self.unsealed.clear();
-            }
-            Err(e) => {
-                tx.rollback();
-                tracing::warn!(error = %e, "storing index segments failed; retried after the next write");
-            }
-        }
     }
 
     /// The group's work inside its transaction: each op applied in order,

@@ -56,8 +56,11 @@
 //! stateless servers on one PostgreSQL database). Token rows may change
 //! behind a process's back; a process notices revocations by polling
 //! [`LogReader::revoked_token_count`], which only grows. A process's column
-//! index catches up on rows other processes appended with
-//! [`LogBackend::scan_index_rows`] from the seq it holds.
+//! index catches up on rows other processes appended (under the head locks
+//! at its next append, before a read when [`LogBackend::several_appenders`],
+//! and, when the backend pushes them, on [`LogBackend::on_appends`]'s
+//! hints); processes sealing one account's index segments store each once
+//! ([`LogTx::lock_index_segments`]).
 //!
 //! **Writes go through a queue.** [`LayeredStore`] turns every write into a
 //! [`WriteOp`] on a bounded queue (back-pressure for callers) and hands the

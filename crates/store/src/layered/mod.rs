@@ -8,7 +8,10 @@
 //! summaries and the rows after the last one (see `segments.rs`), its tree
 //! from the stored tiles. From then on the index learns each committed row
 //! from the [`Sequencer`], which applies every write and stores each index
-//! chunk that fills up as a segment.
+//! chunk that fills up as a segment (`write/seal.rs`). When other processes
+//! append to the same database, a read catches up on their rows first, and
+//! a backend that pushes word of their appends has them pulled in the
+//! background (`wake.rs`).
 
 mod open;
 mod query;

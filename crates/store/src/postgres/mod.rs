@@ -27,7 +27,12 @@
 //! Several instances: any number may serve one database. Appends lock the
 //! account's head row (see `writer.rs`); every read first compares the
 //! committed size with the index it holds and catches up when behind, so
-//! what one instance acknowledged is in the next read of any other.
+//! what one instance acknowledged is in the next read of any other. Each
+//! instance also announces its committed appends on a channel the others
+//! `LISTEN` on (`listen.rs`), and they pull the rows into the accounts
+//! they have open before a read has to (`layered/wake.rs`). Each index
+//! segment is stored once: under a per-account advisory lock, the first
+//! instance writes it and the others find the same bytes and adopt them.
 //!
 //! Schema and partitions: `schema.rs`; rows and group commit: `writer.rs`;
 //! reads: `reader.rs`; tokens: `tokens.rs`.

@@ -42,6 +42,10 @@ use tokio_postgres::{AsyncMessage, NoTls};
 
 use crate::backend::AppendWake;
 
+/// The listening connection's `application_name`: how `pg_stat_activity`
+/// tells it from the pools' connections (`auditlog`).
+pub(super) const APPLICATION_NAME: &str = "auditlog listener";
+
 /// The channel revocations notify.
 pub(super) const TOKENS_CHANNEL: &str = "auditlog_tokens";
 
@@ -115,9 +119,10 @@ impl Announce {
 /// Starts the listener on `rt`.
 pub(super) fn spawn(
     rt: &tokio::runtime::Handle,
-    config: tokio_postgres::Config,
+    mut config: tokio_postgres::Config,
     listeners: Listeners,
 ) {
+    config.application_name(APPLICATION_NAME);
     rt.spawn(listen(config, Arc::new(listeners)));
 }
 

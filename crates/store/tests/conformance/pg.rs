@@ -432,9 +432,10 @@ async fn reads_see_other_processs_appends_without_wake_ups() {
         assert_eq!(r.count(&a, &sel).await.unwrap(), 1);
     }
     // Every listening connection of the database ends (one per store).
-    let listeners = "FROM pg_stat_activity WHERE datname = current_database() \
-                     AND pid <> pg_backend_pid() \
-                     AND (query LIKE '%LISTEN auditlog%' OR query LIKE '%pg_notify(%')";
+    let listeners = format!(
+        "FROM pg_stat_activity WHERE datname = current_database() AND application_name = '{}'",
+        auditlog_store::postgres::testing::LISTENER_NAME
+    );
     for _ in 0..1000 {
         if db.rows(&format!("SELECT count(*) {listeners}"))[0][0].as_deref() == Some("3") {
             break;

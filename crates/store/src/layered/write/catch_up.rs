@@ -5,9 +5,8 @@
 
 use auditlog_core::catalog::EventId;
 use auditlog_core::index::IndexRow;
-use auditlog_core::record::AccountId;
-
 use auditlog_core::merkle::Hash;
+use auditlog_core::record::AccountId;
 
 use super::{Op, Sequencer, WriteOp, internal};
 use crate::backend::{AccountKey, HeadLocks, LogTx};
@@ -118,9 +117,9 @@ impl Sequencer {
             return 0;
         };
         let have = acc.tree.size();
-        // Rows from past what this process holds leave a gap (the pull
-        // raced with nothing that could cause it, but a read's catch-up
-        // under the lock is the safe way to fill one).
+        // Rows starting past what this process holds would leave a gap.
+        // It does not happen (a pull starts at the index's length, which
+        // only grows), but should it, a read's catch-up fills it.
         if acc.state.index.len() != have || from > have {
             return 0;
         }

@@ -391,6 +391,7 @@ async fn index_rebuild(data_dir: &Path, database_url: Option<String>) -> Result<
         Some(url) => {
             let opts = PgOptions {
                 allow_unsafe_durability: true,
+                wake_on_appends: false,
                 ..PgOptions::default()
             };
             let store = PostgresStore::open_async(url, opts)

@@ -77,6 +77,7 @@ pub fn run(args: MigrateArgs) -> Result<()> {
     let opts = PgOptions {
         allow_unsafe_durability: args.allow_unsafe_durability,
         listen_for_revocations: false,
+        wake_on_appends: false,
         pool_size: 2,
         ..PgOptions::default()
     };

@@ -56,8 +56,11 @@
 //! stateless servers on one PostgreSQL database). Token rows may change
 //! behind a process's back; a process notices revocations by polling
 //! [`LogReader::revoked_token_count`], which only grows. A process's column
-//! index catches up on rows other processes appended with
-//! [`LogBackend::scan_index_rows`] from the seq it holds.
+//! index catches up on rows other processes appended (under the head locks
+//! at its next append, before a read when [`LogBackend::several_appenders`],
+//! and, when the backend pushes them, on [`LogBackend::on_appends`]'s
+//! hints); processes sealing one account's index segments store each once
+//! ([`LogTx::lock_index_segments`]).
 //!
 //! **Writes go through a queue.** [`LayeredStore`] turns every write into a
 //! [`WriteOp`] on a bounded queue (back-pressure for callers) and hands the
@@ -82,6 +85,11 @@ use crate::{
     PendingTokenChange, RawRecord, Result, Revocation, TokenChange, TokenInfo, TokenRecord,
     TokenScope,
 };
+
+/// What a backend calls when an account may have new committed rows (see
+/// [`LogBackend::on_appends`]). It must return at once: it runs on the
+/// backend's notification path.
+pub type AppendWake = std::sync::Arc<dyn Fn(&AccountId) + Send + Sync>;
 
 /// The backend's key of an account (a row id): assigned once when the
 /// account is registered, never reused, never changed.
@@ -300,6 +308,22 @@ pub trait LogTx {
         columns: &[u8],
     ) -> Result<()>;
 
+    /// Takes the account's sealing lock until the transaction ends and
+    /// returns, for each of `nos`, the summary of the segment stored under
+    /// that number, if any: so that processes sharing the database store
+    /// each segment once between them (the others find it stored and adopt
+    /// it). `None`: another process holds the lock (it is storing them);
+    /// the caller tries again later, without waiting. The default (one
+    /// appending process, whose writer is the lock): nothing stored ahead.
+    fn lock_index_segments(
+        &mut self,
+        account: AccountKey,
+        nos: &[u32],
+    ) -> Result<Option<Vec<Option<Vec<u8>>>>> {
+        let _ = account;
+        Ok(Some(vec![None; nos.len()]))
+    }
+
     /// Replaces the columns of stored segment `no` (rebuilt after a
     /// failed checksum); nothing if it is not stored.
     fn put_index_columns(&mut self, account: AccountKey, no: u32, columns: &[u8]) -> Result<()>;
@@ -388,5 +412,18 @@ pub trait LogBackend: Send + Sync + 'static {
     /// [`LogReader::revoked_token_count`] notices such revocations.
     fn revocations_notified(&self) -> Option<u64> {
         None
+    }
+
+    /// Asks to be told, with `wake`, of accounts to which a process (this
+    /// one included) may have committed rows: a hint pushed by the
+    /// database, so that the layer can pull the rows into an open index
+    /// before a read has to. Hints may be late, repeated or lost (a
+    /// reconnection); reads never rely on them (see
+    /// [`LogBackend::several_appenders`]). Called once, at open. Returns
+    /// whether `wake` will ever be called; `false` (the default): the
+    /// backend pushes nothing.
+    fn on_appends(&self, wake: AppendWake) -> bool {
+        let _ = wake;
+        false
     }
 }

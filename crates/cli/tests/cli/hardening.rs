@@ -69,7 +69,7 @@ async fn get_on(stream: &mut TcpStream, path: &str) -> u16 {
         .unwrap_or_else(|| panic!("not an HTTP answer: {head:?}"))
 }
 
-async fn metrics_text(server: &Server) -> String {
+pub async fn metrics_text(server: &Server) -> String {
     let res = server
         .client
         .get(server.url("/metrics"))
@@ -81,7 +81,7 @@ async fn metrics_text(server: &Server) -> String {
 }
 
 /// The value of one sample line of `/metrics` (0 when absent).
-fn sample(metrics: &str, series: &str) -> f64 {
+pub fn sample(metrics: &str, series: &str) -> f64 {
     metrics
         .lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())

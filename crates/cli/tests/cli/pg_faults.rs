@@ -302,10 +302,6 @@ async fn a_frozen_database_is_answered_in_bounded_time() {
     stop_and_check(&ws, &server, &read, &progress, writers, &early).await;
 }
 
-/// The token revocation listener's statement, as `pg_stat_activity` shows
-/// it (`listen.rs`).
-const LISTEN_QUERY: &str = "LISTEN auditlog_tokens";
-
 /// A primary with a synchronous streaming replica, two instances given the
 /// multi-host URL (`target_session_attrs=read-write`) and writers on both;
 /// the primary's machine lost (stopped hard, its address silent) and the
@@ -386,7 +382,10 @@ async fn instances_follow_a_failover_to_the_promoted_replica() {
             "1",
         );
         replica.wait_for(
-            &format!("SELECT count(*) FROM pg_stat_activity WHERE query = '{LISTEN_QUERY}'"),
+            &format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = '{}'",
+                auditlog_store::postgres::testing::LISTENER_NAME
+            ),
             "2",
         );
     });

@@ -221,6 +221,37 @@ async fn two_instances_make_one_log_through_a_sigkill() {
     assert_consistent(&ws, &first, &read, &early, &late).await;
 }
 
+/// An instance that has an account open pulls in what another instance
+/// acknowledged without being asked (counted in its `/metrics`), and its
+/// next read has it all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_pulls_another_instances_events_before_a_read() {
+    use crate::hardening::{metrics_text, sample};
+
+    let Some(db) = TestDb::create() else { return };
+    let ws = Workspace::new();
+    let ingest = create_token(&db.url, ACME, "ingest");
+    let read = create_token(&db.url, ACME, "read");
+    let first = start(&ws, &db.url);
+    let second = start(&ws, &db.url);
+    // Opened on the second by a read: the two "Token created" events.
+    assert_eq!(second.list_all(&read, ACME, 100).await.len(), 2);
+    let events: Vec<Value> = (0..50).map(role_created).collect();
+    let res = first.post_batch(&ingest, ACME, &events).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let woken = "auditlog_index_rows_woken_total";
+    let mut pulled = 0.0;
+    for _ in 0..1000 {
+        pulled = sample(&metrics_text(&second).await, woken);
+        if pulled >= 50.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(pulled, 50.0, "{woken}");
+    assert_eq!(second.list_all(&read, ACME, 100).await.len(), 52);
+}
+
 /// `listed` (every record of the account) is one log of `total` events,
 /// seqs `0..total`, holding each of the `acked` answers (full records, or
 /// a batch's `{id, seq}`) as acknowledged.

@@ -265,6 +265,10 @@ struct Inner {
     /// Dictionary sizes the stored segments' summaries cover: a new
     /// segment's summary holds the entries from these on.
     stored_dicts: pager::DictMarks,
+    /// Per full chunk, the dictionaries' sizes and overflow flags the
+    /// moment it filled: what its segment's summary covers, so that every
+    /// process sealing it writes the same bytes (see `pager.rs`).
+    fills: Vec<pager::Fill>,
     /// Rows per actor pair (pair 0: the overflow actor): what tells whether
     /// a `user` filter picks few rows (postings) or many (a scan).
     actor_rows: Vec<u64>,
@@ -366,6 +370,7 @@ impl Inner {
             rollup: Rollup::new(),
             sealed: 0,
             stored_dicts: pager::DictMarks::default(),
+            fills: Vec::new(),
             actor_rows: vec![0],
             len: 0,
             min_time: i64::MAX,
@@ -464,6 +469,8 @@ impl LogIndex {
             if tail.len() == CHUNK_ROWS {
                 let summary = Arc::new(summary::summarize(tail));
                 inner.summaries.push(Some(summary));
+                let fill = pager::Fill::of(inner);
+                inner.fills.push(fill);
             }
             inner.min_time = inner.min_time.min(t);
             let slot = inner.rollup.entry(t.div_euclid(SLOT_US)).or_default();

@@ -59,6 +59,43 @@ impl DictMarks {
     }
 }
 
+/// What a chunk's segment summary records of the dictionaries: their
+/// sizes and overflow flags when the chunk filled, not when it is sealed.
+/// Sealing comes later and at a different row in every process (whenever
+/// its writer gets to it), so a summary cut at sealing time held a
+/// different share of the dictionaries in each: two processes sealing one
+/// segment wrote different summaries, and the next one's delta no longer
+/// started where the stored one ended (a restart then replayed rows). Cut
+/// at the fill, every process writes the same bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Fill {
+    dicts: DictMarks,
+    overflowed: u8,
+}
+
+impl Fill {
+    pub(super) fn of(g: &Inner) -> Fill {
+        Fill {
+            dicts: DictMarks::of(g),
+            overflowed: overflow_bits(g),
+        }
+    }
+}
+
+impl DictMarks {
+    /// Each size the larger of the two.
+    fn max(self, other: DictMarks) -> DictMarks {
+        let mut texts = self.texts;
+        for (t, o) in texts.iter_mut().zip(other.texts) {
+            *t = (*t).max(o);
+        }
+        DictMarks {
+            texts,
+            actors: self.actors.max(other.actors),
+        }
+    }
+}
+
 /// A full chunk encoded for the store: written with
 /// [`LogIndex::mark_sealed`] called once the store has it.
 #[derive(Debug)]
@@ -161,30 +198,34 @@ impl LogIndex {
     pub fn unsealed(&self) -> Vec<SealedSegment> {
         let g = self.read();
         let full = full_chunks(&g);
-        let now = DictMarks::of(&g);
         let mut marks = g.stored_dicts;
         let mut out = Vec::new();
         for (no, chunk) in g.chunks.iter().enumerate().take(full).skip(g.sealed) {
             let ChunkRef::Resident(chunk) = chunk else {
                 continue;
             };
+            // Every full chunk has its fill (appended or restored with it).
+            let fill = g.fills.get(no).copied().unwrap_or_else(|| Fill::of(&g));
+            // A summary stored by an older version may have covered entries
+            // past this chunk's fill: the delta starts where it ended.
+            let end = fill.dicts.max(marks);
             let segment = Arc::new(Segment::of((**chunk).clone()));
             let summary = Summary {
                 rows: chunk.len() as u32,
                 min_time: chunk.min_time,
                 max_time: chunk.max_time,
-                overflowed: overflow_bits(&g),
+                overflowed: fill.overflowed,
                 rollup: Summary::rollup_of(chunk),
-                dicts: delta(&g, marks, now),
+                dicts: delta(&g, marks, end),
                 actor_rows: Summary::actor_rows_of(chunk),
             };
-            marks = now;
+            marks = end;
             out.push(SealedSegment {
                 no: no as u32,
                 summary: summary.encode(),
                 columns: segment.encode_columns(),
                 segment,
-                dicts_after: now,
+                dicts_after: end,
             });
         }
         out
@@ -337,6 +378,10 @@ fn apply(inner: &mut Inner, no: u32, s: Summary) -> Result<(), String> {
     inner.sealed += 1;
     inner.len += u64::from(s.rows);
     inner.min_time = inner.min_time.min(s.min_time);
+    inner.fills.push(Fill {
+        dicts: DictMarks::of(inner),
+        overflowed: bits,
+    });
     Ok(())
 }
 

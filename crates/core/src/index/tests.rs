@@ -595,3 +595,74 @@ fn a_corrupt_summary_restores_the_segments_before_it() {
     // The replayed chunks are stored again at the next seal.
     assert_eq!(index.unsealed().len(), 2);
 }
+
+/// Regression (issue 14: several instances sealing one account): a
+/// segment's summary held the dictionary entries added up to whenever it
+/// was sealed, so processes sealing at different rows wrote different
+/// summaries, and a chain of segments from two of them did not restore
+/// (the rows from the first mismatch on were replayed). Cut at the chunk's
+/// fill, every process seals the same bytes, however it batches, and a
+/// process restored from stored segments goes on writing the same.
+#[test]
+fn every_process_seals_the_same_segments() {
+    let login = ev(Level::Account, "Login/Logout", "Login");
+    // A new user and address every few rows: every chunk adds entries.
+    let rows: Vec<GenRow> = (0..CHUNK_ROWS * 4 + 9)
+        .map(|i| {
+            (
+                i as i64,
+                login,
+                format!("u{}", i / 3),
+                None,
+                Some(format!("10.0.{}.{}", i / 5, i % 2)),
+                (i % 4 == 0).then(|| format!("wf_{}", i / 7)),
+                String::new(),
+            )
+        })
+        .collect();
+    let sealed_with = |batch: usize| {
+        let mem = Arc::new(MemSegments {
+            rows: rows.clone(),
+            ..MemSegments::default()
+        });
+        let idx = LogIndex::paged(
+            IndexLimits::DEFAULT,
+            SegmentCache::new(usize::MAX),
+            Box::new(mem.clone()),
+        );
+        append_sealing(&idx, &mem, &rows, batch);
+        mem.stored.lock().unwrap().clone()
+    };
+    let first = sealed_with(1);
+    assert_eq!(first.len(), 4);
+    for batch in [7, 50, 130, rows.len()] {
+        // (Not `assert_eq!`: the bytes would fill the screen.)
+        assert!(
+            sealed_with(batch) == first,
+            "batch {batch} sealed other bytes"
+        );
+    }
+    // Restored from the first two segments, the rest sealed anew.
+    let mem = Arc::new(MemSegments {
+        rows: rows.clone(),
+        ..MemSegments::default()
+    });
+    let summaries = first
+        .iter()
+        .take(2)
+        .map(|(n, s)| (*n, s.0.clone()))
+        .collect();
+    let restored = LogIndex::restore(
+        IndexLimits::DEFAULT,
+        SegmentCache::new(usize::MAX),
+        Box::new(mem.clone()),
+        summaries,
+    );
+    assert_eq!(restored.problem, None);
+    append_sealing(&restored.index, &mem, &rows[restored.rows as usize..], 33);
+    let resealed = mem.stored.lock().unwrap().clone();
+    assert_eq!(resealed.len(), 2);
+    for (no, s) in &resealed {
+        assert!(Some(s) == first.get(no), "segment {no} sealed other bytes");
+    }
+}

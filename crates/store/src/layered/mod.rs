@@ -8,12 +8,16 @@
 //! summaries and the rows after the last one (see `segments.rs`), its tree
 //! from the stored tiles. From then on the index learns each committed row
 //! from the [`Sequencer`], which applies every write and stores each index
-//! chunk that fills up as a segment.
+//! chunk that fills up as a segment (`write/seal.rs`). When other processes
+//! append to the same database, a read catches up on their rows first, and
+//! a backend that pushes word of their appends has them pulled in the
+//! background (`wake.rs`).
 
 mod open;
 mod query;
 mod segments;
 mod tokens;
+mod wake;
 mod write;
 
 use std::collections::HashMap;
@@ -82,6 +86,10 @@ struct Shared {
     cache: Arc<SegmentCache>,
     /// Where queries send the segments they had to rebuild.
     repairs: segments::Repairs,
+    /// Account opens whose stored segments were unusable from some segment
+    /// on (the rows from there replayed): see
+    /// [`LayeredStore::index_restore_problems`].
+    restore_problems: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -163,10 +171,12 @@ impl<B: LogBackend> LayeredStore<B> {
             new_index: segments::new_index(&backend, &cache, &repairs, index.limits),
             cache,
             repairs: repairs.clone(),
+            restore_problems: Default::default(),
         });
         let (tx, rx) = tokio::sync::mpsc::channel(WRITE_QUEUE);
         repairs.connect(&tx);
         backend.start_writer(Sequencer::new(shared.clone(), clock), rx)?;
+        wake::start(&backend, &shared, &tx)?;
         Ok(LayeredStore {
             backend,
             shared,

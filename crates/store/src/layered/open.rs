@@ -42,6 +42,9 @@ pub(super) struct Slot {
     /// checkpoint covers: the checkpoint signer opens such an account
     /// without waiting for a request to.
     unsigned: AtomicBool,
+    /// Set while a wake-up of this account is queued (see `wake.rs`): a
+    /// flood of notifications for it queues one.
+    pub(super) waking: AtomicBool,
 }
 
 impl Slot {
@@ -52,6 +55,7 @@ impl Slot {
             state: OnceLock::new(),
             opening: tokio::sync::Mutex::new(()),
             unsigned: AtomicBool::new(unsigned),
+            waking: AtomicBool::new(false),
         }
     }
 
@@ -103,6 +107,7 @@ fn open_account<B: LogBackend>(
         shared.limits(),
         account,
         key,
+        &shared.restore_problems,
     )?;
     let indexed = started.elapsed();
     if index.overflowed() {

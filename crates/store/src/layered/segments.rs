@@ -4,6 +4,7 @@
 //! the last segment, and checked and rebuilt by `auditlog index rebuild`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use auditlog_core::index::{IndexLimits, IndexRow, LogIndex, SegmentCache, SegmentSource};
@@ -114,7 +115,8 @@ pub(super) fn new_index<B: LogBackend>(
 }
 
 /// An account's index at open: its stored segments' summaries, then its
-/// rows after the last of them. Returns the index and the log's size.
+/// rows after the last of them. Returns the index and the log's size, and
+/// counts in `problems` a restore that could not use every stored segment.
 pub(super) fn restore<B: LogBackend>(
     backend: &Arc<B>,
     cache: &Arc<SegmentCache>,
@@ -122,6 +124,7 @@ pub(super) fn restore<B: LogBackend>(
     limits: IndexLimits,
     account: &AccountId,
     key: AccountKey,
+    problems: &AtomicU64,
 ) -> Result<(LogIndex, u64)> {
     let summaries = backend.with_reader(|r| r.index_segment_summaries(key))?;
     let stored = summaries.len();
@@ -138,6 +141,7 @@ pub(super) fn restore<B: LogBackend>(
             "index segments unusable from there on: rebuilt from the rows and stored again"
         );
         metrics::counter!("auditlog_index_segments_repaired_total").increment(1);
+        problems.fetch_add(1, Ordering::Relaxed);
     }
     let index = restored.index;
     let mut expected = restored.rows;

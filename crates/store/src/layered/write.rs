@@ -8,13 +8,16 @@ use std::sync::Arc;
 
 use auditlog_core::catalog::EventId;
 use auditlog_core::index::IndexRow;
-use auditlog_core::merkle::{self, TreeState};
+use auditlog_core::merkle::{self, Hash, TreeState};
 use auditlog_core::record::{AccountId, CanonicalParts, Micros, Record, RecordBody};
 use auditlog_core::validate::ValidEvent;
 use tokio::sync::oneshot;
 
 mod adopt;
 mod catch_up;
+mod seal;
+
+pub(super) use catch_up::OwnedRow;
 
 use super::open::{Opened, Slot};
 use super::{AccountState, Shared, internal, parse_record};
@@ -65,6 +68,16 @@ pub(super) enum Op {
     CatchUp {
         account: AccountId,
         reply: Reply<()>,
+    },
+    /// Rows other processes committed, `from` on, read off the writer
+    /// after a notification (see `wake.rs`): the writer appends those its
+    /// tree and index lack, before any transaction, and answers how many.
+    Extend {
+        account: AccountId,
+        from: u64,
+        rows: Vec<OwnedRow>,
+        hashes: Vec<Hash>,
+        reply: Reply<u64>,
     },
     /// Persists a token's last use (nobody waits for the reply).
     TouchToken {
@@ -133,6 +146,7 @@ impl WriteOp {
                 drop(reply.send(Err(err())))
             }
             Op::Adopt { reply, .. } => drop(reply.send(Err(err()))),
+            Op::Extend { reply, .. } => drop(reply.send(Err(err()))),
         }
     }
 }
@@ -233,6 +247,7 @@ impl Sequencer {
     /// every op is answered: whether the group committed.
     pub fn commit_group(&mut self, tx: &mut dyn LogTx, ops: Vec<WriteOp>) -> bool {
         let ops = self.adopt(ops);
+        let ops = self.extend(ops);
         if ops.is_empty() {
             // Chunks an open replayed from rows (a crash before their
             // segments were stored, or a file from before segments).
@@ -347,52 +362,6 @@ impl Sequencer {
         self.unsealed.extend(snapshots.into_keys());
         self.seal(tx);
         true
-    }
-
-    /// Stores the index segments of chunks that filled up, in a
-    /// transaction of their own right after the group that filled them
-    /// (after its acknowledgements: a segment is derived data, and a crash
-    /// before it is stored only means the rows after the last stored
-    /// segment are replayed at the next start, and the segment stored
-    /// then). A failure is logged and retried after the next group.
-    fn seal(&mut self, tx: &mut dyn LogTx) {
-        let pending: Vec<(AccountKey, Arc<AccountState>)> = self
-            .unsealed
-            .iter()
-            .filter_map(|a| self.accounts.get(a))
-            .filter(|a| a.state.index.has_unsealed())
-            .map(|a| (a.state.key, a.state.clone()))
-            .collect();
-        if pending.is_empty() {
-            self.unsealed.clear();
-            return;
-        }
-        let segments: Vec<_> = pending
-            .iter()
-            .map(|(key, state)| (*key, state.index.unsealed()))
-            .collect();
-        let stored = tx.begin().and_then(|()| {
-            for (key, segs) in &segments {
-                for s in segs {
-                    tx.put_index_segment(*key, s.no, &s.summary, &s.columns)?;
-                }
-            }
-            tx.commit()
-        });
-        match stored {
-            Ok(()) => {
-                let n: usize = segments.iter().map(|(_, s)| s.len()).sum();
-                metrics::counter!("auditlog_index_segments_sealed_total").increment(n as u64);
-                for ((_, state), (_, segs)) in pending.iter().zip(segments) {
-                    state.index.mark_sealed(segs);
-                }
-                self.unsealed.clear();
-            }
-            Err(e) => {
-                tx.rollback();
-                tracing::warn!(error = %e, "storing index segments failed; retried after the next write");
-            }
-        }
     }
 
     /// The group's work inside its transaction: each op applied in order,
@@ -518,9 +487,13 @@ impl Sequencer {
                         reply,
                     }
                 }
-                // Taken out by `adopt` before the transaction.
+                // Taken out by `adopt` and `extend` before the transaction.
                 Op::Adopt { reply, .. } => {
                     drop(reply.send(Err(internal("an adoption reached the transaction"))));
+                    continue;
+                }
+                Op::Extend { reply, .. } => {
+                    drop(reply.send(Err(internal("an extension reached the transaction"))));
                     continue;
                 }
                 Op::PutIndexColumns {

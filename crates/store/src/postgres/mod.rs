@@ -27,7 +27,12 @@
 //! Several instances: any number may serve one database. Appends lock the
 //! account's head row (see `writer.rs`); every read first compares the
 //! committed size with the index it holds and catches up when behind, so
-//! what one instance acknowledged is in the next read of any other.
+//! what one instance acknowledged is in the next read of any other. Each
+//! instance also announces its committed appends on a channel the others
+//! `LISTEN` on (`listen.rs`), and they pull the rows into the accounts
+//! they have open before a read has to (`layered/wake.rs`). Each index
+//! segment is stored once: under a per-account advisory lock, the first
+//! instance writes it and the others find the same bytes and adopt them.
 //!
 //! Schema and partitions: `schema.rs`; rows and group commit: `writer.rs`;
 //! reads: `reader.rs`; tokens: `tokens.rs`.
@@ -99,6 +104,11 @@ pub struct PgOptions {
     /// Listen for other processes' token revocations (a server; not the
     /// command line's one-shot commands).
     pub listen_for_revocations: bool,
+    /// Listen for appends (every process's group commits notify them) and
+    /// pull their rows into the open accounts' indexes in the background,
+    /// so a read after another instance's write finds its index up to date
+    /// (a server; tests turn it off to show reads do not depend on it).
+    pub wake_on_appends: bool,
 }
 
 impl Default for PgOptions {
@@ -112,6 +122,7 @@ impl Default for PgOptions {
             allow_unsafe_durability: false,
             batch_write: BatchWrite::Copy,
             listen_for_revocations: true,
+            wake_on_appends: true,
         }
     }
 }
@@ -294,6 +305,7 @@ fn offline_options() -> PgOptions {
         pool_size: 2,
         allow_unsafe_durability: true,
         listen_for_revocations: false,
+        wake_on_appends: false,
         ..PgOptions::default()
     }
 }
@@ -333,6 +345,12 @@ pub struct PgBackend {
     /// Bumped by every revocation notified (see `listen.rs`); `None` for
     /// the command line's one-shot commands.
     revocations: Option<Arc<std::sync::atomic::AtomicU64>>,
+    /// Called with each account another process appended to, once the
+    /// layer sets it (see `listen.rs`); `None`: not listened for.
+    appends: Option<Arc<std::sync::OnceLock<crate::backend::AppendWake>>>,
+    /// Where the writer leaves its committed appends for the listener's
+    /// connection to notify; `None`: no listener.
+    announce: Option<Arc<listen::Announce>>,
     config: tokio_postgres::Config,
     /// The session holding the checkpoint signer's advisory lock, while
     /// this process holds it.
@@ -417,7 +435,20 @@ impl PgBackend {
         let by_type = event_types.iter().map(|(e, t)| (*t, *e)).collect();
         let revocations = opts
             .listen_for_revocations
-            .then(|| listen::spawn(db.rt.handle(), config.clone()));
+            .then(|| Arc::new(std::sync::atomic::AtomicU64::new(0)));
+        let appends = opts.wake_on_appends.then(Default::default);
+        // A server's listener also announces its appends to the others
+        // (whether or not it listens for theirs).
+        let announce = (revocations.is_some() || appends.is_some()).then(|| {
+            let announce = Arc::new(listen::Announce::default());
+            let listeners = listen::Listeners {
+                revocations: revocations.clone(),
+                appends: Option::clone(&appends),
+                announce: announce.clone(),
+            };
+            listen::spawn(db.rt.handle(), config.clone(), listeners);
+            announce
+        });
         Ok(PgBackend {
             db,
             writer_db,
@@ -427,6 +458,8 @@ impl PgBackend {
             by_type,
             partitions,
             revocations,
+            appends,
+            announce,
             config,
             signer: std::sync::Mutex::new(None),
         })
@@ -592,12 +625,13 @@ impl LogBackend for PgBackend {
         sequencer: Sequencer,
         queue: tokio::sync::mpsc::Receiver<WriteOp>,
     ) -> Result<()> {
-        let tx = writer::PgTx::new(
+        let mut tx = writer::PgTx::new(
             self.writer_db.clone(),
             self.event_types.clone(),
             self.partitions.clone(),
             &self.opts,
         );
+        tx.appends = self.announce.clone();
         writer::spawn(tx, sequencer, queue)
             .map_err(|e| StoreError::with_source(StoreErrorKind::Internal, "spawn writer", e))
     }
@@ -634,6 +668,13 @@ impl LogBackend for PgBackend {
         self.revocations
             .as_ref()
             .map(|e| e.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    fn on_appends(&self, wake: crate::backend::AppendWake) -> bool {
+        match &self.appends {
+            Some(to) => to.set(wake).is_ok(),
+            None => false,
+        }
     }
 
     fn size_bytes(&self) -> Result<u64> {

@@ -31,6 +31,12 @@ const PARTITION_LOCK: i64 = MIGRATION_LOCK + 1;
 /// Key of the session-level advisory lock held by the instance that signs
 /// checkpoints in the background.
 pub(super) const SIGNER_LOCK: i64 = MIGRATION_LOCK + 2;
+/// First key of the transaction-level advisory locks under which an
+/// account's index segments are stored (`pg_try_advisory_xact_lock(class,
+/// account)`: the two-key form, a key space apart from the one-key locks
+/// above). An account's key is taken modulo 2^32: two accounts sharing a
+/// lock only take turns.
+pub(super) const SEAL_LOCK_CLASS: i32 = 0x6175_6478; // "audx"
 
 /// Migration `n` takes the schema from version `n` to `n + 1`.
 const MIGRATIONS: &[&str] = &[

@@ -11,6 +11,10 @@ use super::{PgOptions, PostgresStore};
 /// for its holder in `pg_locks`.
 pub const SIGNER_LOCK: i64 = super::schema::SIGNER_LOCK;
 
+/// The `application_name` of each instance's listening connection (token
+/// revocations, appends), for tests that look for it in `pg_stat_activity`.
+pub const LISTENER_NAME: &str = super::listen::APPLICATION_NAME;
+
 /// The server's URL, or `None` (said on stderr) when no server is
 /// configured outside CI.
 pub fn server_url() -> Option<String> {

@@ -27,7 +27,8 @@ use futures_util::SinkExt;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
 use super::copy::{CopyRows, PG_EPOCH_US};
-use super::schema::{Month, Partitions};
+use super::listen::Announce;
+use super::schema::{Month, Partitions, SEAL_LOCK_CLASS};
 use super::{BatchWrite, Db, PgOptions, internal, pg_err, reader, tokens};
 use crate::backend::{AccountKey, HeadLocks, LockedHead, LogTx, NewRow};
 use crate::layered::{Sequencer, WriteOp};
@@ -130,6 +131,9 @@ pub(super) struct PgTx {
     new_months: Vec<Month>,
     /// Set when the database's log moved behind this process's back.
     diverged: Option<String>,
+    /// Where committed appends are announced to other instances; `None`:
+    /// not announced (the command line's one-shot commands).
+    pub(super) appends: Option<Arc<Announce>>,
 }
 
 impl PgTx {
@@ -155,6 +159,7 @@ impl PgTx {
             tiles: Default::default(),
             new_months: Vec::new(),
             diverged: None,
+            appends: None,
         }
     }
 
@@ -551,6 +556,46 @@ impl LogTx for PgTx {
         .map(drop)
     }
 
+    /// `pg_try_advisory_xact_lock`: a process that finds the account's
+    /// lock taken moves on (its ingest never waits on sealing), and the
+    /// lock ends with the transaction, or with the session of a process
+    /// that died holding it.
+    fn lock_index_segments(
+        &mut self,
+        account: AccountKey,
+        nos: &[u32],
+    ) -> Result<Option<Vec<Option<Vec<u8>>>>> {
+        let rt = self.db.rt.clone();
+        let conn = self.conn()?;
+        let numbers: Vec<i32> = nos.iter().map(|&n| n as i32).collect();
+        let stored = rt
+            .block_on(async {
+                let locked: bool = conn
+                    .query_one(
+                        "SELECT pg_try_advisory_xact_lock($1, $2)",
+                        &[&SEAL_LOCK_CLASS, &(account.0 as i32)],
+                    )
+                    .await?
+                    .get(0);
+                if !locked {
+                    return Ok(None);
+                }
+                let stmt = conn
+                    .prepare_cached(
+                        "SELECT segment, summary FROM index_segments \
+                         WHERE account_id = $1 AND segment = ANY($2)",
+                    )
+                    .await?;
+                conn.query(&stmt, &[&account.0, &numbers]).await.map(Some)
+            })
+            .map_err(pg_err("lock index segments"))?;
+        Ok(stored.map(|rows| {
+            let mut by_no: HashMap<i32, Vec<u8>> =
+                rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+            numbers.iter().map(|n| by_no.remove(n)).collect()
+        }))
+    }
+
     fn put_index_columns(&mut self, account: AccountKey, no: u32, columns: &[u8]) -> Result<()> {
         self.execute(
             "write an index segment",
@@ -646,6 +691,11 @@ impl LogTx for PgTx {
         if let Err(cause) = flushed? {
             self.diverged = Some(cause.clone());
             return Err(StoreError::new(StoreErrorKind::Unavailable, cause));
+        }
+        if let Some(appends) = &self.appends {
+            // Other instances hear of it from the notifier (`listen.rs`),
+            // off this thread: the acknowledgements do not wait for it.
+            appends.push(self.heads.keys().copied());
         }
         for m in std::mem::take(&mut self.new_months) {
             self.partitions.mark(m);

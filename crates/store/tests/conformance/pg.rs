@@ -378,6 +378,127 @@ async fn reads_of_one_process_see_what_another_acknowledged() {
     assert_eq!(writer.count(&a, &sel).await.unwrap(), 31);
 }
 
+/// Another process's appends reach an open account's index without a
+/// read: pushed by the database (`LISTEN`), pulled in the background. The
+/// reads then agree with what was acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_account_pulls_another_processs_appends_without_a_read() {
+    let Some(db) = TestDb::create() else { return };
+    let a = super::acct("acme");
+    let writer = open(&db.url, PgOptions::default()).unwrap();
+    let reader = open(&db.url, PgOptions::default()).unwrap();
+    let sel = super::all(Vec::new(), auditlog_core::query::Join::And);
+    let ev = |t| super::event("Login/Logout", "Login", t, "alice", None);
+    writer.append(&a, vec![ev(0)]).await.unwrap();
+    // Opened by its first read; a second account stays unopened.
+    assert_eq!(reader.count(&a, &sel).await.unwrap(), 1);
+    let other = super::acct("other");
+    for round in 1..=5u64 {
+        let events = (0..100).map(|i| ev(i as i64)).collect();
+        writer.append(&a, events).await.unwrap();
+        writer.append(&other, vec![ev(1)]).await.unwrap();
+        wait_for_held(&reader, &a, 1 + round * 100).await;
+    }
+    // Not opened here: notified, and left alone.
+    assert_eq!(reader.held_size(&other), None);
+    assert_eq!(reader.count(&a, &sel).await.unwrap(), 501);
+    assert_eq!(
+        reader.tree_head(&a).await.unwrap(),
+        writer.tree_head(&a).await.unwrap()
+    );
+}
+
+/// Read-your-writes does not depend on the wake-ups: with them off, or
+/// with the listening connections killed (a notification lost), a read
+/// right after another process's acknowledgement still sees it. A killed
+/// listener reconnects and wake-ups resume.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_see_other_processs_appends_without_wake_ups() {
+    let Some(db) = TestDb::create() else { return };
+    let a = super::acct("acme");
+    let writer = open(&db.url, PgOptions::default()).unwrap();
+    let deaf = PgOptions {
+        wake_on_appends: false,
+        ..PgOptions::default()
+    };
+    let readers = [
+        open(&db.url, deaf).unwrap(),
+        open(&db.url, PgOptions::default()).unwrap(),
+    ];
+    let sel = super::all(Vec::new(), auditlog_core::query::Join::And);
+    let ev = |t| super::event("Login/Logout", "Login", t, "alice", None);
+    writer.append(&a, vec![ev(0)]).await.unwrap();
+    for r in &readers {
+        assert_eq!(r.count(&a, &sel).await.unwrap(), 1);
+    }
+    // Every listening connection of the database ends (one per store).
+    let listeners = format!(
+        "FROM pg_stat_activity WHERE datname = current_database() AND application_name = '{}'",
+        auditlog_store::postgres::testing::LISTENER_NAME
+    );
+    for _ in 0..1000 {
+        if db.rows(&format!("SELECT count(*) {listeners}"))[0][0].as_deref() == Some("3") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let killed = db.rows(&format!(
+        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) {listeners}"
+    ));
+    assert_eq!(killed[0][0].as_deref(), Some("3"));
+    let mut size = 1;
+    for round in 0..3 {
+        let events = (0..50).map(|i| ev(i as i64)).collect();
+        writer.append(&a, events).await.unwrap();
+        size += 50;
+        // Without wake-ups nothing moved the index yet.
+        assert_eq!(readers[0].held_size(&a), Some(size - 50), "{round}");
+        for r in &readers {
+            assert_eq!(r.count(&a, &sel).await.unwrap(), size, "{round}");
+        }
+    }
+    // The killed listener is back (it retries every second): appends wake
+    // the index again.
+    for _ in 0..100 {
+        writer.append(&a, vec![ev(1)]).await.unwrap();
+        size += 1;
+        if wait_for_held_within(&readers[1], &a, size, 100).await {
+            return;
+        }
+    }
+    panic!("wake-ups did not resume after the listener was killed");
+}
+
+/// Waits (up to 10 s) until `store`'s index of `account` holds `size`
+/// events, without a read.
+async fn wait_for_held(
+    store: &PostgresStore,
+    account: &auditlog_core::record::AccountId,
+    size: u64,
+) {
+    if !wait_for_held_within(store, account, size, 1000).await {
+        panic!(
+            "the index holds {:?} events, not {size}",
+            store.held_size(account)
+        );
+    }
+}
+
+async fn wait_for_held_within(
+    store: &PostgresStore,
+    account: &auditlog_core::record::AccountId,
+    size: u64,
+    tries: usize,
+) -> bool {
+    for _ in 0..tries {
+        if store.held_size(account) == Some(size) {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    false
+}
+
 /// A token revoked through one process stops working on another as soon
 /// as the database's notification arrives: the second's revocation
 /// counter moves (it moves on nothing else while its listener is up), and
@@ -457,4 +578,141 @@ async fn an_append_whose_step_fails_is_answered_with_its_cause() {
     assert!(err.message.contains("idempotency key"), "{err:?}");
     let appended = store.append(&a, vec![ev(3, None)]).await.unwrap();
     assert_eq!(appended[0].record.body.seq, 1);
+}
+
+/// Regression (issue 14): two processes appending to one account across
+/// chunk boundaries each sealed the full chunks, cutting each summary's
+/// dictionary entries at whatever row they had reached, and overwrote each
+/// other's: the stored summaries no longer chained, and a restart replayed
+/// the rows from the first mismatch on. Now each segment is stored once
+/// (the other process finds it under the account's sealing lock and adopts
+/// it), the stored chain restores without replaying a row, and after a
+/// restart of both their answers are the embedded store's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_processes_store_one_chain_of_index_segments() {
+    use super::Backend;
+    let Some(db) = TestDb::create() else { return };
+    let a = super::acct("acme");
+    // Without wake-ups each process learns of the other's rows only at its
+    // next append (as when notifications are lost), so the two reach each
+    // chunk's end at different rows.
+    let deaf = || PgOptions {
+        wake_on_appends: false,
+        ..PgOptions::default()
+    };
+    let open_one = || Arc::new(open(&db.url, deaf()).unwrap());
+    let stores = [open_one(), open_one()];
+    let embedded = super::Sqlite::fresh();
+    let n = 2 * 65_536 + 3_000;
+    // Batches of 7,000 alternating between the processes: each chunk fills
+    // in one process's group, and the other catches up past it later.
+    for (k, start) in (0..n).step_by(7_000).enumerate() {
+        let events: Vec<_> = (start..(start + 7_000).min(n)).map(fresh_values).collect();
+        stores[k % 2].append(&a, events.clone()).await.unwrap();
+        embedded.store().append(&a, events).await.unwrap();
+    }
+    // A process seals after a group's acknowledgements: one more group on
+    // each, twice, and every seal of the groups above is done.
+    let mut i = n;
+    for _ in 0..2 {
+        for s in &stores {
+            s.append(&a, vec![fresh_values(i)]).await.unwrap();
+            i += 1;
+        }
+    }
+    embedded
+        .store()
+        .append(&a, (n..i).map(fresh_values).collect())
+        .await
+        .unwrap();
+    let n = i;
+    let segments =
+        || db.rows("SELECT segment, encode(summary, 'hex') FROM index_segments ORDER BY segment");
+    for _ in 0..2000 {
+        if segments().len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // What a restart restores from them: both segments, no row replayed.
+    let summaries = segments()
+        .into_iter()
+        .map(|r| {
+            let no = r[0].as_deref().unwrap().parse().unwrap();
+            (no, hex(r[1].as_deref().unwrap()))
+        })
+        .collect();
+    let restored = auditlog_core::index::LogIndex::restore(
+        auditlog_core::index::IndexLimits::DEFAULT,
+        auditlog_core::index::SegmentCache::new(0),
+        Box::new(NoSegments),
+        summaries,
+    );
+    assert_eq!(restored.problem, None);
+    assert_eq!(restored.rows, 2 * 65_536);
+    // Both restarted: the embedded store's answers.
+    drop(stores);
+    let expected = super::index_answers(&embedded.store(), &a).await;
+    let stores = [open_one(), open_one()];
+    for s in &stores {
+        let s: DynStore = s.clone();
+        assert_eq!(super::index_answers(&s, &a).await, expected);
+    }
+    // And their opens replayed no segment's rows.
+    for s in &stores {
+        assert_eq!(s.index_restore_problems(), 0);
+    }
+    let more = stores[1].append(&a, vec![fresh_values(n)]).await.unwrap();
+    assert_eq!(more[0].record.body.seq, n as u64);
+}
+
+/// Event `i` of a log that keeps adding dictionary entries (a new user
+/// every tenth event, a new address every seventh), over the mix that
+/// `index_answers` asks about.
+fn fresh_values(i: usize) -> auditlog_core::validate::ValidEvent {
+    let (c, e) = match i % 5 {
+        0 => ("Roles", "Role created"),
+        1 => ("Workflow Management", "Workflow deployed"),
+        _ => ("Login/Logout", "Login"),
+    };
+    let user = match i % 10 {
+        2 | 7 => "svc".to_owned(),
+        9 => format!("new{i}"),
+        _ => format!("u{}", i % 13),
+    };
+    let mut ev = super::event(c, e, (i as i64) * 800, &user, None);
+    ev.ip_address = Some(if i.is_multiple_of(7) {
+        format!("10.1.{}.{}", i / 250 % 250, i % 250)
+    } else {
+        format!("10.0.0.{}", i % 11)
+    });
+    if ev.workflow_id.is_some() {
+        ev.workflow_id = Some(format!("wf_{}", i % 4));
+    }
+    ev
+}
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// A segment source with nothing in it: a restore reads summaries only.
+struct NoSegments;
+
+impl auditlog_core::index::SegmentSource for NoSegments {
+    fn columns(&self, _: u32) -> Result<Option<Vec<u8>>, String> {
+        Ok(None)
+    }
+    fn rows(
+        &self,
+        _: u64,
+        _: u64,
+        _: &mut dyn FnMut(auditlog_core::index::IndexRow<'_>),
+    ) -> Result<(), String> {
+        Ok(())
+    }
+    fn repaired(&self, _: u32, _: &str, _: Vec<u8>) {}
 }

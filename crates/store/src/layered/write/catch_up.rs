@@ -5,9 +5,10 @@
 
 use auditlog_core::catalog::EventId;
 use auditlog_core::index::IndexRow;
+use auditlog_core::merkle::Hash;
 use auditlog_core::record::AccountId;
 
-use super::{Sequencer, internal};
+use super::{Op, Sequencer, WriteOp, internal};
 use crate::backend::{AccountKey, HeadLocks, LogTx};
 use crate::{Result, TreeHead};
 
@@ -80,10 +81,80 @@ impl Sequencer {
         }
         Ok(Some(locks))
     }
+
+    /// Applies the group's [`Op::Extend`]s (rows read off the writer after
+    /// a notification), answering each at once with how many rows it
+    /// added, and returns the other ops. Outside any transaction: the rows
+    /// are committed, so only this process's memory changes.
+    pub(super) fn extend(&mut self, ops: Vec<WriteOp>) -> Vec<WriteOp> {
+        let mut rest = Vec::with_capacity(ops.len());
+        for op in ops {
+            let WriteOp(Op::Extend {
+                account,
+                from,
+                rows,
+                hashes,
+                reply,
+            }) = op
+            else {
+                rest.push(op);
+                continue;
+            };
+            let added = self.extend_one(&account, from, &rows, &hashes);
+            drop(reply.send(Ok(added)));
+        }
+        rest
+    }
+
+    fn extend_one(
+        &mut self,
+        account: &AccountId,
+        from: u64,
+        rows: &[OwnedRow],
+        hashes: &[Hash],
+    ) -> u64 {
+        let Some(acc) = self.accounts.get_mut(account) else {
+            return 0;
+        };
+        let have = acc.tree.size();
+        // Rows starting past what this process holds would leave a gap.
+        // It does not happen (a pull starts at the index's length, which
+        // only grows), but should it, a read's catch-up fills it.
+        if acc.state.index.len() != have || from > have {
+            return 0;
+        }
+        // What this process appended or caught up on meanwhile is skipped.
+        let skip = (have - from) as usize;
+        if skip >= rows.len() || rows.len() != hashes.len() {
+            return 0;
+        }
+        for hash in &hashes[skip..] {
+            acc.tree.append(*hash);
+        }
+        // The tiles these rows filled were stored with them.
+        drop(acc.tree.take_full_tiles());
+        if acc
+            .state
+            .index
+            .append(rows[skip..].iter().map(OwnedRow::as_row))
+        {
+            crate::layered::query::warn_index_overflow(account, &acc.state.index);
+        }
+        *acc.state.head.lock().unwrap_or_else(|e| e.into_inner()) = TreeHead {
+            size: acc.tree.size(),
+            root: acc.tree.root(),
+        };
+        // A chunk these rows filled is sealed after this group.
+        self.unsealed.insert(account.clone());
+        let added = (rows.len() - skip) as u64;
+        metrics::counter!("auditlog_index_rows_woken_total").increment(added);
+        tracing::debug!(%account, from = have, added, "pulled another instance's events");
+        added
+    }
 }
 
 /// A row's index columns, owned: read while catching up, then indexed.
-struct OwnedRow {
+pub(in crate::layered) struct OwnedRow {
     occurred_at_us: i64,
     event: EventId,
     actor_id: String,
@@ -93,7 +164,7 @@ struct OwnedRow {
 }
 
 impl OwnedRow {
-    fn from(row: IndexRow<'_>) -> OwnedRow {
+    pub(in crate::layered) fn from(row: IndexRow<'_>) -> OwnedRow {
         OwnedRow {
             occurred_at_us: row.occurred_at_us,
             event: row.event,

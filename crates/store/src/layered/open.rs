@@ -16,8 +16,8 @@
 //! reply, behind it in the writer's queue.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use auditlog_core::merkle::TreeState;
@@ -31,9 +31,14 @@ use crate::{Result, TreeHead};
 /// One account known to the store, opened or not.
 pub(super) struct Slot {
     pub(super) key: AccountKey,
-    /// The opened state: set once, by the writer, when it adopts one (or
-    /// creates the account).
-    state: OnceLock<Arc<AccountState>>,
+    /// The opened state: set by the writer when it adopts one (or creates
+    /// the account), taken back by the writer when it closes the account
+    /// (see `write/evict.rs`). Callers clone it under the read lock, so
+    /// the writer, under the write lock, sees every holder in the count.
+    state: RwLock<Option<Arc<AccountState>>>,
+    /// When the account was last used (a tick of [`Shared::use_tick`]):
+    /// the least recently used open accounts are closed first.
+    last_use: AtomicU64,
     /// Held by the caller that opens the account: the others wait for it
     /// rather than open it again. One lock per account, so an open never
     /// holds up another account's reads or writes.
@@ -49,7 +54,8 @@ impl Slot {
     pub(super) fn unopened(key: AccountKey, unsigned: bool) -> Slot {
         Slot {
             key,
-            state: OnceLock::new(),
+            state: RwLock::new(None),
+            last_use: AtomicU64::new(0),
             opening: tokio::sync::Mutex::new(()),
             unsigned: AtomicBool::new(unsigned),
         }
@@ -58,25 +64,60 @@ impl Slot {
     /// An account whose state exists already (registered by the writer).
     pub(super) fn opened(state: Arc<AccountState>) -> Slot {
         let slot = Slot::unopened(state.key, false);
-        let _ = slot.state.set(state);
+        *slot.state.write().unwrap_or_else(|e| e.into_inner()) = Some(state);
         slot
     }
 
-    pub(super) fn state(&self) -> Option<&Arc<AccountState>> {
-        self.state.get()
+    /// The opened state, if the account is open (without counting as a
+    /// use: the checkpoint signer's look).
+    pub(super) fn state(&self) -> Option<Arc<AccountState>> {
+        self.state.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The opened state for a use at `tick`: the account becomes the most
+    /// recently used.
+    fn state_for_use(&self, tick: u64) -> Option<Arc<AccountState>> {
+        let state = self.state();
+        self.last_use.fetch_max(tick, Ordering::Relaxed);
+        state
+    }
+
+    pub(super) fn last_use(&self) -> u64 {
+        self.last_use.load(Ordering::Relaxed)
     }
 
     /// Sets the state unless one is set; returns the one that is. Only the
     /// writer calls this.
     pub(super) fn install(&self, state: Arc<AccountState>) -> Arc<AccountState> {
-        let _ = self.state.set(state);
+        let mut g = self.state.write().unwrap_or_else(|e| e.into_inner());
         self.unsigned.store(false, Ordering::Relaxed);
-        self.state.get().expect("set above").clone()
+        g.get_or_insert(state).clone()
+    }
+
+    /// Takes the state back (the account is closed) unless someone besides
+    /// this slot and the writer holds it: a query running on it, or a
+    /// caller whose write or checkpoint is on its way to the writer. Only
+    /// the writer calls this, with the state it holds.
+    pub(super) fn close(&self, held: &Arc<AccountState>) -> bool {
+        let mut g = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let Some(state) = g.as_ref() else {
+            return true;
+        };
+        // This slot's reference and the writer's.
+        if !Arc::ptr_eq(state, held) || Arc::strong_count(state) > 2 {
+            return false;
+        }
+        // Events no checkpoint covers: the signer opens it again for them.
+        let head = state.head.lock().unwrap_or_else(|e| e.into_inner()).size;
+        let signed = *state.signed.lock().unwrap_or_else(|e| e.into_inner());
+        self.unsigned.store(head > signed, Ordering::Relaxed);
+        *g = None;
+        true
     }
 
     /// Not opened, and holding events no checkpoint covers.
     pub(super) fn unsigned_unopened(&self) -> bool {
-        self.state.get().is_none() && self.unsigned.load(Ordering::Relaxed)
+        self.state().is_none() && self.unsigned.load(Ordering::Relaxed)
     }
 }
 
@@ -165,12 +206,13 @@ impl<B: LogBackend> LayeredStore<B> {
         let Some(slot) = self.shared.slot(account) else {
             return Ok(None);
         };
-        if let Some(state) = slot.state() {
-            return Ok(Some(state.clone()));
+        let tick = self.shared.use_tick();
+        if let Some(state) = slot.state_for_use(tick) {
+            return Ok(Some(state));
         }
         let _opening = slot.opening.lock().await;
-        if let Some(state) = slot.state() {
-            return Ok(Some(state.clone()));
+        if let Some(state) = slot.state_for_use(tick) {
+            return Ok(Some(state));
         }
         let (backend, shared, name, key) = (
             self.backend.clone(),

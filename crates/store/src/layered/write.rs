@@ -15,6 +15,7 @@ use tokio::sync::oneshot;
 
 mod adopt;
 mod catch_up;
+pub(super) mod evict;
 
 use super::open::{Opened, Slot};
 use super::{AccountState, Shared, internal, parse_record};
@@ -188,6 +189,8 @@ impl Done {
 struct WriterAccount {
     state: Arc<AccountState>,
     tree: TreeState,
+    /// Its bytes as last counted (see `evict.rs`).
+    counted: usize,
 }
 
 /// Reports the death of a backend's writer: from then on `ready` fails and
@@ -211,6 +214,10 @@ pub struct Sequencer {
     clock: Clock,
     /// Accounts that may have full chunks whose segments are not stored.
     unsealed: HashSet<AccountId>,
+    /// Open accounts whose bytes changed since they were last counted.
+    dirty: HashSet<AccountId>,
+    /// The bytes of every open account, as last counted.
+    open_bytes: usize,
 }
 
 impl Sequencer {
@@ -218,6 +225,8 @@ impl Sequencer {
         Sequencer {
             shared,
             unsealed: HashSet::new(),
+            dirty: HashSet::new(),
+            open_bytes: 0,
             accounts: HashMap::new(),
             clock,
         }
@@ -237,6 +246,7 @@ impl Sequencer {
             // Chunks an open replayed from rows (a crash before their
             // segments were stored, or a file from before segments).
             self.seal(tx);
+            self.bound_open_accounts();
             return true;
         }
         let n_ops = ops.len();
@@ -269,6 +279,9 @@ impl Sequencer {
         // Declared after what holds replies, so dropped before them: on a
         // panic, the failure is on record before any waiting append is told.
         let _notice = DeathNotice(self.shared.clone());
+        // What these accounts hold changes (a failed group may still have
+        // caught up on other processes' rows).
+        appending.iter().for_each(|a| self.changed(a));
 
         let result = registered
             .and_then(|()| self.apply(tx, &appending, &mut ops, &mut done, &mut snapshots))
@@ -284,6 +297,7 @@ impl Sequencer {
             }
             done.into_iter().for_each(|d| d.fail(&e));
             ops.for_each(|op| op.fail(&e));
+            self.bound_open_accounts();
             return false;
         }
 
@@ -346,6 +360,7 @@ impl Sequencer {
         }
         self.unsealed.extend(snapshots.into_keys());
         self.seal(tx);
+        self.bound_open_accounts();
         true
     }
 
@@ -386,7 +401,10 @@ impl Sequencer {
                 for ((_, state), (_, segs)) in pending.iter().zip(segments) {
                     state.index.mark_sealed(segs);
                 }
-                self.unsealed.clear();
+                // Their chunks left for the segment cache.
+                for account in std::mem::take(&mut self.unsealed) {
+                    self.changed(&account);
+                }
             }
             Err(e) => {
                 tx.rollback();
@@ -599,8 +617,10 @@ impl Sequencer {
                 WriterAccount {
                     state,
                     tree: TreeState::new(),
+                    counted: 0,
                 },
             );
+            self.changed(account);
         }
         Ok(self.accounts.get_mut(account).expect("inserted above"))
     }

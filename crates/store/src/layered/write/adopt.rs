@@ -29,9 +29,11 @@ impl Sequencer {
                         WriterAccount {
                             state: state.clone(),
                             tree,
+                            counted: 0,
                         },
                     );
                     self.unsealed.insert(account.clone());
+                    self.changed(&account);
                     state
                 }
             };

@@ -61,9 +61,11 @@ impl Slot {
         }
     }
 
-    /// An account whose state exists already (registered by the writer).
-    pub(super) fn opened(state: Arc<AccountState>) -> Slot {
+    /// An account whose state exists already (registered by the writer
+    /// for a write: used at `tick`).
+    pub(super) fn opened(state: Arc<AccountState>, tick: u64) -> Slot {
         let slot = Slot::unopened(state.key, false);
+        slot.last_use.store(tick, Ordering::Relaxed);
         *slot.state.write().unwrap_or_else(|e| e.into_inner()) = Some(state);
         slot
     }

@@ -588,18 +588,6 @@ impl PendingTokenChange {
 /// A byte sink for streamed exports; returning an error stops the stream.
 pub type RawSink<'a> = dyn FnMut(Vec<RawRecord>) -> Result<(), StoreError> + Send + 'a;
 
-/// The storage boundary. Used as `Arc<dyn Store>`.
-///
-/// Contract for every method:
-/// - Tenant isolation: a method that takes an account never returns,
-///   counts or proves anything of another account. The methods without one
-///   are the operator's and the authenticator's: [`Store::unsigned_heads`]
-///   (every account's head, for the signer) and the token methods (a token
-///   is found by its secret before any account is known; its scope says
-///   which accounts it may touch).
-/// - Errors of kind `Unavailable` leave nothing half-written: a failed
-///   append wrote none of its events.
-/// - No method updates or deletes an event: the log is append-only.
 /// The accounts a store holds open (their index besides the segments, and
 /// their tree), for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -614,6 +602,21 @@ pub struct OpenAccountStats {
     pub evictions: u64,
 }
 
+/// The storage boundary. Used as `Arc<dyn Store>`.
+///
+/// Contract for every method:
+/// - Tenant isolation: a method that takes an account never returns,
+///   counts or proves anything of another account. The methods without one
+///   are the operator's and the authenticator's: [`Store::unsigned_heads`]
+///   (every account's head, for the signer) and the token methods (a token
+///   is found by its secret before any account is known; its scope says
+///   which accounts it may touch).
+/// - Errors of kind `Unavailable` leave nothing half-written: a failed
+///   append wrote none of its events.
+/// - No method updates or deletes an event: the log is append-only.
+/// - What a store holds in memory for an account is derived: an account
+///   closed to keep within a memory budget, and opened again on its next
+///   use, answers every method exactly as if it had stayed open.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Appends `events` to the account's log, all or nothing, and returns

@@ -141,9 +141,17 @@ async fn open_accounts_stay_within_their_budget() {
     let budget = BUDGET_MIB.to_string();
     let capped = touch_accounts(&["--open-accounts-memory", &budget]).await;
     let free = touch_accounts(&[]).await;
-    eprintln!(
-        "{ACCOUNTS} accounts × {EVENTS} events touched once: capped at {BUDGET_MIB} MiB {capped:?}; default budget {free:?}"
-    );
+    for (name, r) in [("capped", &capped), ("default", &free)] {
+        eprintln!(
+            "{ACCOUNTS} accounts × {EVENTS} events, {name}: peak RSS +{} MiB, RSS +{} MiB, \
+             {} open holding {} KiB (estimate), {} closed",
+            r.peak_growth >> 20,
+            r.rss_growth >> 20,
+            r.open,
+            r.open_bytes >> 10,
+            r.evicted
+        );
+    }
     // One account with ~1,000 distinct actors: ~0.4 MB (the slack: the
     // account used last stays open whatever the budget).
     let slack = 1 << 20;

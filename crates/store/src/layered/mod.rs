@@ -6,7 +6,9 @@
 //! At open it reads only the list of accounts. An account is opened on
 //! first use (see `open.rs`): its index restored from its stored segments'
 //! summaries and the rows after the last one (see `segments.rs`), its tree
-//! from the stored tiles. From then on the index learns each committed row
+//! from the stored tiles; past `IndexOptions::open_accounts_memory` the
+//! least recently used idle accounts are closed again (`write/evict.rs`).
+//! From then on the index learns each committed row
 //! from the [`Sequencer`], which applies every write and stores each index
 //! chunk that fills up as a segment.
 

@@ -14,6 +14,13 @@
 //! No write can reach the account before: every op that names an account
 //! opens it first, and a caller sends its op only after the adoption's
 //! reply, behind it in the writer's queue.
+//!
+//! An open account may be closed again by the writer when the open
+//! accounts hold more than their budget (`write/evict.rs`): its state
+//! leaves the slot and the writer together, and the next use opens it
+//! here as if for the first time. A caller keeps the state's `Arc` from
+//! `opened` until its op is answered, which is what keeps the account open
+//! until then (the writer never closes a state someone else holds).
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -46,6 +46,9 @@ pub(super) struct Slot {
     /// When the account was last used (a tick of [`Shared::use_tick`]):
     /// the least recently used open accounts are closed first.
     last_use: AtomicU64,
+    /// How many times the writer closed the account (see
+    /// [`Opened::closes`]).
+    closes: AtomicU64,
     /// Held by the caller that opens the account: the others wait for it
     /// rather than open it again. One lock per account, so an open never
     /// holds up another account's reads or writes.
@@ -63,6 +66,7 @@ impl Slot {
             key,
             state: RwLock::new(None),
             last_use: AtomicU64::new(0),
+            closes: AtomicU64::new(0),
             opening: tokio::sync::Mutex::new(()),
             unsigned: AtomicBool::new(unsigned),
         }
@@ -95,6 +99,10 @@ impl Slot {
         self.last_use.load(Ordering::Relaxed)
     }
 
+    pub(super) fn closes(&self) -> u64 {
+        self.closes.load(Ordering::SeqCst)
+    }
+
     /// Sets the state unless one is set; returns the one that is. Only the
     /// writer calls this.
     pub(super) fn install(&self, state: Arc<AccountState>) -> Arc<AccountState> {
@@ -120,6 +128,7 @@ impl Slot {
         let head = state.head.lock().unwrap_or_else(|e| e.into_inner()).size;
         let signed = *state.signed.lock().unwrap_or_else(|e| e.into_inner());
         self.unsigned.store(head > signed, Ordering::Relaxed);
+        self.closes.fetch_add(1, Ordering::SeqCst);
         *g = None;
         true
     }
@@ -134,12 +143,19 @@ impl Slot {
 pub(super) struct Opened {
     pub(super) state: Arc<AccountState>,
     pub(super) tree: TreeState,
+    /// How many times the account had been closed when the store was
+    /// read for this state. The writer adopts it only if that is still
+    /// the count: an open that a cancelled caller left on its way (its
+    /// `Adopt` still queued) may have read the store before writes that a
+    /// later open's state took and a close then dropped; adopting it would
+    /// give the account a tree behind its log.
+    pub(super) closes: u64,
 }
 
 /// Builds the state of `account` from what the backend stores: the index
 /// from its segments' summaries and the rows after them, the tree from the
 /// tiles at the log's size, the signed size. Blocking.
-fn open_account<B: LogBackend>(
+pub(super) fn open_account<B: LogBackend>(
     backend: &Arc<B>,
     shared: &Shared,
     account: &AccountId,
@@ -185,6 +201,7 @@ fn open_account<B: LogBackend>(
     Ok(Opened {
         state: Arc::new(AccountState::with_index(key, index, head, signed)),
         tree,
+        closes: 0,
     })
 }
 
@@ -223,25 +240,36 @@ impl<B: LogBackend> LayeredStore<B> {
         if let Some(state) = slot.state_for_use(tick) {
             return Ok(Some(state));
         }
-        let (backend, shared, name, key) = (
-            self.backend.clone(),
-            self.shared.clone(),
-            account.clone(),
-            slot.key,
-        );
-        let opened =
-            tokio::task::spawn_blocking(move || open_account(&backend, &shared, &name, key))
-                .await
-                .map_err(|e| internal(format!("opening an account failed: {e}")))??;
-        let account = account.clone();
-        let state = self
-            .send(|reply| Op::Adopt {
-                account,
-                opened: Box::new(opened),
-                reply,
-            })
-            .await?;
-        Ok(Some(state))
+        // Refused only when the account was closed since an earlier open
+        // read the store (see `Opened::closes`); under the opening lock no
+        // other open runs, so the next one is adopted.
+        loop {
+            let (backend, shared, name, key) = (
+                self.backend.clone(),
+                self.shared.clone(),
+                account.clone(),
+                slot.key,
+            );
+            // Read before the store is: a close after this makes the
+            // state stale, and the writer refuses it.
+            let closes = slot.closes();
+            let mut opened =
+                tokio::task::spawn_blocking(move || open_account(&backend, &shared, &name, key))
+                    .await
+                    .map_err(|e| internal(format!("opening an account failed: {e}")))??;
+            opened.closes = closes;
+            let account = account.clone();
+            let adopted = self
+                .send(|reply| Op::Adopt {
+                    account,
+                    opened: Box::new(opened),
+                    reply,
+                })
+                .await?;
+            if let Some(state) = adopted {
+                return Ok(Some(state));
+            }
+        }
     }
 
     /// Every account known, opened or not, and its slot.

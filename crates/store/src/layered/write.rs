@@ -78,12 +78,14 @@ pub(super) enum Op {
     },
     /// Takes the state of an account opened off the writer (see
     /// `open.rs`), unless it holds one already: answered, before any
-    /// transaction, with the state it holds from then on. Then stores the
-    /// segments of chunks the open replayed from rows.
+    /// transaction, with the state it holds from then on (`None`: the
+    /// state is stale, the account was closed since it was read; open it
+    /// again). Then stores the segments of chunks the open replayed from
+    /// rows.
     Adopt {
         account: AccountId,
         opened: Box<Opened>,
-        reply: Reply<Arc<AccountState>>,
+        reply: Reply<Option<Arc<AccountState>>>,
     },
     /// Stores again the columns of an index segment a query found
     /// unreadable and rebuilt from its rows (nobody waits for the reply).

@@ -156,8 +156,9 @@ pub(crate) async fn closed_accounts_answer_as_open_ones<B: Backend>() {
 }
 
 /// Writes and queries racing on many accounts while every idle one is
-/// closed: an account in use is never closed under its user, no
-/// acknowledged event is lost, and every account's seqs stay dense.
+/// closed, and queries cancelled mid-way: an account in use is never
+/// closed under its user, no acknowledged event is lost, and every
+/// account's seqs stay dense.
 pub(crate) async fn accounts_in_use_are_never_closed<B: Backend>() {
     const ACCOUNTS: usize = 6;
     const WRITES: usize = 8;
@@ -190,6 +191,19 @@ pub(crate) async fn accounts_in_use_are_never_closed<B: Backend>() {
                 assert!((2..=(2 + WRITES * PER_WRITE) as u64).contains(&n), "{n}");
                 let head = s.tree_head(&a).await.unwrap();
                 assert!(head.size >= 2);
+            }
+            (a, Vec::new())
+        });
+    }
+    // Queries given up at any point, an open included (a client that
+    // went away): a state such an open read before a write and a close
+    // must never become the account's.
+    for (k, account) in accounts.iter().enumerate() {
+        let (s, a) = (store.clone(), account.clone());
+        tasks.spawn(async move {
+            for i in 0..20u64 {
+                let wait = std::time::Duration::from_micros((i * 37 + k as u64 * 11) % 400);
+                let _ = tokio::time::timeout(wait, s.count(&a, &all(vec![], Join::And))).await;
             }
             (a, Vec::new())
         });

@@ -19,7 +19,9 @@
 //! an account out of its own state and the slot in one step. Nothing
 //! acknowledged can be lost: an account is only closed between groups,
 //! when all it holds is committed, and never with full chunks whose
-//! segments are not stored yet.
+//! segments are not stored yet. Nor can an older state come back: an
+//! open that read the store before a close (its caller went away, its
+//! state still on its way to the writer) is refused (`Opened::closes`).
 //!
 //! Never closed:
 //! - an account in use: a query running on it, or a caller whose write,
@@ -32,6 +34,9 @@
 //!   again at each open), and the bound is the budget plus that account.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+
+#[cfg(test)]
+mod tests;
 
 use auditlog_core::record::AccountId;
 

@@ -285,6 +285,14 @@ pub struct ServeArgs {
     /// ~22 million events warm.
     #[arg(long, default_value_t = auditlog_store::layered::DEFAULT_INDEX_MEMORY >> 20, env = "AUDITLOG_INDEX_MEMORY_MIB", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=1 << 30))]
     pub index_memory: usize,
+    /// MiB the open accounts may hold besides their segments: each one's
+    /// newest events (up to 65,535, 22 bytes each), dictionaries, rollups
+    /// (~3 MB a million events) and Merkle tree edge. Past it the least
+    /// recently used idle accounts are closed, and opened again from the
+    /// store when next used. The account used last stays open whatever
+    /// its size.
+    #[arg(long, default_value_t = auditlog_store::layered::DEFAULT_OPEN_ACCOUNTS_MEMORY >> 20, env = "AUDITLOG_OPEN_ACCOUNTS_MEMORY_MIB", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=1 << 30))]
+    pub open_accounts_memory: usize,
     /// Seconds one query (list, count, histogram, an export's walk to its
     /// next batch) may work before it is stopped with 503.
     #[arg(long, default_value_t = auditlog_server::DEFAULT_QUERY_TIMEOUT.as_secs(), env = "AUDITLOG_QUERY_TIMEOUT_SECS", value_parser = clap::value_parser!(u64).range(1..))]
@@ -316,6 +324,7 @@ impl ServeArgs {
                     max_distinct_bytes: self.index_max_distinct_mib << 20,
                 },
                 memory: self.index_memory << 20,
+                open_accounts_memory: self.open_accounts_memory << 20,
             },
             ..SqliteOptions::default()
         }

@@ -82,6 +82,12 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
         metrics::gauge!("auditlog_index_cache_bytes").set(c.bytes as f64);
         metrics::gauge!("auditlog_index_cache_budget_bytes").set(c.budget as f64);
     }
+    if let Some(o) = st.store.open_account_stats() {
+        metrics::gauge!("auditlog_accounts_open").set(o.open as f64);
+        metrics::gauge!("auditlog_accounts_open_bytes").set(o.bytes as f64);
+        metrics::gauge!("auditlog_accounts_open_budget_bytes").set(o.budget as f64);
+        metrics::counter!("auditlog_accounts_evicted_total").absolute(o.evictions);
+    }
     let body = st.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
     (
         [(

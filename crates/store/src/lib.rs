@@ -588,6 +588,20 @@ impl PendingTokenChange {
 /// A byte sink for streamed exports; returning an error stops the stream.
 pub type RawSink<'a> = dyn FnMut(Vec<RawRecord>) -> Result<(), StoreError> + Send + 'a;
 
+/// The accounts a store holds open (their index besides the segments, and
+/// their tree), for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpenAccountStats {
+    /// Accounts open now.
+    pub open: u64,
+    /// What they hold, estimated (see `LogIndex::open_bytes`).
+    pub bytes: u64,
+    /// The budget past which idle accounts are closed.
+    pub budget: u64,
+    /// Accounts closed to keep within the budget, since the store opened.
+    pub evictions: u64,
+}
+
 /// The storage boundary. Used as `Arc<dyn Store>`.
 ///
 /// Contract for every method:
@@ -600,6 +614,9 @@ pub type RawSink<'a> = dyn FnMut(Vec<RawRecord>) -> Result<(), StoreError> + Sen
 /// - Errors of kind `Unavailable` leave nothing half-written: a failed
 ///   append wrote none of its events.
 /// - No method updates or deletes an event: the log is append-only.
+/// - What a store holds in memory for an account is derived: an account
+///   closed to keep within a memory budget, and opened again on its next
+///   use, answers every method exactly as if it had stayed open.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Appends `events` to the account's log, all or nothing, and returns
@@ -771,6 +788,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// The column index's segment cache counters, for metrics.
     fn index_cache_stats(&self) -> Option<auditlog_core::index::CacheStats> {
+        None
+    }
+
+    /// What the open accounts hold and how often accounts were closed,
+    /// for metrics.
+    fn open_account_stats(&self) -> Option<OpenAccountStats> {
         None
     }
 

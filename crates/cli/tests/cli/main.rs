@@ -2,6 +2,7 @@
 //! executable in its own temporary directory (one binary, one module per
 //! area, as STYLE.md rule 8 asks).
 
+mod accounts;
 mod commands;
 mod crash;
 mod faults;

@@ -167,6 +167,25 @@ impl SegmentCache {
         drop(evicted);
     }
 
+    /// Drops segments `0..segments` of index `index` (an index that is
+    /// gone: its account was closed): nobody can ask for them again, since
+    /// a reopened account's index gets a new id, so they would only hold
+    /// the budget until least recently used. Not counted as evictions.
+    pub(super) fn forget(&self, index: u64, segments: u32) {
+        let mut dropped = Vec::new();
+        {
+            let mut g = self.lock();
+            for no in 0..segments {
+                if let Some(old) = g.map.pop(&(index, no)) {
+                    g.bytes -= old.heap_bytes();
+                    dropped.push(old);
+                }
+            }
+        }
+        // Freed outside the lock.
+        drop(dropped);
+    }
+
     pub fn stats(&self) -> CacheStats {
         let bytes = self.lock().bytes as u64;
         CacheStats {

@@ -365,7 +365,10 @@ fn apply(inner: &mut Inner, no: u32, s: Summary) -> Result<(), String> {
         let v = inner.rollup.entry(slot).or_default();
         match v.iter_mut().find(|(e, _)| *e == event) {
             Some((_, c)) => *c += n,
-            None => v.push((event, n)),
+            None => {
+                v.push((event, n));
+                inner.rollup_entries += 1;
+            }
         }
     }
     inner.summaries.push(None);
@@ -383,6 +386,21 @@ fn apply(inner: &mut Inner, no: u32, s: Summary) -> Result<(), String> {
         overflowed: bits,
     });
     Ok(())
+}
+
+impl Drop for Core {
+    /// The last holder of the index is gone (its account was closed, or
+    /// the store dropped): its segments leave the cache rather than wait
+    /// to be the least recently used.
+    fn drop(&mut self) {
+        if let Some(pager) = &self.pager {
+            let sealed = self
+                .inner
+                .get_mut()
+                .map_or_else(|e| e.into_inner().sealed, |g| g.sealed);
+            pager.cache.forget(pager.id, sealed as u32);
+        }
+    }
 }
 
 impl Core {

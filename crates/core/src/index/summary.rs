@@ -37,6 +37,14 @@ pub(crate) struct ChunkSummary {
     pub(super) columns: [Option<ValueCounts>; COLUMNS],
 }
 
+impl ChunkSummary {
+    /// Bytes it holds on the heap.
+    pub(super) fn heap_bytes(&self) -> usize {
+        let pairs: usize = self.columns.iter().flatten().map(|c| c.len()).sum();
+        pairs * std::mem::size_of::<(u32, u32)>() + std::mem::size_of::<ChunkSummary>()
+    }
+}
+
 /// Distinct ids of a column with their numbers of rows, ascending by id.
 pub(super) type ValueCounts = Box<[(u32, u32)]>;
 

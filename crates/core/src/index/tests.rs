@@ -666,3 +666,60 @@ fn every_process_seals_the_same_segments() {
         assert!(Some(s) == first.get(no), "segment {no} sealed other bytes");
     }
 }
+
+/// What an open account costs is counted as it grows (the store bounds
+/// the sum over open accounts by it): rows and new values add to it,
+/// sealing moves the rows to the cache, and a dropped index takes its
+/// segments out of the cache.
+#[test]
+fn open_bytes_follow_the_index_and_a_dropped_index_leaves_the_cache() {
+    let login = ev(Level::Account, "Login/Logout", "Login");
+    let rows: Vec<GenRow> = (0..CHUNK_ROWS * 2 + 10)
+        .map(|i| {
+            (
+                i as i64 * 60_000_000,
+                login,
+                format!("user-{i}-{}", "x".repeat(40)),
+                None,
+                None,
+                None,
+                String::new(),
+            )
+        })
+        .collect();
+    let mem = Arc::new(MemSegments {
+        rows: rows.clone(),
+        ..MemSegments::default()
+    });
+    let cache = SegmentCache::new(1 << 30);
+    let idx = LogIndex::paged(IndexLimits::DEFAULT, cache.clone(), Box::new(mem.clone()));
+    let empty = idx.open_bytes();
+    idx.append(rows[..10].iter().map(gen_index_row));
+    let ten = idx.open_bytes();
+    // Ten new actors (id and name: the name defaults to the id, one text
+    // each) and ten rows: at least their text.
+    assert!(ten >= empty + 10 * 2 * 40, "{empty} → {ten}");
+    // The same rows again add rows, not values.
+    idx.append(rows[..10].iter().map(gen_index_row));
+    assert!(idx.open_bytes() - ten < ten - empty);
+    let idx = LogIndex::paged(IndexLimits::DEFAULT, cache.clone(), Box::new(mem.clone()));
+    idx.append(rows[..CHUNK_ROWS * 2].iter().map(gen_index_row));
+    let full = idx.open_bytes();
+    assert!(full >= CHUNK_ROWS * 2 * 22, "{full}");
+    let sealed = idx.unsealed();
+    assert_eq!(sealed.len(), 2);
+    for s in &sealed {
+        mem.stored
+            .lock()
+            .unwrap()
+            .insert(s.no, (s.summary.clone(), s.columns.clone()));
+    }
+    idx.mark_sealed(sealed);
+    assert!(
+        idx.open_bytes() + CHUNK_ROWS * 2 * 22 <= full,
+        "rows left for the cache"
+    );
+    assert!(cache.stats().bytes > 0);
+    drop(idx);
+    assert_eq!(cache.stats().bytes, 0, "the dropped index's segments left");
+}

@@ -6,7 +6,9 @@
 //! At open it reads only the list of accounts. An account is opened on
 //! first use (see `open.rs`): its index restored from its stored segments'
 //! summaries and the rows after the last one (see `segments.rs`), its tree
-//! from the stored tiles. From then on the index learns each committed row
+//! from the stored tiles; past `IndexOptions::open_accounts_memory` the
+//! least recently used idle accounts are closed again (`write/evict.rs`).
+//! From then on the index learns each committed row
 //! from the [`Sequencer`], which applies every write and stores each index
 //! chunk that fills up as a segment (`write/seal.rs`). When other processes
 //! append to the same database, a read catches up on their rows first, and
@@ -21,6 +23,7 @@ mod wake;
 mod write;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use auditlog_core::index::{CacheStats, IndexLimits, LogIndex, RowKey, SegmentCache};
@@ -31,11 +34,12 @@ use tokio::sync::oneshot;
 
 use crate::backend::{AccountKey, LogBackend, LogReader};
 use crate::{
-    Appended, Clock, Page, PendingTokenChange, RawSink, Result, Revocation, Selection, Store,
-    StoreError, StoreErrorKind, TokenChange, TokenInfo, TokenRecord, TokenScope, TreeHead,
+    Appended, Clock, OpenAccountStats, Page, PendingTokenChange, RawSink, Result, Revocation,
+    Selection, Store, StoreError, StoreErrorKind, TokenChange, TokenInfo, TokenRecord, TokenScope,
+    TreeHead,
 };
 pub use segments::RebuildReport;
-use write::Op;
+use write::{Op, evict};
 pub use write::{Sequencer, WriteOp, WriterFailure};
 
 /// Writes queued and not yet taken by the backend's writer at most: when it
@@ -90,6 +94,12 @@ struct Shared {
     /// on (the rows from there replayed): see
     /// [`LayeredStore::index_restore_problems`].
     restore_problems: std::sync::atomic::AtomicU64,
+    /// The clock of account uses: each use of an account takes the next
+    /// tick, so the least recently used open account is the one with the
+    /// smallest (see `write/evict.rs`).
+    uses: AtomicU64,
+    /// Open accounts: their budget and what they hold (kept by the writer).
+    open: evict::OpenAccounts,
 }
 
 impl Shared {
@@ -99,6 +109,10 @@ impl Shared {
             .unwrap_or_else(|e| e.into_inner())
             .get(account)
             .cloned()
+    }
+
+    fn use_tick(&self) -> u64 {
+        self.uses.fetch_add(1, Ordering::Relaxed)
     }
 
     fn limits(&self) -> IndexLimits {
@@ -118,6 +132,10 @@ pub struct IndexOptions {
     pub limits: IndexLimits,
     /// Bytes of sealed segments held in memory across all accounts.
     pub memory: usize,
+    /// Bytes open accounts may hold besides their segments (their tails,
+    /// dictionaries, rollups and trees): past it the least recently used
+    /// idle accounts are closed (see `write/evict.rs`).
+    pub open_accounts_memory: usize,
 }
 
 impl Default for IndexOptions {
@@ -125,12 +143,19 @@ impl Default for IndexOptions {
         IndexOptions {
             limits: IndexLimits::DEFAULT,
             memory: DEFAULT_INDEX_MEMORY,
+            open_accounts_memory: DEFAULT_OPEN_ACCOUNTS_MEMORY,
         }
     }
 }
 
 /// 512 MiB of segments: about 22 million events' columns warm.
 pub const DEFAULT_INDEX_MEMORY: usize = 512 << 20;
+
+/// 128 MiB of open accounts: thousands of small accounts (a few KiB to a
+/// few hundred KiB each), or an account of ~40 million events (its
+/// rollups, ~3 MB a million events, are most of a large account's cost).
+/// The account used last stays open whatever its size.
+pub const DEFAULT_OPEN_ACCOUNTS_MEMORY: usize = 128 << 20;
 
 /// A [`Store`] over the durable log `B`.
 pub struct LayeredStore<B> {
@@ -172,6 +197,8 @@ impl<B: LogBackend> LayeredStore<B> {
             cache,
             repairs: repairs.clone(),
             restore_problems: Default::default(),
+            uses: AtomicU64::new(1),
+            open: evict::OpenAccounts::new(index.open_accounts_memory),
         });
         let (tx, rx) = tokio::sync::mpsc::channel(WRITE_QUEUE);
         repairs.connect(&tx);
@@ -227,11 +254,14 @@ impl<B: LogBackend> LayeredStore<B> {
             return Ok(opened);
         }
         let name = account.clone();
+        // `opened` is held until the writer answers: an account in use is
+        // never closed, so the op finds it open.
         self.send(|reply| Op::CatchUp {
             account: name,
             reply,
         })
         .await?;
+        drop(opened);
         self.opened(account).await
     }
 
@@ -320,8 +350,9 @@ impl<B: LogBackend> LayeredStore<B> {
                 )
             })
             .collect();
-        // The writer appends to the account's tree: it must hold it first.
-        self.opened(account).await?;
+        // The writer appends to the account's tree: it must hold it first,
+        // and keep it (an account in use is never closed) until it answers.
+        let _open = self.opened(account).await?;
         let account = account.clone();
         self.send(|reply| Op::Append {
             account,
@@ -464,7 +495,7 @@ impl<B: LogBackend> Store for LayeredStore<B> {
             // An account left with events no checkpoint covers is opened
             // for its root; the others wait for a request.
             let a = match slot.state() {
-                Some(a) => a.clone(),
+                Some(a) => a,
                 None if slot.unsigned_unopened() => match self.opened(&id).await? {
                     Some(a) => a,
                     None => continue,
@@ -489,8 +520,9 @@ impl<B: LogBackend> Store for LayeredStore<B> {
     }
 
     async fn put_checkpoint(&self, account: &AccountId, size: u64, note: String) -> Result<()> {
-        // The writer records the signed size in the account's state.
-        self.opened(account).await?;
+        // The writer records the signed size in the account's state, which
+        // is held (so never closed) until it answers.
+        let _open = self.opened(account).await?;
         let account = account.clone();
         self.send(|reply| Op::Checkpoint {
             account,
@@ -663,5 +695,9 @@ impl<B: LogBackend> Store for LayeredStore<B> {
 
     fn index_cache_stats(&self) -> Option<CacheStats> {
         Some(self.shared.cache.stats())
+    }
+
+    fn open_account_stats(&self) -> Option<OpenAccountStats> {
+        Some(self.shared.open.stats())
     }
 }

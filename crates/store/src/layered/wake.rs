@@ -89,7 +89,7 @@ impl<B: LogBackend> Worker<B> {
             // Cleared before the pull: a notification arriving during it
             // queues another one rather than being lost.
             slot.waking.store(false, Ordering::Release);
-            let Some(state) = slot.state().cloned() else {
+            let Some(state) = slot.state() else {
                 continue;
             };
             if let Err(e) = pull(&*backend, &writer, &account, &state) {

@@ -18,6 +18,10 @@ mod catch_up;
 mod seal;
 
 pub(super) use catch_up::OwnedRow;
+pub(super) mod evict;
+mod idem;
+
+use idem::{Earlier, record_like, same_event};
 
 use super::open::{Opened, Slot};
 use super::{AccountState, Shared, internal, parse_record};
@@ -87,12 +91,14 @@ pub(super) enum Op {
     },
     /// Takes the state of an account opened off the writer (see
     /// `open.rs`), unless it holds one already: answered, before any
-    /// transaction, with the state it holds from then on. Then stores the
-    /// segments of chunks the open replayed from rows.
+    /// transaction, with the state it holds from then on (`None`: the
+    /// state is stale, the account was closed since it was read; open it
+    /// again). Then stores the segments of chunks the open replayed from
+    /// rows.
     Adopt {
         account: AccountId,
         opened: Box<Opened>,
-        reply: Reply<Arc<AccountState>>,
+        reply: Reply<Option<Arc<AccountState>>>,
     },
     /// Stores again the columns of an index segment a query found
     /// unreadable and rebuilt from its rows (nobody waits for the reply).
@@ -202,6 +208,8 @@ impl Done {
 struct WriterAccount {
     state: Arc<AccountState>,
     tree: TreeState,
+    /// Its bytes as last counted (see `evict.rs`).
+    counted: usize,
 }
 
 /// Reports the death of a backend's writer: from then on `ready` fails and
@@ -225,6 +233,10 @@ pub struct Sequencer {
     clock: Clock,
     /// Accounts that may have full chunks whose segments are not stored.
     unsealed: HashSet<AccountId>,
+    /// Open accounts whose bytes changed since they were last counted.
+    dirty: HashSet<AccountId>,
+    /// The bytes of every open account, as last counted.
+    open_bytes: usize,
 }
 
 impl Sequencer {
@@ -232,6 +244,8 @@ impl Sequencer {
         Sequencer {
             shared,
             unsealed: HashSet::new(),
+            dirty: HashSet::new(),
+            open_bytes: 0,
             accounts: HashMap::new(),
             clock,
         }
@@ -252,6 +266,7 @@ impl Sequencer {
             // Chunks an open replayed from rows (a crash before their
             // segments were stored, or a file from before segments).
             self.seal(tx);
+            self.bound_open_accounts();
             return true;
         }
         let n_ops = ops.len();
@@ -284,6 +299,9 @@ impl Sequencer {
         // Declared after what holds replies, so dropped before them: on a
         // panic, the failure is on record before any waiting append is told.
         let _notice = DeathNotice(self.shared.clone());
+        // What these accounts hold changes (a failed group may still have
+        // caught up on other processes' rows).
+        appending.iter().for_each(|a| self.changed(a));
 
         let result = registered
             .and_then(|()| self.apply(tx, &appending, &mut ops, &mut done, &mut snapshots))
@@ -299,6 +317,7 @@ impl Sequencer {
             }
             done.into_iter().for_each(|d| d.fail(&e));
             ops.for_each(|op| op.fail(&e));
+            self.bound_open_accounts();
             return false;
         }
 
@@ -361,6 +380,7 @@ impl Sequencer {
         }
         self.unsealed.extend(snapshots.into_keys());
         self.seal(tx);
+        self.bound_open_accounts();
         true
     }
 
@@ -566,14 +586,19 @@ impl Sequencer {
                 .accounts
                 .write()
                 .unwrap_or_else(|e| e.into_inner())
-                .insert(account.clone(), Arc::new(Slot::opened(state.clone())));
+                .insert(
+                    account.clone(),
+                    Arc::new(Slot::opened(state.clone(), self.shared.use_tick())),
+                );
             self.accounts.insert(
                 account.clone(),
                 WriterAccount {
                     state,
                     tree: TreeState::new(),
+                    counted: 0,
                 },
             );
+            self.changed(account);
         }
         Ok(self.accounts.get_mut(account).expect("inserted above"))
     }
@@ -714,51 +739,6 @@ struct AppendCtx<'a> {
     now: Micros,
     now_json: &'a str,
     group_keys: &'a mut HashMap<(AccountId, String), Record>,
-}
-
-/// The first event with an idempotency key that a later one repeats.
-enum Earlier {
-    /// Stored before, or earlier in the same group.
-    Stored(Box<Record>),
-    /// Earlier in the same request, at this index.
-    InBatch(usize),
-}
-
-/// `ev` as a record body in `account`, with empty server-assigned fields.
-fn record_like(ev: &ValidEvent, account: &AccountId) -> RecordBody {
-    RecordBody {
-        id: String::new(),
-        seq: 0,
-        account_id: account.as_str().to_owned(),
-        level: ev.level,
-        category: ev.category.clone(),
-        event: ev.event.clone(),
-        occurred_at: ev.occurred_at,
-        recorded_at: Micros(0),
-        actor: ev.actor.clone(),
-        ip_address: ev.ip_address.clone(),
-        workflow_id: ev.workflow_id.clone(),
-        description: ev.description.clone(),
-        metadata: ev.metadata.clone(),
-    }
-}
-
-/// Whether `ev` is the same event as `first` (an idempotent retry): equal
-/// canonical forms but for the fields the store assigns, and but for the
-/// fields `ev` left to server defaults (its time and address are the
-/// retry's, not the first request's).
-fn same_event(ev: &ValidEvent, account: &AccountId, first: &RecordBody) -> bool {
-    let mut retry = record_like(ev, account);
-    retry.id.clone_from(&first.id);
-    retry.seq = first.seq;
-    retry.recorded_at = first.recorded_at;
-    if ev.defaulted.occurred_at {
-        retry.occurred_at = first.occurred_at;
-    }
-    if ev.defaulted.ip_address {
-        retry.ip_address.clone_from(&first.ip_address);
-    }
-    retry.canonical_bytes() == first.canonical_bytes()
 }
 
 /// Marks the writer dead when dropped by a panic's unwinding.

@@ -112,7 +112,7 @@ async fn settled(s: &DynStore, a: &AccountId) -> (u64, u64, TreeHead) {
 }
 
 /// Everything a dashboard or a verifier asks of an account.
-async fn answers(
+pub(crate) async fn answers(
     s: &DynStore,
     a: &AccountId,
 ) -> (

@@ -17,9 +17,11 @@ use auditlog_store::{
     TOKEN_REVOCATION_POLL, TokenChange, TokenRecord, TokenScope,
 };
 
+mod evict;
 mod lazy;
 mod pg;
 
+use evict::{accounts_in_use_are_never_closed, closed_accounts_answer_as_open_ones};
 use lazy::{
     a_lazily_opened_account_answers_like_before,
     concurrent_first_uses_of_an_unopened_account_share_one_state,
@@ -38,6 +40,8 @@ trait Backend: Sized {
     fn store(&self) -> DynStore;
     /// Drops the open store and opens the same database again.
     fn reopen(&mut self);
+    /// The same, with the column indexes kept as `index` says.
+    fn reopen_with(&mut self, index: auditlog_store::layered::IndexOptions);
     /// Drops the open store, damages its stored index segments as `damage`
     /// says (what a crash or a bad disk leaves), and opens it again with
     /// `index_memory` bytes of segment cache.
@@ -114,6 +118,15 @@ impl Backend for Sqlite {
         self.store = None;
         let store = SqliteStore::open(self.dir.path(), SqliteOptions::default()).unwrap();
         self.store = Some(Arc::new(store));
+    }
+
+    fn reopen_with(&mut self, index: auditlog_store::layered::IndexOptions) {
+        self.store = None;
+        let opts = SqliteOptions {
+            index,
+            ..SqliteOptions::default()
+        };
+        self.store = Some(Arc::new(SqliteStore::open(self.dir.path(), opts).unwrap()));
     }
 
     fn reopen_damaged(&mut self, index_memory: usize, damage: Damage) {
@@ -1162,6 +1175,10 @@ impl Backend for SqliteClustered {
         self.0.reopen()
     }
 
+    fn reopen_with(&mut self, index: auditlog_store::layered::IndexOptions) {
+        self.0.reopen_with(index)
+    }
+
     fn reopen_damaged(&mut self, index_memory: usize, damage: Damage) {
         self.0.reopen_damaged(index_memory, damage)
     }
@@ -1703,4 +1720,6 @@ conformance_suite!(sqlite: Sqlite, sqlite_clustered: SqliteClustered, postgres: 
     index_segments_never_change_an_answer,
     concurrent_first_uses_of_an_unopened_account_share_one_state,
     a_lazily_opened_account_answers_like_before,
+    closed_accounts_answer_as_open_ones,
+    accounts_in_use_are_never_closed,
 ]);

@@ -40,6 +40,15 @@ impl Backend for Postgres {
         self.store = Some(Arc::new(store));
     }
 
+    fn reopen_with(&mut self, index: auditlog_store::layered::IndexOptions) {
+        self.store = None;
+        let opts = PgOptions {
+            index,
+            ..PgOptions::default()
+        };
+        self.store = Some(Arc::new(open(&self.db.url, opts).unwrap()));
+    }
+
     fn reopen_damaged(&mut self, index_memory: usize, damage: Damage) {
         self.store = None;
         let flip = |column: &str, segment: u32| {

@@ -45,6 +45,22 @@ impl TreeState {
         self.range.root()
     }
 
+    /// Bytes it holds on the heap: the compact range, the partial tiles
+    /// (at most 255 hashes a level) and tiles not yet taken. What an open
+    /// account's tree costs, for the store's bound on open accounts.
+    pub fn heap_bytes(&self) -> usize {
+        let hashes =
+            self.range.hashes().len() + self.partial.iter().map(Vec::capacity).sum::<usize>();
+        hashes * std::mem::size_of::<Hash>()
+            + self.partial.capacity() * std::mem::size_of::<Vec<Hash>>()
+            + self.dirty.capacity()
+            + self
+                .filled
+                .iter()
+                .map(|(_, b)| b.capacity() + 32)
+                .sum::<usize>()
+    }
+
     /// The right-edge subtree roots, largest first.
     pub fn compact_range(&self) -> &[Hash] {
         self.range.hashes()

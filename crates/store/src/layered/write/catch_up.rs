@@ -144,8 +144,10 @@ impl Sequencer {
             size: acc.tree.size(),
             root: acc.tree.root(),
         };
-        // A chunk these rows filled is sealed after this group.
+        // A chunk these rows filled is sealed after this group, and the
+        // account holds more (write/evict.rs).
         self.unsealed.insert(account.clone());
+        self.changed(account);
         let added = (rows.len() - skip) as u64;
         metrics::counter!("auditlog_index_rows_woken_total").increment(added);
         tracing::debug!(%account, from = have, added, "pulled another instance's events");

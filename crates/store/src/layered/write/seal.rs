@@ -15,6 +15,8 @@
 
 use std::sync::Arc;
 
+use auditlog_core::record::AccountId;
+
 use super::Sequencer;
 use crate::backend::{AccountKey, LogTx};
 use crate::layered::AccountState;
@@ -27,12 +29,12 @@ impl Sequencer {
     /// then). An account another process is sealing right now, or a
     /// failure, is retried after the next group.
     pub(super) fn seal(&mut self, tx: &mut dyn LogTx) {
-        let pending: Vec<(AccountKey, Arc<AccountState>)> = self
+        let pending: Vec<(AccountId, AccountKey, Arc<AccountState>)> = self
             .unsealed
             .iter()
-            .filter_map(|a| self.accounts.get(a))
-            .filter(|a| a.state.index.has_unsealed())
-            .map(|a| (a.state.key, a.state.clone()))
+            .filter_map(|a| Some((a, self.accounts.get(a)?)))
+            .filter(|(_, w)| w.state.index.has_unsealed())
+            .map(|(a, w)| (a.clone(), w.state.key, w.state.clone()))
             .collect();
         if pending.is_empty() {
             self.unsealed.clear();
@@ -40,7 +42,7 @@ impl Sequencer {
         }
         let segments: Vec<_> = pending
             .iter()
-            .map(|(key, state)| (*key, state.index.unsealed()))
+            .map(|(_, key, state)| (*key, state.index.unsealed()))
             .collect();
         let mut counts = Counts::default();
         let stored = tx.begin().and_then(|()| {
@@ -85,9 +87,12 @@ impl Sequencer {
         };
         counts.record();
         let mut waiting = false;
-        for (((_, state), (_, segs)), sealed) in pending.iter().zip(segments).zip(sealed) {
+        for (((account, _, state), (_, segs)), sealed) in pending.iter().zip(segments).zip(sealed) {
             if sealed {
                 state.index.mark_sealed(segs);
+                // Its chunks left for the segment cache: the account holds
+                // less (write/evict.rs).
+                self.changed(account);
             } else {
                 waiting = true;
             }

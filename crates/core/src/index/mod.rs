@@ -79,7 +79,7 @@ use dict::{Actors, Dict};
 pub use export::{EXPORT_KEYS_MAX, ExportKeys};
 pub use pager::{Restored, SealedSegment, SegmentSource};
 pub use plan::{Plan, RowFields};
-pub use segment::{SEGMENT_VERSION, Segment, SegmentError};
+pub use segment::{COLUMNS_VERSION, SEGMENT_VERSION, Segment, SegmentError, same_columns};
 use summary::ChunkSummary;
 // One result row's key is also what a list cursor carries, so a page's last
 // row is the next page's cursor as is. It is defined beside the cursor
@@ -149,7 +149,7 @@ pub struct IndexRow<'a> {
     pub workflow_id: Option<&'a str>,
 }
 
-#[derive(Clone, Default, Debug)]
+#[derive(Clone, Default, Debug, PartialEq, Eq)]
 struct Chunk {
     time: Vec<i64>,
     event: Vec<u16>,

@@ -232,7 +232,7 @@ impl<B: LogBackend> LayeredStore<B> {
                 report.segments += 1;
                 match stored {
                     None => report.missing += 1,
-                    Some(c) if *c != s.columns => {
+                    Some(c) if !auditlog_core::index::same_columns(c, &s.columns) => {
                         report.differed += 1;
                         tracing::error!(account = %account, segment = s.no, "stored index segment differs from its rows'");
                     }

@@ -93,7 +93,9 @@ pub struct BenchArgs {
     /// events), with the server's CPU per event: no queries, exports,
     /// restarts or baseline. About a minute at 1M events, for comparing
     /// the ingest cost of two binaries; the JSON result holds the two
-    /// throughputs only, and no Markdown table is written.
+    /// throughputs only, and no Markdown table is written. With
+    /// `--database-url`, then the batches into auditlog on PostgreSQL (one
+    /// instance) and into the PostgreSQL baseline.
     #[arg(long)]
     pub ingest_only: bool,
     /// Parts of the run to leave out, e.g. `--skip baseline,cold,export`
@@ -496,7 +498,7 @@ async fn run(args: BenchArgs) -> Result<()> {
         .tempdir_in(&root)
         .with_context(|| format!("creating a temporary directory in {}", root.display()))?;
     if args.ingest_only {
-        let outcome = run_ingest_only(&bin, &cfg, work.path()).await;
+        let outcome = run_ingest_only(&bin, &cfg, work.path(), args.database_url.as_deref()).await;
         if args.keep {
             eprintln!("bench: kept {}", work.keep().display());
         }
@@ -544,13 +546,19 @@ struct IngestResults {
     machine: proc::Machine,
     batch: Throughput,
     single: Throughput,
+    /// With `--database-url`: the batches into auditlog on PostgreSQL and
+    /// into the plain PostgreSQL baseline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    postgres: Option<pg_run::PgIngest>,
 }
 
-/// The dataset, then [`auditlog_run::start_and_ingest`], then a stop.
+/// The dataset, then [`auditlog_run::start_and_ingest`], then a stop; with
+/// a `database_url`, then [`pg_run::ingest_only`].
 async fn run_ingest_only(
     bin: &server::Auditlog,
     cfg: &Config,
     work: &Path,
+    database_url: Option<&str>,
 ) -> Result<IngestResults> {
     let started_at = jiff::Timestamp::now().to_string();
     let machine = proc::Machine::probe();
@@ -562,12 +570,20 @@ async fn run_ingest_only(
     let http = client::http_client()?;
     let loaded = auditlog_run::start_and_ingest(bin, cfg, work, &data_path, batch_n, &http).await?;
     loaded.srv.stop().await?;
+    let postgres = match database_url {
+        Some(url) => {
+            let admin = pg_baseline::PgAdmin::new(url).await?;
+            Some(pg_run::ingest_only(bin, cfg, work, &data_path, batch_n, &admin).await?)
+        }
+        None => None,
+    };
     Ok(IngestResults {
         started_at,
         config: cfg.clone(),
         machine,
         batch: loaded.batch,
         single: loaded.single,
+        postgres,
     })
 }
 

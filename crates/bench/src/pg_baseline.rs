@@ -163,74 +163,7 @@ pub async fn run(
     let url = admin.create("baseline").await?;
     let db = connect(&url).await?;
     db.batch_execute(baseline::SCHEMA).await?;
-
-    // A reader thread parses the dataset into COPY bodies, as auditlog's
-    // client reads it into request bodies; the connections send them.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(cfg.batch_clients * 2);
-    let rx = Arc::new(tokio::sync::Mutex::new(rx));
-    let path = data_path.to_owned();
-    let cpu0 = proc::cpu_secs(None);
-    let started = Instant::now();
-    let reader = tokio::task::spawn_blocking(move || -> Result<u64> {
-        let mut reader = dataset::Reader::open(&path)?;
-        let (mut left, mut requests) = (batch_n, 0);
-        let mut rows = Vec::with_capacity(client::BATCH);
-        while left > 0 {
-            rows.clear();
-            for item in reader.by_ref().take(client::BATCH.min(left as usize)) {
-                let (account, json) = item?;
-                rows.push(BaselineRow::from_ingest(&account, &json)?);
-            }
-            left -= rows.len() as u64;
-            requests += 1;
-            if tx.blocking_send(copy_body(&rows)).is_err() {
-                anyhow::bail!("the baseline's connections stopped");
-            }
-        }
-        Ok(requests)
-    });
-    let mut workers = Vec::new();
-    for _ in 0..cfg.batch_clients {
-        let (rx, conn) = (rx.clone(), connect(&url).await?);
-        workers.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            loop {
-                let next = rx.lock().await.recv().await;
-                let Some(body) = next else { break };
-                let t = Instant::now();
-                let sink = conn
-                    .copy_in(&format!(
-                        "COPY baseline_events ({COLUMNS}) FROM STDIN (FORMAT binary)"
-                    ))
-                    .await?;
-                futures_util::pin_mut!(sink);
-                sink.send(body).await?;
-                sink.finish().await?;
-                lat.push(t.elapsed());
-            }
-            anyhow::Ok(lat)
-        }));
-    }
-    let mut samples = Vec::new();
-    for w in workers {
-        samples.extend(w.await??);
-    }
-    let requests = reader.await??;
-    let secs = started.elapsed().as_secs_f64();
-    let batch = Throughput {
-        events: batch_n,
-        requests,
-        clients: cfg.batch_clients,
-        secs,
-        events_per_sec: batch_n as f64 / secs,
-        latency: Latency::of(samples),
-        server_cpu_secs: None,
-        client_cpu_secs: proc::cpu_secs(None) - cpu0,
-    };
-    step(format_args!(
-        "  PostgreSQL baseline: {:.0} events/s in 1,000-row COPYs from {} connections",
-        batch.events_per_sec, cfg.batch_clients
-    ));
+    let batch = copy_batches(cfg, &url, data_path, batch_n).await?;
 
     let singles = dataset::Reader::open(&data_path.to_owned())?
         .skip(batch_n as usize)
@@ -325,6 +258,86 @@ pub async fn run(
         },
         disk_bytes,
     })
+}
+
+/// The first `batch_n` rows of the dataset into the baseline's table (in
+/// database `url`, schema made) as 1,000-row binary `COPY`s from
+/// `cfg.batch_clients` connections.
+pub async fn copy_batches(
+    cfg: &Config,
+    url: &str,
+    data_path: &std::path::Path,
+    batch_n: u64,
+) -> Result<Throughput> {
+    // A reader thread parses the dataset into COPY bodies, as auditlog's
+    // client reads it into request bodies; the connections send them.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(cfg.batch_clients * 2);
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    let path = data_path.to_owned();
+    let cpu0 = proc::cpu_secs(None);
+    let started = Instant::now();
+    let reader = tokio::task::spawn_blocking(move || -> Result<u64> {
+        let mut reader = dataset::Reader::open(&path)?;
+        let (mut left, mut requests) = (batch_n, 0);
+        let mut rows = Vec::with_capacity(client::BATCH);
+        while left > 0 {
+            rows.clear();
+            for item in reader.by_ref().take(client::BATCH.min(left as usize)) {
+                let (account, json) = item?;
+                rows.push(BaselineRow::from_ingest(&account, &json)?);
+            }
+            left -= rows.len() as u64;
+            requests += 1;
+            if tx.blocking_send(copy_body(&rows)).is_err() {
+                anyhow::bail!("the baseline's connections stopped");
+            }
+        }
+        Ok(requests)
+    });
+    let mut workers = Vec::new();
+    for _ in 0..cfg.batch_clients {
+        let (rx, conn) = (rx.clone(), connect(url).await?);
+        workers.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let next = rx.lock().await.recv().await;
+                let Some(body) = next else { break };
+                let t = Instant::now();
+                let sink = conn
+                    .copy_in(&format!(
+                        "COPY baseline_events ({COLUMNS}) FROM STDIN (FORMAT binary)"
+                    ))
+                    .await?;
+                futures_util::pin_mut!(sink);
+                sink.send(body).await?;
+                sink.finish().await?;
+                lat.push(t.elapsed());
+            }
+            anyhow::Ok(lat)
+        }));
+    }
+    let mut samples = Vec::new();
+    for w in workers {
+        samples.extend(w.await??);
+    }
+    let requests = reader.await??;
+    let secs = started.elapsed().as_secs_f64();
+    let batch = Throughput {
+        events: batch_n,
+        requests,
+        clients: cfg.batch_clients,
+        secs,
+        events_per_sec: batch_n as f64 / secs,
+        latency: Latency::of(samples),
+        server_cpu_secs: None,
+        client_cpu_secs: proc::cpu_secs(None) - cpu0,
+    };
+    step(format_args!(
+        "  PostgreSQL baseline: {:.0} events/s in 1,000-row COPYs from {} connections",
+        batch.events_per_sec, cfg.batch_clients
+    ));
+
+    Ok(batch)
 }
 
 /// One `INSERT` per row (autocommit) from `clients` connections.

@@ -150,6 +150,58 @@ pub async fn run(
     })
 }
 
+/// What `--ingest-only --database-url` measures: batches into auditlog on
+/// PostgreSQL (one instance) and into the plain PostgreSQL baseline.
+#[derive(Debug, Clone, Serialize)]
+pub struct PgIngest {
+    pub auditlog_batch: Throughput,
+    pub baseline_batch: Throughput,
+}
+
+/// The batch phase only, auditlog on PostgreSQL then the baseline, each in
+/// a database of its own (dropped afterwards).
+pub async fn ingest_only(
+    bin: &Auditlog,
+    cfg: &Config,
+    work: &Path,
+    data_path: &Path,
+    batch_n: u64,
+    admin: &PgAdmin,
+) -> Result<PgIngest> {
+    let http = client::http_client()?;
+    step("auditlog on PostgreSQL: batches, one instance");
+    let url = admin.create("one").await?;
+    let (ingest_token, _) = tokens(bin, &url).await?;
+    let keys = work.join("pg-keys");
+    std::fs::create_dir_all(&keys)?;
+    let srv = Server::start_with(bin, &keys, &["--database-url".to_owned(), url], &http).await?;
+    let batch = client::ingest_batches(
+        &http,
+        &[srv.base_url.as_str()],
+        &ingest_token,
+        data_path,
+        batch_n,
+        cfg.batch_clients,
+        &[srv.pid],
+    )
+    .await;
+    srv.stop().await?;
+    admin.drop("one").await?;
+    let (auditlog_batch, _) = batch?;
+    step(format_args!("  batches: {}", auditlog_batch.summary()));
+    step("PostgreSQL baseline: batches with binary COPY");
+    let url = admin.create("baseline").await?;
+    let db = pg_baseline::connect(&url).await?;
+    db.batch_execute(crate::baseline::SCHEMA).await?;
+    let baseline_batch = pg_baseline::copy_batches(cfg, &url, data_path, batch_n).await;
+    drop(db);
+    admin.drop("baseline").await?;
+    Ok(PgIngest {
+        auditlog_batch,
+        baseline_batch: baseline_batch?,
+    })
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn run_auditlog(
     bin: &Auditlog,

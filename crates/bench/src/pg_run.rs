@@ -171,30 +171,38 @@ pub async fn ingest_only(
     let http = client::http_client()?;
     step("auditlog on PostgreSQL: batches, one instance");
     let url = admin.create("one").await?;
-    let (ingest_token, _) = tokens(bin, &url).await?;
-    let keys = work.join("pg-keys");
-    std::fs::create_dir_all(&keys)?;
-    let srv = Server::start_with(bin, &keys, &["--database-url".to_owned(), url], &http).await?;
-    let batch = client::ingest_batches(
-        &http,
-        &[srv.base_url.as_str()],
-        &ingest_token,
-        data_path,
-        batch_n,
-        cfg.batch_clients,
-        &[srv.pid],
-    )
+    let batch = async {
+        let (ingest_token, _) = tokens(bin, &url).await?;
+        let keys = work.join("pg-keys");
+        std::fs::create_dir_all(&keys)?;
+        let args = ["--database-url".to_owned(), url.clone()];
+        let srv = Server::start_with(bin, &keys, &args, &http).await?;
+        let batch = client::ingest_batches(
+            &http,
+            &[srv.base_url.as_str()],
+            &ingest_token,
+            data_path,
+            batch_n,
+            cfg.batch_clients,
+            &[srv.pid],
+        )
+        .await;
+        srv.stop().await?;
+        batch
+    }
     .await;
-    srv.stop().await?;
+    // Dropped whether or not the load went through.
     admin.drop("one").await?;
     let (auditlog_batch, _) = batch?;
     step(format_args!("  batches: {}", auditlog_batch.summary()));
     step("PostgreSQL baseline: batches with binary COPY");
     let url = admin.create("baseline").await?;
-    let db = pg_baseline::connect(&url).await?;
-    db.batch_execute(crate::baseline::SCHEMA).await?;
-    let baseline_batch = pg_baseline::copy_batches(cfg, &url, data_path, batch_n).await;
-    drop(db);
+    let baseline_batch = async {
+        let db = pg_baseline::connect(&url).await?;
+        db.batch_execute(crate::baseline::SCHEMA).await?;
+        pg_baseline::copy_batches(cfg, &url, data_path, batch_n).await
+    }
+    .await;
     admin.drop("baseline").await?;
     Ok(PgIngest {
         auditlog_batch,

@@ -10,55 +10,15 @@
 //! cargo run --release -p auditlog-store --example pg_batch_write -- [events] [batch] [rounds]
 //! ```
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::sync::Arc;
 use std::time::Instant;
 
-use auditlog_core::catalog::{Catalog, Level};
-use auditlog_core::record::{AccountId, Actor, ActorKind, Micros};
-use auditlog_core::validate::{Defaulted, ValidEvent};
+use auditlog_core::record::AccountId;
 use auditlog_store::Store;
 use auditlog_store::postgres::{BatchWrite, PgOptions, PostgresStore};
-
-fn event(i: usize) -> ValidEvent {
-    let id = Catalog::get()
-        .find(Level::Account, "Login/Logout", "Login")
-        .expect("in catalog");
-    ValidEvent {
-        event_id: id,
-        level: Level::Account,
-        category: "Login/Logout".into(),
-        event: "Login".into(),
-        occurred_at: Micros(1_764_000_000_000_000 + i as i64 * 1000),
-        actor: Actor {
-            kind: ActorKind::User,
-            id: format!("user_{}", i % 500),
-            name: Some(format!("User {}", i % 500)),
-            email: Some(format!("user{}@example.com", i % 500)),
-        },
-        ip_address: Some(format!("203.0.113.{}", i % 250)),
-        workflow_id: None,
-        description: format!("User {} logged in", i % 500),
-        metadata: BTreeMap::from([("attempt".into(), serde_json::json!(i % 3))]),
-        idempotency_key: None,
-        defaulted: Defaulted::default(),
-    }
-}
-
-/// Runs `sql` on the server's maintenance database.
-fn admin(url: &str, sql: &str) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        client.batch_execute(sql).await.unwrap();
-    });
-}
+use common::{admin, event};
 
 fn round(server: &str, mode: BatchWrite, n: usize, batch: usize) -> f64 {
     let name = format!("auditlog_bench_{:08x}", rand::random::<u32>());

@@ -10,58 +10,17 @@
 //! cargo run --release -p auditlog-store --example pg_wake_latency -- [batch] [reads] [pause_ms] [rounds]
 //! ```
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::time::{Duration, Instant};
 
-use auditlog_core::catalog::{Catalog, Level};
 use auditlog_core::index::{Scope, TimeBounds};
 use auditlog_core::query::Join;
-use auditlog_core::record::{AccountId, Actor, ActorKind, Micros};
-use auditlog_core::validate::{Defaulted, ValidEvent};
+use auditlog_core::record::AccountId;
 use auditlog_store::postgres::{PgOptions, PostgresStore};
 use auditlog_store::{QueryControl, Selection, Store};
+use common::{admin, event};
 
-fn event(i: usize) -> ValidEvent {
-    let id = Catalog::get()
-        .find(Level::Account, "Login/Logout", "Login")
-        .expect("in catalog");
-    ValidEvent {
-        event_id: id,
-        level: Level::Account,
-        category: "Login/Logout".into(),
-        event: "Login".into(),
-        occurred_at: Micros(1_764_000_000_000_000 + i as i64 * 1000),
-        actor: Actor {
-            kind: ActorKind::User,
-            id: format!("user_{}", i % 500),
-            name: Some(format!("User {}", i % 500)),
-            email: None,
-        },
-        ip_address: Some(format!("203.0.113.{}", i % 250)),
-        workflow_id: None,
-        description: format!("User {} logged in", i % 500),
-        metadata: BTreeMap::new(),
-        idempotency_key: None,
-        defaulted: Defaulted::default(),
-    }
-}
-
-/// Runs `sql` on the server's maintenance database.
-fn admin(url: &str, sql: &str) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        client.batch_execute(sql).await.unwrap();
-    });
-}
-
-/// B's first-read latencies (ms) after each of A's batches.
 fn round(server: &str, wake: bool, batch: usize, reads: usize, pause: Duration) -> Vec<f64> {
     let name = format!("auditlog_bench_{:08x}", rand::random::<u32>());
     admin(server, &format!("CREATE DATABASE {name}"));

@@ -376,16 +376,32 @@ impl Summary {
     }
 
     pub(super) fn decode(bytes: &[u8]) -> Result<Summary, SegmentError> {
-        let what = "summary";
-        let (mut r, version) = Reader::checked(bytes, SUMMARY_MAGIC, what, &[1, SEGMENT_VERSION])?;
-        if version == 1 {
-            return Summary::decode_v1(r);
-        }
-        r.u16()?;
+        let (mut r, version) =
+            Reader::checked(bytes, SUMMARY_MAGIC, "summary", &[1, SEGMENT_VERSION])?;
+        r.u16()?; // reserved
         let rows = r.u32()?;
         let min_time = r.i64()?;
         let max_time = r.i64()?;
         let overflowed = r.u8()?;
+        let (rollup, dicts, actor_rows) = if version == 1 {
+            Summary::body_v1(&mut r)?
+        } else {
+            Summary::body_v2(&mut r, min_time)?
+        };
+        r.end()?;
+        Ok(Summary {
+            rows,
+            min_time,
+            max_time,
+            overflowed,
+            rollup,
+            dicts,
+            actor_rows,
+        })
+    }
+
+    /// What follows the header in version 2 (see [`Summary::encode`]).
+    fn body_v2(r: &mut Reader<'_>, min_time: i64) -> Result<SummaryBody, SegmentError> {
         let n = r.count(3)?;
         let mut rollup = Vec::with_capacity(n);
         let mut slot = min_time.div_euclid(SLOT_US);
@@ -403,8 +419,7 @@ impl Summary {
             let values = (0..n)
                 .map(|_| {
                     let len = r.count(1)?;
-                    let b = r.take(len)?;
-                    String::from_utf8(b.to_vec()).map_err(|_| corrupt(what, "value not UTF-8"))
+                    r.text(len)
                 })
                 .collect::<Result<_, _>>()?;
             *t = (first, values);
@@ -426,29 +441,15 @@ impl Summary {
             actor = actor.wrapping_add(r.varint_as::<u32>("actor id")?);
             actor_rows.push((actor, r.varint_as::<u32>("actor rows")?));
         }
-        r.end()?;
-        Ok(Summary {
-            rows,
-            min_time,
-            max_time,
-            overflowed,
-            rollup,
-            dicts: DictDelta {
-                texts,
-                actors: (first, pairs),
-            },
-            actor_rows,
-        })
+        let dicts = DictDelta {
+            texts,
+            actors: (first, pairs),
+        };
+        Ok((rollup, dicts, actor_rows))
     }
 
-    /// Version 1: the header, then fixed-width fields.
-    fn decode_v1(mut r: Reader<'_>) -> Result<Summary, SegmentError> {
-        let what = "summary";
-        r.u16()?;
-        let rows = r.u32()?;
-        let min_time = r.i64()?;
-        let max_time = r.i64()?;
-        let overflowed = r.u8()?;
+    /// What follows the header in version 1: fixed-width fields.
+    fn body_v1(r: &mut Reader<'_>) -> Result<SummaryBody, SegmentError> {
         let n = r.len(14)?;
         let rollup = r
             .records(n, 14)?
@@ -467,8 +468,7 @@ impl Summary {
             let values = (0..n)
                 .map(|_| {
                     let len = r.len(1)?;
-                    let b = r.take(len)?;
-                    String::from_utf8(b.to_vec()).map_err(|_| corrupt(what, "value not UTF-8"))
+                    r.text(len)
                 })
                 .collect::<Result<_, _>>()?;
             *t = (first, values);
@@ -478,21 +478,16 @@ impl Summary {
         let pairs = r.records(n, 8)?.map(u32_pair).collect();
         let n = r.len(8)?;
         let actor_rows = r.records(n, 8)?.map(u32_pair).collect();
-        r.end()?;
-        Ok(Summary {
-            rows,
-            min_time,
-            max_time,
-            overflowed,
-            rollup,
-            dicts: DictDelta {
-                texts,
-                actors: (first, pairs),
-            },
-            actor_rows,
-        })
+        let dicts = DictDelta {
+            texts,
+            actors: (first, pairs),
+        };
+        Ok((rollup, dicts, actor_rows))
     }
 }
+
+/// A summary's rollup, dictionary delta and rows per actor.
+type SummaryBody = (Vec<(i64, u16, u32)>, DictDelta, Vec<(u32, u32)>);
 
 /// Little-endian writer that appends a CRC-32 at the end.
 struct Writer(Vec<u8>);
@@ -687,6 +682,12 @@ impl<'a> Reader<'a> {
     /// A varint that must fit `T` (`what` names it in the error).
     fn varint_as<T: TryFrom<u64>>(&mut self, what: &str) -> Result<T, SegmentError> {
         T::try_from(self.varint()?).map_err(|_| corrupt(self.what, format!("{what} out of range")))
+    }
+
+    /// `len` bytes of UTF-8 text.
+    fn text(&mut self, len: usize) -> Result<String, SegmentError> {
+        let b = self.take(len)?;
+        String::from_utf8(b.to_vec()).map_err(|_| corrupt(self.what, "value not UTF-8"))
     }
 
     fn u8(&mut self) -> Result<u8, SegmentError> {

@@ -115,12 +115,7 @@ async fn touch_accounts(args: &[&str]) -> Run {
         assert_eq!(events.len(), 1, "{page}");
         assert_eq!(events[0]["seq"], json!(7));
         // The tree reopened with the log: the checkpoint covers it all.
-        let note = server
-            .get(&read, &format!("/v1/accounts/{a}/checkpoint"))
-            .await
-            .text()
-            .await
-            .unwrap();
+        let note = server.checkpoint(&read, &a).await;
         assert_eq!(
             note.lines().nth(1),
             Some(EVENTS.to_string().as_str()),

@@ -265,12 +265,7 @@ async fn sigkill_mid_stream_loses_no_acknowledged_event_and_duplicates_none() {
     );
     assert_eq!(server.count(&read, ACME).await, total as u64);
     // The tree was restored with the log: the checkpoint covers it all.
-    let note = server
-        .get(&read, &format!("/v1/accounts/{ACME}/checkpoint"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let note = server.checkpoint(&read, ACME).await;
     assert_eq!(
         note.lines().nth(1),
         Some(total.to_string().as_str()),
@@ -386,12 +381,7 @@ async fn sigkill_at_any_moment_under_16_writers_for_20_rounds_loses_no_acknowled
         (0..records.len() as u64).collect::<BTreeSet<u64>>(),
         "seq has gaps"
     );
-    let note = server
-        .get(&read, &format!("/v1/accounts/{ACME}/checkpoint"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let note = server.checkpoint(&read, ACME).await;
     assert_eq!(
         note.lines().nth(1),
         Some(records.len().to_string().as_str()),

@@ -220,6 +220,15 @@ impl Server {
         res.text().await.expect("body")
     }
 
+    /// The signed checkpoint note of `account` (expecting `200`).
+    pub async fn checkpoint(&self, token: &str, account: &str) -> String {
+        let res = self
+            .get(token, &format!("/v1/accounts/{account}/checkpoint"))
+            .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        res.text().await.expect("checkpoint text")
+    }
+
     pub async fn get_json(&self, token: &str, path: &str) -> Value {
         let res = self.get(token, path).await;
         let status = res.status();

@@ -45,14 +45,6 @@ fn token_id(data_dir: &std::path::Path, account: &str, role: &str) -> String {
         .expect("the token is listed")
 }
 
-async fn globex_checkpoint(server: &Server, token: &str) -> String {
-    let res = server
-        .get(token, &format!("/v1/accounts/{GLOBEX}/checkpoint"))
-        .await;
-    assert_eq!(res.status(), StatusCode::OK);
-    res.text().await.expect("checkpoint")
-}
-
 fn acme_page_path() -> String {
     format!("/v1/accounts/{ACME}/events?range=all_time&limit=50&filter=user:eq:u3")
 }
@@ -117,7 +109,7 @@ async fn an_embedded_store_moves_to_postgres_bit_for_bit() {
     }
     // An export taken before the move, with the checkpoint of its size;
     // the export's own "Audit logs exported" event lands after it.
-    let old_globex = globex_checkpoint(&server, &g_read).await;
+    let old_globex = server.checkpoint(&g_read, GLOBEX).await;
     assert_eq!(size_of(&old_globex), 42, "40 events and two tokens' events");
     let globex_export = export(&server, &g_read, GLOBEX).await;
     assert_eq!(globex_export.lines().count(), 42);
@@ -220,7 +212,7 @@ async fn an_embedded_store_moves_to_postgres_bit_for_bit() {
     assert_eq!(res.json::<Value>().await.unwrap()["id"], first_record["id"]);
 
     // The new checkpoint is consistent with the one signed before the move.
-    let new_globex = globex_checkpoint(&server, &g_read).await;
+    let new_globex = server.checkpoint(&g_read, GLOBEX).await;
     assert_eq!(size_of(&new_globex), globex_size + 1);
     std::fs::write(ws.path("new-globex.txt"), &new_globex).unwrap();
     let proof = server

@@ -9,12 +9,9 @@ use serde_json::{Value, json};
 
 use crate::helpers::{ACME, Server, Workspace, create_token, role_created, run};
 
+/// [`Server::checkpoint`] of ACME.
 pub async fn checkpoint(server: &Server, token: &str) -> String {
-    let res = server
-        .get(token, &format!("/v1/accounts/{ACME}/checkpoint"))
-        .await;
-    assert_eq!(res.status(), StatusCode::OK);
-    res.text().await.expect("checkpoint text")
+    server.checkpoint(token, ACME).await
 }
 
 pub fn size_of(note: &str) -> u64 {

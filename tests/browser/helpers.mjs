@@ -226,24 +226,48 @@ export const countText = (n) => `${n.toLocaleString('en-US')} ${n === 1 ? 'event
 // ---------------------------------------------------------------------------
 // The browser
 
+/** How many times a Chromium that dies while starting is started again. */
+const LAUNCH_ATTEMPTS = 3;
+
+/**
+ * Starts Chromium on `userDataDir`. A Chromium that crashes before
+ * Playwright has a page from it (CI once saw a SIGSEGV 138 ms into a launch,
+ * before any page or server was involved) is started again, on a fresh
+ * profile, at most LAUNCH_ATTEMPTS times; every retry is printed. Any other
+ * failure, and a crash after the launch, fails the test as it should.
+ */
+async function launchChromium(userDataDir, viewport, timezoneId) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await chromium.launchPersistentContext(userDataDir, {
+        executablePath: CHROMIUM,
+        headless: true,
+        args: [
+          '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+          '--disable-component-update', '--no-first-run', '--disable-sync',
+        ],
+        viewport,
+        timezoneId,
+        locale: 'en-US',
+        acceptDownloads: true,
+      });
+    } catch (e) {
+      const died = /<process did exit: exitCode=\S+, signal=\S+>/.exec(e.message);
+      if (!died || attempt >= LAUNCH_ATTEMPTS) throw e;
+      console.error(`# Chromium died while starting (${died[0]}); starting it again (attempt ${attempt + 1} of ${LAUNCH_ATTEMPTS})`);
+      fs.rmSync(userDataDir, { recursive: true, force: true });
+      fs.mkdirSync(userDataDir);
+    }
+  }
+}
+
 /**
  * Debian's Chromium through playwright-core, with a fresh profile: no
  * browser download, no network beyond the test server.
  */
 export async function launchBrowser({ viewport = { width: 1280, height: 860 }, timezoneId = TZ } = {}) {
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'auditlog-chromium-'));
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--no-first-run', '--disable-sync',
-    ],
-    viewport,
-    timezoneId,
-    locale: 'en-US',
-    acceptDownloads: true,
-  });
+  const context = await launchChromium(userDataDir, viewport, timezoneId);
   context.setDefaultTimeout(10_000);
   const problems = [];
   const watch = (page) => {

@@ -211,7 +211,7 @@ impl<'p> ExportKeys<'p> {
                 // A chunk that cannot be loaded fails the plan; the walk
                 // ends with the error.
                 let c = self.plan.hold(c)?;
-                for &t in &c.time {
+                for &t in c.time.iter() {
                     if part.contains(t) {
                         counts[((t - lo) / width) as usize] += 1;
                     }

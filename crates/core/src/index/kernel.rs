@@ -238,14 +238,14 @@ impl Plan {
             return;
         }
         if verdict == Verdict::All && whole {
-            for &t in &chunk.time {
+            for &t in chunk.time.iter() {
                 cur.add(t, 1, counts);
             }
             cur.flush(counts);
             return;
         }
         self.fill_mask(tables, chunk, verdict, whole, bounds, mask);
-        let time = chunk.time.as_slice();
+        let time: &[i64] = &chunk.time;
         // Groups of eight rows: most groups of a selective filter hold no
         // match and cost one load; a group with one is added row by row
         // into a running sum (times mostly ascend, so the bucket rarely
@@ -303,7 +303,7 @@ impl Plan {
             _ => mask.resize(chunk.len(), 1),
         }
         if !whole {
-            for (m, &t) in mask.iter_mut().zip(&chunk.time) {
+            for (m, &t) in mask.iter_mut().zip(chunk.time.iter()) {
                 *m &= u8::from(bounds.contains(t));
             }
         }

@@ -62,6 +62,7 @@ use crate::catalog::EventId;
 use crate::record::WorkflowId;
 
 mod cache;
+mod column;
 mod dict;
 mod export;
 mod kernel;
@@ -75,6 +76,7 @@ mod summary;
 mod tests;
 
 pub use cache::{CacheStats, SegmentCache};
+use column::Col;
 use dict::{Actors, Dict};
 pub use export::{EXPORT_KEYS_MAX, ExportKeys};
 pub use pager::{Restored, SealedSegment, SegmentSource};
@@ -151,11 +153,11 @@ pub struct IndexRow<'a> {
 
 #[derive(Clone, Default, Debug, PartialEq, Eq)]
 struct Chunk {
-    time: Vec<i64>,
-    event: Vec<u16>,
-    actor: Vec<u32>,
-    ip: Vec<u32>,
-    workflow: Vec<u32>,
+    time: Col<i64>,
+    event: Col<u16>,
+    actor: Col<u32>,
+    ip: Col<u32>,
+    workflow: Col<u32>,
     min_time: i64,
     max_time: i64,
 }
@@ -165,6 +167,27 @@ impl Chunk {
         self.time.len()
     }
 
+    /// Its columns as plain slices, for loops that read them row by row
+    /// (a [`Col`] decides where it lives on every access).
+    fn columns(&self) -> Columns<'_> {
+        Columns {
+            time: &self.time,
+            event: &self.event,
+            actor: &self.actor,
+            ip: &self.ip,
+            workflow: &self.workflow,
+        }
+    }
+
+    /// Bytes its columns hold.
+    fn bytes(&self) -> usize {
+        self.time.bytes()
+            + self.event.bytes()
+            + self.actor.bytes()
+            + self.ip.bytes()
+            + self.workflow.bytes()
+    }
+
     fn empty() -> Chunk {
         Chunk {
             min_time: i64::MAX,
@@ -172,6 +195,16 @@ impl Chunk {
             ..Chunk::default()
         }
     }
+}
+
+/// A chunk's columns, borrowed as slices.
+#[derive(Clone, Copy)]
+struct Columns<'a> {
+    time: &'a [i64],
+    event: &'a [u16],
+    actor: &'a [u32],
+    ip: &'a [u32],
+    workflow: &'a [u32],
 }
 
 /// A chunk as the index (and a plan's snapshot) holds it.
@@ -517,11 +550,7 @@ impl LogIndex {
         let g = self.read();
         let resident = g.chunks.len() - g.sealed;
         let tail = match g.chunks.last() {
-            Some(ChunkRef::Resident(c)) if c.len() < CHUNK_ROWS => {
-                c.time.capacity() * 8
-                    + c.event.capacity() * 2
-                    + (c.actor.capacity() + c.ip.capacity() + c.workflow.capacity()) * 4
-            }
+            Some(ChunkRef::Resident(c)) if c.len() < CHUNK_ROWS => c.bytes(),
             _ => 0,
         };
         let full = resident - usize::from(tail > 0);

@@ -225,20 +225,21 @@ impl Plan {
             let Some(chunk) = self.hold(r) else {
                 return;
             };
+            let c = chunk.columns();
             if let Some(p) = chunk.postings() {
                 let picked = p.picked(part.actor);
                 let n: usize = picked.clone().map(<[u16]>::len).sum();
-                if n * 8 <= chunk.len() {
+                if n * 8 <= c.time.len() {
                     for i in picked.flatten() {
                         let i = *i as usize;
-                        f(chunk.time[i], chunk.event[i]);
+                        f(c.time[i], c.event[i]);
                     }
                     continue;
                 }
             }
-            for (i, &a) in chunk.actor.iter().enumerate() {
+            for (i, &a) in c.actor.iter().enumerate() {
                 if part.actor.get(a as usize).copied().unwrap_or(false) {
-                    f(chunk.time[i], chunk.event[i]);
+                    f(c.time[i], c.event[i]);
                 }
             }
         }

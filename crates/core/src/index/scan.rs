@@ -76,7 +76,8 @@ impl Plan {
         visit: &mut impl FnMut(RowKey),
     ) {
         let has_desc = self.has_description;
-        for i in 0..chunk.len() {
+        let chunk = chunk.columns();
+        for i in 0..chunk.time.len() {
             let t = chunk.time[i];
             if !whole && !bounds.contains(t) {
                 continue;

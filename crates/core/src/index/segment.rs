@@ -32,6 +32,7 @@
 use std::collections::BTreeMap;
 use std::slice::ChunksExact;
 
+use super::column::{self, Col, RegionBuilder, col};
 use super::{CHUNK_ROWS, Chunk, SLOT_US};
 
 const SUMMARY_MAGIC: &[u8; 4] = b"ALXM";
@@ -40,6 +41,10 @@ const COLUMNS_MAGIC: &[u8; 4] = b"ALXC";
 pub const SEGMENT_VERSION: u16 = 2;
 /// Version of the columns encoding written now (version 1 is still read).
 pub const COLUMNS_VERSION: u16 = 2;
+
+/// Bytes a loaded segment holds a row: time, event, actor, IP, workflow
+/// and the postings' row offset.
+const ROW_BYTES: usize = 8 + 2 + 4 + 4 + 4 + 2;
 
 /// Why a stored segment could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -63,22 +68,35 @@ fn corrupt(what: &'static str, why: impl Into<String>) -> SegmentError {
 pub(super) struct Postings {
     pub(super) actors: Vec<u32>,
     pub(super) offsets: Vec<u32>,
-    pub(super) rows: Vec<u16>,
+    pub(super) rows: Col<u16>,
 }
 
 impl Postings {
+    /// The postings of a chunk held on the heap.
     fn of(chunk: &Chunk) -> Postings {
-        match chunk.actor.iter().max() {
-            Some(&max) if max < 1 << 20 => Postings::dense(chunk, max as usize),
-            _ => Postings::sparse(chunk),
+        let mut rows = vec![0u16; chunk.len()];
+        let (actors, offsets) = Postings::fill(&chunk.actor, &mut rows);
+        Postings {
+            actors,
+            offsets,
+            rows: rows.into(),
+        }
+    }
+
+    /// Sorts the row offsets of `actor` by actor into `rows` (its length);
+    /// returns the actors and where each one's rows start.
+    fn fill(actor: &[u32], rows: &mut [u16]) -> (Vec<u32>, Vec<u32>) {
+        match actor.iter().max() {
+            Some(&max) if max < 1 << 20 => Postings::dense(actor, max as usize, rows),
+            _ => Postings::sparse(actor, rows),
         }
     }
 
     /// A counting sort over actor ids (they are dictionary ids, below the
     /// distinct-value caps): this runs for every segment a query loads.
-    fn dense(chunk: &Chunk, max: usize) -> Postings {
+    fn dense(actor: &[u32], max: usize, rows: &mut [u16]) -> (Vec<u32>, Vec<u32>) {
         let mut start = vec![0u32; max + 2];
-        for &a in &chunk.actor {
+        for &a in actor {
             start[a as usize + 1] += 1;
         }
         let mut actors = Vec::new();
@@ -94,22 +112,17 @@ impl Postings {
             at += count;
         }
         offsets.push(at);
-        let mut rows = vec![0u16; chunk.len()];
-        for (i, &a) in chunk.actor.iter().enumerate() {
+        for (i, &a) in actor.iter().enumerate() {
             let slot = &mut start[a as usize + 1];
             rows[*slot as usize] = i as u16;
             *slot += 1;
         }
-        Postings {
-            actors,
-            offsets,
-            rows,
-        }
+        (actors, offsets)
     }
 
-    fn sparse(chunk: &Chunk) -> Postings {
+    fn sparse(actor: &[u32], rows: &mut [u16]) -> (Vec<u32>, Vec<u32>) {
         let mut counts: BTreeMap<u32, u32> = BTreeMap::new();
-        for &a in &chunk.actor {
+        for &a in actor {
             *counts.entry(a).or_default() += 1;
         }
         let mut actors = Vec::with_capacity(counts.len());
@@ -123,17 +136,12 @@ impl Postings {
             at += n;
         }
         offsets.push(at);
-        let mut rows = vec![0u16; chunk.len()];
-        for (i, a) in chunk.actor.iter().enumerate() {
+        for (i, a) in actor.iter().enumerate() {
             let slot = start.get_mut(a).expect("counted above");
             rows[*slot as usize] = i as u16;
             *slot += 1;
         }
-        Postings {
-            actors,
-            offsets,
-            rows,
-        }
+        (actors, offsets)
     }
 
     /// Row offsets of every actor `pick` says yes to, in no particular
@@ -166,12 +174,9 @@ impl Segment {
 
     /// Bytes it holds in memory (what the cache's budget counts).
     pub fn heap_bytes(&self) -> usize {
-        let c = &self.chunk;
-        c.time.capacity() * 8
-            + c.event.capacity() * 2
-            + (c.actor.capacity() + c.ip.capacity() + c.workflow.capacity()) * 4
+        self.chunk.bytes()
             + (self.postings.actors.capacity() + self.postings.offsets.capacity()) * 4
-            + self.postings.rows.capacity() * 2
+            + self.postings.rows.bytes()
             + std::mem::size_of::<Segment>()
     }
 
@@ -208,24 +213,40 @@ impl Segment {
         }
         let min_time = r.i64()?;
         let max_time = r.i64()?;
-        let time = r.times(n)?;
-        let event = r
-            .packed(n)?
-            .into_iter()
-            .map(u16::try_from)
-            .collect::<Result<_, _>>()
-            .map_err(|_| corrupt(what, "event id past 16 bits"))?;
-        let chunk = Chunk {
-            time,
-            event,
-            actor: r.packed(n)?,
-            ip: r.packed(n)?,
-            workflow: r.packed(n)?,
-            min_time,
-            max_time,
-        };
+        // Decoded straight into the segment's own region (see `column`):
+        // the five columns, then the postings' rows.
+        let mut region = RegionBuilder::new(n * ROW_BYTES + column::padding(6));
+        let (time, out) = region.take::<i64>(n);
+        r.times(out)?;
+        let (event, out) = region.take::<u16>(n);
+        r.packed(out)?;
+        let (actor, out) = region.take::<u32>(n);
+        r.packed(out)?;
+        let (ip, out) = region.take::<u32>(n);
+        r.packed(out)?;
+        let (workflow, out) = region.take::<u32>(n);
+        r.packed(out)?;
         r.end()?;
-        Ok(Segment::of(chunk))
+        let (rows, _) = region.take::<u16>(n);
+        let (actor_values, rows_out) = region.split::<u32, u16>(actor, rows);
+        let (actors, offsets) = Postings::fill(actor_values, rows_out);
+        let region = region.finish();
+        Ok(Segment {
+            chunk: Chunk {
+                time: col(&region, time),
+                event: col(&region, event),
+                actor: col(&region, actor),
+                ip: col(&region, ip),
+                workflow: col(&region, workflow),
+                min_time,
+                max_time,
+            },
+            postings: Postings {
+                actors,
+                offsets,
+                rows: col(&region, rows),
+            },
+        })
     }
 
     /// Version 1: fixed-width arrays, then the stored postings.
@@ -239,11 +260,11 @@ impl Segment {
         let min_time = r.i64()?;
         let max_time = r.i64()?;
         let chunk = Chunk {
-            time: r.array(n)?,
-            event: r.array(n)?,
-            actor: r.array(n)?,
-            ip: r.array(n)?,
-            workflow: r.array(n)?,
+            time: r.array(n)?.into(),
+            event: r.array(n)?.into(),
+            actor: r.array(n)?.into(),
+            ip: r.array(n)?.into(),
+            workflow: r.array(n)?.into(),
             min_time,
             max_time,
         };
@@ -254,7 +275,7 @@ impl Segment {
         let postings = Postings {
             actors: r.array(actors)?,
             offsets: r.array(actors + 1)?,
-            rows: r.array(n)?,
+            rows: r.array(n)?.into(),
         };
         r.end()?;
         let offsets_ok = postings.offsets.first() == Some(&0)
@@ -703,17 +724,15 @@ impl<'a> Reader<'a> {
         Ok(i64::from_le_bytes(self.take(8)?.try_into().expect("8")))
     }
 
-    /// `n` times written by [`Writer::times`].
-    fn times(&mut self, n: usize) -> Result<Vec<i64>, SegmentError> {
-        if n == 0 {
-            return Ok(Vec::new());
-        }
+    /// As many times as `out` holds, written by [`Writer::times`].
+    fn times(&mut self, out: &mut [i64]) -> Result<(), SegmentError> {
+        let Some((first, rest)) = out.split_first_mut() else {
+            return Ok(());
+        };
         let mut prev = self.i64()?;
-        // `n` is at most a chunk's rows (checked by the caller).
-        let mut out = Vec::with_capacity(n);
-        out.push(prev);
+        *first = prev;
         let mut b = self.b;
-        for _ in 1..n {
+        for slot in rest {
             let mut z = 0u64;
             let mut shift = 0;
             loop {
@@ -732,27 +751,29 @@ impl<'a> Reader<'a> {
             }
             let d = ((z >> 1) as i64) ^ -((z & 1) as i64);
             prev = prev.wrapping_add(d);
-            out.push(prev);
+            *slot = prev;
         }
         self.b = b;
-        Ok(out)
+        Ok(())
     }
 
-    /// `n` ids written by [`Writer::packed`].
-    fn packed(&mut self, n: usize) -> Result<Vec<u32>, SegmentError> {
+    /// As many ids as `out` holds, written by [`Writer::packed`]; an id
+    /// that does not fit `T` is corrupt.
+    fn packed<T: TryFrom<u32>>(&mut self, out: &mut [T]) -> Result<(), SegmentError> {
         let width = self.u8()? as usize;
         let raw = match width {
-            1..=4 => self.records(n, width)?,
+            1..=4 => self.records(out.len(), width)?,
             _ => return Err(corrupt(self.what, format!("id width {width}"))),
         };
-        Ok(match width {
-            1 => raw.map(|b| u32::from(b[0])).collect(),
-            2 => raw.map(|b| u32::from(u16::read_le(b))).collect(),
-            3 => raw
-                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], 0]))
-                .collect(),
-            _ => raw.map(u32::read_le).collect(),
-        })
+        // One loop per width, each with its read inlined.
+        let what = self.what;
+        match width {
+            1 => fill_ids(out, raw, |b| u32::from(b[0])),
+            2 => fill_ids(out, raw, |b| u32::from(u16::read_le(b))),
+            3 => fill_ids(out, raw, |b| u32::from_le_bytes([b[0], b[1], b[2], 0])),
+            _ => fill_ids(out, raw, u32::read_le),
+        }
+        .map_err(|()| corrupt(what, format!("id past {} bits", 8 * size_of::<T>())))
     }
 
     /// `n` values in a row. Taken as one slice and converted in a tight
@@ -779,6 +800,19 @@ impl<'a> Reader<'a> {
             Err(corrupt(self.what, "trailing bytes"))
         }
     }
+}
+
+/// `out` from `raw`, one id a record.
+#[inline(always)]
+fn fill_ids<T: TryFrom<u32>>(
+    out: &mut [T],
+    raw: ChunksExact<'_, u8>,
+    read: impl Fn(&[u8]) -> u32,
+) -> Result<(), ()> {
+    for (slot, b) in out.iter_mut().zip(raw) {
+        *slot = T::try_from(read(b)).map_err(|_| ())?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -1025,9 +1059,49 @@ mod tests {
         for (i, a) in c.actor.iter_mut().enumerate() {
             *a = ((i * 7_919) % 613) as u32;
         }
-        assert_eq!(Postings::dense(&c, 612), Postings::sparse(&c));
+        let mut dense = vec![0; c.len()];
+        let mut sparse = vec![0; c.len()];
+        assert_eq!(
+            Postings::dense(&c.actor, 612, &mut dense),
+            Postings::sparse(&c.actor, &mut sparse)
+        );
+        assert_eq!(dense, sparse);
         // Past the dense bound, the sparse path answers.
         c.actor[10] = 1 << 24;
-        assert_eq!(Postings::of(&c), Postings::sparse(&c));
+        let of = Postings::of(&c);
+        let (actors, offsets) = Postings::sparse(&c.actor, &mut sparse);
+        assert_eq!((of.actors, of.offsets), (actors, offsets));
+        assert_eq!(*of.rows, sparse);
+    }
+
+    #[test]
+    fn a_loaded_segment_lives_in_a_region_of_its_own() {
+        let seg = Segment::of(chunk(CHUNK_ROWS));
+        let loaded = Segment::decode_columns(&seg.encode_columns()).unwrap();
+        assert_same(&loaded, &seg);
+        let regions = [
+            region_of(&loaded.chunk.time),
+            region_of(&loaded.chunk.event),
+            region_of(&loaded.chunk.actor),
+            region_of(&loaded.chunk.ip),
+            region_of(&loaded.chunk.workflow),
+            region_of(&loaded.postings.rows),
+        ];
+        assert!(regions.iter().all(|r| std::ptr::eq(*r, regions[0])));
+        // The cache's budget counts it as it counts one built in memory.
+        assert_eq!(loaded.heap_bytes(), seg.heap_bytes());
+        // Writing to a column copies it out; the segment's stays.
+        let mut copy = loaded.chunk.clone();
+        copy.ip[3] += 1;
+        assert!(matches!(copy.ip, Col::Heap(_)));
+        assert_eq!(copy.ip[3], loaded.chunk.ip[3] + 1);
+        assert_eq!(copy.actor, loaded.chunk.actor);
+    }
+
+    fn region_of<T>(c: &Col<T>) -> *const super::super::column::Region {
+        match c {
+            Col::Region { region, .. } => std::sync::Arc::as_ptr(region),
+            Col::Heap(_) => panic!("a loaded column on the heap"),
+        }
     }
 }

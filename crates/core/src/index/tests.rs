@@ -347,7 +347,7 @@ fn values_past_the_cap_share_one_id_and_are_still_counted() {
     let ChunkRef::Resident(chunk) = &g.chunks[0] else {
         unreachable!("an index without a store keeps its chunks")
     };
-    let row_ips: Vec<u32> = chunk.ip.clone();
+    let row_ips: Vec<u32> = chunk.ip.to_vec();
     assert_eq!(row_ips, [2, 3, OVERFLOW, OVERFLOW]);
     drop(g);
     let plan = idx.plan(

@@ -752,6 +752,7 @@ pub async fn serve(
     // supervisor restarts it and the store rebuilds its state from the file.
     // Meanwhile `/readyz` fails and writes answer 503.
     let store = state.store.clone();
+    let closing = state.store.clone();
     let failure = Arc::new(std::sync::Mutex::new(None));
     let failed = failure.clone();
     let shutdown = async move {
@@ -773,6 +774,10 @@ pub async fn serve(
     .await?;
     if let Some(e) = failure.lock().unwrap_or_else(|p| p.into_inner()).take() {
         bail!("{e}; exiting so that a supervisor restarts auditlog");
+    }
+    // After the last request: what lets the next start answer sooner.
+    if let Err(e) = closing.close().await {
+        tracing::warn!(error = %e, "closing the store failed; the next start reads more rows");
     }
     Ok(())
 }

@@ -76,7 +76,7 @@
 
 use std::collections::HashMap;
 
-use auditlog_core::index::IndexRow;
+use auditlog_core::index::{IndexRow, StoredTail};
 use auditlog_core::merkle::Hash;
 use auditlog_core::record::AccountId;
 
@@ -209,6 +209,14 @@ pub trait LogReader {
     /// The stored columns of index segment `no`, if stored.
     fn index_segment_columns(&self, account: AccountKey, no: u32) -> Result<Option<Vec<u8>>>;
 
+    /// The account's index tail stored at the last clean shutdown, if any
+    /// (maybe stale: the open checks it). The default: none (the tail's
+    /// rows are read).
+    fn index_tail(&self, account: AccountKey) -> Result<Option<StoredTail>> {
+        let _ = account;
+        Ok(None)
+    }
+
     /// The committed size of the log of `account` (0 for an account the
     /// database does not know), asked before a read when
     /// [`LogBackend::several_appenders`]: the layer catches up if its index
@@ -328,9 +336,18 @@ pub trait LogTx {
     /// failed checksum); nothing if it is not stored.
     fn put_index_columns(&mut self, account: AccountKey, no: u32, columns: &[u8]) -> Result<()>;
 
-    /// Drops every index segment of the account (`auditlog index rebuild`
-    /// stores them anew in the same transaction).
+    /// Drops every index segment of the account, and its stored tail
+    /// (`auditlog index rebuild` stores the segments anew in the same
+    /// transaction).
     fn delete_index_segments(&mut self, account: AccountKey) -> Result<()>;
+
+    /// Stores the account's index tail, replacing the one stored before.
+    /// The default stores nothing (a backend without tails reads the
+    /// tail's rows at every open).
+    fn put_index_tail(&mut self, account: AccountKey, tail: &StoredTail) -> Result<()> {
+        let _ = (account, tail);
+        Ok(())
+    }
 
     /// Commits and syncs; see the module's contract.
     fn commit(&mut self) -> Result<()>;

@@ -79,7 +79,7 @@ pub use cache::{CacheStats, SegmentCache};
 use column::Col;
 use dict::{Actors, Dict};
 pub use export::{EXPORT_KEYS_MAX, ExportKeys};
-pub use pager::{Restored, SealedSegment, SegmentSource};
+pub use pager::{Restored, SealedSegment, SegmentSource, StoredTail};
 pub use plan::{Plan, RowFields};
 pub use segment::{COLUMNS_VERSION, SEGMENT_VERSION, Segment, SegmentError, same_columns};
 use summary::ChunkSummary;

@@ -114,8 +114,27 @@ pub struct Restored {
     /// Rows the segments cover: the store appends its rows from this seq.
     pub rows: u64,
     /// Why fewer segments than stored were used (the rest are rebuilt
-    /// from rows and stored again), if so.
+    /// from rows and stored again), or a stored tail was not, if so.
     pub problem: Option<String>,
+    /// Rows restored from a stored tail (included in `rows`).
+    pub tail_rows: u64,
+}
+
+/// The growing tail of a paged index encoded for the store
+/// ([`LogIndex::tail`]), so that the next open restores it instead of
+/// reading its rows (up to 65,535 rows with their records: most of a cold
+/// open). Derived data like a segment: checked before use, and ignored
+/// (the rows are read) when it is not the tail of the segments stored
+/// before it or does not hold together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredTail {
+    /// The seq of its first row: the rows the stored segments cover.
+    pub first: u64,
+    /// A summary as a segment's (rows, span, rollup share, dictionary
+    /// entries since the last segment, actor rows, overflow flags now).
+    pub summary: Vec<u8>,
+    /// Its columns, encoded as a segment's.
+    pub columns: Vec<u8>,
 }
 
 fn overflow_bits(g: &Inner) -> u8 {
@@ -155,7 +174,21 @@ impl LogIndex {
         limits: IndexLimits,
         cache: Arc<SegmentCache>,
         source: Box<dyn SegmentSource>,
+        summaries: Vec<(u32, Vec<u8>)>,
+    ) -> Restored {
+        LogIndex::restore_with_tail(limits, cache, source, summaries, None)
+    }
+
+    /// [`LogIndex::restore`], then the stored tail when it starts where the
+    /// segments used end and holds together (its rows are then not read);
+    /// a tail that starts elsewhere is stale (a segment was sealed since it
+    /// was stored) and ignored without a word.
+    pub fn restore_with_tail(
+        limits: IndexLimits,
+        cache: Arc<SegmentCache>,
+        source: Box<dyn SegmentSource>,
         mut summaries: Vec<(u32, Vec<u8>)>,
+        tail: Option<StoredTail>,
     ) -> Restored {
         summaries.sort_unstable_by_key(|(no, _)| *no);
         let mut inner = Inner::new(limits);
@@ -184,12 +217,57 @@ impl LogIndex {
             }
         }
         inner.stored_dicts = DictMarks::of(&inner);
+        let mut tail_rows = 0;
+        // After a problem, the rows from where the segments stopped are
+        // read: a tail further on is no use.
+        if let Some(tail) = tail.filter(|t| t.first == inner.len && problem.is_none()) {
+            match restore_tail(&mut inner, &tail) {
+                Ok(rows) => tail_rows = rows,
+                Err(TailError::Unused(e)) => problem = Some(format!("stored tail: {e}")),
+                Err(TailError::HalfApplied(e)) => {
+                    problem = Some(format!("stored tail: {e}; every segment is rebuilt"));
+                    inner = Inner::new(limits);
+                }
+            }
+        }
         let rows = inner.len;
         Restored {
             index: LogIndex::with_pager(inner, cache, source),
             rows,
             problem,
+            tail_rows,
         }
+    }
+
+    /// The growing tail encoded for the store, when it directly follows the
+    /// stored segments (no full chunk is waiting to be stored) and holds
+    /// rows; `None` otherwise, or for an index without a store.
+    pub fn tail(&self) -> Option<StoredTail> {
+        self.core.pager.as_ref()?;
+        let g = self.read();
+        if full_chunks(&g) != g.sealed {
+            return None;
+        }
+        let Some(ChunkRef::Resident(chunk)) = g.chunks.last() else {
+            return None;
+        };
+        if chunk.len() == 0 || chunk.len() >= CHUNK_ROWS {
+            return None;
+        }
+        let summary = Summary {
+            rows: chunk.len() as u32,
+            min_time: chunk.min_time,
+            max_time: chunk.max_time,
+            overflowed: overflow_bits(&g),
+            rollup: Summary::rollup_of(chunk),
+            dicts: delta(&g, g.stored_dicts, DictMarks::of(&g)),
+            actor_rows: Summary::actor_rows_of(chunk),
+        };
+        Some(StoredTail {
+            first: g.len - chunk.len() as u64,
+            summary: summary.encode(),
+            columns: Segment::encode_chunk(chunk),
+        })
     }
 
     /// The full chunks whose segments are not stored yet, encoded, oldest
@@ -306,6 +384,12 @@ fn check(inner: &Inner, s: &Summary) -> Result<(), String> {
     if s.rows as usize != CHUNK_ROWS {
         return Err(format!("{} rows, a segment holds {CHUNK_ROWS}", s.rows));
     }
+    check_dicts(inner, s)
+}
+
+/// Whether a summary's dictionary entries start where `inner`'s end, and
+/// its rollup names only events the catalog holds.
+fn check_dicts(inner: &Inner, s: &Summary) -> Result<(), String> {
     let marks = DictMarks::of(inner);
     for k in 0..4 {
         if s.dicts.texts[k].0 != marks.texts[k] {
@@ -322,10 +406,94 @@ fn check(inner: &Inner, s: &Summary) -> Result<(), String> {
     Ok(())
 }
 
-/// Adds a checked summary to `inner`. Each dictionary entry is interned
+/// Adds a checked summary to `inner` as sealed chunk `no`.
+fn apply(inner: &mut Inner, no: u32, s: Summary) -> Result<(), String> {
+    apply_counts(inner, &s)?;
+    inner.summaries.push(None);
+    inner.chunks.push(ChunkRef::Sealed(SealedMeta {
+        no,
+        rows: s.rows,
+        min_time: s.min_time,
+        max_time: s.max_time,
+    }));
+    inner.sealed += 1;
+    inner.len += u64::from(s.rows);
+    inner.min_time = inner.min_time.min(s.min_time);
+    inner.fills.push(Fill {
+        dicts: DictMarks::of(inner),
+        overflowed: s.overflowed,
+    });
+    Ok(())
+}
+
+/// Why a stored tail was not used.
+enum TailError {
+    /// Refused before anything of it was applied.
+    Unused(String),
+    /// Refused half applied: nothing restored can be trusted.
+    HalfApplied(String),
+}
+
+/// Adds a stored tail to `inner` (restored up to its first row) as the
+/// growing chunk; returns its rows. Everything that can be checked is
+/// checked before anything is applied: the summary as a segment's, the
+/// columns against the summary (rows, span, rollup, rows per actor), and
+/// every id against the dictionaries it will have.
+fn restore_tail(inner: &mut Inner, tail: &StoredTail) -> Result<u64, TailError> {
+    let unused = |e: String| TailError::Unused(e);
+    let s = Summary::decode(&tail.summary).map_err(|e| unused(e.to_string()))?;
+    check_dicts(inner, &s).map_err(unused)?;
+    if s.rows == 0 || s.rows as usize >= CHUNK_ROWS {
+        return Err(unused(format!(
+            "{} rows, a tail holds 1 to {}",
+            s.rows,
+            CHUNK_ROWS - 1
+        )));
+    }
+    let segment = Segment::decode_columns(&tail.columns).map_err(|e| unused(e.to_string()))?;
+    let c = &segment.chunk;
+    if c.len() != s.rows as usize || (c.min_time, c.max_time) != (s.min_time, s.max_time) {
+        return Err(unused(
+            "columns and summary disagree on rows or span".into(),
+        ));
+    }
+    if Summary::rollup_of(c) != s.rollup || Summary::actor_rows_of(c) != s.actor_rows {
+        return Err(unused("columns and summary disagree on counts".into()));
+    }
+    let marks = DictMarks::of(inner);
+    let after = |k: usize| marks.texts[k] as usize + s.dicts.texts[k].1.len();
+    let actors = marks.actors as usize + s.dicts.actors.1.len();
+    let n_events = crate::catalog::Catalog::get().len();
+    let fits =
+        |ids: &[u32], n: usize, over: u32| ids.iter().all(|&i| (i as usize) < n || i == over);
+    if !c.event.iter().all(|&e| (e as usize) < n_events)
+        || !fits(&c.actor, actors, ACTOR_OVERFLOW)
+        || !fits(&c.ip, after(2), OVERFLOW)
+        || !fits(&c.workflow, after(3), OVERFLOW)
+    {
+        return Err(unused("an id the dictionaries do not hold".into()));
+    }
+    apply_counts(inner, &s).map_err(TailError::HalfApplied)?;
+    let chunk = Chunk {
+        time: c.time.to_vec().into(),
+        event: c.event.to_vec().into(),
+        actor: c.actor.to_vec().into(),
+        ip: c.ip.to_vec().into(),
+        workflow: c.workflow.to_vec().into(),
+        min_time: c.min_time,
+        max_time: c.max_time,
+    };
+    inner.chunks.push(ChunkRef::Resident(Arc::new(chunk)));
+    inner.len += u64::from(s.rows);
+    inner.min_time = inner.min_time.min(s.min_time);
+    Ok(u64::from(s.rows))
+}
+
+/// Adds a checked summary's dictionary entries, rows per actor, overflow
+/// flags and rollup share to `inner`. Each dictionary entry is interned
 /// again, which must give it the id it had: anything else means the
 /// summaries disagree with each other.
-fn apply(inner: &mut Inner, no: u32, s: Summary) -> Result<(), String> {
+fn apply_counts(inner: &mut Inner, s: &Summary) -> Result<(), String> {
     let dicts = [
         &mut inner.user_ids,
         &mut inner.names,
@@ -371,20 +539,6 @@ fn apply(inner: &mut Inner, no: u32, s: Summary) -> Result<(), String> {
             }
         }
     }
-    inner.summaries.push(None);
-    inner.chunks.push(ChunkRef::Sealed(SealedMeta {
-        no,
-        rows: s.rows,
-        min_time: s.min_time,
-        max_time: s.max_time,
-    }));
-    inner.sealed += 1;
-    inner.len += u64::from(s.rows);
-    inner.min_time = inner.min_time.min(s.min_time);
-    inner.fills.push(Fill {
-        dicts: DictMarks::of(inner),
-        overflowed: bits,
-    });
     Ok(())
 }
 

@@ -182,7 +182,11 @@ impl Segment {
 
     /// The columns blob (version [`COLUMNS_VERSION`]).
     pub(super) fn encode_columns(&self) -> Vec<u8> {
-        let c = &self.chunk;
+        Segment::encode_chunk(&self.chunk)
+    }
+
+    /// The columns blob of any chunk, full or not (a stored tail's).
+    pub(super) fn encode_chunk(c: &Chunk) -> Vec<u8> {
         let mut out = Writer::with_capacity(40 + c.len() * 12);
         out.bytes(COLUMNS_MAGIC);
         out.u16(COLUMNS_VERSION);

@@ -511,6 +511,12 @@ proptest! {
         prop_assert_eq!(&answers(&paged, &filters, join, &scope, &json), &expected);
         prop_assert!(cache.stats().bytes <= budget as u64);
 
+        // What a clean shutdown stores besides the segments.
+        let tail = paged.tail();
+        prop_assert_eq!(
+            tail.as_ref().map(|t| t.first),
+            (rows.len() % CHUNK_ROWS > 0).then(|| (rows.len() - rows.len() % CHUNK_ROWS) as u64)
+        );
         let stored = mem.stored.lock().unwrap().len();
         match damage {
             // A crash after the last chunk filled, before its segment.
@@ -528,8 +534,15 @@ proptest! {
             _ => {}
         }
         let summaries = mem.stored.lock().unwrap().iter().map(|(n, s)| (*n, s.0.clone())).collect();
-        let restored = LogIndex::restore(limits, SegmentCache::new(budget), Box::new(mem.clone()), summaries);
+        let restored = LogIndex::restore_with_tail(
+            limits, SegmentCache::new(budget), Box::new(mem.clone()), summaries, tail.clone(),
+        );
         prop_assert_eq!(restored.problem, None);
+        // The tail is used unless the crash lost the segment before it
+        // (then it does not start where the segments end).
+        let lost = damage == 1 && stored > 0;
+        let tail_rows = tail.filter(|_| !lost).map_or(0, |_| rows.len() % CHUNK_ROWS);
+        prop_assert_eq!(restored.tail_rows, tail_rows as u64);
         let index = restored.index;
         index.append(rows[restored.rows as usize..].iter().map(gen_index_row));
         prop_assert!(index.same_dictionaries(&memory));
@@ -541,6 +554,117 @@ proptest! {
             prop_assert!(repaired.iter().all(|&n| n == victim.index(stored) as u32));
         }
     }
+}
+
+/// A stored tail restores the growing chunk without its rows; appended
+/// to, it fills and seals into the same bytes as an index that read the
+/// rows. A tail that does not hold together is refused (the rows are read
+/// instead), and one that no longer starts where the segments end is
+/// ignored.
+#[test]
+fn a_stored_tail_restores_the_growing_chunk() {
+    let login = ev(Level::Account, "Login/Logout", "Login");
+    let row = |i: usize| -> GenRow {
+        (
+            i as i64 * 1_000_000,
+            login,
+            format!("u{}", i % 70),
+            i.is_multiple_of(3).then(|| format!("User {}", i % 70)),
+            Some(format!("10.0.{}.{}", i % 5, i % 250)),
+            i.is_multiple_of(4).then(|| format!("wf_{}", i % 9)),
+            String::new(),
+        )
+    };
+    let rows: Vec<GenRow> = (0..CHUNK_ROWS * 3).map(row).collect();
+    let in_tail = CHUNK_ROWS / 2 + 3;
+    let (before, after) = rows.split_at(CHUNK_ROWS + in_tail);
+    let mem = Arc::new(MemSegments {
+        rows: rows.clone(),
+        ..MemSegments::default()
+    });
+    let limits = IndexLimits::DEFAULT;
+    let idx = LogIndex::paged(limits, SegmentCache::new(0), Box::new(mem.clone()));
+    append_sealing(&idx, &mem, before, 5);
+    let tail = idx.tail().expect("rows after the segment");
+    assert_eq!(tail.first, CHUNK_ROWS as u64);
+    let summaries = || -> Vec<(u32, Vec<u8>)> {
+        let stored = mem.stored.lock().unwrap();
+        stored.iter().map(|(n, s)| (*n, s.0.clone())).collect()
+    };
+    let restore = |tail: StoredTail| {
+        LogIndex::restore_with_tail(
+            limits,
+            SegmentCache::new(0),
+            Box::new(mem.clone()),
+            summaries(),
+            Some(tail),
+        )
+    };
+
+    let restored = restore(tail.clone());
+    assert_eq!(
+        (restored.problem.clone(), restored.tail_rows),
+        (None, in_tail as u64)
+    );
+    assert_eq!(restored.rows, before.len() as u64);
+    let index = restored.index;
+    assert!(index.same_dictionaries(&idx));
+    assert_eq!(index.tail(), Some(tail.clone()));
+    // Filled from here, it seals what the index that read every row seals.
+    let reference = LogIndex::new(limits);
+    reference.append(rows.iter().map(gen_index_row));
+    let stored_before = mem.stored.lock().unwrap().clone();
+    append_sealing(&index, &mem, after, 7);
+    assert_eq!(index.len(), rows.len() as u64);
+    assert!(index.same_dictionaries(&reference));
+    let fresh = Arc::new(MemSegments {
+        rows: rows.clone(),
+        ..MemSegments::default()
+    });
+    let replayed = LogIndex::paged(limits, SegmentCache::new(0), Box::new(fresh.clone()));
+    append_sealing(&replayed, &fresh, &rows, 7);
+    assert_eq!(*mem.stored.lock().unwrap(), *fresh.stored.lock().unwrap());
+    *mem.stored.lock().unwrap() = stored_before;
+
+    // Any flipped byte: refused, nothing of it applied.
+    for (blob, at) in [
+        (0, 9),
+        (0, tail.summary.len() - 5),
+        (1, 30),
+        (1, tail.columns.len() / 2),
+    ] {
+        let mut bad = tail.clone();
+        let bytes = if blob == 0 {
+            &mut bad.summary
+        } else {
+            &mut bad.columns
+        };
+        bytes[at] ^= 0x10;
+        let r = restore(bad);
+        assert!(r.problem.unwrap().starts_with("stored tail"));
+        assert_eq!((r.rows, r.tail_rows), (CHUNK_ROWS as u64, 0));
+        r.index
+            .append(before[CHUNK_ROWS..].iter().map(gen_index_row));
+        assert!(r.index.same_dictionaries(&idx));
+    }
+    // A summary and columns of two different tails: refused.
+    let mut mixed = tail.clone();
+    let shorter = LogIndex::paged(limits, SegmentCache::new(0), Box::new(mem.clone()));
+    append_sealing(&shorter, &mem, &before[..before.len() - 1], 5);
+    mixed.columns = shorter.tail().unwrap().columns;
+    let r = restore(mixed);
+    assert!(r.problem.unwrap().contains("disagree"));
+    assert_eq!(r.tail_rows, 0);
+    // Stale: a segment was sealed after it was stored.
+    let stale = StoredTail {
+        first: 0,
+        ..tail.clone()
+    };
+    let r = restore(stale);
+    assert_eq!(
+        (r.problem, r.tail_rows, r.rows),
+        (None, 0, CHUNK_ROWS as u64)
+    );
 }
 
 /// A summary that fails its checksum stops the restore there: the

@@ -667,6 +667,10 @@ impl<B: LogBackend> Store for LayeredStore<B> {
         self.read(|r| r.ping()).await
     }
 
+    async fn close(&self) -> Result<()> {
+        self.store_index_tails().await
+    }
+
     async fn failed(&self) -> StoreError {
         let mut rx = self.shared.failure.subscribe();
         let cause = rx

@@ -126,19 +126,21 @@ pub(super) fn restore<B: LogBackend>(
     key: AccountKey,
     problems: &AtomicU64,
 ) -> Result<(LogIndex, u64)> {
-    let summaries = backend.with_reader(|r| r.index_segment_summaries(key))?;
+    let (summaries, tail) =
+        backend.with_reader(|r| Ok((r.index_segment_summaries(key)?, r.index_tail(key)?)))?;
     let stored = summaries.len();
-    let restored = LogIndex::restore(
+    let restored = LogIndex::restore_with_tail(
         limits,
         cache.clone(),
         source(backend, repairs, account, key),
         summaries,
+        tail,
     );
     if let Some(problem) = &restored.problem {
         tracing::error!(
             account = %account,
             problem,
-            "index segments unusable from there on: rebuilt from the rows and stored again"
+            "stored index (segments or tail) unusable from there on: rebuilt from the rows"
         );
         metrics::counter!("auditlog_index_segments_repaired_total").increment(1);
         problems.fetch_add(1, Ordering::Relaxed);
@@ -161,6 +163,7 @@ pub(super) fn restore<B: LogBackend>(
         account = %account,
         segments = index.sealed_count(),
         stored,
+        tail = restored.tail_rows,
         replayed = expected - restored.rows,
         "index restored"
     );
@@ -182,6 +185,14 @@ pub struct RebuildReport {
 }
 
 impl<B: LogBackend> LayeredStore<B> {
+    /// Stores the index tail of every open account, so that the next open
+    /// restores it instead of reading its rows: what a clean shutdown does
+    /// last. A crash skips it; the next open then reads the rows after the
+    /// last tail stored (or after the segments, if one was sealed since).
+    pub async fn store_index_tails(&self) -> Result<()> {
+        self.send(|reply| Op::StoreIndexTails { reply }).await
+    }
+
     /// Rebuilds every account's index from its rows alone, compares it
     /// with what the stored segments restored at open (the columns of each
     /// segment byte for byte, the dictionaries value for value), and

@@ -108,6 +108,9 @@ pub(super) enum Op {
         columns: Vec<u8>,
         reply: Reply<()>,
     },
+    /// Stores the index tail of every open account (a clean shutdown;
+    /// see [`StoredTail`](auditlog_core::index::StoredTail)).
+    StoreIndexTails { reply: Reply<()> },
     /// Replaces every index segment of an account (`auditlog index
     /// rebuild`): `(number, summary, columns)`.
     ReplaceIndex {
@@ -147,6 +150,7 @@ impl WriteOp {
             | Op::TouchToken { reply, .. }
             | Op::CatchUp { reply, .. }
             | Op::PutIndexColumns { reply, .. }
+            | Op::StoreIndexTails { reply }
             | Op::ReplaceIndex { reply, .. } => drop(reply.send(Err(err()))),
             Op::RevokeToken { reply, .. } | Op::MarkToken { reply, .. } => {
                 drop(reply.send(Err(err())))
@@ -523,6 +527,21 @@ impl Sequencer {
                     reply,
                 } => {
                     or_answer!(tx.put_index_columns(key, no, &columns), reply);
+                    Done::Unit {
+                        result: Ok(()),
+                        reply,
+                    }
+                }
+                Op::StoreIndexTails { reply } => {
+                    let (mut accounts, mut rows) = (0, 0);
+                    for w in self.accounts.values() {
+                        if let Some(tail) = w.state.index.tail() {
+                            or_answer!(tx.put_index_tail(w.state.key, &tail), reply);
+                            accounts += 1;
+                            rows += w.state.index.len() - tail.first;
+                        }
+                    }
+                    tracing::info!(accounts, rows, "index tails stored");
                     Done::Unit {
                         result: Ok(()),
                         reply,

@@ -6,6 +6,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use auditlog_core::index::StoredTail;
 use auditlog_core::merkle::Hash;
 use auditlog_core::record::AccountId;
 use deadpool_postgres::Object;
@@ -334,5 +335,19 @@ impl LogReader for PgReader {
                 &[&account.0, &(no as i32)],
             )?
             .map(|r| r.get(0)))
+    }
+
+    fn index_tail(&self, account: AccountKey) -> Result<Option<StoredTail>> {
+        Ok(self
+            .query_opt(
+                "read an index tail",
+                "SELECT first, summary, columns FROM index_tails WHERE account_id = $1",
+                &[&account.0],
+            )?
+            .map(|r| StoredTail {
+                first: r.get::<_, i64>(0) as u64,
+                summary: r.get(1),
+                columns: r.get(2),
+            }))
     }
 }

@@ -20,7 +20,7 @@ use crate::{Result, StoreError, StoreErrorKind};
 
 /// The schema version this binary writes and reads. A database at a newer
 /// version was migrated by a newer auditlog: refused at start.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// Key of the advisory lock the migrations run under (any constant unique
 /// to auditlog: "auditlog" in ASCII).
@@ -143,6 +143,19 @@ CREATE TABLE index_segments (
     PRIMARY KEY (account_id, segment)
 );
 ALTER TABLE index_segments ALTER COLUMN columns SET STORAGE EXTERNAL;
+"#,
+    r#"
+-- Each account's growing index chunk (the rows after its last segment),
+-- stored by an instance at its clean shutdown so that the next open
+-- restores it instead of reading its rows. Derived data: checked at open,
+-- ignored when a segment was sealed since (`first` is then not where the
+-- segments end). Any instance's is good: rows never change.
+CREATE TABLE index_tails (
+    account_id  bigint PRIMARY KEY,
+    first       bigint NOT NULL,
+    summary     bytea NOT NULL,
+    columns     bytea NOT NULL
+);
 "#,
 ];
 

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use auditlog_core::catalog::EventId;
-use auditlog_core::index::IndexRow;
+use auditlog_core::index::{IndexRow, StoredTail};
 use auditlog_core::merkle::Hash;
 use auditlog_core::record::AccountId;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -610,6 +610,27 @@ impl LogTx for PgTx {
             "drop index segments",
             "DELETE FROM index_segments WHERE account_id = $1",
             &[&account.0],
+        )?;
+        self.execute(
+            "drop an index tail",
+            "DELETE FROM index_tails WHERE account_id = $1",
+            &[&account.0],
+        )
+        .map(drop)
+    }
+
+    fn put_index_tail(&mut self, account: AccountKey, tail: &StoredTail) -> Result<()> {
+        self.execute(
+            "write an index tail",
+            "INSERT INTO index_tails (account_id, first, summary, columns) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (account_id) DO UPDATE SET \
+             first = excluded.first, summary = excluded.summary, columns = excluded.columns",
+            &[
+                &account.0,
+                &(tail.first as i64),
+                &tail.summary,
+                &tail.columns,
+            ],
         )
         .map(drop)
     }

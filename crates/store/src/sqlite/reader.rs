@@ -2,6 +2,7 @@
 //! an export's own), rows by seq, by id and in batches, tiles, leaf hashes,
 //! checkpoints and tokens.
 
+use auditlog_core::index::StoredTail;
 use auditlog_core::merkle::Hash;
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -370,6 +371,22 @@ impl LogReader for SqliteReader {
             )
             .and_then(|mut s| s.query_row(params![account.0, no], |r| r.get(0)).optional())
             .map_err(sql_err("read an index segment"))
+    }
+
+    fn index_tail(&self, account: AccountKey) -> Result<Option<StoredTail>> {
+        self.conn
+            .prepare_cached("SELECT first, summary, columns FROM index_tails WHERE account = ?1")
+            .and_then(|mut s| {
+                s.query_row([account.0], |r| {
+                    Ok(StoredTail {
+                        first: r.get::<_, i64>(0)? as u64,
+                        summary: r.get(1)?,
+                        columns: r.get(2)?,
+                    })
+                })
+                .optional()
+            })
+            .map_err(sql_err("read an index tail"))
     }
 
     fn signed_size(&self, account: AccountKey) -> Result<u64> {

@@ -72,6 +72,18 @@ CREATE TABLE IF NOT EXISTS index_segments (
     columns  BLOB NOT NULL,
     UNIQUE (account, segment)
 );
+-- Each account's growing index chunk (the rows after its last segment),
+-- stored at a clean shutdown so that the next open restores it instead of
+-- reading up to 65,535 rows with their records. Derived data like the
+-- segments: checked at open, ignored when a segment was sealed since
+-- (`first` is then not where the segments end) or when it does not hold
+-- together.
+CREATE TABLE IF NOT EXISTS index_tails (
+    account  INTEGER PRIMARY KEY,
+    first    INTEGER NOT NULL,
+    summary  BLOB NOT NULL,
+    columns  BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS checkpoints (
     account     INTEGER NOT NULL,
     size        INTEGER NOT NULL,

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use auditlog_core::catalog::EventId;
+use auditlog_core::index::StoredTail;
 use auditlog_core::record::AccountId;
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -198,6 +199,28 @@ impl LogTx for SqliteTx {
         self.conn
             .execute("DELETE FROM index_segments WHERE account = ?1", [account.0])
             .map_err(sql_err("drop index segments"))?;
+        self.conn
+            .execute("DELETE FROM index_tails WHERE account = ?1", [account.0])
+            .map_err(sql_err("drop an index tail"))?;
+        Ok(())
+    }
+
+    fn put_index_tail(&mut self, account: AccountKey, tail: &StoredTail) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO index_tails (account, first, summary, columns) \
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (account) DO UPDATE SET \
+                 first = excluded.first, summary = excluded.summary, columns = excluded.columns",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    account.0,
+                    tail.first as i64,
+                    tail.summary,
+                    tail.columns
+                ])
+            })
+            .map_err(sql_err("write an index tail"))?;
         Ok(())
     }
 

@@ -48,6 +48,8 @@ trait Backend: Sized {
     fn reopen_damaged(&mut self, index_memory: usize, damage: Damage);
     /// How many index segments are stored (all accounts).
     fn stored_segments(&self) -> usize;
+    /// The first row of each stored index tail, by account.
+    fn stored_tails(&self) -> Vec<i64>;
 }
 
 /// What happens to the stored index segments between two opens.
@@ -61,6 +63,32 @@ enum Damage {
     FlipColumns,
     /// A byte of segment 1's summary flipped.
     FlipSummary,
+    /// A byte of every stored tail's columns flipped.
+    FlipTail,
+    /// Every stored tail claims to start a row earlier than it does (what a
+    /// tail stored before a segment was sealed looks like).
+    StaleTail,
+    /// The index columns of the service account's rows after acme's first
+    /// segment say another user wrote them: never done to a real log (its
+    /// rows never change), only to tell here whether an open read the rows
+    /// or took the stored tail.
+    RowsUnderTail,
+}
+
+/// SQL that damages a tail or the rows under it as `damage` says, for
+/// either backend (`account` names the account columns of `events` and
+/// `accounts`; the rest is the same in both schemas). Flipping a byte is
+/// each backend's own.
+fn tail_damage(damage: Damage, account: (&str, &str)) -> Option<String> {
+    let (events_account, accounts_id) = account;
+    match damage {
+        Damage::StaleTail => Some("UPDATE index_tails SET first = first - 1".to_owned()),
+        Damage::RowsUnderTail => Some(format!(
+            "UPDATE events SET actor_name = 'u7' WHERE actor_name = 'svc' AND seq >= 65536 \
+             AND {events_account} = (SELECT {accounts_id} FROM accounts WHERE name = 'acme')"
+        )),
+        _ => None,
+    }
 }
 
 fn sqlite_damage(dir: &std::path::Path, damage: Damage) {
@@ -92,6 +120,30 @@ fn sqlite_damage(dir: &std::path::Path, damage: Damage) {
         }
         Damage::FlipColumns => flip("columns", 0),
         Damage::FlipSummary => flip("summary", 1),
+        Damage::FlipTail => {
+            let mut stmt = conn
+                .prepare("SELECT account, columns FROM index_tails")
+                .unwrap();
+            let tails: Vec<(i64, Vec<u8>)> = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            for (account, mut columns) in tails {
+                columns[40] ^= 0xff;
+                conn.execute(
+                    "UPDATE index_tails SET columns = ?1 WHERE account = ?2",
+                    rusqlite::params![columns, account],
+                )
+                .unwrap();
+            }
+        }
+        tail => {
+            let changed = conn
+                .execute(&tail_damage(tail, ("account", "id")).unwrap(), [])
+                .unwrap();
+            assert!(changed > 0, "{tail:?} changed nothing");
+        }
     }
 }
 
@@ -146,6 +198,19 @@ impl Backend for Sqlite {
             r.get::<_, i64>(0)
         })
         .unwrap() as usize
+    }
+
+    fn stored_tails(&self) -> Vec<i64> {
+        let conn =
+            rusqlite::Connection::open(self.dir.path().join(auditlog_store::sqlite::DB_FILE))
+                .unwrap();
+        let mut stmt = conn
+            .prepare("SELECT first FROM index_tails ORDER BY account")
+            .unwrap();
+        stmt.query_map([], |r| r.get::<_, i64>(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
     }
 }
 
@@ -1186,6 +1251,10 @@ impl Backend for SqliteClustered {
     fn stored_segments(&self) -> usize {
         self.0.stored_segments()
     }
+
+    fn stored_tails(&self) -> Vec<i64> {
+        self.0.stored_tails()
+    }
 }
 
 /// What the file looks like on disk, so the two suites test two layouts.
@@ -1511,6 +1580,38 @@ async fn index_segments_never_change_an_answer<B: Backend>() {
     assert_eq!(append_seqs(&b, "acme", 1, 0).await, [n as u64]);
 }
 
+/// A clean close stores each open account's index tail (the rows after
+/// its last segment), and the next open takes it instead of reading those
+/// rows: the answers are the same, also when the tail is corrupt (its
+/// checksum fails: the rows are read) or stale (it starts where the
+/// segments no longer end: ignored). That the open took the tail shows
+/// when the rows under it are changed: its answers stay the tail's.
+async fn a_stored_index_tail_stands_in_for_its_rows<B: Backend>() {
+    let mut b = B::fresh();
+    let a = acct("acme");
+    let n = 65_536 + 3_000;
+    append_mixed(&b.store(), &a, n).await;
+    append_seqs(&b, "other", 3, 0).await;
+    let expected = index_answers(&b.store(), &a).await;
+    b.store().close().await.unwrap();
+    assert_eq!(b.stored_tails(), [65_536, 0]);
+    for damage in [Damage::None, Damage::FlipTail, Damage::StaleTail] {
+        b.reopen_damaged(usize::MAX, damage);
+        assert_eq!(index_answers(&b.store(), &a).await, expected, "{damage:?}");
+        // Stored again, whole, at the next close (an account not opened
+        // since keeps the tail it had, whatever became of it).
+        b.store().close().await.unwrap();
+        assert_eq!(b.stored_tails()[0], 65_536, "{damage:?}");
+    }
+    b.reopen_damaged(usize::MAX, Damage::RowsUnderTail);
+    assert_eq!(index_answers(&b.store(), &a).await, expected);
+    // Without the tail, the open reads the changed rows.
+    b.reopen_damaged(usize::MAX, Damage::StaleTail);
+    assert_ne!(index_answers(&b.store(), &a).await, expected);
+    // And the log goes on.
+    assert_eq!(append_seqs(&b, "acme", 1, 0).await, [n as u64]);
+}
+
 /// A query stops when its control says so: cancelled (`Unavailable`) or
 /// past its deadline (`TimedOut`), for a description filter (the per-row
 /// reads) and for plain scans and exports alike.
@@ -1718,6 +1819,7 @@ conformance_suite!(sqlite: Sqlite, sqlite_clustered: SqliteClustered, postgres: 
     queries_stop_past_their_cap_on_records_read,
     an_export_is_the_snapshot_of_its_start,
     index_segments_never_change_an_answer,
+    a_stored_index_tail_stands_in_for_its_rows,
     concurrent_first_uses_of_an_unopened_account_share_one_state,
     a_lazily_opened_account_answers_like_before,
     closed_accounts_answer_as_open_ones,

@@ -64,6 +64,10 @@ impl Backend for Postgres {
             ),
             Damage::FlipColumns => self.db.sql(&flip("columns", 0)),
             Damage::FlipSummary => self.db.sql(&flip("summary", 1)),
+            Damage::FlipTail => self.db.sql(
+                "UPDATE index_tails SET columns = set_byte(columns, 40, get_byte(columns, 40) # 255)",
+            ),
+            tail => self.db.sql(&super::tail_damage(tail, ("account_id", "account_id")).unwrap()),
         }
         let mut opts = PgOptions::default();
         opts.index.memory = index_memory;
@@ -76,6 +80,14 @@ impl Backend for Postgres {
             .unwrap()
             .parse()
             .unwrap()
+    }
+
+    fn stored_tails(&self) -> Vec<i64> {
+        self.db
+            .rows("SELECT first FROM index_tails ORDER BY account_id")
+            .iter()
+            .map(|r| r[0].as_deref().unwrap().parse().unwrap())
+            .collect()
     }
 }
 

@@ -10,9 +10,10 @@
 //! events, peak RSS was 278–296 MiB on the heap and is 221–224 MiB in
 //! regions, with rounds ~6 % faster (docs/bench/issue13-paged-10m.md). An
 //! immediate purge for the whole heap got close (221 MiB) but cost batch
-//! ingest ~20 % more CPU. A few dropped mappings are kept for the next loads
-//! ([`SPARE_REGIONS`]), so a cache that evicts one segment for every one it
-//! loads does not map, fault and unmap 1.5 MiB each time.
+//! ingest ~20 % more CPU. A few dropped mappings of full segments are kept
+//! for the next loads ([`SPARE_REGIONS`]), so a cache that evicts one
+//! segment for every one it loads does not map, fault and unmap 1.5 MiB
+//! each time.
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
@@ -128,7 +129,12 @@ impl<T: Pod + Eq> Eq for Col<T> {}
 /// The memory a loaded segment's columns live in: an anonymous mapping,
 /// or, where the kernel refuses one, a heap block (the same answers, with
 /// the allocator's retention back). Shared read-only once built.
-pub(super) struct Region(Memory);
+pub(super) struct Region {
+    memory: Memory,
+    /// Whether its mapping goes back to the spares when dropped (a full
+    /// segment's: the size every later load asks for).
+    reuse: bool,
+}
 
 /// Mappings of dropped regions kept for the next loads, at most
 /// [`SPARE_REGIONS`]: without them, mapping, faulting and unmapping 1.5 MiB
@@ -150,7 +156,10 @@ const SPARE_REGIONS: usize = 8;
 
 impl Drop for Region {
     fn drop(&mut self) {
-        if let Memory::Mapped(m) = std::mem::replace(&mut self.0, Memory::Heap(Box::new([]))) {
+        if !self.reuse {
+            return;
+        }
+        if let Memory::Mapped(m) = std::mem::replace(&mut self.memory, Memory::Heap(Box::new([]))) {
             let mut spare = SPARE.lock().unwrap_or_else(|e| e.into_inner());
             if spare.len() < SPARE_REGIONS {
                 spare.push(m);
@@ -166,7 +175,7 @@ enum Memory {
 
 impl Region {
     fn bytes(&self) -> &[u8] {
-        match &self.0 {
+        match &self.memory {
             Memory::Mapped(m) => m,
             Memory::Heap(b) => bytemuck::cast_slice(b),
         }
@@ -179,6 +188,7 @@ impl Region {
 pub(super) struct RegionBuilder {
     memory: Memory,
     at: usize,
+    reuse: bool,
 }
 
 /// Where a piece of a region starts and how many values it holds.
@@ -189,15 +199,28 @@ pub(super) struct Piece {
 }
 
 impl RegionBuilder {
-    /// A region of `bytes` (rounded up to 8): a spare mapping of that size,
-    /// or a new one.
+    /// A region of `bytes` (rounded up to 8), mapped for it and unmapped
+    /// when dropped.
     pub(super) fn new(bytes: usize) -> RegionBuilder {
+        RegionBuilder::build(bytes, false)
+    }
+
+    /// The same for a size many loads ask for (a full segment's): from a
+    /// spare mapping of that size if there is one, and kept as a spare
+    /// when dropped (at most [`SPARE_REGIONS`] are).
+    pub(super) fn reusable(bytes: usize) -> RegionBuilder {
+        RegionBuilder::build(bytes, true)
+    }
+
+    fn build(bytes: usize, reuse: bool) -> RegionBuilder {
         let bytes = bytes.div_ceil(8) * 8;
-        let spare = {
-            let mut spare = SPARE.lock().unwrap_or_else(|e| e.into_inner());
-            let fits = spare.iter().position(|m| m.len() == bytes);
-            fits.map(|i| spare.swap_remove(i))
-        };
+        let spare = reuse
+            .then(|| {
+                let mut spare = SPARE.lock().unwrap_or_else(|e| e.into_inner());
+                let fits = spare.iter().position(|m| m.len() == bytes);
+                fits.map(|i| spare.swap_remove(i))
+            })
+            .flatten();
         // A spare mapping is not zeroed again: every piece taken from it is
         // written in full before it is read.
         let mapped = spare.or_else(|| {
@@ -215,6 +238,7 @@ impl RegionBuilder {
             Some(m) => RegionBuilder {
                 memory: Memory::Mapped(m),
                 at: 0,
+                reuse,
             },
             None => RegionBuilder::on_heap(bytes),
         }
@@ -225,6 +249,7 @@ impl RegionBuilder {
         RegionBuilder {
             memory: Memory::Heap(vec![0u64; bytes.div_ceil(8)].into_boxed_slice()),
             at: 0,
+            reuse: false,
         }
     }
 
@@ -269,7 +294,10 @@ impl RegionBuilder {
 
     /// The filled region, shared (and only read) from here on.
     pub(super) fn finish(self) -> Arc<Region> {
-        Arc::new(Region(self.memory))
+        Arc::new(Region {
+            memory: self.memory,
+            reuse: self.reuse,
+        })
     }
 }
 
@@ -322,21 +350,27 @@ mod tests {
     #[test]
     fn mapped_and_heap_regions_hold_the_same_columns() {
         let mapped = round_trip(RegionBuilder::new(BYTES));
-        assert!(matches!(mapped.0, Memory::Mapped(_)));
+        assert!(matches!(mapped.memory, Memory::Mapped(_)));
         let heap = round_trip(RegionBuilder::on_heap(BYTES));
-        assert!(matches!(heap.0, Memory::Heap(_)));
+        assert!(matches!(heap.memory, Memory::Heap(_)));
         assert_eq!(mapped.bytes()[..BYTES], heap.bytes()[..BYTES]);
     }
 
     #[test]
     fn a_dropped_region_is_mapped_again_by_the_next_load_of_its_size() {
-        // A size no other test uses, so that no other test takes it.
+        // Sizes no other test uses, so that no other test takes them.
         let bytes = BYTES + 8 * 977;
-        let region = round_trip(RegionBuilder::new(bytes));
+        let region = round_trip(RegionBuilder::reusable(bytes));
         let at = region.bytes().as_ptr();
         drop(region);
-        let again = round_trip(RegionBuilder::new(bytes));
+        let again = round_trip(RegionBuilder::reusable(bytes));
         assert_eq!(again.bytes().as_ptr(), at);
+        // A region of a size few loads ask for (a stored tail's) is not
+        // kept: it would hold a spare's place for nothing.
+        let odd = BYTES + 8 * 983;
+        drop(round_trip(RegionBuilder::new(odd)));
+        let spare = SPARE.lock().unwrap();
+        assert!(spare.iter().all(|m| m.len() != odd));
     }
 
     #[test]

@@ -122,8 +122,8 @@ pub struct Restored {
 
 /// The growing tail of a paged index encoded for the store
 /// ([`LogIndex::tail`]), so that the next open restores it instead of
-/// reading its rows (up to 65,535 rows with their records: most of a cold
-/// open). Derived data like a segment: checked before use, and ignored
+/// reading its rows (up to 65,535 rows with their records). Derived data
+/// like a segment: checked before use, and ignored
 /// (the rows are read) when it is not the tail of the segments stored
 /// before it or does not hold together.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -219,7 +219,12 @@ impl Segment {
         let max_time = r.i64()?;
         // Decoded straight into the segment's own region (see `column`):
         // the five columns, then the postings' rows.
-        let mut region = RegionBuilder::new(n * ROW_BYTES + column::padding(6));
+        let bytes = n * ROW_BYTES + column::padding(6);
+        let mut region = if n == CHUNK_ROWS {
+            RegionBuilder::reusable(bytes)
+        } else {
+            RegionBuilder::new(bytes)
+        };
         let (time, out) = region.take::<i64>(n);
         r.times(out)?;
         let (event, out) = region.take::<u16>(n);

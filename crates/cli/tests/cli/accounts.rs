@@ -90,7 +90,27 @@ async fn touch_accounts(args: &[&str]) -> Run {
         assert_eq!(res.status(), StatusCode::CREATED);
         assert_eq!(server.count(&read, &account(k)).await, EVENTS as u64);
     }
-    let text = server.get_text("/metrics").await;
+    // The writer counts open accounts after it answers a group, so the last
+    // append's count may still be on its way: read the gauges once two
+    // reads 200 ms apart agree (the writer is idle by then).
+    let gauges = |text: &str| {
+        [
+            "auditlog_accounts_open",
+            "auditlog_accounts_open_bytes",
+            "auditlog_accounts_evicted_total",
+        ]
+        .map(|name| metric(text, name))
+    };
+    let mut text = server.get_text("/metrics").await;
+    for _ in 0..25 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let again = server.get_text("/metrics").await;
+        let settled = gauges(&again) == gauges(&text);
+        text = again;
+        if settled {
+            break;
+        }
+    }
     let run = Run {
         peak_growth: proc_status(server.pid(), "VmHWM:").saturating_sub(before),
         rss_growth: proc_status(server.pid(), "VmRSS:").saturating_sub(before),

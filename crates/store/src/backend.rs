@@ -210,12 +210,8 @@ pub trait LogReader {
     fn index_segment_columns(&self, account: AccountKey, no: u32) -> Result<Option<Vec<u8>>>;
 
     /// The account's index tail stored at the last clean shutdown, if any
-    /// (maybe stale: the open checks it). The default: none (the tail's
-    /// rows are read).
-    fn index_tail(&self, account: AccountKey) -> Result<Option<StoredTail>> {
-        let _ = account;
-        Ok(None)
-    }
+    /// (maybe stale: the open checks it).
+    fn index_tail(&self, account: AccountKey) -> Result<Option<StoredTail>>;
 
     /// The committed size of the log of `account` (0 for an account the
     /// database does not know), asked before a read when
@@ -342,12 +338,7 @@ pub trait LogTx {
     fn delete_index_segments(&mut self, account: AccountKey) -> Result<()>;
 
     /// Stores the account's index tail, replacing the one stored before.
-    /// The default stores nothing (a backend without tails reads the
-    /// tail's rows at every open).
-    fn put_index_tail(&mut self, account: AccountKey, tail: &StoredTail) -> Result<()> {
-        let _ = (account, tail);
-        Ok(())
-    }
+    fn put_index_tail(&mut self, account: AccountKey, tail: &StoredTail) -> Result<()>;
 
     /// Commits and syncs; see the module's contract.
     fn commit(&mut self) -> Result<()>;

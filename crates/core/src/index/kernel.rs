@@ -42,6 +42,9 @@ impl Plan {
         if let Some(parts) = self.in_two_threads(|range, mask| {
             range
                 .map(|ci| {
+                    if let Some(n) = self.settled_count(ci, bounds) {
+                        return n;
+                    }
                     let base = (ci * CHUNK_ROWS) as u64;
                     let Some(chunk) = self.hold_in(ci, bounds) else {
                         return 0;
@@ -55,6 +58,10 @@ impl Plan {
         let mut mask = Vec::new();
         let mut n = 0;
         for ci in 0..self.chunks.len() {
+            if let Some(settled) = self.settled_count(ci, bounds) {
+                n += settled;
+                continue;
+            }
             let base = (ci * CHUNK_ROWS) as u64;
             let Some(chunk) = self.hold_in(ci, bounds) else {
                 continue;
@@ -73,6 +80,29 @@ impl Plan {
             return None;
         }
         self.hold(r)
+    }
+
+    /// Adds chunk `ci`'s matches to `counts` when its summary settles them
+    /// without its rows ([`Plan::settled_count`]): none match, or the chunk
+    /// lies within one bucket. Whether it did.
+    fn settled_bucket(
+        &self,
+        ci: usize,
+        bounds: TimeBounds,
+        edges: &[i64],
+        counts: &mut [u64],
+    ) -> bool {
+        let r = &self.chunks[ci];
+        let mut cur = Bucket::new(edges);
+        let one_bucket = cur.of(r.min_time()) == cur.of(r.max_time());
+        match self.settled_count(ci, bounds) {
+            Some(0) => true,
+            Some(n) if one_bucket => {
+                counts[cur.of(r.min_time())] += n;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Runs `part` over the first and second half of the chunks on two
@@ -122,6 +152,9 @@ impl Plan {
         };
         let part = |range: std::ops::Range<usize>, counts: &mut [u64], mask: &mut Vec<u8>| {
             for ci in range {
+                if self.settled_bucket(ci, bounds, edges, counts) {
+                    continue;
+                }
                 let base = (ci * CHUNK_ROWS) as u64;
                 let Some(chunk) = self.hold_in(ci, bounds) else {
                     continue;
@@ -151,6 +184,9 @@ impl Plan {
         }
         let mut mask = Vec::new();
         for ci in 0..self.chunks.len() {
+            if self.settled_bucket(ci, bounds, edges, &mut counts) {
+                continue;
+            }
             let base = (ci * CHUNK_ROWS) as u64;
             let Some(chunk) = self.hold_in(ci, bounds) else {
                 continue;
@@ -191,7 +227,7 @@ impl Plan {
             return n;
         };
         let whole = bounds.contains(chunk.min_time) && bounds.contains(chunk.max_time);
-        match self.chunk_verdict(tables, chunk, summary) {
+        match self.chunk_verdict(tables, chunk.len(), summary) {
             Verdict::None => 0,
             Verdict::All if whole => chunk.len() as u64,
             Verdict::Rows { count: Some(n), .. } if whole => n,
@@ -227,7 +263,7 @@ impl Plan {
             return;
         };
         let whole = bounds.contains(chunk.min_time) && bounds.contains(chunk.max_time);
-        let verdict = self.chunk_verdict(tables, chunk, summary);
+        let verdict = self.chunk_verdict(tables, chunk.len(), summary);
         if verdict == Verdict::None {
             return;
         }

@@ -300,9 +300,10 @@ const EMPTY_INDEX_BYTES: usize = 3 << 10;
 struct Inner {
     chunks: Vec<ChunkRef>,
     /// The summary of each full chunk (`summaries[i]` is chunk `i`'s):
-    /// computed once as the chunk fills, since full chunks never change;
-    /// `None` for a chunk restored from a stored segment (summaries are not
-    /// stored yet: such a chunk is loaded and scanned instead of skipped).
+    /// computed once as the chunk fills, since full chunks never change,
+    /// or from its stored segment's summary when restored (event and actor
+    /// columns only, see `summary::from_stored`); `None` for a restored
+    /// chunk whose stored counts do not add up (it is loaded and scanned).
     summaries: Vec<Option<Arc<ChunkSummary>>>,
     rollup: Rollup,
     /// Entries of `rollup` (slot, event): with `rollup.len()`, what it

@@ -218,8 +218,15 @@ impl Plan {
     /// picked actors hold an eighth of its rows at most is visited through
     /// its postings; others by a walk of its actor column.
     fn actor_rows(&self, part: &ActorPart<'_>, bounds: TimeBounds, mut f: impl FnMut(i64, u16)) {
-        for r in &self.chunks {
+        let picked = |a: u32| part.actor.get(a as usize).copied().unwrap_or(false);
+        for (ci, r) in self.chunks.iter().enumerate() {
             if r.len() == 0 || !bounds.overlaps(r.min_time(), r.max_time()) {
+                continue;
+            }
+            // A chunk whose summary holds none of the picked actors is not
+            // read (nor loaded, when sealed).
+            let actors = self.summary(ci).and_then(|s| s.columns[1].as_deref());
+            if actors.is_some_and(|v| !v.iter().any(|&(a, _)| picked(a))) {
                 continue;
             }
             let Some(chunk) = self.hold(r) else {
@@ -238,7 +245,7 @@ impl Plan {
                 }
             }
             for (i, &a) in c.actor.iter().enumerate() {
-                if part.actor.get(a as usize).copied().unwrap_or(false) {
+                if picked(a) {
                     f(c.time[i], c.event[i]);
                 }
             }

@@ -184,12 +184,14 @@ impl Plan {
             {
                 continue;
             }
+            // Chunks no row of which can match are skipped before a sealed
+            // one is loaded.
+            if self.skips_chunk(ci) {
+                continue;
+            }
             let Some(chunk) = self.hold(r) else {
                 break;
             };
-            if self.skips_chunk(&chunk, self.summary(ci)) {
-                continue;
-            }
             self.scan_chunk(
                 &chunk,
                 (ci * CHUNK_ROWS) as u64,

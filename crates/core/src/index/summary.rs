@@ -13,7 +13,7 @@
 //! one-column filter is a sum over the chunk's distinct values.
 
 use super::plan::{Plan, Tables};
-use super::{CHUNK_ROWS, Chunk};
+use super::{CHUNK_ROWS, Chunk, TimeBounds};
 use crate::query::Join;
 
 /// Most distinct values of one column a summary keeps per chunk. A column
@@ -190,25 +190,70 @@ impl Plan {
         }
     }
 
-    /// The verdict on a chunk, for a plan the tables decide alone.
+    /// The verdict on a chunk of `rows` rows, for a plan the tables decide
+    /// alone.
     pub(super) fn chunk_verdict(
         &self,
         tables: Option<&Tables>,
-        chunk: &Chunk,
+        rows: usize,
         summary: Option<&ChunkSummary>,
     ) -> Verdict {
         match tables {
             None => Verdict::All,
-            Some(t) => self.verdict(t, chunk.len(), summary),
+            Some(t) => self.verdict(t, rows, summary),
         }
     }
 
-    /// Whether no row of the chunk can match, by its summary alone.
-    pub(super) fn skips_chunk(&self, chunk: &Chunk, summary: Option<&ChunkSummary>) -> bool {
+    /// Whether no row of chunk `ci` can match, by its summary alone.
+    pub(super) fn skips_chunk(&self, ci: usize) -> bool {
+        let summary = self.summary(ci);
         summary.is_some()
             && matches!(
                 self.decided_tables(),
-                Some(t) if self.chunk_verdict(t, chunk, summary) == Verdict::None
+                Some(t) if self.chunk_verdict(t, self.chunks[ci].len(), summary) == Verdict::None
             )
     }
+
+    /// How many rows of chunk `ci` within `bounds` match, when its summary
+    /// settles that without the rows: none can match, or the chunk lies
+    /// wholly within the bounds and every row or one summarized column
+    /// decides. A sealed chunk so settled is not loaded.
+    pub(super) fn settled_count(&self, ci: usize, bounds: TimeBounds) -> Option<u64> {
+        let summary = Some(self.summary(ci)?);
+        let tables = self.decided_tables()?;
+        let r = &self.chunks[ci];
+        let whole = bounds.contains(r.min_time()) && bounds.contains(r.max_time());
+        match self.chunk_verdict(tables, r.len(), summary) {
+            Verdict::None => Some(0),
+            Verdict::All if whole => Some(r.len() as u64),
+            Verdict::Rows { count: Some(n), .. } if whole => Some(n),
+            _ => None,
+        }
+    }
+}
+
+/// The summary of a sealed chunk from what its stored segment summary
+/// holds: the event column from its rollup, the actor column from its rows
+/// per actor (both exactly what [`summarize`] counts from the rows), and no
+/// IP address or workflow column (not stored: looked at row by row).
+/// `None` when the counts do not add up to the chunk's rows.
+pub(super) fn from_stored(s: &super::segment::Summary) -> Option<ChunkSummary> {
+    let mut events = vec![0u32; crate::catalog::Catalog::get().len()];
+    for &(_, e, n) in &s.rollup {
+        let slot = events.get_mut(e as usize)?;
+        *slot = slot.checked_add(n)?;
+    }
+    let events: Vec<(u32, u32)> = (0u32..).zip(events).filter(|&(_, n)| n > 0).collect();
+    let actors = &s.actor_rows;
+    let ascending = actors.windows(2).all(|w| w[0].0 < w[1].0);
+    let sum = |v: &[(u32, u32)]| v.iter().map(|&(_, n)| u64::from(n)).sum::<u64>();
+    if sum(&events) != u64::from(s.rows) || sum(actors) != u64::from(s.rows) || !ascending {
+        return None;
+    }
+    let capped =
+        |v: Vec<(u32, u32)>| (v.len() <= SUMMARY_MAX_DISTINCT).then(|| v.into_boxed_slice());
+    Some(ChunkSummary {
+        rows: s.rows,
+        columns: [capped(events), capped(actors.clone()), None, None],
+    })
 }

@@ -720,6 +720,121 @@ fn a_corrupt_summary_restores_the_segments_before_it() {
     assert_eq!(index.unsealed().len(), 2);
 }
 
+/// A restored index settles from its segments' stored summaries what
+/// they decide (a count of one event or actor column over whole chunks, a
+/// histogram whose buckets hold whole chunks, chunks a filter cannot
+/// match): those segments are not loaded, and every answer is the
+/// in-memory index's.
+#[test]
+fn stored_summaries_answer_without_loading_segments() {
+    let login = ev(Level::Account, "Login/Logout", "Login");
+    let role = ev(Level::Account, "Roles", "Role created");
+    let chunks = 4;
+    // A heavy service account on every third row, two others, and one user
+    // only in the last full chunk (few enough distinct ones for the
+    // summaries of the tests' small chunks); the event alternates.
+    let row = |i: usize| -> GenRow {
+        let actor = match i {
+            _ if i.is_multiple_of(3) => "svc".to_string(),
+            _ if i / CHUNK_ROWS == chunks - 1 && i % 10 == 1 => "late".to_string(),
+            _ => format!("u{}", i % 3),
+        };
+        (
+            i as i64 * 1_000_000,
+            if i.is_multiple_of(2) { login } else { role },
+            actor,
+            None,
+            Some(format!("10.0.0.{}", i % 9)),
+            None,
+            String::new(),
+        )
+    };
+    let rows: Vec<GenRow> = (0..CHUNK_ROWS * chunks + CHUNK_ROWS / 2).map(row).collect();
+    let mem = Arc::new(MemSegments {
+        rows: rows.clone(),
+        ..MemSegments::default()
+    });
+    let limits = IndexLimits::DEFAULT;
+    let idx = LogIndex::paged(limits, SegmentCache::new(0), Box::new(mem.clone()));
+    append_sealing(&idx, &mem, &rows, 1000);
+    let summaries: Vec<(u32, Vec<u8>)> = mem
+        .stored
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(n, s)| (*n, s.0.clone()))
+        .collect();
+    assert_eq!(summaries.len(), chunks);
+    let cache = SegmentCache::new(0);
+    let restored = LogIndex::restore(limits, cache.clone(), Box::new(mem.clone()), summaries);
+    assert_eq!(restored.problem, None);
+    let index = restored.index;
+    index.append(rows[CHUNK_ROWS * chunks..].iter().map(gen_index_row));
+    let reference = LogIndex::new(limits);
+    reference.append(rows.iter().map(gen_index_row));
+    let chunk_us = CHUNK_ROWS as i64 * 1_000_000;
+    // Buckets of two chunks each, then the tail.
+    let edges = [0, 2 * chunk_us, 4 * chunk_us, 5 * chunk_us];
+    fn no_check(_: u64) -> bool {
+        unreachable!("no record check")
+    }
+    let loads_of = |filters: &[Filter], what: &str| -> u64 {
+        let before = cache.stats().loads;
+        let plan = index.plan(filters, Join::And, &Scope::Account);
+        let want = reference.plan(filters, Join::And, &Scope::Account);
+        let (got, exp) = match what {
+            "count" => (
+                vec![index.count(&plan, TimeBounds::ALL, &mut no_check)],
+                vec![reference.count(&want, TimeBounds::ALL, &mut no_check)],
+            ),
+            "histogram" => (
+                index.histogram(&plan, TimeBounds::ALL, &edges, &mut no_check),
+                reference.histogram(&want, TimeBounds::ALL, &edges, &mut no_check),
+            ),
+            _ => {
+                let page = |p: &Plan| -> Vec<u64> {
+                    let (keys, _) = p.page(TimeBounds::ALL, None, 10, &mut |_| true);
+                    keys.iter().map(|k| k.seq).collect()
+                };
+                (page(&plan), page(&want))
+            }
+        };
+        assert_eq!(got, exp, "{what} of {filters:?}");
+        assert_eq!(plan.load_error(), None);
+        cache.stats().loads - before
+    };
+    let svc = [filter(Column::UserId, Op::Eq, "svc")];
+    let not_svc = [filter(Column::UserId, Op::Ne, "svc")];
+    let event = [filter(Column::Event, Op::Eq, "Login")];
+    let late = [filter(Column::UserId, Op::Eq, "late")];
+    let ip = [filter(Column::IpAddress, Op::Eq, "10.0.0.1")];
+    for f in [&svc[..], &not_svc, &event] {
+        assert_eq!(loads_of(f, "count"), 0, "count of {f:?}");
+        assert_eq!(loads_of(f, "histogram"), 0, "histogram of {f:?}");
+    }
+    // A rare user's rows are visited through postings: only the chunk
+    // that holds them is read, for any answer.
+    for what in ["count", "histogram", "page"] {
+        assert_eq!(loads_of(&late, what), 1, "{what} of {late:?}");
+    }
+    // The IP address column is not in the stored summaries: read.
+    assert_eq!(loads_of(&ip, "count"), chunks as u64);
+    // A bucket edge through a chunk needs its rows.
+    let before = cache.stats().loads;
+    let plan = index.plan(&svc, Join::And, &Scope::Account);
+    let mid = [0, chunk_us / 2, 5 * chunk_us];
+    assert_eq!(
+        index.histogram(&plan, TimeBounds::ALL, &mid, &mut no_check),
+        reference.histogram(
+            &reference.plan(&svc, Join::And, &Scope::Account),
+            TimeBounds::ALL,
+            &mid,
+            &mut no_check
+        )
+    );
+    assert_eq!(cache.stats().loads - before, 1);
+}
+
 /// Regression (issue 14: several instances sealing one account): a
 /// segment's summary held the dictionary entries added up to whenever it
 /// was sealed, so processes sealing at different rows wrote different

@@ -297,14 +297,26 @@ const ROW_BYTES: usize = 22;
 /// vectors and rollup (measured ~3 KiB by the `open_bytes` example).
 const EMPTY_INDEX_BYTES: usize = 3 << 10;
 
+/// Most heap bytes of chunk summaries one index keeps: past it, the oldest
+/// chunks' summaries are dropped. A summary grows with the chunk's
+/// distinct values (~16 KB a chunk at the bench's 2,000 users, 0.25 bytes
+/// an event), so without a bound an account's open index would grow with
+/// its log (+24 MiB at 100M events, `restore_cost` example); 16 MiB keeps
+/// the newest ~1,000 such chunks (~65M events). Tests keep a few chunks'.
+const SUMMARY_BYTES_MAX: usize = if cfg!(test) { 1 << 10 } else { 16 << 20 };
+
 struct Inner {
     chunks: Vec<ChunkRef>,
     /// The summary of each full chunk (`summaries[i]` is chunk `i`'s):
     /// computed once as the chunk fills, since full chunks never change,
     /// or from its stored segment's summary when restored (event and actor
     /// columns only, see `summary::from_stored`); `None` for a restored
-    /// chunk whose stored counts do not add up (it is loaded and scanned).
+    /// chunk whose stored counts do not add up, and for the oldest chunks
+    /// past [`SUMMARY_BYTES_MAX`] (such chunks are read row by row:
+    /// loaded, when sealed).
     summaries: Vec<Option<Arc<ChunkSummary>>>,
+    /// `summaries[..first_summary]` are dropped ([`Inner::push_summary`]).
+    first_summary: usize,
     rollup: Rollup,
     /// Entries of `rollup` (slot, event): with `rollup.len()`, what it
     /// costs ([`LogIndex::open_bytes`]) without a walk.
@@ -415,10 +427,24 @@ impl TimeBounds {
 }
 
 impl Inner {
+    /// Adds the next full chunk's summary, then drops the oldest ones
+    /// while they hold more than [`SUMMARY_BYTES_MAX`].
+    fn push_summary(&mut self, summary: Option<Arc<ChunkSummary>>) {
+        self.summary_bytes += summary.as_ref().map_or(0, |s| s.heap_bytes());
+        self.summaries.push(summary);
+        while self.summary_bytes > SUMMARY_BYTES_MAX && self.first_summary < self.summaries.len() {
+            if let Some(old) = self.summaries[self.first_summary].take() {
+                self.summary_bytes -= old.heap_bytes();
+            }
+            self.first_summary += 1;
+        }
+    }
+
     fn new(limits: IndexLimits) -> Inner {
         let inner = Inner {
             chunks: Vec::new(),
             summaries: Vec::new(),
+            first_summary: 0,
             rollup: Rollup::new(),
             rollup_entries: 0,
             summary_bytes: 0,
@@ -522,8 +548,7 @@ impl LogIndex {
             tail.max_time = tail.max_time.max(t);
             if tail.len() == CHUNK_ROWS {
                 let summary = Arc::new(summary::summarize(tail));
-                inner.summary_bytes += summary.heap_bytes();
-                inner.summaries.push(Some(summary));
+                inner.push_summary(Some(summary));
                 let fill = pager::Fill::of(inner);
                 inner.fills.push(fill);
             }

@@ -409,9 +409,7 @@ fn check_dicts(inner: &Inner, s: &Summary) -> Result<(), String> {
 /// Adds a checked summary to `inner` as sealed chunk `no`.
 fn apply(inner: &mut Inner, no: u32, s: Summary) -> Result<(), String> {
     apply_counts(inner, &s)?;
-    let summary = super::summary::from_stored(&s).map(Arc::new);
-    inner.summary_bytes += summary.as_ref().map_or(0, |s| s.heap_bytes());
-    inner.summaries.push(summary);
+    inner.push_summary(super::summary::from_stored(&s).map(Arc::new));
     inner.chunks.push(ChunkRef::Sealed(SealedMeta {
         no,
         rows: s.rows,

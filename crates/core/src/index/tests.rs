@@ -835,6 +835,69 @@ fn stored_summaries_answer_without_loading_segments() {
     assert_eq!(cache.stats().loads - before, 1);
 }
 
+/// Chunk summaries are bounded per index: past `SUMMARY_BYTES_MAX` the
+/// oldest chunks lose theirs (filled here or restored), and those chunks
+/// are read instead; no answer changes.
+#[test]
+fn the_oldest_chunk_summaries_give_way_to_the_newest() {
+    let login = ev(Level::Account, "Login/Logout", "Login");
+    let chunks = 40;
+    let row = |i: usize| -> GenRow {
+        (
+            i as i64,
+            login,
+            format!("u{}", i % 3),
+            None,
+            None,
+            None,
+            String::new(),
+        )
+    };
+    let rows: Vec<GenRow> = (0..CHUNK_ROWS * chunks + 5).map(row).collect();
+    let mem = Arc::new(MemSegments {
+        rows: rows.clone(),
+        ..MemSegments::default()
+    });
+    let limits = IndexLimits::DEFAULT;
+    let idx = LogIndex::paged(limits, SegmentCache::new(0), Box::new(mem.clone()));
+    append_sealing(&idx, &mem, &rows, 100);
+    let summaries: Vec<(u32, Vec<u8>)> = mem
+        .stored
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(n, s)| (*n, s.0.clone()))
+        .collect();
+    let restored = LogIndex::restore(
+        limits,
+        SegmentCache::new(0),
+        Box::new(mem.clone()),
+        summaries,
+    );
+    assert_eq!(restored.problem, None);
+    let restored = restored.index;
+    restored.append(rows[CHUNK_ROWS * chunks..].iter().map(gen_index_row));
+    for index in [&idx, &restored] {
+        let g = index.read();
+        assert!(g.summary_bytes <= SUMMARY_BYTES_MAX);
+        let kept: Vec<bool> = g.summaries.iter().map(Option::is_some).collect();
+        let first = kept.iter().position(|&k| k).expect("the newest are kept");
+        assert!(first > 0, "some were dropped");
+        assert!(
+            kept[first..].iter().all(|&k| k),
+            "only the oldest are dropped"
+        );
+        assert_eq!(g.first_summary, first);
+    }
+    let heavy = [filter(Column::UserId, Op::Eq, "u1")];
+    let plan = restored.plan(&heavy, Join::And, &Scope::Account);
+    let mut no_check = |_: u64| -> bool { unreachable!("no record check") };
+    let want = rows.iter().filter(|r| r.2 == "u1").count() as u64;
+    assert_eq!(restored.count(&plan, TimeBounds::ALL, &mut no_check), want);
+    let plan = idx.plan(&heavy, Join::And, &Scope::Account);
+    assert_eq!(idx.count(&plan, TimeBounds::ALL, &mut no_check), want);
+}
+
 /// Regression (issue 14: several instances sealing one account): a
 /// segment's summary held the dictionary entries added up to whenever it
 /// was sealed, so processes sealing at different rows wrote different

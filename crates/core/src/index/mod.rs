@@ -317,6 +317,10 @@ struct Inner {
     summaries: Vec<Option<Arc<ChunkSummary>>>,
     /// `summaries[..first_summary]` are dropped ([`Inner::push_summary`]).
     first_summary: usize,
+    /// The length the index had when its growing chunk was restored from
+    /// a stored tail: while it still has it, that tail is what is stored
+    /// ([`LogIndex::changed_tail`]).
+    restored_tail_len: Option<u64>,
     rollup: Rollup,
     /// Entries of `rollup` (slot, event): with `rollup.len()`, what it
     /// costs ([`LogIndex::open_bytes`]) without a walk.
@@ -445,6 +449,7 @@ impl Inner {
             chunks: Vec::new(),
             summaries: Vec::new(),
             first_summary: 0,
+            restored_tail_len: None,
             rollup: Rollup::new(),
             rollup_entries: 0,
             summary_bytes: 0,

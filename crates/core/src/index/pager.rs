@@ -222,7 +222,10 @@ impl LogIndex {
         // read: a tail further on is no use.
         if let Some(tail) = tail.filter(|t| t.first == inner.len && problem.is_none()) {
             match restore_tail(&mut inner, &tail) {
-                Ok(rows) => tail_rows = rows,
+                Ok(rows) => {
+                    tail_rows = rows;
+                    inner.restored_tail_len = Some(inner.len);
+                }
                 Err(TailError::Unused(e)) => problem = Some(format!("stored tail: {e}")),
                 Err(TailError::HalfApplied(e)) => {
                     problem = Some(format!("stored tail: {e}; every segment is rebuilt"));
@@ -268,6 +271,20 @@ impl LogIndex {
             summary: summary.encode(),
             columns: Segment::encode_chunk(chunk),
         })
+    }
+
+    /// [`LogIndex::tail`], unless it is the stored tail this index was
+    /// restored from, unchanged since (no row appended): storing it again
+    /// would write the same bytes, or overwrite a longer tail another
+    /// instance stored meanwhile with this shorter one.
+    pub fn changed_tail(&self) -> Option<StoredTail> {
+        {
+            let g = self.read();
+            if g.restored_tail_len == Some(g.len) {
+                return None;
+            }
+        }
+        self.tail()
     }
 
     /// The full chunks whose segments are not stored yet, encoded, oldest

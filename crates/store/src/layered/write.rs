@@ -535,7 +535,7 @@ impl Sequencer {
                 Op::StoreIndexTails { reply } => {
                     let (mut accounts, mut rows) = (0, 0);
                     for w in self.accounts.values() {
-                        if let Some(tail) = w.state.index.tail() {
+                        if let Some(tail) = w.state.index.changed_tail() {
                             or_answer!(tx.put_index_tail(w.state.key, &tail), reply);
                             accounts += 1;
                             rows += w.state.index.len() - tail.first;

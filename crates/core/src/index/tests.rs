@@ -447,6 +447,30 @@ fn append_sealing(idx: &LogIndex, mem: &MemSegments, rows: &[GenRow], batch: usi
     }
 }
 
+/// A paged index over `rows`, appended in batches of `batch` and sealed
+/// into a fresh in-memory store; with that store.
+fn paged_over(rows: &[GenRow], batch: usize) -> (Arc<MemSegments>, LogIndex) {
+    let mem = Arc::new(MemSegments {
+        rows: rows.to_vec(),
+        ..MemSegments::default()
+    });
+    let idx = LogIndex::paged(
+        IndexLimits::DEFAULT,
+        SegmentCache::new(0),
+        Box::new(mem.clone()),
+    );
+    append_sealing(&idx, &mem, rows, batch);
+    (mem, idx)
+}
+
+impl MemSegments {
+    /// The stored segments' summaries, as a store hands them to a restore.
+    fn summaries(&self) -> Vec<(u32, Vec<u8>)> {
+        let stored = self.stored.lock().unwrap();
+        stored.iter().map(|(n, s)| (*n, s.0.clone())).collect()
+    }
+}
+
 /// Every answer a dashboard or an export asks of an index.
 fn answers(
     idx: &LogIndex,
@@ -755,20 +779,9 @@ fn stored_summaries_answer_without_loading_segments() {
         )
     };
     let rows: Vec<GenRow> = (0..CHUNK_ROWS * chunks + CHUNK_ROWS / 2).map(row).collect();
-    let mem = Arc::new(MemSegments {
-        rows: rows.clone(),
-        ..MemSegments::default()
-    });
+    let (mem, _) = paged_over(&rows, 1000);
     let limits = IndexLimits::DEFAULT;
-    let idx = LogIndex::paged(limits, SegmentCache::new(0), Box::new(mem.clone()));
-    append_sealing(&idx, &mem, &rows, 1000);
-    let summaries: Vec<(u32, Vec<u8>)> = mem
-        .stored
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(n, s)| (*n, s.0.clone()))
-        .collect();
+    let summaries = mem.summaries();
     assert_eq!(summaries.len(), chunks);
     let cache = SegmentCache::new(0);
     let restored = LogIndex::restore(limits, cache.clone(), Box::new(mem.clone()), summaries);
@@ -859,25 +872,13 @@ fn the_oldest_chunk_summaries_give_way_to_the_newest() {
         )
     };
     let rows: Vec<GenRow> = (0..CHUNK_ROWS * chunks + 5).map(row).collect();
-    let mem = Arc::new(MemSegments {
-        rows: rows.clone(),
-        ..MemSegments::default()
-    });
+    let (mem, idx) = paged_over(&rows, 100);
     let limits = IndexLimits::DEFAULT;
-    let idx = LogIndex::paged(limits, SegmentCache::new(0), Box::new(mem.clone()));
-    append_sealing(&idx, &mem, &rows, 100);
-    let summaries: Vec<(u32, Vec<u8>)> = mem
-        .stored
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(n, s)| (*n, s.0.clone()))
-        .collect();
     let restored = LogIndex::restore(
         limits,
         SegmentCache::new(0),
         Box::new(mem.clone()),
-        summaries,
+        mem.summaries(),
     );
     assert_eq!(restored.problem, None);
     let restored = restored.index;

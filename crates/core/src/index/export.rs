@@ -172,13 +172,15 @@ impl<'p> ExportKeys<'p> {
         };
     }
 
-    /// Non-empty chunks overlapping `window`, with their positions.
+    /// Non-empty chunks overlapping `window` that the plan can match (by
+    /// their summaries: a sealed chunk no row of which can match is not
+    /// loaded, and its rows do not count against a window's keys), with
+    /// their positions.
     fn chunks_in(&self, window: TimeBounds) -> impl Iterator<Item = (usize, &'p ChunkRef)> + 'p {
-        self.plan
-            .chunks
-            .iter()
-            .enumerate()
-            .filter(move |(_, c)| c.len() > 0 && window.overlaps(c.min_time(), c.max_time()))
+        let plan = self.plan;
+        plan.chunks.iter().enumerate().filter(move |&(ci, c)| {
+            c.len() > 0 && window.overlaps(c.min_time(), c.max_time()) && !plan.skips_chunk(ci)
+        })
     }
 
     /// A later start for a window `[lo, end)` that holds too many rows, so

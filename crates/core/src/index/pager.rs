@@ -546,13 +546,18 @@ fn apply_counts(inner: &mut Inner, s: &Summary) -> Result<(), String> {
     inner.workflows.overflowed |= bits & 4 != 0;
     inner.user_ids.overflowed |= bits & 8 != 0;
     inner.names.overflowed |= bits & 16 != 0;
-    for &(slot, event, n) in &s.rollup {
-        let v = inner.rollup.entry(slot).or_default();
-        match v.iter_mut().find(|(e, _)| *e == event) {
-            Some((_, c)) => *c += n,
-            None => {
-                v.push((event, n));
-                inner.rollup_entries += 1;
+    // Entries come ordered by slot: one look-up in the map per slot, not
+    // per entry (per entry, the map's search was half of an open's CPU at
+    // 10M: ~1.2M entries over ~38k slots).
+    for group in s.rollup.chunk_by(|a, b| a.0 == b.0) {
+        let v = inner.rollup.entry(group[0].0).or_default();
+        for &(_, event, n) in group {
+            match v.iter_mut().find(|(e, _)| *e == event) {
+                Some((_, c)) => *c += n,
+                None => {
+                    v.push((event, n));
+                    inner.rollup_entries += 1;
+                }
             }
         }
     }

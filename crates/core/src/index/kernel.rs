@@ -92,16 +92,19 @@ impl Plan {
         edges: &[i64],
         counts: &mut [u64],
     ) -> bool {
-        let r = &self.chunks[ci];
-        let mut cur = Bucket::new(edges);
-        let one_bucket = cur.of(r.min_time()) == cur.of(r.max_time());
         match self.settled_count(ci, bounds) {
+            None => false,
             Some(0) => true,
-            Some(n) if one_bucket => {
-                counts[cur.of(r.min_time())] += n;
-                true
+            Some(n) => {
+                let r = &self.chunks[ci];
+                let mut cur = Bucket::new(edges);
+                let b = cur.of(r.min_time());
+                let one_bucket = b == cur.of(r.max_time());
+                if one_bucket {
+                    counts[b] += n;
+                }
+                one_bucket
             }
-            _ => false,
         }
     }
 

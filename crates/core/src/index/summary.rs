@@ -250,10 +250,9 @@ pub(super) fn from_stored(s: &super::segment::Summary) -> Option<ChunkSummary> {
     if sum(&events) != u64::from(s.rows) || sum(actors) != u64::from(s.rows) || !ascending {
         return None;
     }
-    let capped =
-        |v: Vec<(u32, u32)>| (v.len() <= SUMMARY_MAX_DISTINCT).then(|| v.into_boxed_slice());
+    let capped = |v: &[(u32, u32)]| (v.len() <= SUMMARY_MAX_DISTINCT).then(|| v.into());
     Some(ChunkSummary {
         rows: s.rows,
-        columns: [capped(events), capped(actors.clone()), None, None],
+        columns: [capped(&events), capped(actors), None, None],
     })
 }

@@ -50,6 +50,9 @@ trait Backend: Sized {
     fn stored_segments(&self) -> usize;
     /// The first row of each stored index tail, by account.
     fn stored_tails(&self) -> Vec<i64>;
+    /// Runs `statement` on the database from a connection of its own, with
+    /// the store open (as another process would).
+    fn sql_beside(&self, statement: &str);
 }
 
 /// What happens to the stored index segments between two opens.
@@ -211,6 +214,15 @@ impl Backend for Sqlite {
             .unwrap()
             .map(Result::unwrap)
             .collect()
+    }
+
+    fn sql_beside(&self, statement: &str) {
+        let conn =
+            rusqlite::Connection::open(self.dir.path().join(auditlog_store::sqlite::DB_FILE))
+                .unwrap();
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .unwrap();
+        conn.execute_batch(statement).unwrap();
     }
 }
 
@@ -1255,6 +1267,10 @@ impl Backend for SqliteClustered {
     fn stored_tails(&self) -> Vec<i64> {
         self.0.stored_tails()
     }
+
+    fn sql_beside(&self, statement: &str) {
+        self.0.sql_beside(statement)
+    }
 }
 
 /// What the file looks like on disk, so the two suites test two layouts.
@@ -1605,6 +1621,12 @@ async fn a_stored_index_tail_stands_in_for_its_rows<B: Backend>() {
     }
     b.reopen_damaged(usize::MAX, Damage::RowsUnderTail);
     assert_eq!(index_answers(&b.store(), &a).await, expected);
+    // A tail restored and unchanged since is not stored again: a mark put
+    // on it while the store is open is still there after the close.
+    b.sql_beside("UPDATE index_tails SET first = first + 7");
+    b.store().close().await.unwrap();
+    assert_eq!(b.stored_tails()[0], 65_536 + 7);
+    b.sql_beside("UPDATE index_tails SET first = first - 7");
     // Without the tail, the open reads the changed rows.
     b.reopen_damaged(usize::MAX, Damage::StaleTail);
     assert_ne!(index_answers(&b.store(), &a).await, expected);

@@ -89,6 +89,10 @@ impl Backend for Postgres {
             .map(|r| r[0].as_deref().unwrap().parse().unwrap())
             .collect()
     }
+
+    fn sql_beside(&self, statement: &str) {
+        self.db.sql(statement);
+    }
 }
 
 impl Drop for Postgres {

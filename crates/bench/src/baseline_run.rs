@@ -111,6 +111,7 @@ pub fn run_baseline(
                 histogram,
                 first_page,
                 matched,
+                refused: false,
                 error: None,
             });
         }

@@ -524,3 +524,9 @@ impl Api {
         Ok(text)
     }
 }
+
+/// Whether `e` is the server's refusal of a query as too broad (400
+/// `query-too-broad`: it would read more stored events than its cap).
+pub fn too_broad(e: &anyhow::Error) -> bool {
+    format!("{e:#}").contains("/problems/query-too-broad")
+}

@@ -208,6 +208,7 @@ pub async fn run(
                 histogram,
                 first_page,
                 matched: count_of(c, shape, range).await?,
+                refused: false,
                 error: None,
             });
         }

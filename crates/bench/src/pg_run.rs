@@ -135,7 +135,7 @@ pub async fn run(
             .iter()
             .flat_map(|s| ranges().into_iter().map(move |r| (s.name.clone(), r.name)));
         for ((shape, range), (a, b)) in names.zip(auditlog.queries.iter().zip(&b.queries)) {
-            if a.error.is_none() && b.error.is_none() && a.matched != b.matched {
+            if a.error.is_none() && !a.refused && b.error.is_none() && a.matched != b.matched {
                 count_mismatches.push(format!(
                     "{shape} / {range}: auditlog {} vs PostgreSQL baseline {}",
                     a.matched, b.matched

@@ -279,7 +279,11 @@ fn query_sections(o: &mut String, r: &Results) {
             q.range,
             int(a.matched),
             a.error.as_ref().map_or_else(
-                || p50_p95(&a.dashboard),
+                || if a.refused {
+                    format!("refused as too broad: {}", p50_p95(&a.dashboard))
+                } else {
+                    p50_p95(&a.dashboard)
+                },
                 |e| if e.contains("deadline") {
                     "stopped at the query deadline".to_owned()
                 } else {

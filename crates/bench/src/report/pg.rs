@@ -76,8 +76,10 @@ pub(super) fn section(o: &mut String, r: &Results, pg: &PgResults) {
     let (mut warm, mut cold) = (0.0f64, 0.0f64);
     for (i, q) in r.queries.iter().enumerate() {
         let Some(p) = a.queries.get(i) else { break };
-        warm = warm.max(p.dashboard.p95_ms);
-        cold = cold.max(p.dashboard_cold_ms);
+        if !p.refused {
+            warm = warm.max(p.dashboard.p95_ms);
+            cold = cold.max(p.dashboard_cold_ms);
+        }
         let base = b.and_then(|b| b.queries.get(i));
         let _ = writeln!(
             o,
@@ -87,6 +89,8 @@ pub(super) fn section(o: &mut String, r: &Results, pg: &PgResults) {
             int(p.matched),
             if p.error.is_some() {
                 "failed (see the JSON)".to_owned()
+            } else if p.refused {
+                format!("refused as too broad: {}", p50_p95(&p.dashboard))
             } else {
                 p50_p95(&p.dashboard)
             },

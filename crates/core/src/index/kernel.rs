@@ -235,6 +235,12 @@ impl Plan {
             Verdict::All if whole => chunk.len() as u64,
             Verdict::Rows { count: Some(n), .. } if whole => n,
             verdict => {
+                let mut n = 0;
+                if let (true, Verdict::Rows { live, .. }, Some(t)) = (whole, verdict, tables)
+                    && two_live(chunk, t, live, self.join == Join::And, |_, m| n += m)
+                {
+                    return n;
+                }
                 self.fill_mask(tables, chunk, verdict, whole, bounds, mask);
                 mask.iter().map(|&m| u64::from(m)).sum()
             }
@@ -280,6 +286,14 @@ impl Plan {
             for &t in chunk.time.iter() {
                 cur.add(t, 1, counts);
             }
+            cur.flush(counts);
+            return;
+        }
+        if let (true, Verdict::Rows { live, .. }, Some(t)) = (whole, verdict, tables)
+            && two_live(chunk, t, live, self.join == Join::And, |t, m| {
+                cur.add(t, m, counts)
+            })
+        {
             cur.flush(counts);
             return;
         }
@@ -346,6 +360,55 @@ impl Plan {
                 *m &= u8::from(bounds.contains(t));
             }
         }
+    }
+}
+
+/// Visits each row of a whole chunk with its time and whether it matches
+/// (1 or 0), when exactly two columns are live, in one pass that looks
+/// both up per row (the mask takes two passes, then one to read it).
+/// False, having visited nothing, for any other number of live columns.
+fn two_live(
+    chunk: &Chunk,
+    tables: &Tables,
+    live: [bool; 4],
+    and: bool,
+    mut visit: impl FnMut(i64, u64),
+) -> bool {
+    let mut ks = (0..4).filter(|&k| live[k]);
+    let (Some(a), Some(b), None) = (ks.next(), ks.next(), ks.next()) else {
+        return false;
+    };
+    let wide = |k: usize| -> &[u32] {
+        match k {
+            1 => &chunk.actor,
+            2 => &chunk.ip,
+            _ => &chunk.workflow,
+        }
+    };
+    let (time, ta, tb): (&[i64], _, _) = (&chunk.time, tables.column(a), tables.column(b));
+    let v = &mut visit;
+    // Live columns come in column order: only the first can be the event's.
+    match (a, and) {
+        (0, true) => pair::<_, true>(time, &chunk.event, ta, wide(b), tb, v),
+        (0, false) => pair::<_, false>(time, &chunk.event, ta, wide(b), tb, v),
+        (_, true) => pair::<_, true>(time, wide(a), ta, wide(b), tb, v),
+        (_, false) => pair::<_, false>(time, wide(a), ta, wide(b), tb, v),
+    }
+    true
+}
+
+#[inline]
+fn pair<A: Copy + Into<u64>, const AND: bool>(
+    time: &[i64],
+    a: &[A],
+    ta: &[bool],
+    b: &[u32],
+    tb: &[bool],
+    visit: &mut impl FnMut(i64, u64),
+) {
+    for ((&t, &x), &y) in time.iter().zip(a).zip(b) {
+        let (p, q) = (ta[x.into() as usize], tb[y as usize]);
+        visit(t, u64::from(if AND { p & q } else { p | q }));
     }
 }
 

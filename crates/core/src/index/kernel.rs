@@ -237,7 +237,8 @@ impl Plan {
             verdict => {
                 let mut n = 0;
                 if let (true, Verdict::Rows { live, .. }, Some(t)) = (whole, verdict, tables)
-                    && two_live(chunk, t, live, self.join == Join::And, |_, m| n += m)
+                    && (one_live_count(chunk, t, live).map(|c| n = c).is_some()
+                        || two_live(chunk, t, live, self.join == Join::And, |_, m| n += m))
                 {
                     return n;
                 }
@@ -361,6 +362,28 @@ impl Plan {
             }
         }
     }
+}
+
+/// The matching rows of a whole chunk when exactly one column is live and
+/// its summary did not give the count (a restored chunk's IP address or
+/// workflow column): one pass of look-ups, where the mask takes two.
+fn one_live_count(chunk: &Chunk, tables: &Tables, live: [bool; 4]) -> Option<u64> {
+    let mut ks = (0..4).filter(|&k| live[k]);
+    let (Some(k), None) = (ks.next(), ks.next()) else {
+        return None;
+    };
+    let table = tables.column(k);
+    let hits = |ids: &[u32]| ids.iter().map(|&id| u64::from(table[id as usize])).sum();
+    Some(match k {
+        0 => chunk
+            .event
+            .iter()
+            .map(|&id| u64::from(table[usize::from(id)]))
+            .sum(),
+        1 => hits(&chunk.actor),
+        2 => hits(&chunk.ip),
+        _ => hits(&chunk.workflow),
+    })
 }
 
 /// Visits each row of a whole chunk with its time and whether it matches

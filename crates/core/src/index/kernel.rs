@@ -15,7 +15,9 @@
 //! The columns left are applied one pass each into a byte per row (a table
 //! look-up and an AND or OR, no branch), and the answer is read off those
 //! bytes: a sum for a count; for a histogram, groups of eight rows with no
-//! match are skipped and the others added to their buckets.
+//! match are skipped and the others added to their buckets. A whole chunk
+//! with two live columns (or a count with one) skips the bytes: one pass
+//! looks the columns up per row and adds the result straight away.
 
 use super::plan::{Plan, Tables};
 use super::summary::{ChunkSummary, Verdict};

@@ -270,7 +270,7 @@ impl Sequencer {
             // Chunks an open replayed from rows (a crash before their
             // segments were stored, or a file from before segments).
             self.seal(tx);
-            self.bound_open_accounts();
+            self.bound_open_accounts(tx);
             return true;
         }
         let n_ops = ops.len();
@@ -321,7 +321,7 @@ impl Sequencer {
             }
             done.into_iter().for_each(|d| d.fail(&e));
             ops.for_each(|op| op.fail(&e));
-            self.bound_open_accounts();
+            self.bound_open_accounts(tx);
             return false;
         }
 
@@ -384,7 +384,7 @@ impl Sequencer {
         }
         self.unsealed.extend(snapshots.into_keys());
         self.seal(tx);
-        self.bound_open_accounts();
+        self.bound_open_accounts(tx);
         true
     }
 

@@ -53,6 +53,18 @@ trait Backend: Sized {
     /// Runs `statement` on the database from a connection of its own, with
     /// the store open (as another process would).
     fn sql_beside(&self, statement: &str);
+    /// The columns naming an account in `events` and `accounts`.
+    const ACCOUNT_COLUMNS: (&'static str, &'static str) = ("account", "id");
+    /// SQL that says another user wrote the rows of the service account
+    /// `svc` in `account` (never done to a real log: only to tell whether
+    /// an open read the rows or took a stored tail).
+    fn rename_svc_in(account: &str) -> String {
+        let (events_account, accounts_id) = Self::ACCOUNT_COLUMNS;
+        format!(
+            "UPDATE events SET actor_name = 'u7' WHERE actor_name = 'svc' \
+             AND {events_account} = (SELECT {accounts_id} FROM accounts WHERE name = '{account}')"
+        )
+    }
 }
 
 /// What happens to the stored index segments between two opens.
@@ -1634,6 +1646,37 @@ async fn a_stored_index_tail_stands_in_for_its_rows<B: Backend>() {
     assert_eq!(append_seqs(&b, "acme", 1, 0).await, [n as u64]);
 }
 
+/// An account closed to keep the open accounts within their budget stores
+/// its index tail first, and its next open takes the tail instead of
+/// reading its rows again (an account of fewer than 65,536 rows is all
+/// tail). That the open took the tail shows when the rows under it are
+/// changed: its answers stay the tail's.
+async fn a_closed_account_reopens_from_its_stored_tail<B: Backend>() {
+    let mut b = B::fresh();
+    b.reopen_with(auditlog_store::layered::IndexOptions {
+        open_accounts_memory: 0,
+        ..auditlog_store::layered::IndexOptions::default()
+    });
+    let a = acct("acme");
+    append_mixed(&b.store(), &a, 3_000).await;
+    let expected = index_answers(&b.store(), &a).await;
+    assert!(b.stored_tails().is_empty());
+    // Writing to another account closes acme (every idle account is past
+    // a budget of 0), its tail stored first.
+    append_seqs(&b, "other", 1, 0).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while b.stored_tails().is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(b.stored_tails(), [0]);
+    b.sql_beside(&B::rename_svc_in("acme"));
+    assert_eq!(index_answers(&b.store(), &a).await, expected);
+    // Without the tail, the open reads the changed rows.
+    b.sql_beside("DELETE FROM index_tails");
+    append_seqs(&b, "other", 1, 0).await;
+    assert_ne!(index_answers(&b.store(), &a).await, expected);
+}
+
 /// A query stops when its control says so: cancelled (`Unavailable`) or
 /// past its deadline (`TimedOut`), for a description filter (the per-row
 /// reads) and for plain scans and exports alike.
@@ -1842,6 +1885,7 @@ conformance_suite!(sqlite: Sqlite, sqlite_clustered: SqliteClustered, postgres: 
     an_export_is_the_snapshot_of_its_start,
     index_segments_never_change_an_answer,
     a_stored_index_tail_stands_in_for_its_rows,
+    a_closed_account_reopens_from_its_stored_tail,
     concurrent_first_uses_of_an_unopened_account_share_one_state,
     a_lazily_opened_account_answers_like_before,
     closed_accounts_answer_as_open_ones,

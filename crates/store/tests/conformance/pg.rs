@@ -17,6 +17,8 @@ pub struct Postgres {
 }
 
 impl Backend for Postgres {
+    const ACCOUNT_COLUMNS: (&'static str, &'static str) = ("account_id", "account_id");
+
     fn available() -> bool {
         server_url().is_some()
     }

@@ -42,6 +42,7 @@ use auditlog_core::record::AccountId;
 
 use super::{Sequencer, WriterAccount};
 use crate::OpenAccountStats;
+use crate::backend::LogTx;
 
 /// What every open account costs besides its index and tree: its state,
 /// slot, the writer's entry and their map entries (measured ~600 bytes;
@@ -94,7 +95,7 @@ impl Sequencer {
     /// Counts again the accounts that changed, then, past the budget,
     /// closes idle accounts, least recently used first, down to 7/8 of it
     /// (so that the next few groups do not each pay for a pass).
-    pub(super) fn bound_open_accounts(&mut self) {
+    pub(super) fn bound_open_accounts(&mut self, tx: &mut dyn LogTx) {
         for account in std::mem::take(&mut self.dirty) {
             if let Some(acc) = self.accounts.get_mut(&account) {
                 let now = bytes_of(acc);
@@ -104,7 +105,7 @@ impl Sequencer {
         }
         let budget = self.shared.open.budget;
         if self.open_bytes > budget {
-            self.close_idle(budget - budget / 8);
+            self.close_idle(tx, budget - budget / 8);
         }
         let open = &self.shared.open;
         open.open
@@ -112,7 +113,7 @@ impl Sequencer {
         open.bytes.store(self.open_bytes as u64, Ordering::Relaxed);
     }
 
-    fn close_idle(&mut self, target: usize) {
+    fn close_idle(&mut self, tx: &mut dyn LogTx, target: usize) {
         let mut by_use: Vec<(u64, AccountId)> = self
             .accounts
             .keys()
@@ -121,6 +122,14 @@ impl Sequencer {
         by_use.sort_unstable_by_key(|(tick, _)| *tick);
         // The account used last stays open.
         by_use.pop();
+        // Full chunks not stored yet would be replayed from rows at the
+        // next open: such an account is closed after they are stored.
+        by_use.retain(|(_, a)| {
+            self.accounts
+                .get(a)
+                .is_some_and(|acc| !acc.state.index.has_unsealed())
+        });
+        self.store_tails_before_closing(tx, &by_use, target);
         let mut closed = 0;
         for (_, account) in by_use {
             if self.open_bytes <= target {
@@ -130,9 +139,7 @@ impl Sequencer {
             else {
                 continue;
             };
-            // Full chunks not stored yet would be replayed from rows at
-            // the next open: stored first, after the next group.
-            if acc.state.index.has_unsealed() || !slot.close(&acc.state) {
+            if !slot.close(&acc.state) {
                 continue;
             }
             let acc = self.accounts.remove(&account).expect("looked up above");
@@ -145,6 +152,52 @@ impl Sequencer {
                 .open
                 .evictions
                 .fetch_add(closed, Ordering::Relaxed);
+        }
+    }
+
+    /// Stores the index tails of the accounts `close_idle` is about to
+    /// close (the least recently used of `by_use` down to `target`), so
+    /// that their next open restores each tail instead of reading its rows
+    /// again: an account of fewer than 65,536 rows is all tail, and with
+    /// more accounts in use than the budget holds, each is closed and
+    /// opened again over and over (at 10M events, single events to 50
+    /// accounts spent most of their CPU reading rows back). A tail
+    /// restored and unchanged since is not written again. Any tail stored
+    /// is a valid start: an open uses it only if it begins where the
+    /// segments end, then reads the rows after it. Not stored (a failed
+    /// write): the account closes all the same, and its rows are read.
+    fn store_tails_before_closing(
+        &self,
+        tx: &mut dyn LogTx,
+        by_use: &[(u64, AccountId)],
+        target: usize,
+    ) {
+        let mut bytes = self.open_bytes;
+        let mut tails = Vec::new();
+        for (_, account) in by_use {
+            if bytes <= target {
+                break;
+            }
+            let Some(acc) = self.accounts.get(account) else {
+                continue;
+            };
+            bytes -= acc.counted;
+            if let Some(tail) = acc.state.index.changed_tail() {
+                tails.push((acc.state.key, tail));
+            }
+        }
+        if tails.is_empty() {
+            return;
+        }
+        let stored = tx.begin().and_then(|()| {
+            for (key, tail) in &tails {
+                tx.put_index_tail(*key, tail)?;
+            }
+            tx.commit()
+        });
+        if let Err(e) = stored {
+            tx.rollback();
+            tracing::debug!(error = %e, "index tails of accounts being closed not stored");
         }
     }
 }

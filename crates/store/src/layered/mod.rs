@@ -151,11 +151,16 @@ impl Default for IndexOptions {
 /// 512 MiB of segments: about 22 million events' columns warm.
 pub const DEFAULT_INDEX_MEMORY: usize = 512 << 20;
 
-/// 128 MiB of open accounts: thousands of small accounts (a few KiB to a
-/// few hundred KiB each), or an account of ~40 million events (its
-/// rollups, ~3 MB a million events, are most of a large account's cost).
+/// 256 MiB of open accounts: thousands of small accounts, or an account of
+/// ~80 million events (its rollups, ~3 MB a million events, are most of a
+/// large account's cost). A small account costs up to ~120 bytes an event
+/// when its events are spread thin over a long span (a rollup slot of
+/// 15 minutes per event or two): the bench's 49 accounts of ~20,000
+/// events over 400 days hold ~2.4 MB each, 162 MB with the big one. With
+/// 128 MiB they did not fit, and single events to all of them closed and
+/// reopened accounts over and over (7× the CPU an event at 10M).
 /// The account used last stays open whatever its size.
-pub const DEFAULT_OPEN_ACCOUNTS_MEMORY: usize = 128 << 20;
+pub const DEFAULT_OPEN_ACCOUNTS_MEMORY: usize = 256 << 20;
 
 /// A [`Store`] over the durable log `B`.
 pub struct LayeredStore<B> {

@@ -11,7 +11,9 @@
 //! and past the budget (`--open-accounts-memory`) closes the least
 //! recently used idle accounts. Closing drops the in-memory state; the
 //! next use opens the account again from what is stored, exactly as a
-//! first use after a restart does (`open.rs`).
+//! first use after a restart does (`open.rs`). The index tails of the
+//! accounts about to close are stored first, as a clean shutdown stores
+//! them, so that an open restores each tail instead of reading its rows.
 //!
 //! Why the writer decides: it owns each account's tree (its next `seq`),
 //! and every change of what an account holds is made by it (adoptions,

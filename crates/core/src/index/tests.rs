@@ -639,11 +639,16 @@ fn a_stored_tail_restores_the_growing_chunk() {
     index.append(after[..1].iter().map(gen_index_row));
     assert_eq!(index.changed_tail(), index.tail());
     assert!(index.changed_tail().is_some());
+    // Stored as it is now: not stored again until a row is appended.
+    index.tail_stored();
+    assert_eq!(index.changed_tail(), None);
+    index.append(after[1..2].iter().map(gen_index_row));
+    assert!(index.changed_tail().is_some());
     // Filled from here, it seals what the index that read every row seals.
     let reference = LogIndex::new(limits);
     reference.append(rows.iter().map(gen_index_row));
     let stored_before = mem.stored.lock().unwrap().clone();
-    append_sealing(&index, &mem, &after[1..], 7);
+    append_sealing(&index, &mem, &after[2..], 7);
     assert_eq!(index.len(), rows.len() as u64);
     assert!(index.same_dictionaries(&reference));
     let fresh = Arc::new(MemSegments {

@@ -185,21 +185,28 @@ impl Sequencer {
             };
             bytes -= acc.counted;
             if let Some(tail) = acc.state.index.changed_tail() {
-                tails.push((acc.state.key, tail));
+                tails.push((&acc.state, tail));
             }
         }
         if tails.is_empty() {
             return;
         }
         let stored = tx.begin().and_then(|()| {
-            for (key, tail) in &tails {
-                tx.put_index_tail(*key, tail)?;
+            for (state, tail) in &tails {
+                tx.put_index_tail(state.key, tail)?;
             }
             tx.commit()
         });
-        if let Err(e) = stored {
-            tx.rollback();
-            tracing::debug!(error = %e, "index tails of accounts being closed not stored");
+        match stored {
+            // An account that stays open (in use, so not closed) is not
+            // stored again at every group while it is past the budget.
+            Ok(()) => tails
+                .iter()
+                .for_each(|(state, _)| state.index.tail_stored()),
+            Err(e) => {
+                tx.rollback();
+                tracing::debug!(error = %e, "index tails of accounts being closed not stored");
+            }
         }
     }
 }

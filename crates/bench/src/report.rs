@@ -277,7 +277,11 @@ fn query_sections(o: &mut String, r: &Results) {
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             q.shape,
             q.range,
-            int(a.matched),
+            if a.refused {
+                "—".to_owned()
+            } else {
+                int(a.matched)
+            },
             a.error.as_ref().map_or_else(
                 || if a.refused {
                     format!("refused as too broad: {}", p50_p95(&a.dashboard))

@@ -86,7 +86,11 @@ pub(super) fn section(o: &mut String, r: &Results, pg: &PgResults) {
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             q.shape,
             q.range,
-            int(p.matched),
+            if p.refused {
+                "—".to_owned()
+            } else {
+                int(p.matched)
+            },
             if p.error.is_some() {
                 "failed (see the JSON)".to_owned()
             } else if p.refused {
